@@ -1,0 +1,215 @@
+//! api-server configuration: a TOML file (`api-server.example.toml` documents every key) with
+//! `LABWRIGHT_*` environment overrides. Unknown keys are errors; every problem is reported at once.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the REST API (and Swagger UI).
+    pub http_addr: SocketAddr,
+    /// Address of the gRPC server (host link, reflection).
+    pub grpc_addr: SocketAddr,
+    /// PostgreSQL URL. May carry a password: never logged.
+    pub database_url: String,
+    /// Most PostgreSQL connections in the pool.
+    pub database_pool_size: u32,
+    /// RabbitMQ URL. May carry a password: never logged.
+    pub amqp_url: String,
+    /// Topic exchange that fleet events are published on.
+    pub events_exchange: String,
+    /// How often hosts send a heartbeat (told to each host when it connects).
+    pub heartbeat_interval_ms: u64,
+    /// Heartbeats a host may miss before it and its devices are marked offline.
+    pub missed_heartbeats: u32,
+    /// Directory for server-side state such as the first admin key file.
+    pub data_dir: PathBuf,
+    /// `text` (readable) or `json`.
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            database_url: "postgres://labwright@127.0.0.1:55432/labwright".into(),
+            database_pool_size: 16,
+            amqp_url: "amqp://guest:guest@127.0.0.1:55672/%2f".into(),
+            events_exchange: "labwright.events".into(),
+            heartbeat_interval_ms: 5_000,
+            missed_heartbeats: 3,
+            data_dir: PathBuf::from(".labwright/api-server"),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl Config {
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+
+    /// How long a host may stay silent before it is marked offline.
+    pub fn offline_after(&self) -> Duration {
+        self.heartbeat_interval() * self.missed_heartbeats
+    }
+
+    /// Reads the optional TOML file, then applies `LABWRIGHT_*` variables from `env`.
+    pub fn load(
+        path: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut errors = Vec::new();
+        let mut config = match path {
+            Some(p) => match std::fs::read_to_string(p) {
+                Ok(text) => toml::from_str(&text)
+                    .map_err(|e| ConfigError(vec![format!("{}: {}", p.display(), e.message())]))?,
+                Err(e) => return Err(ConfigError(vec![format!("{}: {e}", p.display())])),
+            },
+            None => Config::default(),
+        };
+        for (key, value) in env {
+            let Some(name) = key.strip_prefix("LABWRIGHT_") else {
+                continue;
+            };
+            let res: Result<(), String> = match name {
+                "HTTP_ADDR" => parse_into(&value, &mut config.http_addr),
+                "GRPC_ADDR" => parse_into(&value, &mut config.grpc_addr),
+                "DATABASE_URL" => {
+                    config.database_url = value;
+                    Ok(())
+                }
+                "DATABASE_POOL_SIZE" => parse_into(&value, &mut config.database_pool_size),
+                "AMQP_URL" => {
+                    config.amqp_url = value;
+                    Ok(())
+                }
+                "EVENTS_EXCHANGE" => {
+                    config.events_exchange = value;
+                    Ok(())
+                }
+                "HEARTBEAT_INTERVAL_MS" => parse_into(&value, &mut config.heartbeat_interval_ms),
+                "MISSED_HEARTBEATS" => parse_into(&value, &mut config.missed_heartbeats),
+                "DATA_DIR" => {
+                    config.data_dir = PathBuf::from(value);
+                    Ok(())
+                }
+                "LOG_FORMAT" => match value.as_str() {
+                    "text" => {
+                        config.log_format = LogFormat::Text;
+                        Ok(())
+                    }
+                    "json" => {
+                        config.log_format = LogFormat::Json;
+                        Ok(())
+                    }
+                    other => Err(format!("expected text or json, got {other:?}")),
+                },
+                // Variables of other binaries (or `LABWRIGHT_LOG`, read by the log filter) are not ours.
+                _ => Ok(()),
+            };
+            if let Err(e) = res {
+                errors.push(format!("{key}: {e}"));
+            }
+        }
+        errors.extend(config.check());
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(errors))
+        }
+    }
+
+    fn check(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if !(50..=600_000).contains(&self.heartbeat_interval_ms) {
+            errors.push("heartbeat_interval_ms: must be between 50 and 600000".into());
+        }
+        if !(1..=100).contains(&self.missed_heartbeats) {
+            errors.push("missed_heartbeats: must be between 1 and 100".into());
+        }
+        if !(1..=1000).contains(&self.database_pool_size) {
+            errors.push("database_pool_size: must be between 1 and 1000".into());
+        }
+        if !self.database_url.starts_with("postgres://")
+            && !self.database_url.starts_with("postgresql://")
+        {
+            errors.push("database_url: must be a postgres:// URL".into());
+        }
+        if !self.amqp_url.starts_with("amqp://") && !self.amqp_url.starts_with("amqps://") {
+            errors.push("amqp_url: must be an amqp:// or amqps:// URL".into());
+        }
+        if self.events_exchange.is_empty() {
+            errors.push("events_exchange: must not be empty".into());
+        }
+        errors
+    }
+}
+
+fn parse_into<T: std::str::FromStr>(value: &str, slot: &mut T) -> Result<(), String>
+where
+    T::Err: std::fmt::Display,
+{
+    *slot = value.parse().map_err(|e: T::Err| e.to_string())?;
+    Ok(())
+}
+
+/// Every configuration problem found, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .0.join("\n  "))]
+pub struct ConfigError(pub Vec<String>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_matches_the_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("api-server.example.toml");
+        let loaded = Config::load(Some(&path), []).expect("example config loads");
+        assert_eq!(loaded, Config::default());
+    }
+
+    #[test]
+    fn env_overrides_apply_and_all_errors_are_reported() {
+        let env = [
+            (
+                "LABWRIGHT_HEARTBEAT_INTERVAL_MS".to_string(),
+                "250".to_string(),
+            ),
+            ("LABWRIGHT_LOG_FORMAT".to_string(), "json".to_string()),
+        ];
+        let c = Config::load(None, env).expect("valid");
+        assert_eq!(c.heartbeat_interval_ms, 250);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.offline_after(), Duration::from_millis(750));
+
+        let bad = [
+            ("LABWRIGHT_HTTP_ADDR".to_string(), "nowhere".to_string()),
+            ("LABWRIGHT_MISSED_HEARTBEATS".to_string(), "0".to_string()),
+            ("LABWRIGHT_LOG_FORMAT".to_string(), "xml".to_string()),
+        ];
+        let err = Config::load(None, bad).expect_err("invalid");
+        assert_eq!(err.0.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let dir = std::env::temp_dir().join(format!("lw-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let p = dir.join("c.toml");
+        std::fs::write(&p, "htp_addr = \"127.0.0.1:1\"\n").expect("write");
+        let err = Config::load(Some(&p), []).expect_err("unknown key");
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+}

@@ -1,0 +1,116 @@
+//! PostgreSQL access through diesel-async with a bb8 pool. Queries live in one module per area;
+//! every query that touches tenant data takes the caller's `TenantId` and filters by it.
+
+pub mod fleet;
+pub mod keys;
+pub mod outbox;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::{ConnectionError, result::DatabaseErrorKind};
+use diesel_async::{
+    AsyncConnection, AsyncMigrationHarness, AsyncPgConnection,
+    pooled_connection::{AsyncDieselConnectionManager, bb8},
+};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+pub type Pool = bb8::Pool<AsyncPgConnection>;
+pub type Conn<'a> = bb8::PooledConnection<'a, AsyncPgConnection>;
+
+/// How long a caller waits for a pooled connection before the database is declared unavailable.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Query(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for DbError {
+    fn from(e: diesel::result::Error) -> Self {
+        match &e {
+            diesel::result::Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => DbError::Unavailable(info.message().to_string()),
+            diesel::result::Error::BrokenTransactionManager => {
+                DbError::Unavailable("broken transaction".into())
+            }
+            _ => DbError::Query(e),
+        }
+    }
+}
+
+impl DbError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
+/// Builds the pool without connecting: the server starts (and reports not-ready) while the
+/// database is down, and connects as soon as it is back.
+pub fn pool(url: &str, size: u32) -> Pool {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    bb8::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(CHECKOUT_TIMEOUT)
+        .test_on_check_out(true)
+        .build_unchecked(manager)
+}
+
+/// Takes a connection from the pool, mapping exhaustion and connection failures to `Unavailable`.
+pub async fn conn(pool: &Pool) -> Result<Conn<'_>, DbError> {
+    pool.get()
+        .await
+        .map_err(|e| DbError::Unavailable(e.to_string()))
+}
+
+/// Applies pending migrations. Holds a PostgreSQL advisory lock so replicas starting together
+/// migrate one at a time.
+pub async fn migrate(url: &str) -> anyhow::Result<()> {
+    use diesel_async::RunQueryDsl;
+    let mut conn = AsyncPgConnection::establish(url)
+        .await
+        .map_err(|e: ConnectionError| anyhow::anyhow!("connecting to the database: {e}"))?;
+    diesel::sql_query("SELECT pg_advisory_lock(727274)")
+        .execute(&mut conn)
+        .await?;
+    let mut harness = AsyncMigrationHarness::new(conn);
+    let result = harness
+        .run_pending_migrations(MIGRATIONS)
+        .map(|applied| applied.len());
+    let mut conn = harness.into_inner();
+    diesel::sql_query("SELECT pg_advisory_unlock(727274)")
+        .execute(&mut conn)
+        .await?;
+    let applied = result.map_err(|e| anyhow::anyhow!("applying migrations: {e}"))?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    Ok(())
+}
+
+/// `SELECT 1` within `timeout`: the readiness probe.
+pub async fn ping(pool: &Pool, timeout: Duration) -> Result<(), DbError> {
+    use diesel_async::RunQueryDsl;
+    let fut = async {
+        let mut c = conn(pool).await?;
+        diesel::sql_query("SELECT 1").execute(&mut *c).await?;
+        Ok::<_, DbError>(())
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| DbError::Unavailable("ping timed out".into()))?
+}

@@ -1,0 +1,169 @@
+//! The api-server's error type. Every variant has a stable code, mapped to an HTTP status for REST
+//! (`{"error": {"code": "...", "message": "..."}}`) and to a `tonic::Code` for gRPC.
+
+use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+use labwright_core::ValidationError;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or invalid credentials")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database unavailable")]
+    DatabaseUnavailable,
+    #[error("message broker unavailable")]
+    BrokerUnavailable,
+    #[error("{0}")]
+    Timeout(String),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// The stable, machine-readable code. Clients match on this, never on the message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::InvalidArgument(_) => "invalid_argument",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::DatabaseUnavailable => "database_unavailable",
+            ApiError::BrokerUnavailable => "broker_unavailable",
+            ApiError::Timeout(_) => "timeout",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn grpc_code(&self) -> tonic::Code {
+        match self {
+            ApiError::Unauthenticated => tonic::Code::Unauthenticated,
+            ApiError::Forbidden(_) => tonic::Code::PermissionDenied,
+            ApiError::NotFound(_) => tonic::Code::NotFound,
+            ApiError::InvalidArgument(_) => tonic::Code::InvalidArgument,
+            ApiError::Conflict(_) => tonic::Code::FailedPrecondition,
+            ApiError::DatabaseUnavailable | ApiError::BrokerUnavailable => tonic::Code::Unavailable,
+            ApiError::Timeout(_) => tonic::Code::DeadlineExceeded,
+            ApiError::Internal(_) => tonic::Code::Internal,
+        }
+    }
+
+    pub fn invalid(e: ValidationError) -> Self {
+        ApiError::InvalidArgument(e.to_string())
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::invalid(e)
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        match e {
+            crate::db::DbError::Unavailable(_) => ApiError::DatabaseUnavailable,
+            crate::db::DbError::Query(diesel::result::Error::NotFound) => {
+                ApiError::NotFound("record".into())
+            }
+            crate::db::DbError::Query(q) => ApiError::Internal(q.into()),
+        }
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(e: ApiError) -> Self {
+        if let ApiError::Internal(inner) = &e {
+            tracing::error!(error = %inner, "internal error");
+        }
+        let mut status = tonic::Status::new(e.grpc_code(), e.to_string());
+        if let Ok(v) = e.code().parse() {
+            status.metadata_mut().insert("labwright-error-code", v);
+        }
+        status
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `not_found`, `database_unavailable`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::DatabaseUnavailable | ApiError::BrokerUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(inner) = self {
+            tracing::error!(error = %inner, "internal error");
+        }
+        let mut resp = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unauthenticated) {
+            resp.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        resp.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code().into(),
+                message: self.to_string(),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_consistently_to_http_and_grpc() {
+        let cases = [
+            (ApiError::Unauthenticated, 401, tonic::Code::Unauthenticated),
+            (
+                ApiError::NotFound("host".into()),
+                404,
+                tonic::Code::NotFound,
+            ),
+            (
+                ApiError::InvalidArgument("x".into()),
+                400,
+                tonic::Code::InvalidArgument,
+            ),
+            (ApiError::DatabaseUnavailable, 503, tonic::Code::Unavailable),
+            (ApiError::BrokerUnavailable, 503, tonic::Code::Unavailable),
+        ];
+        for (e, http, grpc) in cases {
+            assert_eq!(e.status_code().as_u16(), http, "{}", e.code());
+            let status: tonic::Status = e.into();
+            assert_eq!(status.code(), grpc);
+            assert!(status.metadata().get("labwright-error-code").is_some());
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The gRPC host link: one bidirectional stream per host. Authenticates the enrollment token,
+//! validates the hello, persists the host and its devices, then relays heartbeats, device status
+//! changes and command results to the live registry, and server commands down to the host.
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use chrono::Utc;
+use futures::Stream;
+use labwright_core::{
+    auth::Permission,
+    fleet::{HostInfo, HostStats, RawDevice, RawHello, Status},
+    ids::HostId,
+    validate,
+};
+use labwright_proto::v1::{self as pb, host_link_server::HostLink};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status as GrpcStatus, Streaming};
+use uuid::Uuid;
+
+use crate::{
+    auth,
+    db::{self, Pool},
+    error::ApiError,
+    events::Broker,
+    fleet::{DisconnectReason, Registry},
+};
+
+/// How long a host has to send its hello after opening the stream.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages buffered towards one host before the server waits for the host to read.
+const OUTBOUND_BUFFER: usize = 32;
+
+pub struct HostLinkService {
+    pub pool: Pool,
+    pub registry: Arc<Registry>,
+    pub broker: Arc<Broker>,
+    pub heartbeat_interval: Duration,
+}
+
+type ServerStream = Pin<Box<dyn Stream<Item = Result<pb::ServerMessage, GrpcStatus>> + Send>>;
+
+#[tonic::async_trait]
+impl HostLink for HostLinkService {
+    type SessionStream = ServerStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<pb::HostMessage>>,
+    ) -> Result<Response<Self::SessionStream>, GrpcStatus> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let token = auth::bearer(header)?;
+        let caller = auth::authenticate(&self.pool, token).await?;
+        caller.require(Permission::ConnectHost)?;
+
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
+            .await
+            .map_err(|_| GrpcStatus::deadline_exceeded("no hello within 10 s"))??;
+        let Some(pb::HostMessage {
+            body: Some(pb::host_message::Body::Hello(hello)),
+        }) = first
+        else {
+            return Err(
+                ApiError::InvalidArgument("the first message must be a hello".into()).into(),
+            );
+        };
+        let hello = raw_hello(hello).validate().map_err(ApiError::from)?;
+
+        let connection_id = Uuid::new_v4();
+        let host = {
+            let mut conn = db::conn(&self.pool).await.map_err(ApiError::from)?;
+            db::fleet::upsert_hello(&mut conn, caller.tenant, &hello, connection_id, Utc::now())
+                .await
+                .map_err(ApiError::from)?
+        };
+        self.broker.wake();
+        tracing::info!(host_id = %host, host_name = %hello.host_name, tenant_id = %caller.tenant, devices = hello.devices.len(), "host connected");
+
+        let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);
+        let welcome = pb::ServerMessage {
+            body: Some(pb::server_message::Body::Welcome(pb::Welcome {
+                host_id: host.to_string(),
+                tenant_id: caller.tenant.to_string(),
+                heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u32,
+                server_version: env!("CARGO_PKG_VERSION").into(),
+            })),
+        };
+        tx.try_send(Ok(welcome))
+            .map_err(|_| GrpcStatus::internal("outbound buffer full"))?;
+        let killed = self
+            .registry
+            .register(host, caller.tenant, connection_id, tx.clone());
+        let device_keys: Vec<String> = hello.devices.into_iter().map(|d| d.key).collect();
+        tokio::spawn(read_stream(
+            self.registry.clone(),
+            host,
+            connection_id,
+            inbound,
+            tx,
+            killed,
+            device_keys,
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Reads one host's stream until it ends or the server closes it.
+async fn read_stream(
+    registry: Arc<Registry>,
+    host: HostId,
+    connection_id: Uuid,
+    mut inbound: Streaming<pb::HostMessage>,
+    tx: mpsc::Sender<Result<pb::ServerMessage, GrpcStatus>>,
+    mut killed: tokio::sync::oneshot::Receiver<DisconnectReason>,
+    device_keys: Vec<String>,
+) {
+    let reason = loop {
+        let msg = tokio::select! {
+            reason = &mut killed => break reason.unwrap_or(DisconnectReason::Closed),
+            msg = inbound.message() => msg,
+        };
+        let body = match msg {
+            Ok(Some(pb::HostMessage { body: Some(body) })) => body,
+            Ok(Some(pb::HostMessage { body: None })) => continue,
+            Ok(None) => break DisconnectReason::Closed,
+            Err(status) => {
+                tracing::debug!(host_id = %host, error = %status, "host stream error");
+                break DisconnectReason::Closed;
+            }
+        };
+        match body {
+            pb::host_message::Body::Heartbeat(hb) => {
+                if !registry.heartbeat(host, connection_id, hb.stats.map(stats)) {
+                    break DisconnectReason::Superseded;
+                }
+                let ack = pb::ServerMessage {
+                    body: Some(pb::server_message::Body::HeartbeatAck(pb::HeartbeatAck {
+                        sent_at_unix_micros: hb.sent_at_unix_micros,
+                    })),
+                };
+                if tx.send(Ok(ack)).await.is_err() {
+                    break DisconnectReason::Closed;
+                }
+            }
+            pb::host_message::Body::DeviceStatus(change) => {
+                match device_change(&change, &device_keys) {
+                    Ok((status, detail)) => registry.queue(crate::fleet::registry_change(
+                        host,
+                        connection_id,
+                        change.device_id,
+                        status,
+                        detail,
+                    )),
+                    Err(e) => {
+                        tracing::warn!(host_id = %host, error = %e, "invalid device status from host");
+                        let _ = tx.send(Err(ApiError::from(e).into())).await;
+                        break DisconnectReason::Closed;
+                    }
+                }
+            }
+            pb::host_message::Body::CommandResult(result) => {
+                registry.complete_command(host, connection_id, result)
+            }
+            pb::host_message::Body::Hello(_) => {
+                let _ = tx
+                    .send(Err(GrpcStatus::invalid_argument(
+                        "hello may only be sent once per stream",
+                    )))
+                    .await;
+                break DisconnectReason::Closed;
+            }
+        }
+    };
+    registry.stream_ended(host, connection_id, reason);
+    tracing::info!(host_id = %host, reason = reason.as_str(), "host stream ended");
+}
+
+fn device_change(
+    c: &pb::DeviceStatusChanged,
+    known: &[String],
+) -> Result<(Status, String), labwright_core::ValidationError> {
+    validate::slug(
+        "device_id",
+        &c.device_id,
+        labwright_core::fleet::MAX_DEVICE_KEY_LEN,
+    )?;
+    if !known.contains(&c.device_id) {
+        return Err(labwright_core::ValidationError::new(
+            "device_id",
+            format!("device {:?} was not declared in the hello", c.device_id),
+        ));
+    }
+    let status = status_from_wire(c.status).ok_or_else(|| {
+        labwright_core::ValidationError::new("status", "must be online, offline or error")
+    })?;
+    validate::optional_text("detail", &c.detail, labwright_core::fleet::MAX_INFO_LEN)?;
+    Ok((status, c.detail.clone()))
+}
+
+fn status_from_wire(v: i32) -> Option<Status> {
+    match pb::DeviceStatus::try_from(v).ok()? {
+        pb::DeviceStatus::Online => Some(Status::Online),
+        pb::DeviceStatus::Offline => Some(Status::Offline),
+        pb::DeviceStatus::Error => Some(Status::Error),
+        pb::DeviceStatus::Unspecified => None,
+    }
+}
+
+fn stats(s: pb::SystemStats) -> HostStats {
+    HostStats {
+        cpu_percent: s.cpu_percent,
+        mem_used_bytes: s.mem_used_bytes,
+        mem_total_bytes: s.mem_total_bytes,
+        load1: s.load1,
+        uptime_secs: s.uptime_secs,
+        temperature_c: s.temperature_c,
+        disk_free_bytes: s.disk_free_bytes,
+    }
+    .sanitized()
+}
+
+fn raw_hello(h: pb::Hello) -> RawHello {
+    let info = h.info.unwrap_or_default();
+    RawHello {
+        host_name: h.host_name,
+        agent_version: h.agent_version,
+        info: HostInfo {
+            hostname: info.hostname,
+            os: info.os,
+            arch: info.arch,
+            kernel: info.kernel,
+        },
+        devices: h
+            .devices
+            .into_iter()
+            .map(|d| RawDevice {
+                status: status_from_wire(d.status),
+                key: d.device_id,
+                name: d.name,
+                model: d.model,
+                driver: d.driver,
+                capabilities: d.capabilities,
+                tags: d.tags,
+                status_detail: d.status_detail,
+            })
+            .collect(),
+    }
+}

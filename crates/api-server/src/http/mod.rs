@@ -1,0 +1,171 @@
+//! The REST API (`/api/v1`), health probes, the OpenAPI document and Swagger UI.
+
+mod fleet;
+mod keys;
+
+use std::{sync::Arc, time::Duration};
+
+use actix_web::{HttpRequest, HttpResponse, Responder, get, web};
+use serde::Serialize;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{
+    db::{self, Pool},
+    error::ApiError,
+    events::Broker,
+    fleet::Registry,
+};
+
+pub struct AppState {
+    pub pool: Pool,
+    pub registry: Arc<Registry>,
+    pub broker: Arc<Broker>,
+}
+
+/// Most items one list call returns.
+pub const MAX_PAGE: i64 = 500;
+pub const DEFAULT_PAGE: i64 = 50;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Labwright API", description = "Remote test lab: fleet, devices, keys."),
+    paths(
+        healthz, readyz,
+        fleet::list_hosts, fleet::get_host, fleet::ping_host, fleet::list_devices, fleet::get_device,
+        keys::whoami, keys::list_keys, keys::create_key, keys::revoke_key,
+    ),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("API key (lw_...)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Registers every route on an actix `App`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(64 * 1024)
+            .error_handler(|err, _| bad_request(err.to_string())),
+    )
+    .app_data(web::QueryConfig::default().error_handler(|err, _| bad_request(err.to_string())))
+    .app_data(web::PathConfig::default().error_handler(|err, _| bad_request(err.to_string())))
+    .service(healthz)
+    .service(readyz)
+    .service(
+        web::scope("/api/v1")
+            .service(fleet::list_hosts)
+            .service(fleet::get_host)
+            .service(fleet::ping_host)
+            .service(fleet::list_devices)
+            .service(fleet::get_device)
+            .service(keys::whoami)
+            .service(keys::list_keys)
+            .service(keys::create_key)
+            .service(keys::revoke_key)
+            .default_service(web::to(not_found)),
+    )
+    .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api/v1/openapi.json", ApiDoc::openapi()));
+}
+
+fn bad_request(message: String) -> actix_web::Error {
+    ApiError::InvalidArgument(message).into()
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "route {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Health {
+    status: &'static str,
+}
+
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", security(), responses((status = 200, body = Health)))]
+#[get("/healthz")]
+async fn healthz() -> impl Responder {
+    web::Json(Health { status: "ok" })
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Readiness {
+    status: &'static str,
+    database: &'static str,
+    broker: &'static str,
+}
+
+/// PostgreSQL and RabbitMQ are reachable (503 otherwise).
+#[utoipa::path(get, path = "/readyz", security(), responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+#[get("/readyz")]
+async fn readyz(state: web::Data<AppState>) -> impl Responder {
+    let (db_ok, broker_ok) = tokio::join!(db::ping(&state.pool, Duration::from_secs(2)), async {
+        tokio::time::timeout(Duration::from_secs(3), state.broker.ready())
+            .await
+            .unwrap_or(false)
+    });
+    let body = Readiness {
+        status: if db_ok.is_ok() && broker_ok {
+            "ready"
+        } else {
+            "not_ready"
+        },
+        database: if db_ok.is_ok() { "ok" } else { "unavailable" },
+        broker: if broker_ok { "ok" } else { "unavailable" },
+    };
+    if db_ok.is_ok() && broker_ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// `limit`/`offset` validation shared by list endpoints.
+pub(crate) fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::InvalidArgument(format!(
+            "limit: must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let offset = offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::InvalidArgument(
+            "offset: must not be negative".into(),
+        ));
+    }
+    Ok((limit, offset))
+}
+
+/// A page of results with the total that matched.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}

@@ -1,0 +1,160 @@
+//! Labwright api-server: the REST API for people and CI, and the gRPC host link that lab hosts
+//! keep open. `main.rs` only parses arguments; everything else is here so tests can run a real
+//! server in-process (`start`) on ephemeral ports.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod fleet;
+pub mod grpc;
+pub mod http;
+pub mod telemetry;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use labwright_core::retry::Backoff;
+use labwright_proto::v1::host_link_server::HostLinkServer;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// A running api-server. Dropping it does not stop it; call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    pub pool: db::Pool,
+    pub registry: Arc<fleet::Registry>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    http: actix_web::dev::ServerHandle,
+}
+
+impl RunningServer {
+    /// Stops accepting, closes host streams (hosts reconnect elsewhere), flushes fleet state and
+    /// publishes what is left, then returns.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        self.http.stop(true).await;
+        self.registry.close_all();
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
+
+    /// A token that, once cancelled, makes [`RunningServer::wait`] return.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Waits for the database (retrying with backoff), applies migrations, creates the first tenant
+/// on a fresh database, binds both listeners and starts every background task.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    loop {
+        match db::migrate(&config.database_url).await {
+            Ok(()) => break,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "database not ready");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+    let pool = db::pool(&config.database_url, config.database_pool_size);
+    auth::bootstrap(&pool, &config.data_dir)
+        .await
+        .context("bootstrapping the first tenant")?;
+
+    let registry = Arc::new(fleet::Registry::new(config.offline_after()));
+    let broker = events::Broker::new(config.amqp_url.clone(), config.events_exchange.clone());
+    let shutdown = CancellationToken::new();
+    let mut tasks = Vec::new();
+
+    tasks.push(tokio::spawn(
+        broker.clone().run_publisher(pool.clone(), shutdown.clone()),
+    ));
+    let timing = fleet::FlushTiming::new(config.heartbeat_interval(), config.offline_after());
+    tasks.push(tokio::spawn(fleet::run_flusher(
+        registry.clone(),
+        pool.clone(),
+        broker.clone(),
+        timing,
+        shutdown.clone(),
+    )));
+
+    // gRPC
+    let grpc_listener = tokio::net::TcpListener::bind(config.grpc_addr)
+        .await
+        .with_context(|| format!("binding gRPC on {}", config.grpc_addr))?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let service = grpc::HostLinkService {
+        pool: pool.clone(),
+        registry: registry.clone(),
+        broker: broker.clone(),
+        heartbeat_interval: config.heartbeat_interval(),
+    };
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(labwright_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building gRPC reflection")?;
+    let grpc_shutdown = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+        let res = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .add_service(HostLinkServer::new(service).max_decoding_message_size(4 << 20))
+            .add_service(reflection)
+            .serve_with_incoming_shutdown(incoming, grpc_shutdown.cancelled_owned())
+            .await;
+        if let Err(e) = res {
+            tracing::error!(error = %e, "gRPC server failed");
+        }
+    }));
+
+    // REST
+    let http_listener = std::net::TcpListener::bind(config.http_addr)
+        .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
+    let http_addr = http_listener.local_addr()?;
+    let state = web::Data::new(http::AppState {
+        pool: pool.clone(),
+        registry: registry.clone(),
+        broker: broker.clone(),
+    });
+    let http_server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("labwright::http"))
+            .configure(http::configure)
+    })
+    .workers(2)
+    .shutdown_timeout(5)
+    .disable_signals()
+    .listen(http_listener)?
+    .run();
+    let http = http_server.handle();
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = http_server.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    }));
+
+    tracing::info!(%http_addr, %grpc_addr, "api-server listening");
+    Ok(RunningServer {
+        http_addr,
+        grpc_addr,
+        pool,
+        registry,
+        shutdown,
+        tasks,
+        http,
+    })
+}

@@ -1,0 +1,418 @@
+//! Test support: a fresh PostgreSQL database per test, an in-process api-server on ephemeral
+//! ports, host links, a REST helper, a TCP proxy to cut a peer off, and a RabbitMQ event tap.
+//!
+//! Needs `LABWRIGHT_TEST_DATABASE_URL` and `LABWRIGHT_TEST_AMQP_URL` (set by `scripts/test`).
+
+#![allow(dead_code)]
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use labwright_api_server::{Config, RunningServer};
+use labwright_core::fleet::{HostInfo, RawDevice, RawHello};
+use labwright_host_agent::link::{self, LinkError, LinkObserver, LinkParams};
+use serde_json::Value;
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+pub fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test"))
+}
+
+/// Creates an empty database for one test and returns its URL.
+pub async fn fresh_database() -> String {
+    let admin = env("LABWRIGHT_TEST_DATABASE_URL");
+    let name = format!("lw_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = AsyncPgConnection::establish(&admin)
+        .await
+        .expect("connect to the test database server");
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let (base, _) = admin.rsplit_once('/').expect("database url has a path");
+    format!("{base}/{name}")
+}
+
+pub fn amqp_url() -> String {
+    env("LABWRIGHT_TEST_AMQP_URL")
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lw-{tag}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// Server config for tests: ephemeral ports, fast heartbeats, an exchange of its own.
+pub fn test_config(database_url: &str) -> Config {
+    Config {
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        grpc_addr: "127.0.0.1:0".parse().expect("addr"),
+        database_url: database_url.to_string(),
+        database_pool_size: 8,
+        amqp_url: amqp_url(),
+        events_exchange: format!("lw.test.{}", uuid::Uuid::new_v4().simple()),
+        heartbeat_interval_ms: 200,
+        missed_heartbeats: 3,
+        data_dir: temp_dir("data"),
+        ..Config::default()
+    }
+}
+
+pub struct TestServer {
+    pub server: RunningServer,
+    pub config: Config,
+    pub admin_key: String,
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> Self {
+        let server = labwright_api_server::start(config.clone())
+            .await
+            .expect("server starts");
+        let admin_key = std::fs::read_to_string(config.data_dir.join("admin-key"))
+            .expect("admin key file")
+            .trim()
+            .to_string();
+        Self {
+            server,
+            config,
+            admin_key,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.http_addr)
+    }
+
+    pub fn grpc(&self) -> String {
+        format!("http://{}", self.server.grpc_addr)
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
+        http("GET", self.url(path), Some(key.to_string()), None).await
+    }
+
+    /// Creates a key with the admin key and returns its secret.
+    pub async fn create_key(&self, role: &str, name: &str) -> String {
+        let (status, body) = http(
+            "POST",
+            self.url("/api/v1/keys"),
+            Some(self.admin_key.clone()),
+            Some(serde_json::json!({"name": name, "role": role})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        body["secret"].as_str().expect("secret").to_string()
+    }
+}
+
+/// One HTTP call (blocking client on a blocking thread). Returns status and JSON body (or Null).
+pub async fn http(
+    method: &'static str,
+    url: String,
+    key: Option<String>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(15)))
+            .build()
+            .into();
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let res = match (method, body) {
+            ("GET", _) => {
+                let mut r = agent.get(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            ("DELETE", _) => {
+                let mut r = agent.delete(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            (_, body) => {
+                let mut r = agent.post(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.send_json(body.unwrap_or(Value::Null))
+            }
+        };
+        let mut resp = res.expect("http call");
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    })
+    .await
+    .expect("http task")
+}
+
+pub fn device(key: &str, model: &str, tags: &[&str]) -> RawDevice {
+    RawDevice {
+        key: key.into(),
+        name: format!("Device {key}"),
+        model: model.into(),
+        driver: "simulated".into(),
+        capabilities: vec!["remote_control".into(), "video_capture".into()],
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        status: None,
+        status_detail: String::new(),
+    }
+}
+
+pub fn hello(host: &str, devices: Vec<RawDevice>) -> RawHello {
+    RawHello {
+        host_name: host.into(),
+        agent_version: "0.1.0-test".into(),
+        info: HostInfo::default(),
+        devices,
+    }
+}
+
+/// Counts what a link reports.
+#[derive(Default)]
+pub struct Counter {
+    pub connects: AtomicUsize,
+    pub acks: AtomicUsize,
+    pub disconnects: AtomicUsize,
+    pub host_id: Mutex<Option<String>>,
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl LinkObserver for Counter {
+    fn connected(&self, host_id: &str) {
+        *self.host_id.lock().expect("lock") = Some(host_id.to_string());
+        self.connects.fetch_add(1, Ordering::SeqCst);
+    }
+    fn heartbeat_acked(&self, _: Duration) {
+        self.acks.fetch_add(1, Ordering::SeqCst);
+    }
+    fn disconnected(&self, e: &LinkError) {
+        *self.last_error.lock().expect("lock") = Some(e.to_string());
+        self.disconnects.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+pub struct Agent {
+    pub counter: Arc<Counter>,
+    pub stop: CancellationToken,
+    pub task: JoinHandle<()>,
+}
+
+/// Runs the real host-agent link in the background.
+pub fn spawn_agent(server: String, token: &str, hello: RawHello) -> Agent {
+    let counter = Arc::new(Counter::default());
+    let stop = CancellationToken::new();
+    let params = LinkParams {
+        server,
+        token: token.to_string(),
+        hello,
+        reconnect_max: Duration::from_millis(500),
+        report_stats: true,
+    };
+    let task = tokio::spawn(link::run(params, counter.clone(), stop.clone()));
+    Agent {
+        counter,
+        stop,
+        task,
+    }
+}
+
+/// Polls `check` every 50 ms until it returns Some or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A TCP proxy in front of a real peer, which a test can cut off (dropping every connection and
+/// refusing new ones) and restore: a database or broker outage as the server sees it.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Proxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("addr");
+        let up = Arc::new(AtomicBool::new(true));
+        let (gen_tx, _) = tokio::sync::watch::channel(0u64);
+        let generation = Arc::new(gen_tx);
+        let (up2, gen2) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if !AtomicBool::load(&up2, Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let mut cut = gen2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            up,
+            generation,
+        }
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Rewrites the host:port of a URL (postgres:// or amqp://) to go through `addr`.
+pub fn via(url: &str, addr: SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").expect("scheme");
+    let (auth, after) = rest
+        .rsplit_once('@')
+        .map(|(a, r)| (format!("{a}@"), r))
+        .unwrap_or((String::new(), rest));
+    let path_start = after.find('/').unwrap_or(after.len());
+    format!("{scheme}://{auth}{addr}{}", &after[path_start..])
+}
+
+pub fn target_of(url: &str) -> SocketAddr {
+    let rest = url.split_once("://").expect("scheme").1;
+    let after = rest.rsplit_once('@').map(|(_, r)| r).unwrap_or(rest);
+    let hostport = &after[..after.find('/').unwrap_or(after.len())];
+    let hostport = if hostport.starts_with("localhost:") {
+        hostport.replacen("localhost", "127.0.0.1", 1)
+    } else {
+        hostport.to_string()
+    };
+    hostport.parse().expect("host:port")
+}
+
+/// Consumes the events exchange of a test server from a queue bound before anything happens.
+pub struct EventTap {
+    consumer: lapin::Consumer,
+    _conn: lapin::Connection,
+}
+
+impl EventTap {
+    pub async fn bind(exchange: &str) -> Self {
+        use lapin::{options::*, types::FieldTable};
+        let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .expect("amqp connect");
+        let ch = conn.create_channel().await.expect("channel");
+        ch.exchange_declare(
+            exchange.into(),
+            lapin::ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("declare exchange");
+        let q = ch
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("queue");
+        ch.queue_bind(
+            q.name().clone(),
+            exchange.into(),
+            "tenant.#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind");
+        let consumer = ch
+            .basic_consume(
+                q.name().clone(),
+                "tap".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        Self {
+            consumer,
+            _conn: conn,
+        }
+    }
+
+    /// Next event within `timeout`: (routing key, payload).
+    pub async fn next(&mut self, timeout: Duration) -> Option<(String, Value)> {
+        use futures::StreamExt;
+        let delivery = tokio::time::timeout(timeout, self.consumer.next())
+            .await
+            .ok()??
+            .ok()?;
+        let payload = serde_json::from_slice(&delivery.data).ok()?;
+        Some((delivery.routing_key.to_string(), payload))
+    }
+
+    /// Waits for an event whose payload `type` is `kind`.
+    pub async fn expect(&mut self, kind: &str, timeout: Duration) -> (String, Value) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some((rk, v)) if v["type"] == kind => return (rk, v),
+                Some(_) => continue,
+                None => panic!("no {kind} event within {timeout:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The `labwright` command-line client: a thin layer over the REST API. Tables for people,
+//! `--json` for scripts. Exit code 0 on success, 1 on an API or network error, 2 on usage errors.
+
+pub mod client;
+pub mod table;
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+pub use client::Client;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "labwright",
+    version,
+    about = "Labwright remote test lab: command-line client"
+)]
+pub struct Cli {
+    /// Base URL of the api-server.
+    #[arg(
+        long,
+        env = "LABWRIGHT_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub url: String,
+    /// API key. Prefer LABWRIGHT_API_KEY or --key-file so it stays out of shell history.
+    #[arg(long, env = "LABWRIGHT_API_KEY", hide_env_values = true, global = true)]
+    pub key: Option<String>,
+    /// File holding the API key (first line).
+    #[arg(long, env = "LABWRIGHT_API_KEY_FILE", global = true)]
+    pub key_file: Option<std::path::PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Lab hosts.
+    Hosts {
+        #[command(subcommand)]
+        command: HostsCommand,
+    },
+    /// Devices attached to hosts.
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCommand,
+    },
+    /// API keys and host enrollment tokens (admin).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Show the tenant, key and role in use.
+    Whoami,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HostsCommand {
+    /// List hosts.
+    List(ListArgs),
+    /// Round trip to a host over its stream.
+    Ping { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DevicesCommand {
+    /// List devices.
+    List(ListArgs),
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ListArgs {
+    /// online, offline or error.
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Substring of the name.
+    #[arg(long, short)]
+    pub search: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    #[arg(long, default_value_t = 0)]
+    pub offset: u32,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Create a key; its secret is printed once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// viewer, operator, admin, or host (an enrollment token for a host-agent).
+        #[arg(long, default_value = "operator")]
+        role: String,
+    },
+    /// List keys.
+    List,
+    /// Revoke a key by id.
+    Revoke { id: String },
+}
+
+impl ListArgs {
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let mut q = vec![
+            ("limit", self.limit.to_string()),
+            ("offset", self.offset.to_string()),
+        ];
+        for (k, v) in [
+            ("status", &self.status),
+            ("model", &self.model),
+            ("tag", &self.tag),
+            ("q", &self.search),
+        ] {
+            if let Some(v) = v {
+                q.push((k, v.clone()));
+            }
+        }
+        q
+    }
+}
+
+/// Runs a parsed command, writing its output to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    let key = match (&cli.key, &cli.key_file) {
+        (Some(k), _) => k.trim().to_string(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        (None, None) => anyhow::bail!("no API key: set LABWRIGHT_API_KEY or pass --key-file"),
+    };
+    let client = Client::new(&cli.url, &key);
+    match cli.command {
+        Command::Hosts {
+            command: HostsCommand::List(args),
+        } => {
+            let page = client.get("/api/v1/hosts", &args.query())?;
+            if cli.json {
+                return print_json(out, &page);
+            }
+            let rows = items(&page)
+                .iter()
+                .map(|h| {
+                    vec![
+                        s(h, "name"),
+                        s(h, "status"),
+                        h["device_count"].to_string(),
+                        s(h, "agent_version"),
+                        s(h, "last_seen_at"),
+                        s(h, "id"),
+                    ]
+                })
+                .collect();
+            table::write(
+                out,
+                &["NAME", "STATUS", "DEVICES", "AGENT", "LAST SEEN", "ID"],
+                rows,
+            )?;
+            footer(out, &page)
+        }
+        Command::Hosts {
+            command: HostsCommand::Ping { id },
+        } => {
+            let res = client.post(&format!("/api/v1/hosts/{id}/ping"), &json!({}))?;
+            if cli.json {
+                return print_json(out, &res);
+            }
+            writeln!(
+                out,
+                "round trip {:.2} ms",
+                res["round_trip_ms"].as_f64().unwrap_or(0.0)
+            )?;
+            Ok(())
+        }
+        Command::Devices {
+            command: DevicesCommand::List(args),
+        } => {
+            let page = client.get("/api/v1/devices", &args.query())?;
+            if cli.json {
+                return print_json(out, &page);
+            }
+            let rows = items(&page)
+                .iter()
+                .map(|d| {
+                    vec![
+                        s(d, "host_name"),
+                        s(d, "device_key"),
+                        s(d, "name"),
+                        s(d, "model"),
+                        s(d, "status"),
+                        join(&d["capabilities"]),
+                        join(&d["tags"]),
+                        s(d, "id"),
+                    ]
+                })
+                .collect();
+            table::write(
+                out,
+                &[
+                    "HOST",
+                    "DEVICE",
+                    "NAME",
+                    "MODEL",
+                    "STATUS",
+                    "CAPABILITIES",
+                    "TAGS",
+                    "ID",
+                ],
+                rows,
+            )?;
+            footer(out, &page)
+        }
+        Command::Keys {
+            command: KeysCommand::Create { name, role },
+        } => {
+            let created = client.post("/api/v1/keys", &json!({"name": name, "role": role}))?;
+            if cli.json {
+                return print_json(out, &created);
+            }
+            writeln!(
+                out,
+                "created {} key {:?} ({})",
+                s(&created, "role"),
+                s(&created, "name"),
+                s(&created, "id")
+            )?;
+            writeln!(
+                out,
+                "secret (shown once, store it now):\n{}",
+                s(&created, "secret")
+            )?;
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::List,
+        } => {
+            let keys = client.get("/api/v1/keys", &[])?;
+            if cli.json {
+                return print_json(out, &keys);
+            }
+            let rows = keys
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|k| {
+                    let state = if k["revoked_at"].is_null() {
+                        "active".to_string()
+                    } else {
+                        format!("revoked {}", s(k, "revoked_at"))
+                    };
+                    vec![
+                        s(k, "prefix"),
+                        s(k, "name"),
+                        s(k, "role"),
+                        state,
+                        s(k, "last_used_at"),
+                        s(k, "id"),
+                    ]
+                })
+                .collect();
+            table::write(
+                out,
+                &["PREFIX", "NAME", "ROLE", "STATE", "LAST USED", "ID"],
+                rows,
+            )
+        }
+        Command::Keys {
+            command: KeysCommand::Revoke { id },
+        } => {
+            client.delete(&format!("/api/v1/keys/{id}"))?;
+            if cli.json {
+                return print_json(out, &json!({"revoked": id}));
+            }
+            writeln!(out, "revoked key {id}")?;
+            Ok(())
+        }
+        Command::Whoami => {
+            let me = client.get("/api/v1/whoami", &[])?;
+            if cli.json {
+                return print_json(out, &me);
+            }
+            writeln!(
+                out,
+                "tenant {} ({})\nkey    {} ({})\nrole   {}",
+                s(&me, "tenant_name"),
+                s(&me, "tenant_id"),
+                s(&me, "key_name"),
+                s(&me, "key_id"),
+                s(&me, "role")
+            )?;
+            Ok(())
+        }
+    }
+}
+
+fn items(page: &Value) -> &[Value] {
+    page["items"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+fn s(v: &Value, field: &str) -> String {
+    match &v[field] {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn join(v: &Value) -> String {
+    let parts: Vec<&str> = v
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(",")
+    }
+}
+
+fn footer(out: &mut dyn Write, page: &Value) -> anyhow::Result<()> {
+    let shown = items(page).len() as i64;
+    let total = page["total"].as_i64().unwrap_or(shown);
+    let offset = page["offset"].as_i64().unwrap_or(0);
+    if total > shown {
+        writeln!(
+            out,
+            "({shown} of {total} shown, from offset {offset}; use --limit/--offset)"
+        )?;
+    }
+    Ok(())
+}
+
+fn print_json(out: &mut dyn Write, v: &Value) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, v)?;
+    writeln!(out)?;
+    Ok(())
+}

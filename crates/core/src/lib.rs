@@ -1,0 +1,14 @@
+//! Labwright's domain: tenants, hosts, devices, device models and capabilities.
+//!
+//! **Architecture Invariant:** this crate knows nothing of actix, diesel, tonic or lapin. It holds
+//! domain types, validation and (in later issues) controller traits, drivers, verification and
+//! navigation. Edge crates map their wire and storage types onto these. CI checks the invariant with
+//! `cargo tree -p labwright-core -i <crate>`.
+
+pub mod auth;
+pub mod fleet;
+pub mod ids;
+pub mod retry;
+pub mod validate;
+
+pub use validate::ValidationError;

@@ -1,0 +1,249 @@
+//! host-agent configuration: a TOML file (`host-agent.example.toml` documents every key) with
+//! `LABWRIGHT_*` environment overrides. Unknown keys are errors; every problem is reported at once.
+
+use std::path::{Path, PathBuf};
+
+use labwright_core::fleet::{HostInfo, RawDevice, RawHello};
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// gRPC address of the api-server, e.g. `http://127.0.0.1:50051`.
+    pub server: String,
+    /// This host's name: its identity inside the tenant. Defaults to the machine's hostname.
+    pub host_name: String,
+    /// Enrollment token (a key with the `host` role). Prefer `enrollment_token_file`.
+    pub enrollment_token: Option<String>,
+    /// File holding the enrollment token (first line).
+    pub enrollment_token_file: Option<PathBuf>,
+    /// Longest wait between reconnect attempts.
+    pub reconnect_max_ms: u64,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// Devices attached to this host.
+    pub devices: Vec<DeviceConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// Stable id of the device on this host, e.g. `stb-1`.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Device model; navigation trees are per model.
+    pub model: String,
+    /// Driver kind: `simulated`.
+    pub driver: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Driver-specific settings.
+    #[serde(default)]
+    pub settings: toml::Table,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: "http://127.0.0.1:50051".into(),
+            host_name: String::new(),
+            enrollment_token: None,
+            enrollment_token_file: None,
+            reconnect_max_ms: 30_000,
+            log_format: "text".into(),
+            devices: Vec::new(),
+        }
+    }
+}
+
+/// Every configuration problem found, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .0.join("\n  "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError(vec![format!("{}: {e}", p.display())]))?;
+                toml::from_str(&text)
+                    .map_err(|e| ConfigError(vec![format!("{}: {}", p.display(), e)]))?
+            }
+            None => Config::default(),
+        };
+        let mut errors = Vec::new();
+        for (key, value) in env {
+            let Some(name) = key.strip_prefix("LABWRIGHT_") else {
+                continue;
+            };
+            match name {
+                "SERVER" => config.server = value,
+                "HOST_NAME" => config.host_name = value,
+                "ENROLLMENT_TOKEN" => config.enrollment_token = Some(value),
+                "ENROLLMENT_TOKEN_FILE" => {
+                    config.enrollment_token_file = Some(PathBuf::from(value))
+                }
+                "RECONNECT_MAX_MS" => match value.parse() {
+                    Ok(v) => config.reconnect_max_ms = v,
+                    Err(e) => errors.push(format!("{key}: {e}")),
+                },
+                "LOG_FORMAT" => config.log_format = value,
+                _ => {}
+            }
+        }
+        if config.host_name.is_empty() {
+            config.host_name = std::fs::read_to_string("/etc/hostname")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default();
+        }
+        errors.extend(config.check());
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(errors))
+        }
+    }
+
+    fn check(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if !self.server.starts_with("http://") && !self.server.starts_with("https://") {
+            errors.push("server: must be an http:// or https:// URL".into());
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            errors.push("log_format: expected text or json".into());
+        }
+        if !(100..=3_600_000).contains(&self.reconnect_max_ms) {
+            errors.push("reconnect_max_ms: must be between 100 and 3600000".into());
+        }
+        if self.enrollment_token.is_none() && self.enrollment_token_file.is_none() {
+            errors.push("enrollment_token or enrollment_token_file: one is required".into());
+        }
+        if let Err(e) = self.hello().validate() {
+            errors.push(format!("{e}"));
+        }
+        errors
+    }
+
+    /// The enrollment token, from the config or its file.
+    pub fn token(&self) -> Result<String, String> {
+        if let Some(t) = &self.enrollment_token {
+            return Ok(t.trim().to_string());
+        }
+        let path = self
+            .enrollment_token_file
+            .as_ref()
+            .ok_or("no enrollment token configured")?;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(text.lines().next().unwrap_or_default().trim().to_string())
+    }
+
+    /// What this host says about itself on connect.
+    pub fn hello(&self) -> RawHello {
+        RawHello {
+            host_name: self.host_name.clone(),
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            info: host_info(),
+            devices: self
+                .devices
+                .iter()
+                .map(|d| RawDevice {
+                    key: d.id.clone(),
+                    name: d.name.clone(),
+                    model: d.model.clone(),
+                    driver: d.driver.clone(),
+                    capabilities: d
+                        .driver
+                        .parse::<labwright_core::fleet::DriverKind>()
+                        .map(|k| {
+                            k.capabilities()
+                                .iter()
+                                .map(|c| c.as_str().to_string())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    tags: d.tags.clone(),
+                    status: None,
+                    status_detail: String::new(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn host_info() -> HostInfo {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let os = read("/etc/os-release")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("PRETTY_NAME=")
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .unwrap_or_default();
+    HostInfo {
+        hostname: read("/proc/sys/kernel/hostname"),
+        os,
+        arch: std::env::consts::ARCH.into(),
+        kernel: read("/proc/sys/kernel/osrelease"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_loads_and_declares_a_simulated_device() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("host-agent.example.toml");
+        let c = Config::load(Some(&path), []).expect("example config loads");
+        assert_eq!(c.server, Config::default().server);
+        assert_eq!(c.reconnect_max_ms, Config::default().reconnect_max_ms);
+        let hello = c.hello().validate().expect("valid hello");
+        assert_eq!(
+            hello.devices[0].driver,
+            labwright_core::fleet::DriverKind::Simulated
+        );
+        assert!(!hello.devices[0].capabilities.is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let dir = std::env::temp_dir().join(format!("lw-agent-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let p = dir.join("bad.toml");
+        std::fs::write(
+            &p,
+            "server = \"grpc://x\"\nhost_name = \"pi 1\"\n[[devices]]\nid = \"a\"\nname = \"A\"\nmodel = \"m\"\ndriver = \"warp\"\n",
+        )
+        .expect("write");
+        let err = Config::load(Some(&p), []).expect_err("invalid");
+        let text = err.to_string();
+        assert!(text.contains("server:"), "{text}");
+        assert!(text.contains("enrollment_token"), "{text}");
+        assert!(text.contains("host_name"), "{text}");
+    }
+
+    #[test]
+    fn env_overrides_the_file() {
+        let env = [
+            (
+                "LABWRIGHT_SERVER".to_string(),
+                "http://10.0.0.1:1".to_string(),
+            ),
+            ("LABWRIGHT_HOST_NAME".to_string(), "pi-9".to_string()),
+            ("LABWRIGHT_ENROLLMENT_TOKEN".to_string(), "tok".to_string()),
+        ];
+        let c = Config::load(None, env).expect("valid");
+        assert_eq!(c.server, "http://10.0.0.1:1");
+        assert_eq!(c.host_name, "pi-9");
+        assert_eq!(c.token().expect("token"), "tok");
+    }
+}

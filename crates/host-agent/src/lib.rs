@@ -1,0 +1,48 @@
+//! Labwright host-agent: runs on a lab host (a Raspberry Pi in production, anything Linux here),
+//! drives the devices attached to it and keeps one gRPC stream open to the api-server.
+
+pub mod config;
+pub mod link;
+pub mod stats;
+pub mod systemd;
+
+use std::{sync::Arc, time::Duration};
+
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// Runs the agent until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let token = config
+        .token()
+        .map_err(|e| anyhow::anyhow!("enrollment token: {e}"))?;
+    let params = link::LinkParams {
+        server: config.server.clone(),
+        token,
+        hello: config.hello(),
+        reconnect_max: Duration::from_millis(config.reconnect_max_ms),
+        report_stats: true,
+    };
+    tracing::info!(server = %config.server, host_name = %config.host_name, devices = config.devices.len(), "host-agent starting");
+    systemd::notify("READY=1");
+    let watchdog = systemd::watchdog_interval().map(|every| {
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = t.tick() => systemd::notify("WATCHDOG=1"),
+                }
+            }
+        })
+    });
+    link::run(params, Arc::new(link::LogObserver), shutdown).await;
+    systemd::notify("STOPPING=1");
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    tracing::info!("host-agent stopped");
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! The host's side of the host link: dial the server, say hello, heartbeat, answer commands, and
+//! reconnect forever with capped exponential backoff and jitter.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use labwright_core::{fleet::RawHello, retry::Backoff};
+use labwright_proto::v1::{self as pb, host_link_client::HostLinkClient};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, transport::Endpoint};
+
+use crate::stats::StatsReader;
+
+/// Everything one link needs.
+#[derive(Clone)]
+pub struct LinkParams {
+    pub server: String,
+    pub token: String,
+    pub hello: RawHello,
+    pub reconnect_max: Duration,
+    /// Whether to read `/proc` for heartbeats (off for lightweight simulated fleets).
+    pub report_stats: bool,
+}
+
+/// Things a link reports as they happen (logging in the agent, measurements in the benchmark).
+pub trait LinkObserver: Send + Sync + 'static {
+    fn connected(&self, _host_id: &str) {}
+    fn heartbeat_acked(&self, _round_trip: Duration) {}
+    fn disconnected(&self, _error: &LinkError) {}
+}
+
+/// The agent's default observer: logs.
+pub struct LogObserver;
+
+impl LinkObserver for LogObserver {
+    fn connected(&self, host_id: &str) {
+        tracing::info!(host_id, "connected to the server");
+    }
+    fn disconnected(&self, error: &LinkError) {
+        match error {
+            LinkError::Rejected(s) => {
+                tracing::error!(code = ?s.code(), message = s.message(), "server rejected this host; check the enrollment token and config")
+            }
+            other => tracing::warn!(error = %other, "link to the server lost"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("connecting: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    #[error("server rejected the host: {}", .0.message())]
+    Rejected(tonic::Status),
+    #[error("stream: {}", .0.message())]
+    Stream(tonic::Status),
+    #[error("protocol: {0}")]
+    Protocol(String),
+    #[error("server closed the stream")]
+    Closed,
+}
+
+impl LinkError {
+    fn from_status(s: tonic::Status) -> Self {
+        use tonic::Code::*;
+        match s.code() {
+            Unauthenticated | PermissionDenied | InvalidArgument => LinkError::Rejected(s),
+            _ => LinkError::Stream(s),
+        }
+    }
+}
+
+/// Runs the link until `shutdown`: connect, session, and on any failure back off and reconnect.
+pub async fn run(params: LinkParams, observer: Arc<dyn LinkObserver>, shutdown: CancellationToken) {
+    let mut backoff = Backoff::new(Duration::from_millis(250), params.reconnect_max);
+    loop {
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = session(&params, observer.as_ref(), &mut backoff, &shutdown) => r,
+        };
+        match result {
+            Ok(()) => return,
+            Err(e) => {
+                observer.disconnected(&e);
+                // A rejection will not fix itself quickly: wait the longest.
+                let delay = if matches!(e, LinkError::Rejected(_)) {
+                    params.reconnect_max
+                } else {
+                    backoff.next_delay()
+                };
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// One connection: returns `Ok` only on shutdown.
+async fn session(
+    params: &LinkParams,
+    observer: &dyn LinkObserver,
+    backoff: &mut Backoff,
+    shutdown: &CancellationToken,
+) -> Result<(), LinkError> {
+    let channel = Endpoint::from_shared(params.server.clone())
+        .map_err(|e| LinkError::Protocol(format!("server address: {e}")))?
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .tcp_keepalive(Some(Duration::from_secs(30)))
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .connect()
+        .await?;
+    let mut client = HostLinkClient::new(channel);
+    let (tx, rx) = mpsc::channel::<pb::HostMessage>(16);
+    tx.send(hello_message(&params.hello))
+        .await
+        .map_err(|_| LinkError::Closed)?;
+    let mut request = Request::new(ReceiverStream::new(rx));
+    let auth = format!("Bearer {}", params.token)
+        .parse()
+        .map_err(|_| LinkError::Protocol("token is not a valid header value".into()))?;
+    request.metadata_mut().insert("authorization", auth);
+    let mut inbound = client
+        .session(request)
+        .await
+        .map_err(LinkError::from_status)?
+        .into_inner();
+
+    let welcome = match inbound.message().await.map_err(LinkError::from_status)? {
+        Some(pb::ServerMessage {
+            body: Some(pb::server_message::Body::Welcome(w)),
+        }) => w,
+        Some(_) => return Err(LinkError::Protocol("expected a welcome first".into())),
+        None => return Err(LinkError::Closed),
+    };
+    backoff.reset();
+    observer.connected(&welcome.host_id);
+    let interval = Duration::from_millis(u64::from(welcome.heartbeat_interval_ms.max(50)));
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stats = params.report_stats.then(StatsReader::default);
+
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = ticker.tick() => {
+                let hb = pb::Heartbeat { sent_at_unix_micros: unix_micros(), stats: stats.as_mut().map(StatsReader::read) };
+                tx.send(pb::HostMessage { body: Some(pb::host_message::Body::Heartbeat(hb)) }).await.map_err(|_| LinkError::Closed)?;
+            }
+            msg = inbound.message() => {
+                let Some(msg) = msg.map_err(LinkError::from_status)? else { return Err(LinkError::Closed) };
+                match msg.body {
+                    Some(pb::server_message::Body::HeartbeatAck(ack)) => {
+                        let rtt = unix_micros().saturating_sub(ack.sent_at_unix_micros);
+                        observer.heartbeat_acked(Duration::from_micros(rtt));
+                    }
+                    Some(pb::server_message::Body::Command(cmd)) => {
+                        let result = handle_command(cmd);
+                        tx.send(pb::HostMessage { body: Some(pb::host_message::Body::CommandResult(result)) }).await.map_err(|_| LinkError::Closed)?;
+                    }
+                    Some(pb::server_message::Body::Welcome(_)) => return Err(LinkError::Protocol("unexpected second welcome".into())),
+                    None => {}
+                }
+            }
+        }
+    }
+}
+
+fn handle_command(cmd: pb::Command) -> pb::CommandResult {
+    match cmd.kind {
+        Some(pb::command::Kind::Ping(p)) => pb::CommandResult {
+            command_id: cmd.command_id,
+            ok: true,
+            error: String::new(),
+            payload: p.payload,
+        },
+        None => pb::CommandResult {
+            command_id: cmd.command_id,
+            ok: false,
+            error: "unknown command (agent too old?)".into(),
+            payload: Vec::new(),
+        },
+    }
+}
+
+fn hello_message(h: &RawHello) -> pb::HostMessage {
+    pb::HostMessage {
+        body: Some(pb::host_message::Body::Hello(pb::Hello {
+            host_name: h.host_name.clone(),
+            agent_version: h.agent_version.clone(),
+            info: Some(pb::HostInfo {
+                hostname: h.info.hostname.clone(),
+                os: h.info.os.clone(),
+                arch: h.info.arch.clone(),
+                kernel: h.info.kernel.clone(),
+            }),
+            devices: h
+                .devices
+                .iter()
+                .map(|d| pb::DeviceInfo {
+                    device_id: d.key.clone(),
+                    name: d.name.clone(),
+                    model: d.model.clone(),
+                    driver: d.driver.clone(),
+                    capabilities: d.capabilities.clone(),
+                    tags: d.tags.clone(),
+                    status: pb::DeviceStatus::Online as i32,
+                    status_detail: d.status_detail.clone(),
+                })
+                .collect(),
+        })),
+    }
+}
