@@ -61,10 +61,11 @@ impl Broker {
     /// A connected channel in confirm mode with the exchange declared; connects if needed.
     pub async fn channel(&self) -> Result<Channel, PublishError> {
         let mut state = self.state.lock().await;
-        if let Some((conn, ch)) = state.as_ref() {
-            if conn.status().connected() && ch.status().connected() {
-                return Ok(ch.clone());
-            }
+        if let Some((conn, ch)) = state.as_ref()
+            && conn.status().connected()
+            && ch.status().connected()
+        {
+            return Ok(ch.clone());
         }
         *state = None;
         let fut = async {
@@ -169,7 +170,7 @@ impl Broker {
                 }
                 Err(e) => {
                     let delay = backoff.next_delay();
-                    if backoff.attempts() == 1 || backoff.attempts() % 20 == 0 {
+                    if backoff.worth_logging() {
                         tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "publishing fleet events failed");
                     }
                     tokio::select! {

@@ -40,6 +40,11 @@ impl Backoff {
     pub fn attempts(&self) -> u32 {
         self.attempt
     }
+
+    /// True on the first failure and every 20th after: log those, not every retry of an outage.
+    pub fn worth_logging(&self) -> bool {
+        self.attempt == 1 || self.attempt.is_multiple_of(20)
+    }
 }
 
 #[cfg(test)]

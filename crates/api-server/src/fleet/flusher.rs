@@ -61,7 +61,7 @@ pub async fn run_flusher(
             }
             Err(e) => {
                 let delay = backoff.next_delay();
-                if backoff.attempts() == 1 || backoff.attempts() % 20 == 0 {
+                if backoff.worth_logging() {
                     tracing::warn!(error = %e, pending = registry.pending_changes(), retry_in_ms = delay.as_millis() as u64, "writing fleet state failed; will retry");
                 }
                 tokio::select! {

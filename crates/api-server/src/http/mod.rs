@@ -73,7 +73,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(healthz)
     .service(readyz)
     .service(
+        SwaggerUi::new("/swagger-ui/{_:.*}")
+            .config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")),
+    )
+    .service(
         web::scope("/api/v1")
+            .route("/openapi.json", web::get().to(openapi_json))
             .service(fleet::list_hosts)
             .service(fleet::get_host)
             .service(fleet::ping_host)
@@ -82,14 +87,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(keys::whoami)
             .service(keys::list_keys)
             .service(keys::create_key)
-            .service(keys::revoke_key)
-            .default_service(web::to(not_found)),
+            .service(keys::revoke_key),
     )
-    .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api/v1/openapi.json", ApiDoc::openapi()));
+    .default_service(web::to(not_found));
 }
 
 fn bad_request(message: String) -> actix_web::Error {
     ApiError::InvalidArgument(message).into()
+}
+
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -168,4 +176,25 @@ pub struct Page<T> {
     pub total: i64,
     pub limit: i64,
     pub offset: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{App, test};
+
+    #[actix_web::test]
+    async fn openapi_document_and_swagger_ui_are_served() {
+        let app = test::init_service(App::new().configure(super::configure)).await;
+        for path in ["/api/v1/openapi.json", "/swagger-ui/", "/healthz"] {
+            let resp =
+                test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+            assert_eq!(resp.status(), 200, "{path}");
+        }
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::get().uri("/api/v1/nope").to_request(),
+        )
+        .await;
+        assert_eq!(resp.status(), 404);
+    }
 }
