@@ -36,6 +36,23 @@ pub struct HostLinkService {
     pub registry: Arc<Registry>,
     pub broker: Arc<Broker>,
     pub heartbeat_interval: Duration,
+    /// Bounds the database work of connecting hosts, so a reconnect storm (every host of a lab
+    /// after a server restart) queues here instead of exhausting the pool and failing.
+    pub admission: Arc<tokio::sync::Semaphore>,
+}
+
+/// How long a connecting host may wait for its turn before it is told to come back later.
+const ADMISSION_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl HostLinkService {
+    async fn admit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, GrpcStatus> {
+        match tokio::time::timeout(ADMISSION_TIMEOUT, self.admission.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(GrpcStatus::unavailable(
+                "server busy admitting hosts; retry later",
+            )),
+        }
+    }
 }
 
 type ServerStream = Pin<Box<dyn Stream<Item = Result<pb::ServerMessage, GrpcStatus>> + Send>>;
@@ -53,7 +70,10 @@ impl HostLink for HostLinkService {
             .get("authorization")
             .and_then(|v| v.to_str().ok());
         let token = auth::bearer(header)?;
-        let caller = auth::authenticate(&self.pool, token).await?;
+        let caller = {
+            let _permit = self.admit().await?;
+            auth::authenticate(&self.pool, token).await?
+        };
         caller.require(Permission::ConnectHost)?;
 
         let mut inbound = request.into_inner();
@@ -72,6 +92,7 @@ impl HostLink for HostLinkService {
 
         let connection_id = Uuid::new_v4();
         let host = {
+            let _permit = self.admit().await?;
             let mut conn = db::conn(&self.pool).await.map_err(ApiError::from)?;
             db::fleet::upsert_hello(&mut conn, caller.tenant, &hello, connection_id, Utc::now())
                 .await

@@ -99,6 +99,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         registry: registry.clone(),
         broker: broker.clone(),
         heartbeat_interval: config.heartbeat_interval(),
+        // Leave a few connections for the REST API and the background writers.
+        admission: Arc::new(tokio::sync::Semaphore::new(
+            (config.database_pool_size as usize)
+                .saturating_sub(4)
+                .max(1),
+        )),
     };
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(labwright_proto::FILE_DESCRIPTOR_SET)

@@ -95,9 +95,9 @@ async fn a_killed_server_comes_back_and_the_agent_reconnects_without_duplicates(
     let (_, devices_before) = get(&base, &admin, "/api/v1/devices").await;
 
     for round in 0..2 {
+        let disconnects = agent.counter.disconnects.load(Ordering::SeqCst);
         server.kill().expect("SIGKILL api-server");
         server.wait().expect("reap");
-        let disconnects = agent.counter.disconnects.load(Ordering::SeqCst);
         eventually(WAIT, "agent notices", || async {
             (agent.counter.disconnects.load(Ordering::SeqCst) > disconnects).then_some(())
         })

@@ -102,6 +102,9 @@ pub enum KeysCommand {
         /// viewer, operator, admin, or host (an enrollment token for a host-agent).
         #[arg(long, default_value = "operator")]
         role: String,
+        /// Print only the secret (for scripts).
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// List keys.
     List,
@@ -224,9 +227,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             footer(out, &page)
         }
         Command::Keys {
-            command: KeysCommand::Create { name, role },
+            command: KeysCommand::Create { name, role, quiet },
         } => {
             let created = client.post("/api/v1/keys", &json!({"name": name, "role": role}))?;
+            if quiet {
+                writeln!(out, "{}", s(&created, "secret"))?;
+                return Ok(());
+            }
             if cli.json {
                 return print_json(out, &created);
             }

@@ -30,7 +30,10 @@ pub struct LinkParams {
 pub trait LinkObserver: Send + Sync + 'static {
     fn connected(&self, _host_id: &str) {}
     fn heartbeat_acked(&self, _round_trip: Duration) {}
+    /// An established session ended.
     fn disconnected(&self, _error: &LinkError) {}
+    /// An attempt failed before the server welcomed the host.
+    fn connect_failed(&self, _error: &LinkError) {}
 }
 
 /// The agent's default observer: logs.
@@ -41,11 +44,14 @@ impl LinkObserver for LogObserver {
         tracing::info!(host_id, "connected to the server");
     }
     fn disconnected(&self, error: &LinkError) {
+        tracing::warn!(error = %error, "link to the server lost");
+    }
+    fn connect_failed(&self, error: &LinkError) {
         match error {
             LinkError::Rejected(s) => {
                 tracing::error!(code = ?s.code(), message = s.message(), "server rejected this host; check the enrollment token and config")
             }
-            other => tracing::warn!(error = %other, "link to the server lost"),
+            other => tracing::warn!(error = %other, "could not connect to the server"),
         }
     }
 }
@@ -78,14 +84,19 @@ impl LinkError {
 pub async fn run(params: LinkParams, observer: Arc<dyn LinkObserver>, shutdown: CancellationToken) {
     let mut backoff = Backoff::new(Duration::from_millis(250), params.reconnect_max);
     loop {
+        let mut welcomed = false;
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = session(&params, observer.as_ref(), &mut backoff, &shutdown) => r,
+            r = session(&params, observer.as_ref(), &mut welcomed, &mut backoff, &shutdown) => r,
         };
         match result {
             Ok(()) => return,
             Err(e) => {
-                observer.disconnected(&e);
+                if welcomed {
+                    observer.disconnected(&e);
+                } else {
+                    observer.connect_failed(&e);
+                }
                 // A rejection will not fix itself quickly: wait the longest.
                 let delay = if matches!(e, LinkError::Rejected(_)) {
                     params.reconnect_max
@@ -112,6 +123,7 @@ fn unix_micros() -> u64 {
 async fn session(
     params: &LinkParams,
     observer: &dyn LinkObserver,
+    welcomed: &mut bool,
     backoff: &mut Backoff,
     shutdown: &CancellationToken,
 ) -> Result<(), LinkError> {
@@ -148,9 +160,13 @@ async fn session(
         None => return Err(LinkError::Closed),
     };
     backoff.reset();
+    *welcomed = true;
     observer.connected(&welcome.host_id);
     let interval = Duration::from_millis(u64::from(welcome.heartbeat_interval_ms.max(50)));
-    let mut ticker = tokio::time::interval(interval);
+    // A random first delay spreads heartbeats of hosts that (re)connected together, e.g. after a
+    // server restart, so the server never sees the whole fleet beat in the same millisecond.
+    let first = interval.mul_f64(rand::random::<f64>());
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + first, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stats = params.report_stats.then(StatsReader::default);
 
