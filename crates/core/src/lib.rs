@@ -6,7 +6,9 @@
 //! `cargo tree -p labwright-core -i <crate>`.
 
 pub mod auth;
+pub mod controller;
 pub mod fleet;
+pub mod frame;
 pub mod ids;
 pub mod retry;
 pub mod validate;
