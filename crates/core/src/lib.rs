@@ -12,5 +12,6 @@ pub mod frame;
 pub mod ids;
 pub mod retry;
 pub mod validate;
+pub mod verify;
 
 pub use validate::ValidationError;
