@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod frame;
 pub mod ids;
 pub mod retry;
+pub mod sim;
 pub mod validate;
 pub mod verify;
 
