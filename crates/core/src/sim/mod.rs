@@ -42,11 +42,14 @@ pub use self::{
     clock::{Clock, ManualClock, SystemClock},
     config::{FaultConfig, MAX_CHANNELS, SimConfig},
     lineup::{channel_name, programme, tone_hz},
-    state::{ActiveFaults, DIGIT_TIMEOUT_MS, HOME_TILES, REBOOT_BLACK_MS, SETTINGS_ITEMS, Screen},
+    state::{
+        ActiveFaults, DIGIT_TIMEOUT_MS, HOME_TILES, MAX_PENDING_KEYS, REBOOT_BLACK_MS,
+        SETTINGS_ITEMS, Screen,
+    },
 };
 use self::{
     render::{Renderer, Scene},
-    state::Machine,
+    state::{Machine, Press},
 };
 use crate::{
     controller::{
@@ -84,8 +87,10 @@ pub enum Fault {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SimStatus {
     pub screen: Screen,
-    /// Index and name of the focused Home tile or Settings item.
-    pub focus: Option<(usize, String)>,
+    /// Index of the focused Home tile (row by row) or Settings item.
+    pub focus_index: Option<usize>,
+    /// Name of the focused Home tile or Settings item.
+    pub focused_item: Option<String>,
     /// The channel playing (or being tuned, or last watched).
     pub channel: u32,
     pub volume: u8,
@@ -211,7 +216,8 @@ impl SimulatedStb {
         let m = &inner.machine;
         SimStatus {
             screen: m.screen(),
-            focus: m.focus().map(|(i, n)| (i, n.to_string())),
+            focus_index: m.focus().map(|(i, _)| i),
+            focused_item: m.focus().map(|(_, n)| n.to_string()),
             channel: m.channel,
             volume: m.volume,
             muted: m.muted,
@@ -262,12 +268,17 @@ impl SimulatedStb {
 
 impl RemoteControl for SimulatedStb {
     /// Queues the key; the box reacts after `key_delay_ms` (+ the `slow` fault). Returns at once,
-    /// like an IR blaster: a press lost to `drop_keys` still returns `Ok`.
+    /// like an IR blaster: a press lost to `drop_keys` still returns `Ok`. Fails only when
+    /// [`MAX_PENDING_KEYS`] presses are already waiting.
     fn press(&self, key: Key) -> Result<(), ControlError> {
         let now = self.clock.now_us();
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.machine.press(now, key);
-        Ok(())
+        match inner.machine.press(now, key) {
+            Press::Queued | Press::Dropped => Ok(()),
+            Press::BufferFull => Err(ControlError::Unavailable(format!(
+                "key buffer full ({MAX_PENDING_KEYS} presses pending)"
+            ))),
+        }
     }
 
     /// The simulated box has no long-press actions: a long press is a press.

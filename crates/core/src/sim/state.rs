@@ -37,6 +37,8 @@ pub const DEFAULT_VOLUME: u8 = 10;
 
 const TILE_LIVE_TV: usize = 0;
 const TILE_SETTINGS: usize = 4;
+/// Key presses the box buffers before it refuses more (the queue is bounded).
+pub const MAX_PENDING_KEYS: usize = 64;
 /// Audio state older than this is forgotten.
 const AUDIO_HISTORY_US: u64 = 120_000_000;
 
@@ -122,6 +124,16 @@ pub(super) struct Tone {
 pub(super) struct AudioSegment {
     pub start_us: u64,
     pub tone: Option<Tone>,
+}
+
+/// What became of a key press.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Press {
+    Queued,
+    /// Lost to the `drop_keys` fault.
+    Dropped,
+    /// [`MAX_PENDING_KEYS`] presses are already waiting.
+    BufferFull,
 }
 
 #[derive(Debug)]
@@ -239,12 +251,15 @@ impl Machine {
         self.now_us = self.now_us.max(t);
     }
 
-    /// A key press at `t`. Returns false when the press was lost to the `drop_keys` fault.
-    pub fn press(&mut self, t: u64, key: Key) -> bool {
+    /// A key press at `t`.
+    pub fn press(&mut self, t: u64, key: Key) -> Press {
         self.advance(t);
+        if self.pending.len() >= MAX_PENDING_KEYS {
+            return Press::BufferFull;
+        }
         if self.faults.drop_keys > 0 {
             self.faults.drop_keys -= 1;
-            return false;
+            return Press::Dropped;
         }
         let due = self.now_us + self.key_delay_us + ms(self.faults.slow_ms);
         let pos = self
@@ -253,7 +268,7 @@ impl Machine {
             .position(|(at, _)| *at > due)
             .unwrap_or(self.pending.len());
         self.pending.insert(pos, (due, key));
-        true
+        Press::Queued
     }
 
     /// Mains power at `t`: off at once, or on with the boot sequence.
@@ -547,6 +562,16 @@ mod tests {
         }
         m.advance(T0 + 400_000);
         assert_eq!(m.focus(), Some((7, "Help")));
+        // The queue is bounded.
+        let presses: Vec<Press> = (0..=MAX_PENDING_KEYS)
+            .map(|_| m.press(T0 + 500_000, Key::Left))
+            .collect();
+        assert!(
+            presses[..MAX_PENDING_KEYS]
+                .iter()
+                .all(|p| *p == Press::Queued)
+        );
+        assert_eq!(presses[MAX_PENDING_KEYS], Press::BufferFull);
     }
 
     #[test]

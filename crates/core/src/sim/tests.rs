@@ -466,6 +466,29 @@ fn render_time() {
     println!(
         "sim: grab of a new 1280x720 player frame (banner and volume bar up) took {per_frame:?} on average over {runs} runs"
     );
+    press(&stb, &clock, Key::Home);
+    let mut menu = Duration::ZERO;
+    for i in 0..runs {
+        press(
+            &stb,
+            &clock,
+            if i % 2 == 0 { Key::Right } else { Key::Left },
+        );
+        let before = stb.status().focus_index;
+        let started = std::time::Instant::now();
+        let f = stb.grab().expect("grab");
+        menu += started.elapsed();
+        assert_eq!(before, Some(if i % 2 == 0 { 1 } else { 0 }));
+        assert_eq!(
+            ring_pixel(&f, before.unwrap_or(0)),
+            layout::FOCUS,
+            "re-rendered"
+        );
+    }
+    println!(
+        "sim: grab of a new 1280x720 Home frame (focus moved) took {:?} on average over {runs} runs",
+        menu / runs
+    );
     stb.inject(Fault::Reboot);
     clock.advance_ms(REBOOT_BLACK_MS + 700);
     screens.push(("boot", stb.grab().expect("grab")));
