@@ -501,3 +501,32 @@ fn render_time() {
         }
     }
 }
+
+/// The simulator against the real verification functions: a reference cut from one capture is
+/// found again in a later one, and the tone is measured by spectrum.
+#[test]
+fn verification_functions_recognise_the_simulated_box() {
+    use crate::verify;
+    let (stb, clock) = sim(SimConfig::default());
+    watch(&stb, &clock);
+    press(&stb, &clock, Key::ChannelUp);
+    clock.advance_ms(stb.config().zap_ms);
+    let reference = stb
+        .grab()
+        .expect("grab")
+        .to_gray()
+        .crop(layout::BANNER_NAME);
+    clock.advance_ms(1000);
+    let later = stb.grab().expect("grab").to_gray();
+    let m = verify::match_template(&later, &reference, None, 0.99)
+        .expect("search")
+        .expect("banner found");
+    assert_eq!((m.x, m.y), (layout::BANNER_NAME.x, layout::BANNER_NAME.y));
+
+    let chunk = stb.read(Duration::from_millis(500)).expect("audio");
+    let hz = verify::dominant_frequency(&chunk.samples, chunk.sample_rate).expect("a tone");
+    assert!((hz - tone_hz(2) as f32).abs() < 5.0, "{hz}");
+    press(&stb, &clock, Key::Home);
+    let chunk = stb.read(Duration::from_millis(500)).expect("audio");
+    assert!(verify::dominant_frequency(&chunk.samples, chunk.sample_rate).is_none());
+}
