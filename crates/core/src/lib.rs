@@ -10,8 +10,11 @@ pub mod controller;
 pub mod fleet;
 pub mod frame;
 pub mod ids;
+pub mod nav;
 pub mod retry;
+pub mod run;
 pub mod sim;
+pub mod testcase;
 pub mod validate;
 pub mod verify;
 

@@ -1,0 +1,278 @@
+//! Semantic validation of a test case against what it will run with: the navigation tree, the
+//! reference images, the frame size and the device's capabilities. Every problem is reported,
+//! each with the path of the offending field as written in the YAML
+//! (`steps[3].verify_image.region`).
+
+use crate::{
+    fleet::Capability,
+    frame::Rect,
+    nav::{
+        NavigationTree, ReferenceImages, Resolution,
+        tree::{MAX_DELAY_MS, MAX_ID_LEN, check_reference, check_region, check_threshold},
+    },
+    validate::{self, ValidationError},
+};
+
+use super::{Action, Step, TestCase, step_capabilities};
+
+/// Longest timeout, wait or observation a step may ask for (10 minutes).
+pub const MAX_STEP_MS: u64 = 600_000;
+pub const MAX_REPEAT: u32 = 10_000;
+pub const MAX_PRESS_REPEAT: u32 = 1_000;
+/// Deepest nesting of `repeat` steps.
+pub const MAX_DEPTH: usize = 4;
+pub const MAX_NAME_LEN: usize = 200;
+pub const MAX_DESCRIPTION_LEN: usize = 4_000;
+
+/// What a test case is validated against. Every part is optional: leave out what is not known
+/// yet (e.g. the device's capabilities when a test is saved rather than run).
+#[derive(Clone, Copy, Default)]
+pub struct ValidationEnv<'a> {
+    /// The navigation tree of the device model; `goto` steps need one.
+    pub nav: Option<&'a NavigationTree>,
+    /// The reference images; when given, every `verify_image` reference must exist and fit.
+    pub references: Option<&'a dyn ReferenceImages>,
+    /// The device's capabilities; when given, every step must be runnable.
+    pub capabilities: Option<&'a [Capability]>,
+    /// The frame size; defaults to the navigation tree's resolution.
+    pub resolution: Option<Resolution>,
+}
+
+struct Checker<'a> {
+    env: ValidationEnv<'a>,
+    resolution: Option<Resolution>,
+    errs: Vec<ValidationError>,
+}
+
+impl TestCase {
+    /// Checks the test case against `env`, returning every problem found.
+    pub fn validate(&self, env: &ValidationEnv<'_>) -> Result<(), Vec<ValidationError>> {
+        let mut c = Checker {
+            env: *env,
+            resolution: env.resolution.or(env.nav.map(|n| n.resolution)),
+            errs: Vec::new(),
+        };
+        if let Err(e) = validate::label("name", &self.name, MAX_NAME_LEN) {
+            c.errs.push(e);
+        }
+        // Descriptions are prose: line breaks and tabs are fine (YAML `>` and `|` blocks).
+        if let Err(e) = validate::optional_text(
+            "description",
+            &self.description.replace(['\n', '\t'], " "),
+            MAX_DESCRIPTION_LEN,
+        ) {
+            c.errs.push(e);
+        }
+        if let Some(model) = &self.device_model {
+            if let Err(e) = validate::slug("device_model", model, MAX_ID_LEN) {
+                c.errs.push(e);
+            }
+            if let Some(nav) = env.nav
+                && nav.model != *model
+            {
+                c.errs.push(ValidationError::new(
+                    "device_model",
+                    format!(
+                        "the test is for {model:?} but the navigation tree is for {:?}",
+                        nav.model
+                    ),
+                ));
+            }
+        }
+        let d = &self.defaults;
+        for (field, v) in [
+            ("defaults.timeout_ms", d.timeout_ms),
+            ("defaults.goto_timeout_ms", d.goto_timeout_ms),
+            ("defaults.observe_ms", d.observe_ms),
+        ] {
+            c.duration(field, v);
+        }
+        check_threshold("defaults.threshold", d.threshold, &mut c.errs);
+        if self.steps.is_empty() {
+            c.errs.push(ValidationError::new(
+                "steps",
+                "a test case needs at least one step",
+            ));
+        }
+        c.steps("", &self.steps, 1);
+        if c.errs.is_empty() {
+            Ok(())
+        } else {
+            Err(c.errs)
+        }
+    }
+}
+
+impl Checker<'_> {
+    fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errs.push(ValidationError::new(field, message));
+    }
+
+    fn duration(&mut self, field: &str, ms: u64) {
+        if ms == 0 || ms > MAX_STEP_MS {
+            self.err(field, format!("must be between 1 and {MAX_STEP_MS} ms"));
+        }
+    }
+
+    fn region(&mut self, field: &str, region: Option<&Rect>) {
+        match self.resolution {
+            Some(res) => check_region(field, region, res, &mut self.errs),
+            None => {
+                if let Some(r) = region
+                    && (r.width == 0 || r.height == 0)
+                {
+                    self.err(field, "region must not be empty");
+                }
+            }
+        }
+    }
+
+    fn key(&mut self, field: &str, key: &crate::nav::KeyName) {
+        if let Err(e) = key.key() {
+            self.err(field, e.message);
+        }
+    }
+
+    fn steps(&mut self, prefix: &str, steps: &[Step], depth: usize) {
+        for (i, s) in steps.iter().enumerate() {
+            let at = if prefix.is_empty() {
+                format!("steps[{i}]")
+            } else {
+                format!("{prefix}.steps[{i}]")
+            };
+            self.step(&at, s, depth);
+        }
+    }
+
+    fn step(&mut self, at: &str, s: &Step, depth: usize) {
+        let name = s.action.name();
+        let here = format!("{at}.{name}");
+        if let Some(t) = s.timeout_ms {
+            if s.action.takes_timeout() {
+                self.duration(&format!("{at}.timeout_ms"), t);
+            } else {
+                self.err(
+                    format!("{at}.timeout_ms"),
+                    format!(
+                        "{name} takes no timeout (timeout_ms applies to goto, verify_image, verify_black, \
+                         verify_not_black and measure_zap)"
+                    ),
+                );
+            }
+        }
+        if let Some(caps) = self.env.capabilities {
+            for need in step_capabilities(&s.action) {
+                if !caps.contains(&need) {
+                    self.err(
+                        at,
+                        format!(
+                            "{name} needs {}, which the device does not have",
+                            need.as_str()
+                        ),
+                    );
+                }
+            }
+        }
+        match &s.action {
+            Action::Goto(g) => match self.env.nav {
+                None => self.err(&here, "goto needs a navigation tree for the device model"),
+                Some(nav) if nav.screen(&g.screen).is_none() => {
+                    self.err(&here, format!("unknown screen {:?} in the {} navigation tree", g.screen, nav.model))
+                }
+                Some(nav) if !nav.is_reachable_from_elsewhere(&g.screen) => self.err(
+                    &here,
+                    format!("unreachable target screen {:?}: no edge of the navigation tree leads to it", g.screen),
+                ),
+                Some(_) => {}
+            },
+            Action::Press(p) => {
+                self.key(&format!("{here}.key"), &p.key);
+                if p.repeat == 0 || p.repeat > MAX_PRESS_REPEAT {
+                    self.err(format!("{here}.repeat"), format!("must be between 1 and {MAX_PRESS_REPEAT}"));
+                }
+                if p.interval_ms > MAX_DELAY_MS {
+                    self.err(format!("{here}.interval_ms"), format!("must be at most {MAX_DELAY_MS}"));
+                }
+                if let Some(h) = p.hold_ms
+                    && (h == 0 || h > MAX_DELAY_MS)
+                {
+                    self.err(format!("{here}.hold_ms"), format!("must be between 1 and {MAX_DELAY_MS}"));
+                }
+            }
+            Action::Wait(w) => self.duration(&here, w.ms),
+            Action::VerifyImage(v) => {
+                if v.reference.trim().is_empty() {
+                    self.err(format!("{here}.reference"), "must not be empty");
+                } else if let Some(refs) = self.env.references {
+                    let region = v.region.or(self.resolution.map(|r| Rect::full(r.width, r.height)));
+                    match region {
+                        Some(region) => {
+                            if let Err(e) = check_reference(refs, &v.reference, region) {
+                                self.errs.push(e.within(&here));
+                            }
+                        }
+                        None if refs.get(&v.reference).is_none() => self.err(
+                            format!("{here}.reference"),
+                            format!("unknown reference image {:?}", v.reference),
+                        ),
+                        None => {}
+                    }
+                }
+                self.region(&format!("{here}.region"), v.region.as_ref());
+                if let Some(t) = v.threshold {
+                    check_threshold(&format!("{here}.threshold"), t, &mut self.errs);
+                }
+            }
+            Action::VerifyBlack(r) | Action::VerifyNotBlack(r) => self.region(&format!("{here}.region"), r.region.as_ref()),
+            Action::VerifyMotion(o) | Action::VerifyNotFrozen(o) => {
+                self.region(&format!("{here}.region"), o.region.as_ref());
+                if let Some(d) = o.duration_ms {
+                    self.duration(&format!("{here}.duration_ms"), d);
+                }
+            }
+            Action::VerifyAudio(a) => {
+                if let Some(f) = a.frequency_hz {
+                    if !(f > 0.0 && f < 24_000.0) {
+                        self.err(format!("{here}.frequency_hz"), "must be between 0 and 24000 Hz");
+                    }
+                    if a.expect == super::AudioExpect::Silent {
+                        self.err(format!("{here}.frequency_hz"), "a frequency only makes sense with expect: present");
+                    }
+                }
+                if let Some(t) = a.tolerance_hz {
+                    if !(t.is_finite() && t >= 0.0) {
+                        self.err(format!("{here}.tolerance_hz"), "must be a non-negative number");
+                    }
+                    if a.frequency_hz.is_none() {
+                        self.err(format!("{here}.tolerance_hz"), "needs frequency_hz");
+                    }
+                }
+                if let Some(d) = a.duration_ms {
+                    self.duration(&format!("{here}.duration_ms"), d);
+                }
+            }
+            Action::MeasureZap(z) => {
+                self.key(&format!("{here}.key"), &z.key);
+                self.region(&format!("{here}.region"), z.region.as_ref());
+            }
+            Action::Screenshot(sc) => {
+                if let Err(e) = validate::slug(&format!("{here}.name"), &sc.name, MAX_ID_LEN) {
+                    self.errs.push(e);
+                }
+            }
+            Action::Repeat(r) => {
+                if r.count == 0 || r.count > MAX_REPEAT {
+                    self.err(format!("{here}.count"), format!("must be between 1 and {MAX_REPEAT}"));
+                }
+                if r.steps.is_empty() {
+                    self.err(format!("{here}.steps"), "a repeat needs at least one step");
+                }
+                if depth >= MAX_DEPTH {
+                    self.err(&here, format!("repeats may be nested at most {MAX_DEPTH} deep"));
+                } else {
+                    self.steps(&here, &r.steps, depth + 1);
+                }
+            }
+        }
+    }
+}
