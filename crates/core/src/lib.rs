@@ -10,6 +10,8 @@ pub mod controller;
 pub mod fleet;
 pub mod frame;
 pub mod ids;
+pub mod image_io;
+pub mod jpeg;
 pub mod nav;
 pub mod retry;
 pub mod run;

@@ -17,6 +17,9 @@ pub mod image;
 pub mod screen;
 pub mod wait;
 
+#[cfg(test)]
+mod sim_tests;
+
 pub use self::image::{TemplateMatch, find_template, match_template};
 pub use audio::{DEFAULT_SILENCE_DBFS, dominant_frequency, is_silent, rms, rms_dbfs};
 pub use screen::{
