@@ -285,11 +285,13 @@ impl<'a> Navigator<'a> {
         }
     }
 
-    /// Waits until the device is recognised as `screen`, at most `timeout_ms`. Returns whether
-    /// it got there, and the last look.
+    /// Waits until the device is recognised as `to`, at most `timeout_ms`. Returns whether it
+    /// got there, and the last look. Gives up early when the device settles on a third screen
+    /// (neither `from` nor `to`, seen on two looks in a row): waiting longer would not help.
     fn wait_for(
         &self,
-        screen: &str,
+        from: &str,
+        to: &str,
         timeout_ms: u64,
         deadline_us: u64,
         memo: &mut Memo,
@@ -298,11 +300,17 @@ impl<'a> Navigator<'a> {
             .now_us()
             .saturating_add(timeout_ms * 1000)
             .min(deadline_us);
+        let mut elsewhere: Option<String> = None;
         loop {
             let l = self.look_memo(memo)?;
-            if l.screen.as_deref() == Some(screen) {
+            if l.screen.as_deref() == Some(to) {
                 return Ok((true, l));
             }
+            let third = l.screen.clone().filter(|s| s != from);
+            if third.is_some() && third == elsewhere {
+                return Ok((false, l));
+            }
+            elsewhere = third;
             if self.now_us() >= until {
                 return Ok((false, l));
             }
@@ -330,8 +338,13 @@ impl<'a> Navigator<'a> {
                 self.sleep_ms(a.delay_ms)?;
             }
             self.sleep_ms(edge.wait_after_ms)?;
-            let (arrived, l) =
-                self.wait_for(edge.to, self.options.appear_timeout_ms, deadline_us, memo)?;
+            let (arrived, l) = self.wait_for(
+                edge.from,
+                edge.to,
+                self.options.appear_timeout_ms,
+                deadline_us,
+                memo,
+            )?;
             observations.push(EdgeObservation {
                 edge_id: edge.id.clone(),
                 duration_ms: ms_between(started, self.now_us()),

@@ -124,3 +124,6 @@ impl NavError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -310,12 +310,21 @@ impl<'a> Steps<'_, 'a> {
         let started = self.now();
         let mut watch = Watch::new(expectation, started, timeout_ms.saturating_mul(1000));
         let mut best = f64::NEG_INFINITY;
+        // The source repeats a frame (same `seq`) while nothing changes: judge it once.
+        let mut memo: Option<(u64, (bool, f64))> = None;
         loop {
             let frame = video.grab()?;
             // The clock's reading, not the frame's capture time: a frozen source still counts
             // as looked at.
             let at = self.now();
-            let (is_present, score) = present(&frame.to_gray())?;
+            let (is_present, score) = match memo {
+                Some((seq, judged)) if seq == frame.seq => judged,
+                _ => {
+                    let judged = present(&frame.to_gray())?;
+                    memo = Some((frame.seq, judged));
+                    judged
+                }
+            };
             best = best.max(score);
             let status = watch.observe(at, is_present);
             let status = if status.is_final() {
@@ -624,12 +633,21 @@ impl<'a> Steps<'_, 'a> {
         remote.press(key)?;
         let until = pressed_at.saturating_add(timeout_ms.saturating_mul(1000));
         let mut black_since: Option<u64> = None;
+        let mut memo: Option<(u64, bool)> = None;
         loop {
             let frame = video.grab()?;
             let at = frame.captured_at_us;
             if at >= pressed_at {
-                let black =
-                    verify::is_black(&frame.to_gray(), z.region, BlackParams::default())?.black;
+                let black = match memo {
+                    Some((seq, black)) if seq == frame.seq => black,
+                    _ => {
+                        let black =
+                            verify::is_black(&frame.to_gray(), z.region, BlackParams::default())?
+                                .black;
+                        memo = Some((frame.seq, black));
+                        black
+                    }
+                };
                 match (black_since, black) {
                     (None, true) => black_since = Some(at),
                     (Some(since), false) => {

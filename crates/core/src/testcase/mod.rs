@@ -162,3 +162,6 @@ pub fn step_capabilities(action: &Action) -> Vec<Capability> {
         Action::VerifyAudio(_) => vec![AudioCapture],
     }
 }
+
+#[cfg(test)]
+mod tests;
