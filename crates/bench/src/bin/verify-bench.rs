@@ -81,6 +81,14 @@ fn main() -> anyhow::Result<()> {
 
     println!("# verify benchmark — {}", date());
     println!("# machine: {} cores (nproc), CPU: {}", nproc(), cpu_model());
+    let nasm = Command::new("nasm")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    println!(
+        "# mozjpeg SIMD: nasm {} on PATH (mozjpeg-sys uses it when it is first built)",
+        if nasm { "found" } else { "NOT found" }
+    );
     println!(
         "# labwright: release build, one thread; each time is the median of {} runs after one warm-up",
         args.runs

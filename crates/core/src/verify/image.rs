@@ -259,18 +259,41 @@ impl Plans {
                 count = k + 1;
             }
             let r0 = first.unwrap_or(0);
-            for c in 0..nc {
-                let column = &mut spec[c * ny + r0..c * ny + r0 + count];
-                for (k, v) in column.iter_mut().enumerate() {
-                    *v = block[k * nc + c];
-                }
-            }
+            scatter_rows(&block[..count * nc], nc, &mut spec, ny, r0);
         }
         let mut scratch =
             vec![Complex32::new(0.0, 0.0); self.col_forward.get_inplace_scratch_len()];
         self.col_forward
             .process_with_scratch(&mut spec, &mut scratch);
         spec
+    }
+}
+
+/// Columns per tile in the transposes: a tile of `ROW_BLOCK` rows by `TILE` columns stays in L1.
+const TILE: usize = 8;
+
+/// Writes `rows` (row-major, `nc` values per row) into rows `r0..` of the column-major `spec`
+/// (`ny` values per column), tile by tile.
+fn scatter_rows(rows: &[Complex32], nc: usize, spec: &mut [Complex32], ny: usize, r0: usize) {
+    for c0 in (0..nc).step_by(TILE) {
+        let c1 = (c0 + TILE).min(nc);
+        for (k, row) in rows.chunks_exact(nc).enumerate() {
+            for c in c0..c1 {
+                spec[c * ny + r0 + k] = row[c];
+            }
+        }
+    }
+}
+
+/// The inverse of [`scatter_rows`]: reads rows `r0..` of the column-major `spec` into `rows`.
+fn gather_rows(spec: &[Complex32], ny: usize, r0: usize, rows: &mut [Complex32], nc: usize) {
+    for c0 in (0..nc).step_by(TILE) {
+        let c1 = (c0 + TILE).min(nc);
+        for (k, row) in rows.chunks_exact_mut(nc).enumerate() {
+            for c in c0..c1 {
+                row[c] = spec[c * ny + r0 + k];
+            }
+        }
     }
 }
 
@@ -313,12 +336,7 @@ fn find_fft(frame: &Gray, template: &Gray, area: Rect, stats: &TemplateStats) ->
     let mut scores = vec![0.0f32; ow * oh];
     for r0 in (0..oh).step_by(ROW_BLOCK) {
         let count = ROW_BLOCK.min(oh - r0);
-        for c in 0..nc {
-            let column = &spec[c * ny + r0..c * ny + r0 + count];
-            for (k, &v) in column.iter().enumerate() {
-                block[k * nc + c] = v;
-            }
-        }
+        gather_rows(&spec, ny, r0, &mut block[..count * nc], nc);
         for (k, row_spec) in block.chunks_exact_mut(nc).take(count).enumerate() {
             // The DC and Nyquist bins of a real signal's spectrum are real; rounding left a
             // tiny imaginary part that the inverse real FFT would reject.
@@ -353,11 +371,13 @@ struct Scorer<'a> {
     col_sum_sq: Vec<u32>,
     /// Next output row.
     y: usize,
-    /// `n / (nx * ny)`: undoes the unnormalised FFT round trip and scales like the variances.
-    scale: f64,
-    template_var: f64,
-    /// Window variances (times n^2) of the current row, as f64.
-    window_var: Vec<f64>,
+    /// `n / (nx * ny) / sqrt(template variance * n^2)`: undoes the unnormalised FFT round trip
+    /// and divides by the template's part of the denominator (0 for a flat template).
+    scale: f32,
+    /// Whether the template is flat (every window scores 1 if flat too, else 0).
+    flat_template: bool,
+    /// Window variances (times n^2) of the current row: exact integers, then as f32.
+    window_var: Vec<f32>,
 }
 
 impl<'a> Scorer<'a> {
@@ -384,8 +404,12 @@ impl<'a> Scorer<'a> {
             col_sum,
             col_sum_sq,
             y: 0,
-            scale: stats.n as f64 / fft_len,
-            template_var: stats.var_n2 as f64,
+            scale: if stats.var_n2 == 0 {
+                0.0
+            } else {
+                (stats.n as f64 / fft_len / (stats.var_n2 as f64).sqrt()) as f32
+            },
+            flat_template: stats.var_n2 == 0,
             window_var: vec![0.0; aw - tw + 1],
         }
     }
@@ -428,14 +452,24 @@ impl<'a> Scorer<'a> {
                 sii = sii + u64::from(self.col_sum_sq[x + tw - 1])
                     - u64::from(self.col_sum_sq[x - 1]);
             }
+            // Exact in integers (a flat window is exactly 0), rounded to f32 only here.
             self.window_var[x] = if narrow {
-                (n * sii - si * si) as f64
+                (n * sii - si * si) as f32
             } else {
-                (u128::from(n) * u128::from(sii) - u128::from(si) * u128::from(si)) as f64
+                (u128::from(n) * u128::from(sii) - u128::from(si) * u128::from(si)) as f32
             };
         }
+        if self.flat_template {
+            for (o, &wv) in out.iter_mut().zip(&self.window_var) {
+                *o = if wv > 0.0 { 0.0 } else { 1.0 };
+            }
+            return;
+        }
+        // Branch-free so that it vectorises; flat windows (variance 0) score 0.
+        let scale = self.scale;
         for ((o, &c), &wv) in out.iter_mut().zip(corr).zip(&self.window_var) {
-            *o = score_from_parts(f64::from(c) * self.scale, self.template_var, wv);
+            let s = (c * scale / wv.sqrt()).clamp(-1.0, 1.0);
+            *o = if wv > 0.0 { s } else { 0.0 };
         }
     }
 }
