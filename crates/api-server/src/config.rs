@@ -28,6 +28,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `text` (readable) or `json`.
     pub log_format: LogFormat,
+    /// Where screenshots and reference images go: a directory (or `file://` URL), or
+    /// `s3://bucket/prefix` for any S3-compatible store (credentials from `AWS_*` variables).
+    pub artifacts_url: String,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -50,6 +53,7 @@ impl Default for Config {
             missed_heartbeats: 3,
             data_dir: PathBuf::from(".labwright/api-server"),
             log_format: LogFormat::Text,
+            artifacts_url: ".labwright/artifacts".into(),
         }
     }
 }
@@ -100,6 +104,10 @@ impl Config {
                 }
                 "HEARTBEAT_INTERVAL_MS" => parse_into(&value, &mut config.heartbeat_interval_ms),
                 "MISSED_HEARTBEATS" => parse_into(&value, &mut config.missed_heartbeats),
+                "ARTIFACTS_URL" => {
+                    config.artifacts_url = value;
+                    Ok(())
+                }
                 "DATA_DIR" => {
                     config.data_dir = PathBuf::from(value);
                     Ok(())

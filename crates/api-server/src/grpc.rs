@@ -36,6 +36,7 @@ pub struct HostLinkService {
     pub registry: Arc<Registry>,
     pub broker: Arc<Broker>,
     pub heartbeat_interval: Duration,
+    pub lab: Arc<crate::executions::Lab>,
     /// Bounds the database work of connecting hosts, so a reconnect storm (every host of a lab
     /// after a server restart) queues here instead of exhausting the pool and failing.
     pub admission: Arc<tokio::sync::Semaphore>,
@@ -88,6 +89,12 @@ impl HostLink for HostLinkService {
                 ApiError::InvalidArgument("the first message must be a hello".into()).into(),
             );
         };
+        if hello.running_executions.len() > 1024 {
+            return Err(
+                ApiError::InvalidArgument("running_executions: at most 1024".into()).into(),
+            );
+        }
+        let running = hello.running_executions.clone();
         let hello = raw_hello(hello).validate().map_err(ApiError::from)?;
 
         let connection_id = Uuid::new_v4();
@@ -115,8 +122,16 @@ impl HostLink for HostLinkService {
         let killed = self
             .registry
             .register(host, caller.tenant, connection_id, tx.clone());
+        let lab = self.lab.clone();
+        tokio::spawn(async move {
+            if let Err(e) = lab.host_connected(host, &running).await {
+                tracing::warn!(host_id = %host, error = %e, "could not reconcile the host's executions");
+            }
+        });
         let device_keys: Vec<String> = hello.devices.into_iter().map(|d| d.key).collect();
         tokio::spawn(read_stream(
+            self.lab.clone(),
+            caller.tenant,
             self.registry.clone(),
             host,
             connection_id,
@@ -130,7 +145,10 @@ impl HostLink for HostLinkService {
 }
 
 /// Reads one host's stream until it ends or the server closes it.
+#[allow(clippy::too_many_arguments)]
 async fn read_stream(
+    lab: Arc<crate::executions::Lab>,
+    tenant: labwright_core::ids::TenantId,
     registry: Arc<Registry>,
     host: HostId,
     connection_id: Uuid,
@@ -183,6 +201,16 @@ async fn read_stream(
                     }
                 }
             }
+            pb::host_message::Body::Step(step) => lab.submit(crate::executions::Report {
+                host,
+                tenant,
+                body: crate::executions::ReportBody::Step(step),
+            }),
+            pb::host_message::Body::Execution(report) => lab.submit(crate::executions::Report {
+                host,
+                tenant,
+                body: crate::executions::ReportBody::Execution(report),
+            }),
             pb::host_message::Body::CommandResult(result) => {
                 registry.complete_command(host, connection_id, result)
             }

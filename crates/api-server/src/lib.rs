@@ -2,14 +2,17 @@
 //! keep open. `main.rs` only parses arguments; everything else is here so tests can run a real
 //! server in-process (`start`) on ephemeral ports.
 
+pub mod artifacts;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod executions;
 pub mod fleet;
 pub mod grpc;
 pub mod http;
+pub mod library;
 pub mod telemetry;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -74,8 +77,22 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
     let registry = Arc::new(fleet::Registry::new(config.offline_after()));
     let broker = events::Broker::new(config.amqp_url.clone(), config.events_exchange.clone());
+    let artifacts =
+        artifacts::Artifacts::open(&config.artifacts_url).context("opening the artifact store")?;
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
+    // Runs survive their host being gone for as long as the host itself is considered alive, plus
+    // the time a reconnecting agent needs.
+    let grace = config.offline_after() * 2 + Duration::from_secs(2);
+    let lab = executions::Lab::new(
+        pool.clone(),
+        registry.clone(),
+        artifacts.clone(),
+        broker.clone(),
+        grace,
+        shutdown.clone(),
+    );
+    tasks.push(tokio::spawn(lab.clone().run_dispatcher(shutdown.clone())));
 
     tasks.push(tokio::spawn(
         broker.clone().run_publisher(pool.clone(), shutdown.clone()),
@@ -99,6 +116,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         registry: registry.clone(),
         broker: broker.clone(),
         heartbeat_interval: config.heartbeat_interval(),
+        lab: lab.clone(),
         // Leave a few connections for the REST API and the background writers.
         admission: Arc::new(tokio::sync::Semaphore::new(
             (config.database_pool_size as usize)
@@ -134,6 +152,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         pool: pool.clone(),
         registry: registry.clone(),
         broker: broker.clone(),
+        lab: lab.clone(),
+        artifacts: artifacts.clone(),
     });
     let http_server = HttpServer::new(move || {
         App::new()

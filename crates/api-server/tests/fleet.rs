@@ -175,6 +175,7 @@ async fn silent_host(
             host_name: name.into(),
             agent_version: "raw".into(),
             info: None,
+            running_executions: vec![],
             devices: vec![pb::DeviceInfo {
                 device_id: "d1".into(),
                 name: "D1".into(),

@@ -3,44 +3,12 @@
 
 mod support;
 
-use std::{
-    process::{Child, Command, Stdio},
-    sync::atomic::Ordering,
-    time::Duration,
-};
+use std::{process::Command, sync::atomic::Ordering, time::Duration};
 
 use serde_json::Value;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// The real `api-server` binary, configured through the environment.
-fn spawn_binary(config: &labwright_api_server::Config) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_api-server"))
-        .env("LABWRIGHT_HTTP_ADDR", config.http_addr.to_string())
-        .env("LABWRIGHT_GRPC_ADDR", config.grpc_addr.to_string())
-        .env("LABWRIGHT_DATABASE_URL", &config.database_url)
-        .env("LABWRIGHT_AMQP_URL", &config.amqp_url)
-        .env("LABWRIGHT_EVENTS_EXCHANGE", &config.events_exchange)
-        .env(
-            "LABWRIGHT_HEARTBEAT_INTERVAL_MS",
-            config.heartbeat_interval_ms.to_string(),
-        )
-        .env("LABWRIGHT_DATA_DIR", &config.data_dir)
-        .env("LABWRIGHT_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn api-server")
-}
 
 async fn get(base: &str, key: &str, path: &str) -> (u16, Value) {
     http("GET", format!("{base}{path}"), Some(key.to_string()), None).await

@@ -45,6 +45,7 @@ fn pb_hello(name: &str, devices: Vec<RawDevice>) -> pb::Hello {
         host_name: name.into(),
         agent_version: "0.1.0".into(),
         info: None,
+        running_executions: vec![],
         devices: devices
             .into_iter()
             .map(|d| pb::DeviceInfo {

@@ -52,6 +52,32 @@ impl Client {
         Self::finish(req.send_json(body))
     }
 
+    /// Sends raw bytes (YAML, PNG) with `method` (POST or PUT).
+    pub fn send_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.key);
+        let res = if method == "PUT" {
+            self.agent
+                .put(url)
+                .header("Authorization", &auth)
+                .header("Content-Type", content_type)
+                .send(body)
+        } else {
+            self.agent
+                .post(url)
+                .header("Authorization", &auth)
+                .header("Content-Type", content_type)
+                .send(body)
+        };
+        Self::finish(res)
+    }
+
     pub fn delete(&self, path: &str) -> anyhow::Result<Value> {
         let req = self
             .agent

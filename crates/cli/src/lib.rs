@@ -59,6 +59,84 @@ pub enum Command {
     },
     /// Show the tenant, key and role in use.
     Whoami,
+    /// Test cases (YAML).
+    Testcases {
+        #[command(subcommand)]
+        command: TestcasesCommand,
+    },
+    /// Navigation trees (one per device model).
+    Trees {
+        #[command(subcommand)]
+        command: TreesCommand,
+    },
+    /// Reference images for image verifications.
+    References {
+        #[command(subcommand)]
+        command: ReferencesCommand,
+    },
+    /// Run a test case on a device.
+    Run {
+        /// Test case name.
+        testcase: String,
+        /// Device id.
+        #[arg(long)]
+        device: String,
+        /// Wait for the end and print every step; exit 1 unless it passed.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Executions.
+    Executions {
+        #[command(subcommand)]
+        command: ExecutionsCommand,
+    },
+    /// Press a key on a device.
+    Press {
+        #[arg(long)]
+        device: String,
+        key: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TestcasesCommand {
+    /// Save YAML files as new versions.
+    Push { files: Vec<std::path::PathBuf> },
+    /// List test cases (latest versions).
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TreesCommand {
+    /// Save a tree (YAML/JSON) for its model.
+    Push {
+        model: String,
+        file: std::path::PathBuf,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReferencesCommand {
+    /// Upload PNG/JPEG files; each is named after its file stem.
+    Push {
+        files: Vec<std::path::PathBuf>,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExecutionsCommand {
+    List {
+        #[arg(long)]
+        status: Option<String>,
+    },
+    Show {
+        id: String,
+    },
+    Cancel {
+        id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -295,6 +373,207 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             writeln!(out, "revoked key {id}")?;
             Ok(())
         }
+        Command::Testcases {
+            command: TestcasesCommand::Push { files },
+        } => {
+            for f in files {
+                let body = std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?;
+                let saved = client
+                    .send_bytes("POST", "/api/v1/testcases", "application/yaml", &body)
+                    .with_context(|| f.display().to_string())?;
+                writeln!(out, "{} version {}", s(&saved, "name"), saved["version"])?;
+            }
+            Ok(())
+        }
+        Command::Testcases {
+            command: TestcasesCommand::List,
+        } => {
+            let list = client.get("/api/v1/testcases", &[])?;
+            if cli.json {
+                return print_json(out, &list);
+            }
+            let rows = list
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|t| vec![s(t, "name"), t["version"].to_string(), s(t, "created_at")])
+                .collect();
+            table::write(out, &["NAME", "VERSION", "SAVED"], rows)
+        }
+        Command::Trees {
+            command: TreesCommand::Push { model, file },
+        } => {
+            let body =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let saved = client.send_bytes(
+                "PUT",
+                &format!("/api/v1/navigation-trees/{model}"),
+                "application/yaml",
+                &body,
+            )?;
+            writeln!(out, "{} version {}", s(&saved, "model"), saved["version"])?;
+            Ok(())
+        }
+        Command::Trees {
+            command: TreesCommand::List,
+        } => {
+            let list = client.get("/api/v1/navigation-trees", &[])?;
+            if cli.json {
+                return print_json(out, &list);
+            }
+            let rows = list
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|t| {
+                    vec![
+                        s(t, "model"),
+                        t["version"].to_string(),
+                        t["document"]["screens"]
+                            .as_array()
+                            .map_or(0, Vec::len)
+                            .to_string(),
+                    ]
+                })
+                .collect();
+            table::write(out, &["MODEL", "VERSION", "SCREENS"], rows)
+        }
+        Command::References {
+            command: ReferencesCommand::Push { files },
+        } => {
+            for f in files {
+                let name = f
+                    .file_stem()
+                    .and_then(|n| n.to_str())
+                    .context("file name")?
+                    .to_string();
+                let body = std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?;
+                let ct = if body.starts_with(&[0x89, b'P', b'N', b'G']) {
+                    "image/png"
+                } else {
+                    "image/jpeg"
+                };
+                let saved = client
+                    .send_bytes("PUT", &format!("/api/v1/references/{name}"), ct, &body)
+                    .with_context(|| f.display().to_string())?;
+                writeln!(
+                    out,
+                    "{} {}x{}",
+                    s(&saved, "name"),
+                    saved["width"],
+                    saved["height"]
+                )?;
+            }
+            Ok(())
+        }
+        Command::References {
+            command: ReferencesCommand::List,
+        } => {
+            let list = client.get("/api/v1/references", &[])?;
+            if cli.json {
+                return print_json(out, &list);
+            }
+            let rows = list
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|r| vec![s(r, "name"), format!("{}x{}", r["width"], r["height"])])
+                .collect();
+            table::write(out, &["NAME", "SIZE"], rows)
+        }
+        Command::Run {
+            testcase,
+            device,
+            wait,
+        } => {
+            let created = client.post(
+                "/api/v1/executions",
+                &json!({"testcase": testcase, "device": device}),
+            )?;
+            let id = s(&created, "id");
+            if !wait {
+                if cli.json {
+                    return print_json(out, &created);
+                }
+                writeln!(out, "execution {id} {}", s(&created, "status"))?;
+                return Ok(());
+            }
+            let done = loop {
+                let e = client.get(&format!("/api/v1/executions/{id}"), &[])?;
+                let status = s(&e, "status");
+                if ["passed", "failed", "error", "cancelled", "interrupted"]
+                    .contains(&status.as_str())
+                {
+                    break e;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            };
+            if cli.json {
+                print_json(out, &done)?;
+            } else {
+                write_execution(out, &done)?;
+            }
+            if done["status"] != "passed" {
+                anyhow::bail!("execution {id} {}", s(&done, "status"));
+            }
+            Ok(())
+        }
+        Command::Executions {
+            command: ExecutionsCommand::List { status },
+        } => {
+            let mut q = vec![("limit", "50".to_string())];
+            if let Some(st) = status {
+                q.push(("status", st));
+            }
+            let page = client.get("/api/v1/executions", &q)?;
+            if cli.json {
+                return print_json(out, &page);
+            }
+            let rows = items(&page)
+                .iter()
+                .map(|e| {
+                    vec![
+                        s(e, "id"),
+                        s(e, "testcase"),
+                        s(e, "status"),
+                        s(e, "created_at"),
+                        s(e, "reason"),
+                    ]
+                })
+                .collect();
+            table::write(
+                out,
+                &["ID", "TEST CASE", "STATUS", "CREATED", "REASON"],
+                rows,
+            )
+        }
+        Command::Executions {
+            command: ExecutionsCommand::Show { id },
+        } => {
+            let e = client.get(&format!("/api/v1/executions/{id}"), &[])?;
+            if cli.json {
+                return print_json(out, &e);
+            }
+            write_execution(out, &e)
+        }
+        Command::Executions {
+            command: ExecutionsCommand::Cancel { id },
+        } => {
+            let e = client.post(&format!("/api/v1/executions/{id}/cancel"), &json!({}))?;
+            writeln!(out, "execution {id} {}", s(&e, "status"))?;
+            Ok(())
+        }
+        Command::Press { device, key } => {
+            client.post(
+                &format!("/api/v1/devices/{device}/press"),
+                &json!({"key": key}),
+            )?;
+            writeln!(out, "pressed {key}")?;
+            Ok(())
+        }
         Command::Whoami => {
             let me = client.get("/api/v1/whoami", &[])?;
             if cli.json {
@@ -312,6 +591,36 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn write_execution(out: &mut dyn Write, e: &Value) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "execution {}  {} v{}  {}",
+        s(e, "id"),
+        s(e, "testcase"),
+        e["testcase_version"],
+        s(e, "status")
+    )?;
+    if !e["reason"].as_str().unwrap_or_default().is_empty() {
+        writeln!(out, "reason: {}", s(e, "reason"))?;
+    }
+    let rows = e["steps"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|st| {
+            vec![
+                st["index"].to_string(),
+                s(st, "kind"),
+                s(st, "verdict"),
+                format!("{:.0} ms", st["duration_ms"].as_f64().unwrap_or(0.0)),
+                s(st, "reason"),
+            ]
+        })
+        .collect();
+    table::write(out, &["#", "STEP", "VERDICT", "TIME", "REASON"], rows)
 }
 
 fn items(page: &Value) -> &[Value] {

@@ -83,7 +83,13 @@ impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Key::Digit(d) => write!(f, "{d}"),
-            k => f.write_str(Self::NAMED.iter().find(|(n, _)| n == k).map(|(_, s)| *s).unwrap_or("?")),
+            k => f.write_str(
+                Self::NAMED
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, s)| *s)
+                    .unwrap_or("?"),
+            ),
         }
     }
 }
@@ -96,7 +102,10 @@ impl FromStr for Key {
         }
         match s.as_bytes() {
             [d @ b'0'..=b'9'] => Ok(Key::Digit(d - b'0')),
-            _ => Err(ValidationError::new("key", format!("unknown key {s:?} (known: {})", Key::names().join(", ")))),
+            _ => Err(ValidationError::new(
+                "key",
+                format!("unknown key {s:?} (known: {})", Key::names().join(", ")),
+            )),
         }
     }
 }
@@ -130,7 +139,12 @@ pub trait RemoteControl: Send + Sync {
         Err(ControlError::Unsupported("tap"))
     }
 
-    fn swipe(&self, _from: (u32, u32), _to: (u32, u32), _duration: Duration) -> Result<(), ControlError> {
+    fn swipe(
+        &self,
+        _from: (u32, u32),
+        _to: (u32, u32),
+        _duration: Duration,
+    ) -> Result<(), ControlError> {
         Err(ControlError::Unsupported("swipe"))
     }
 }
@@ -240,8 +254,14 @@ mod tests {
             let k: Key = name.parse().expect("known key");
             assert_eq!(k.to_string(), name);
         }
-        assert_eq!(serde_json::to_string(&Key::ChannelUp).expect("json"), "\"ch_up\"");
-        assert_eq!(serde_json::from_str::<Key>("\"7\"").expect("digit"), Key::Digit(7));
+        assert_eq!(
+            serde_json::to_string(&Key::ChannelUp).expect("json"),
+            "\"ch_up\""
+        );
+        assert_eq!(
+            serde_json::from_str::<Key>("\"7\"").expect("digit"),
+            Key::Digit(7)
+        );
         let e = "warp".parse::<Key>().expect_err("unknown");
         assert!(e.message.contains("unknown key \"warp\""));
         assert!("10".parse::<Key>().is_err());

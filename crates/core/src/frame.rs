@@ -18,12 +18,22 @@ pub struct Rect {
 
 impl Rect {
     pub const fn new(x: u32, y: u32, width: u32, height: u32) -> Self {
-        Self { x, y, width, height }
+        Self {
+            x,
+            y,
+            width,
+            height,
+        }
     }
 
     /// The whole of a `width` x `height` frame.
     pub const fn full(width: u32, height: u32) -> Self {
-        Self { x: 0, y: 0, width, height }
+        Self {
+            x: 0,
+            y: 0,
+            width,
+            height,
+        }
     }
 
     pub fn right(&self) -> u64 {
@@ -35,7 +45,12 @@ impl Rect {
     }
 
     /// Checks that the rectangle is non-empty and lies inside a `width` x `height` frame.
-    pub fn check_within(&self, field: &str, width: u32, height: u32) -> Result<(), ValidationError> {
+    pub fn check_within(
+        &self,
+        field: &str,
+        width: u32,
+        height: u32,
+    ) -> Result<(), ValidationError> {
         if self.width == 0 || self.height == 0 {
             return Err(ValidationError::new(field, "region must not be empty"));
         }
@@ -75,15 +90,30 @@ pub struct Gray {
 
 impl Frame {
     /// Wraps raw RGB bytes, checking the size.
-    pub fn from_rgb(width: u32, height: u32, rgb: Vec<u8>, captured_at_us: u64, seq: u64) -> Result<Self, ValidationError> {
+    pub fn from_rgb(
+        width: u32,
+        height: u32,
+        rgb: Vec<u8>,
+        captured_at_us: u64,
+        seq: u64,
+    ) -> Result<Self, ValidationError> {
         let expected = width as usize * height as usize * 3;
         if width == 0 || height == 0 || rgb.len() != expected {
             return Err(ValidationError::new(
                 "frame",
-                format!("{width}x{height} RGB needs {expected} bytes, got {}", rgb.len()),
+                format!(
+                    "{width}x{height} RGB needs {expected} bytes, got {}",
+                    rgb.len()
+                ),
             ));
         }
-        Ok(Self { width, height, rgb: rgb.into(), captured_at_us, seq })
+        Ok(Self {
+            width,
+            height,
+            rgb: rgb.into(),
+            captured_at_us,
+            seq,
+        })
     }
 
     pub fn rect(&self) -> Rect {
@@ -95,9 +125,16 @@ impl Frame {
         let data = self
             .rgb
             .chunks_exact(3)
-            .map(|p| ((77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2]) + 128) >> 8) as u8)
+            .map(|p| {
+                ((77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2]) + 128) >> 8)
+                    as u8
+            })
             .collect();
-        Gray { width: self.width, height: self.height, data }
+        Gray {
+            width: self.width,
+            height: self.height,
+            data,
+        }
     }
 
     /// The RGB value at `(x, y)`.
@@ -110,9 +147,20 @@ impl Frame {
 impl Gray {
     pub fn new(width: u32, height: u32, data: Vec<u8>) -> Result<Self, ValidationError> {
         if width == 0 || height == 0 || data.len() != width as usize * height as usize {
-            return Err(ValidationError::new("image", format!("{width}x{height} needs {} bytes, got {}", width as usize * height as usize, data.len())));
+            return Err(ValidationError::new(
+                "image",
+                format!(
+                    "{width}x{height} needs {} bytes, got {}",
+                    width as usize * height as usize,
+                    data.len()
+                ),
+            ));
         }
-        Ok(Self { width, height, data })
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
     }
 
     /// A copy of `r` (which must fit).
@@ -122,7 +170,11 @@ impl Gray {
             let start = y as usize * self.width as usize + r.x as usize;
             data.extend_from_slice(&self.data[start..start + r.width as usize]);
         }
-        Gray { width: r.width, height: r.height, data }
+        Gray {
+            width: r.width,
+            height: r.height,
+            data,
+        }
     }
 
     pub fn row(&self, y: u32) -> &[u8] {
@@ -137,16 +189,34 @@ mod tests {
 
     #[test]
     fn rects_are_checked_against_the_frame() {
-        assert!(Rect::new(0, 0, 1280, 720).check_within("r", 1280, 720).is_ok());
-        let e = Rect::new(1200, 0, 100, 10).check_within("steps[2].region", 1280, 720).expect_err("too wide");
+        assert!(
+            Rect::new(0, 0, 1280, 720)
+                .check_within("r", 1280, 720)
+                .is_ok()
+        );
+        let e = Rect::new(1200, 0, 100, 10)
+            .check_within("steps[2].region", 1280, 720)
+            .expect_err("too wide");
         assert_eq!(e.field, "steps[2].region");
         assert!(Rect::new(0, 0, 0, 10).check_within("r", 1280, 720).is_err());
-        assert!(Rect::new(u32::MAX, 0, 10, 10).check_within("r", 1280, 720).is_err(), "no overflow");
+        assert!(
+            Rect::new(u32::MAX, 0, 10, 10)
+                .check_within("r", 1280, 720)
+                .is_err(),
+            "no overflow"
+        );
     }
 
     #[test]
     fn luma_and_crop() {
-        let f = Frame::from_rgb(2, 2, vec![255, 255, 255, 0, 0, 0, 255, 0, 0, 0, 0, 255], 0, 0).expect("frame");
+        let f = Frame::from_rgb(
+            2,
+            2,
+            vec![255, 255, 255, 0, 0, 0, 255, 0, 0, 0, 0, 255],
+            0,
+            0,
+        )
+        .expect("frame");
         let g = f.to_gray();
         assert_eq!(g.data[0], 255);
         assert_eq!(g.data[1], 0);

@@ -21,6 +21,8 @@ pub struct Config {
     pub reconnect_max_ms: u64,
     /// `text` or `json`.
     pub log_format: String,
+    /// Where the agent keeps state (the spool of unacknowledged reports).
+    pub state_dir: PathBuf,
     /// Devices attached to this host.
     pub devices: Vec<DeviceConfig>,
 }
@@ -52,6 +54,7 @@ impl Default for Config {
             enrollment_token_file: None,
             reconnect_max_ms: 30_000,
             log_format: "text".into(),
+            state_dir: PathBuf::from("/var/lib/labwright"),
             devices: Vec::new(),
         }
     }
@@ -93,6 +96,7 @@ impl Config {
                     Err(e) => errors.push(format!("{key}: {e}")),
                 },
                 "LOG_FORMAT" => config.log_format = value,
+                "STATE_DIR" => config.state_dir = PathBuf::from(value),
                 _ => {}
             }
         }
@@ -125,6 +129,11 @@ impl Config {
         }
         if let Err(e) = self.hello().validate() {
             errors.push(format!("{e}"));
+        }
+        for d in &self.devices {
+            if let Err(e) = crate::runtime::build_driver(d) {
+                errors.push(e);
+            }
         }
         errors
     }

@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod link;
+pub mod runtime;
+pub mod spool;
 pub mod stats;
 pub mod systemd;
 
@@ -23,6 +25,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         hello: config.hello(),
         reconnect_max: Duration::from_millis(config.reconnect_max_ms),
         report_stats: true,
+        runtime: Some(Arc::new(
+            runtime::Runtime::new(&config.devices, &config.state_dir)
+                .map_err(|e| anyhow::anyhow!(e))?,
+        )),
     };
     tracing::info!(server = %config.server, host_name = %config.host_name, devices = config.devices.len(), "host-agent starting");
     systemd::notify("READY=1");

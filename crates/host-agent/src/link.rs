@@ -24,7 +24,12 @@ pub struct LinkParams {
     pub reconnect_max: Duration,
     /// Whether to read `/proc` for heartbeats (off for lightweight simulated fleets).
     pub report_stats: bool,
+    /// Devices, executions and the report spool; without it the link only answers pings.
+    pub runtime: Option<Arc<crate::runtime::Runtime>>,
 }
+
+/// Unacknowledged reports are sent again after this long.
+const RESEND_AFTER: Duration = Duration::from_secs(10);
 
 /// Things a link reports as they happen (logging in the agent, measurements in the benchmark).
 pub trait LinkObserver: Send + Sync + 'static {
@@ -138,7 +143,12 @@ async fn session(
         .await?;
     let mut client = HostLinkClient::new(channel);
     let (tx, rx) = mpsc::channel::<pb::HostMessage>(16);
-    tx.send(hello_message(&params.hello))
+    let running = params
+        .runtime
+        .as_ref()
+        .map(|r| r.running_executions())
+        .unwrap_or_default();
+    tx.send(hello_message(&params.hello, running))
         .await
         .map_err(|_| LinkError::Closed)?;
     let mut request = Request::new(ReceiverStream::new(rx));
@@ -169,6 +179,12 @@ async fn session(
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + first, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stats = params.report_stats.then(StatsReader::default);
+    let runtime = params.runtime.clone();
+    if let Some(rt) = &runtime {
+        rt.spool.reset_sent();
+        send_reports(rt, &tx).await?;
+    }
+    let mut resend = tokio::time::interval(RESEND_AFTER / 2);
 
     loop {
         tokio::select! {
@@ -177,6 +193,21 @@ async fn session(
                 let hb = pb::Heartbeat { sent_at_unix_micros: unix_micros(), stats: stats.as_mut().map(StatsReader::read) };
                 tx.send(pb::HostMessage { body: Some(pb::host_message::Body::Heartbeat(hb)) }).await.map_err(|_| LinkError::Closed)?;
             }
+            _ = async {
+                match &runtime {
+                    Some(rt) => rt.reports.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(rt) = &runtime {
+                    send_reports(rt, &tx).await?;
+                }
+            }
+            _ = resend.tick() => {
+                if let Some(rt) = &runtime {
+                    send_reports(rt, &tx).await?;
+                }
+            }
             msg = inbound.message() => {
                 let Some(msg) = msg.map_err(LinkError::from_status)? else { return Err(LinkError::Closed) };
                 match msg.body {
@@ -184,9 +215,23 @@ async fn session(
                         let rtt = unix_micros().saturating_sub(ack.sent_at_unix_micros);
                         observer.heartbeat_acked(Duration::from_micros(rtt));
                     }
-                    Some(pb::server_message::Body::Command(cmd)) => {
-                        let result = handle_command(cmd);
-                        tx.send(pb::HostMessage { body: Some(pb::host_message::Body::CommandResult(result)) }).await.map_err(|_| LinkError::Closed)?;
+                    Some(pb::server_message::Body::Command(cmd)) => match &runtime {
+                        Some(rt) => {
+                            let (rt, tx) = (rt.clone(), tx.clone());
+                            tokio::spawn(async move {
+                                let result = rt.handle(cmd).await;
+                                let _ = tx.send(pb::HostMessage { body: Some(pb::host_message::Body::CommandResult(result)) }).await;
+                            });
+                        }
+                        None => {
+                            let result = handle_command(cmd);
+                            tx.send(pb::HostMessage { body: Some(pb::host_message::Body::CommandResult(result)) }).await.map_err(|_| LinkError::Closed)?;
+                        }
+                    },
+                    Some(pb::server_message::Body::ReportAck(ack)) => {
+                        if let Some(rt) = &runtime {
+                            rt.spool.ack(&ack);
+                        }
                     }
                     Some(pb::server_message::Body::Welcome(_)) => return Err(LinkError::Protocol("unexpected second welcome".into())),
                     None => {}
@@ -196,6 +241,17 @@ async fn session(
     }
 }
 
+async fn send_reports(
+    rt: &crate::runtime::Runtime,
+    tx: &mpsc::Sender<pb::HostMessage>,
+) -> Result<(), LinkError> {
+    for msg in rt.spool.due(RESEND_AFTER) {
+        tx.send(msg).await.map_err(|_| LinkError::Closed)?;
+    }
+    Ok(())
+}
+
+/// Commands without a runtime (lightweight links): only pings.
 fn handle_command(cmd: pb::Command) -> pb::CommandResult {
     match cmd.kind {
         Some(pb::command::Kind::Ping(p)) => pb::CommandResult {
@@ -204,16 +260,16 @@ fn handle_command(cmd: pb::Command) -> pb::CommandResult {
             error: String::new(),
             payload: p.payload,
         },
-        None => pb::CommandResult {
+        _ => pb::CommandResult {
             command_id: cmd.command_id,
             ok: false,
-            error: "unknown command (agent too old?)".into(),
+            error: "this link has no devices".into(),
             payload: Vec::new(),
         },
     }
 }
 
-fn hello_message(h: &RawHello) -> pb::HostMessage {
+fn hello_message(h: &RawHello, running_executions: Vec<String>) -> pb::HostMessage {
     pb::HostMessage {
         body: Some(pb::host_message::Body::Hello(pb::Hello {
             host_name: h.host_name.clone(),
@@ -238,6 +294,7 @@ fn hello_message(h: &RawHello) -> pb::HostMessage {
                     status_detail: d.status_detail.clone(),
                 })
                 .collect(),
+            running_executions,
         })),
     }
 }

@@ -35,6 +35,41 @@ diesel::table! {
 }
 
 diesel::table! {
+    execution_steps (execution_id, idx) {
+        execution_id -> Uuid,
+        idx -> Int4,
+        tenant_id -> Uuid,
+        path -> Text,
+        kind -> Text,
+        verdict -> Text,
+        reason -> Text,
+        started_at -> Timestamptz,
+        duration_ms -> Float8,
+        screenshot_key -> Nullable<Text>,
+        measurements -> Jsonb,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    executions (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        device_id -> Uuid,
+        testcase_id -> Uuid,
+        status -> Text,
+        reason -> Text,
+        steps_total -> Nullable<Int4>,
+        cancel_requested -> Bool,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        dispatched_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        heartbeat_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     hosts (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -52,11 +87,48 @@ diesel::table! {
 }
 
 diesel::table! {
+    nav_edge_stats (tenant_id, model, edge_id) {
+        tenant_id -> Uuid,
+        model -> Text,
+        edge_id -> Text,
+        attempts -> Int8,
+        successes -> Int8,
+        mean_duration_ms -> Float8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    navigation_trees (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        model -> Text,
+        version -> Int4,
+        document -> Jsonb,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     outbox_events (id) {
         id -> Int8,
         tenant_id -> Uuid,
         routing_key -> Text,
         payload -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    reference_images (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        name -> Text,
+        width -> Int4,
+        height -> Int4,
+        object_key -> Text,
+        sha256 -> Text,
         created_at -> Timestamptz,
     }
 }
@@ -69,10 +141,44 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    testcases (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        name -> Text,
+        version -> Int4,
+        source -> Text,
+        document -> Jsonb,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(devices -> hosts (host_id));
 diesel::joinable!(devices -> tenants (tenant_id));
+diesel::joinable!(execution_steps -> executions (execution_id));
+diesel::joinable!(execution_steps -> tenants (tenant_id));
+diesel::joinable!(executions -> devices (device_id));
+diesel::joinable!(executions -> tenants (tenant_id));
+diesel::joinable!(executions -> testcases (testcase_id));
 diesel::joinable!(hosts -> tenants (tenant_id));
+diesel::joinable!(nav_edge_stats -> tenants (tenant_id));
+diesel::joinable!(navigation_trees -> tenants (tenant_id));
 diesel::joinable!(outbox_events -> tenants (tenant_id));
+diesel::joinable!(reference_images -> tenants (tenant_id));
+diesel::joinable!(testcases -> tenants (tenant_id));
 
-diesel::allow_tables_to_appear_in_same_query!(api_keys, devices, hosts, outbox_events, tenants,);
+diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
+    devices,
+    execution_steps,
+    executions,
+    hosts,
+    nav_edge_stats,
+    navigation_trees,
+    outbox_events,
+    reference_images,
+    tenants,
+    testcases,
+);

@@ -302,6 +302,23 @@ impl Registry {
         }
     }
 
+    /// Ids of every host connected to this replica.
+    pub fn connected_hosts(&self) -> Vec<HostId> {
+        self.hosts().keys().copied().collect()
+    }
+
+    /// Sends a message down a host's current stream without waiting (dropped if the buffer is full;
+    /// used for acknowledgements, which the host recovers from by resending).
+    pub fn try_send(&self, host: HostId, msg: pb::ServerMessage) -> bool {
+        let outbound = self.hosts().get(&host).map(|h| h.outbound.clone());
+        outbound.is_some_and(|o| o.try_send(Ok(msg)).is_ok())
+    }
+
+    /// The tenant of a connected host.
+    pub fn tenant_of(&self, host: HostId) -> Option<TenantId> {
+        self.hosts().get(&host).map(|h| h.tenant)
+    }
+
     pub fn connected(&self) -> usize {
         self.hosts().len()
     }

@@ -1,7 +1,10 @@
 //! The REST API (`/api/v1`), health probes, the OpenAPI document and Swagger UI.
 
+mod control;
+mod executions;
 mod fleet;
 mod keys;
+mod library;
 
 use std::{sync::Arc, time::Duration};
 
@@ -24,6 +27,8 @@ pub struct AppState {
     pub pool: Pool,
     pub registry: Arc<Registry>,
     pub broker: Arc<Broker>,
+    pub lab: Arc<crate::executions::Lab>,
+    pub artifacts: crate::artifacts::Artifacts,
 }
 
 /// Most items one list call returns.
@@ -37,6 +42,12 @@ pub const DEFAULT_PAGE: i64 = 50;
         healthz, readyz,
         fleet::list_hosts, fleet::get_host, fleet::ping_host, fleet::list_devices, fleet::get_device,
         keys::whoami, keys::list_keys, keys::create_key, keys::revoke_key,
+        control::press, control::screenshot, control::set_faults,
+        executions::create_execution, executions::list_executions, executions::get_execution,
+        executions::cancel_execution, executions::step_screenshot,
+        library::put_testcase, library::list_testcases, library::get_testcase, library::get_testcase_version,
+        library::put_tree, library::list_trees, library::get_tree,
+        library::put_reference, library::list_references, library::get_reference,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -63,33 +74,52 @@ impl Modify for BearerAuth {
 
 /// Registers every route on an actix `App`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(64 * 1024)
-            .error_handler(|err, _| bad_request(err.to_string())),
-    )
-    .app_data(web::QueryConfig::default().error_handler(|err, _| bad_request(err.to_string())))
-    .app_data(web::PathConfig::default().error_handler(|err, _| bad_request(err.to_string())))
-    .service(healthz)
-    .service(readyz)
-    .service(
-        SwaggerUi::new("/swagger-ui/{_:.*}")
-            .config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")),
-    )
-    .service(
-        web::scope("/api/v1")
-            .route("/openapi.json", web::get().to(openapi_json))
-            .service(fleet::list_hosts)
-            .service(fleet::get_host)
-            .service(fleet::ping_host)
-            .service(fleet::list_devices)
-            .service(fleet::get_device)
-            .service(keys::whoami)
-            .service(keys::list_keys)
-            .service(keys::create_key)
-            .service(keys::revoke_key),
-    )
-    .default_service(web::to(not_found));
+    cfg.app_data(web::PayloadConfig::new(8 << 20))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(64 * 1024)
+                .error_handler(|err, _| bad_request(err.to_string())),
+        )
+        .app_data(web::QueryConfig::default().error_handler(|err, _| bad_request(err.to_string())))
+        .app_data(web::PathConfig::default().error_handler(|err, _| bad_request(err.to_string())))
+        .service(healthz)
+        .service(readyz)
+        .service(
+            SwaggerUi::new("/swagger-ui/{_:.*}")
+                .config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")),
+        )
+        .service(
+            web::scope("/api/v1")
+                .route("/openapi.json", web::get().to(openapi_json))
+                .service(fleet::list_hosts)
+                .service(fleet::get_host)
+                .service(fleet::ping_host)
+                .service(fleet::list_devices)
+                .service(fleet::get_device)
+                .service(keys::whoami)
+                .service(keys::list_keys)
+                .service(keys::create_key)
+                .service(keys::revoke_key)
+                .service(control::press)
+                .service(control::screenshot)
+                .service(control::set_faults)
+                .service(executions::create_execution)
+                .service(executions::list_executions)
+                .service(executions::get_execution)
+                .service(executions::cancel_execution)
+                .service(executions::step_screenshot)
+                .service(library::put_testcase)
+                .service(library::list_testcases)
+                .service(library::get_testcase)
+                .service(library::get_testcase_version)
+                .service(library::put_tree)
+                .service(library::list_trees)
+                .service(library::get_tree)
+                .service(library::put_reference)
+                .service(library::list_references)
+                .service(library::get_reference),
+        )
+        .default_service(web::to(not_found));
 }
 
 fn bad_request(message: String) -> actix_web::Error {

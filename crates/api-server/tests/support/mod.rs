@@ -65,6 +65,7 @@ pub fn test_config(database_url: &str) -> Config {
         heartbeat_interval_ms: 200,
         missed_heartbeats: 3,
         data_dir: temp_dir("data"),
+        artifacts_url: temp_dir("artifacts").to_string_lossy().into_owned(),
         ..Config::default()
     }
 }
@@ -77,6 +78,12 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: Config) -> Self {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("LABWRIGHT_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
         let server = labwright_api_server::start(config.clone())
             .await
             .expect("server starts");
@@ -117,6 +124,109 @@ impl TestServer {
     }
 }
 
+/// A host-agent with its real runtime (simulated devices, executions, report spool), as
+/// `host-agent` runs it. `state_dir` holds the spool; reuse it to simulate an agent restart.
+pub fn spawn_host(
+    server: String,
+    token: &str,
+    host_name: &str,
+    devices: Vec<labwright_host_agent::config::DeviceConfig>,
+    state_dir: &std::path::Path,
+) -> Agent {
+    let config = labwright_host_agent::Config {
+        server: server.clone(),
+        host_name: host_name.into(),
+        enrollment_token: Some(token.into()),
+        state_dir: state_dir.to_path_buf(),
+        devices,
+        ..labwright_host_agent::Config::default()
+    };
+    let runtime = labwright_host_agent::runtime::Runtime::new(&config.devices, &config.state_dir)
+        .expect("runtime");
+    spawn_link(server, token, config.hello(), Some(Arc::new(runtime)))
+}
+
+/// A simulated set-top box device for `spawn_host`.
+pub fn sim_device(id: &str, settings: &str) -> labwright_host_agent::config::DeviceConfig {
+    labwright_host_agent::config::DeviceConfig {
+        id: id.into(),
+        name: format!("Sim {id}"),
+        model: "sim-stb".into(),
+        driver: "simulated".into(),
+        tags: vec![],
+        settings: toml::from_str(settings).expect("settings toml"),
+    }
+}
+
+/// Sends raw bytes (YAML, PNG) and returns status and JSON body.
+pub async fn send_bytes(
+    method: &'static str,
+    url: String,
+    key: String,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let auth = format!("Bearer {key}");
+        let res = if method == "PUT" {
+            agent
+                .put(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", content_type)
+                .send(&body[..])
+        } else {
+            agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", content_type)
+                .send(&body[..])
+        };
+        let mut resp = res.expect("http call");
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    })
+    .await
+    .expect("http task")
+}
+
+/// GETs raw bytes (screenshots): status, content type, body.
+pub async fn get_bytes(url: String, key: String) -> (u16, String, Vec<u8>) {
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let mut resp = agent
+            .get(&url)
+            .header("Authorization", &format!("Bearer {key}"))
+            .call()
+            .expect("http call");
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .unwrap_or_default();
+        (status, ct, bytes)
+    })
+    .await
+    .expect("http task")
+}
+
 /// One HTTP call (blocking client on a blocking thread). Returns status and JSON body (or Null).
 pub async fn http(
     method: &'static str,
@@ -145,6 +255,13 @@ pub async fn http(
                     r = r.header("Authorization", a);
                 }
                 r.call()
+            }
+            ("PUT", body) => {
+                let mut r = agent.put(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.send_json(body.unwrap_or(Value::Null))
             }
             (_, body) => {
                 let mut r = agent.post(&url);
@@ -217,6 +334,15 @@ pub struct Agent {
 
 /// Runs the real host-agent link in the background.
 pub fn spawn_agent(server: String, token: &str, hello: RawHello) -> Agent {
+    spawn_link(server, token, hello, None)
+}
+
+pub fn spawn_link(
+    server: String,
+    token: &str,
+    hello: RawHello,
+    runtime: Option<Arc<labwright_host_agent::runtime::Runtime>>,
+) -> Agent {
     let counter = Arc::new(Counter::default());
     let stop = CancellationToken::new();
     let params = LinkParams {
@@ -225,6 +351,7 @@ pub fn spawn_agent(server: String, token: &str, hello: RawHello) -> Agent {
         hello,
         reconnect_max: Duration::from_millis(500),
         report_stats: true,
+        runtime,
     };
     let task = tokio::spawn(link::run(params, counter.clone(), stop.clone()));
     Agent {
@@ -415,4 +542,33 @@ impl EventTap {
             }
         }
     }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// The real `api-server` binary, configured through the environment.
+pub fn spawn_binary(config: &labwright_api_server::Config) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_api-server"))
+        .env("LABWRIGHT_HTTP_ADDR", config.http_addr.to_string())
+        .env("LABWRIGHT_GRPC_ADDR", config.grpc_addr.to_string())
+        .env("LABWRIGHT_DATABASE_URL", &config.database_url)
+        .env("LABWRIGHT_AMQP_URL", &config.amqp_url)
+        .env("LABWRIGHT_EVENTS_EXCHANGE", &config.events_exchange)
+        .env(
+            "LABWRIGHT_HEARTBEAT_INTERVAL_MS",
+            config.heartbeat_interval_ms.to_string(),
+        )
+        .env("LABWRIGHT_DATA_DIR", &config.data_dir)
+        .env("LABWRIGHT_ARTIFACTS_URL", &config.artifacts_url)
+        .env("LABWRIGHT_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn api-server")
 }

@@ -212,6 +212,7 @@ async fn main() -> anyhow::Result<()> {
             },
             reconnect_max: Duration::from_secs(5),
             report_stats: false,
+            runtime: None,
         };
         tokio::spawn(link::run(params, stats.clone(), stop.clone()));
     }

@@ -1,0 +1,499 @@
+//! Executions end to end on the server side: the dispatcher that leases devices and sends runs to
+//! hosts, the handling of step and execution reports coming back (stored once, acknowledged so
+//! the host can forget them), cancellation, and the sweep that interrupts runs whose host went
+//! away and did not come back.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use chrono::{TimeZone, Utc};
+use labwright_core::{
+    ids::{HostId, TenantId},
+    retry::Backoff,
+};
+use labwright_proto::v1 as pb;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    artifacts::{self, Artifacts},
+    db::{self, DbError, Pool, executions::ExecutionRow},
+    error::ApiError,
+    events::Broker,
+    fleet::Registry,
+};
+
+/// A report from a host, waiting to be stored.
+pub struct Report {
+    pub host: HostId,
+    pub tenant: TenantId,
+    pub body: ReportBody,
+}
+
+pub enum ReportBody {
+    Step(pb::StepReport),
+    Execution(pb::ExecutionReport),
+}
+
+/// Reports queued for storage. When full, new reports are dropped unacknowledged: the host
+/// resends them, so a slow database never stalls a host's stream.
+const REPORT_QUEUE: usize = 1024;
+const REPORT_WORKERS: usize = 4;
+/// How long a host has to accept a run it was sent.
+const ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Lab {
+    pub pool: Pool,
+    pub registry: Arc<Registry>,
+    pub artifacts: Artifacts,
+    pub broker: Arc<Broker>,
+    wake: Notify,
+    reports: mpsc::Sender<Report>,
+    /// How long an execution survives its host being gone before it is marked interrupted.
+    pub grace: Duration,
+}
+
+impl Lab {
+    pub fn new(
+        pool: Pool,
+        registry: Arc<Registry>,
+        artifacts: Artifacts,
+        broker: Arc<Broker>,
+        grace: Duration,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel(REPORT_QUEUE);
+        let lab = Arc::new(Self {
+            pool,
+            registry,
+            artifacts,
+            broker,
+            wake: Notify::new(),
+            reports: tx,
+            grace,
+        });
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..REPORT_WORKERS {
+            let (lab, rx, stop) = (lab.clone(), rx.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    let next = tokio::select! {
+                        _ = stop.cancelled() => return,
+                        r = async { rx.lock().await.recv().await } => r,
+                    };
+                    let Some(report) = next else { return };
+                    lab.store_report(report).await;
+                }
+            });
+        }
+        lab
+    }
+
+    /// Asks the dispatcher to look for work now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Queues a report from a host stream; never blocks.
+    pub fn submit(&self, report: Report) {
+        if self.reports.try_send(report).is_err() {
+            tracing::warn!("report queue full; the host will resend");
+        }
+    }
+
+    /// Dispatcher loop: leases devices of hosts connected here to their oldest queued execution.
+    pub async fn run_dispatcher(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if let Err(e) = self.dispatch_once().await {
+                let delay = backoff.next_delay();
+                if backoff.worth_logging() {
+                    tracing::warn!(error = ?e, "dispatching executions failed; will retry");
+                }
+                tokio::time::sleep(delay).await;
+            } else {
+                backoff.reset();
+            }
+            if let Err(e) = self.sweep().await {
+                tracing::debug!(error = %e, "execution sweep failed");
+            }
+        }
+    }
+
+    async fn dispatch_once(&self) -> Result<(), ApiError> {
+        let hosts: Vec<Uuid> = self
+            .registry
+            .connected_hosts()
+            .into_iter()
+            .map(|h| h.0)
+            .collect();
+        if hosts.is_empty() {
+            return Ok(());
+        }
+        let claimed = {
+            let mut conn = db::conn(&self.pool).await?;
+            let devices = db::executions::devices_with_queue(&mut conn, &hosts).await?;
+            db::executions::claim_next(&mut conn, &devices).await?
+        };
+        for e in claimed {
+            if let Err(err) = self.start(&e).await {
+                tracing::warn!(execution_id = %e.id, error = %err, "could not start execution");
+                let mut conn = db::conn(&self.pool).await?;
+                db::executions::transition(
+                    &mut conn,
+                    e.id,
+                    "error",
+                    &format!("could not start: {err}"),
+                    None,
+                )
+                .await?;
+                self.broker.wake();
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a leased execution to its host and waits for the host to accept it.
+    async fn start(&self, e: &ExecutionRow) -> Result<(), ApiError> {
+        let tenant = TenantId(e.tenant_id);
+        let (command, host) = {
+            let mut conn = db::conn(&self.pool).await?;
+            let device = db::fleet::get_device(
+                &mut conn,
+                tenant,
+                labwright_core::ids::DeviceId(e.device_id),
+            )
+            .await?
+            .ok_or_else(|| ApiError::NotFound("device".into()))?
+            .0;
+            let testcase = db::library::get_testcase_by_id(&mut conn, tenant, e.testcase_id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound("test case".into()))?;
+            let plan =
+                crate::library::prepare_run(&mut conn, tenant, &device.model, &testcase.document)
+                    .await?;
+            let mut references = std::collections::HashMap::new();
+            for r in plan.references {
+                let bytes = self
+                    .artifacts
+                    .get(&r.object_key)
+                    .await
+                    .map_err(|err| ApiError::Internal(err.into()))?;
+                references.insert(r.name, bytes.to_vec());
+            }
+            let run = pb::RunExecution {
+                execution_id: e.id.to_string(),
+                device_id: device.device_key.clone(),
+                testcase_json: testcase.document.to_string(),
+                navigation_tree_json: plan.tree.map(|t| t.to_string()).unwrap_or_default(),
+                references,
+            };
+            let cmd = pb::Command {
+                command_id: Uuid::new_v4().to_string(),
+                kind: Some(pb::command::Kind::RunExecution(run)),
+            };
+            (cmd, HostId(device.host_id))
+        };
+        let rx = self
+            .registry
+            .send_command(tenant, host, command)
+            .ok_or_else(|| ApiError::Conflict("host is not connected".into()))?;
+        let result = tokio::time::timeout(ACCEPT_TIMEOUT, rx)
+            .await
+            .map_err(|_| ApiError::Timeout("host did not accept the run in time".into()))?
+            .map_err(|_| ApiError::Conflict("host disconnected before accepting the run".into()))?;
+        if !result.ok {
+            return Err(ApiError::Conflict(format!(
+                "host refused the run: {}",
+                result.error
+            )));
+        }
+        tracing::info!(execution_id = %e.id, host_id = %host, "execution started");
+        Ok(())
+    }
+
+    async fn store_report(&self, report: Report) {
+        let (execution_id, step_index) = match &report.body {
+            ReportBody::Step(s) => (s.execution_id.clone(), Some(s.index)),
+            ReportBody::Execution(x) => (x.execution_id.clone(), None),
+        };
+        match self.store(report.host, report.tenant, report.body).await {
+            Ok(()) => {
+                let ack = pb::ServerMessage {
+                    body: Some(pb::server_message::Body::ReportAck(pb::ReportAck {
+                        execution_id,
+                        step_index,
+                    })),
+                };
+                self.registry.try_send(report.host, ack);
+                self.broker.wake();
+            }
+            Err(StoreError::Reject(reason)) => {
+                // Not ours to store (unknown execution, another host's, malformed): acknowledge so the
+                // host stops resending, and say why.
+                tracing::warn!(host_id = %report.host, execution_id, reason, "report refused");
+                let ack = pb::ServerMessage {
+                    body: Some(pb::server_message::Body::ReportAck(pb::ReportAck {
+                        execution_id,
+                        step_index,
+                    })),
+                };
+                self.registry.try_send(report.host, ack);
+            }
+            Err(StoreError::Retry(e)) => {
+                tracing::warn!(host_id = %report.host, execution_id, error = %e, "could not store report; the host will resend")
+            }
+        }
+    }
+
+    async fn store(
+        &self,
+        host: HostId,
+        tenant: TenantId,
+        body: ReportBody,
+    ) -> Result<(), StoreError> {
+        let id_str = match &body {
+            ReportBody::Step(s) => &s.execution_id,
+            ReportBody::Execution(x) => &x.execution_id,
+        };
+        let id: Uuid = id_str
+            .parse()
+            .map_err(|_| StoreError::Reject("execution id is not a uuid".into()))?;
+        let mut conn = db::conn(&self.pool).await?;
+        let Some((exec, owner)) = db::executions::with_host(&mut conn, id).await? else {
+            return Err(StoreError::Reject("unknown execution".into()));
+        };
+        if exec.tenant_id != tenant.0 || owner != host.0 {
+            return Err(StoreError::Reject(
+                "execution belongs to another host".into(),
+            ));
+        }
+        match body {
+            ReportBody::Step(s) => {
+                let index = i32::try_from(s.index)
+                    .map_err(|_| StoreError::Reject("step index out of range".into()))?;
+                let verdict = verdict_name(s.verdict)
+                    .ok_or_else(|| StoreError::Reject("step verdict unspecified".into()))?;
+                let key = if s.screenshot_jpeg.is_empty() {
+                    None
+                } else {
+                    if !s.screenshot_jpeg.starts_with(&[0xFF, 0xD8]) {
+                        return Err(StoreError::Reject("screenshot is not a JPEG".into()));
+                    }
+                    let key = artifacts::step_screenshot_key(tenant.0, id, s.index);
+                    self.artifacts
+                        .put(&key, s.screenshot_jpeg)
+                        .await
+                        .map_err(|e| StoreError::Retry(e.to_string()))?;
+                    Some(key)
+                };
+                let measurements: BTreeMap<String, f64> = s
+                    .measurements
+                    .into_iter()
+                    .filter(|(_, v)| v.is_finite())
+                    .collect();
+                db::executions::record_step(
+                    &mut conn,
+                    db::executions::NewStep {
+                        execution: id,
+                        tenant,
+                        index,
+                        path: &truncate(&s.path, 256),
+                        kind: &truncate(&s.kind, 64),
+                        verdict,
+                        reason: &truncate(&s.reason, 4096),
+                        started_at: Utc
+                            .timestamp_micros(s.started_at_unix_micros as i64)
+                            .single()
+                            .unwrap_or_else(Utc::now),
+                        duration_ms: s.duration_micros as f64 / 1000.0,
+                        screenshot_key: key.as_deref(),
+                        measurements: serde_json::to_value(measurements).unwrap_or_default(),
+                    },
+                )
+                .await?;
+            }
+            ReportBody::Execution(x) => {
+                let status = if x.cancelled {
+                    "cancelled"
+                } else {
+                    match pb::Verdict::try_from(x.verdict).unwrap_or(pb::Verdict::Unspecified) {
+                        pb::Verdict::Pass => "passed",
+                        pb::Verdict::Fail => "failed",
+                        _ => "error",
+                    }
+                };
+                let total = i32::try_from(x.steps_total).ok();
+                db::executions::transition(
+                    &mut conn,
+                    id,
+                    status,
+                    &truncate(&x.reason, 4096),
+                    total,
+                )
+                .await?;
+                if let Err(e) = crate::library::record_edge_observations(
+                    &mut conn,
+                    tenant,
+                    exec.device_id,
+                    &x.edge_observations_json,
+                )
+                .await
+                {
+                    tracing::warn!(execution_id = %id, error = %e, "could not record navigation statistics");
+                }
+                self.wake();
+            }
+        }
+        Ok(())
+    }
+
+    /// Interrupts executions whose host has been gone longer than the grace period.
+    pub async fn sweep(&self) -> Result<(), ApiError> {
+        let cutoff = Utc::now()
+            - chrono::Duration::from_std(self.grace).unwrap_or(chrono::Duration::seconds(30));
+        let mut conn = db::conn(&self.pool).await?;
+        for (e, host_name) in db::executions::abandoned(&mut conn, cutoff).await? {
+            let reason = format!(
+                "host {host_name} disconnected mid-run and did not come back within {} s",
+                self.grace.as_secs()
+            );
+            if db::executions::transition(&mut conn, e.id, "interrupted", &reason, None)
+                .await?
+                .is_some()
+            {
+                tracing::info!(execution_id = %e.id, reason, "execution interrupted");
+                self.broker.wake();
+                self.wake();
+            }
+        }
+        Ok(())
+    }
+
+    /// A host (re)connected: keep the runs it still has, interrupt the ones it lost.
+    pub async fn host_connected(&self, host: HostId, running: &[String]) -> Result<(), ApiError> {
+        let mut conn = db::conn(&self.pool).await?;
+        let active = db::executions::active_on_host(&mut conn, host.0).await?;
+        let still: Vec<Uuid> = active
+            .iter()
+            .filter(|e| running.contains(&e.id.to_string()))
+            .map(|e| e.id)
+            .collect();
+        db::executions::touch(&mut conn, &still).await?;
+        for e in active.iter().filter(|e| !still.contains(&e.id)) {
+            // A run dispatched moments ago may not have been accepted yet; leave it to the sweep.
+            if e.status == "dispatched"
+                && e.dispatched_at
+                    .is_some_and(|t| Utc::now() - t < chrono::Duration::seconds(15))
+            {
+                continue;
+            }
+            db::executions::transition(
+                &mut conn,
+                e.id,
+                "interrupted",
+                "the host restarted and lost the run",
+                None,
+            )
+            .await?;
+        }
+        self.wake();
+        Ok(())
+    }
+
+    /// Cancels an execution: at once if it is queued or its host is gone, otherwise by asking the host.
+    pub async fn cancel(&self, tenant: TenantId, id: Uuid) -> Result<ExecutionRow, ApiError> {
+        let mut conn = db::conn(&self.pool).await?;
+        let e = db::executions::get(&mut conn, tenant, id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("execution {id}")))?;
+        if db::executions::FINAL.contains(&e.status.as_str()) {
+            return Err(ApiError::Conflict(format!(
+                "execution already {}",
+                e.status
+            )));
+        }
+        if e.status == "queued" {
+            let row = db::executions::transition(
+                &mut conn,
+                id,
+                "cancelled",
+                "cancelled before it started",
+                None,
+            )
+            .await?;
+            self.broker.wake();
+            return row
+                .ok_or_else(|| ApiError::Conflict("execution changed state; try again".into()));
+        }
+        db::executions::request_cancel(&mut conn, id).await?;
+        let device = db::fleet::get_device(
+            &mut conn,
+            tenant,
+            labwright_core::ids::DeviceId(e.device_id),
+        )
+        .await?
+        .map(|d| d.0);
+        let host = device.map(|d| HostId(d.host_id));
+        let sent = host.and_then(|h| {
+            let cmd = pb::Command {
+                command_id: Uuid::new_v4().to_string(),
+                kind: Some(pb::command::Kind::CancelExecution(pb::CancelExecution {
+                    execution_id: id.to_string(),
+                })),
+            };
+            self.registry.send_command(tenant, h, cmd)
+        });
+        if sent.is_none() {
+            let row = db::executions::transition(
+                &mut conn,
+                id,
+                "cancelled",
+                "cancelled while its host was not connected",
+                None,
+            )
+            .await?;
+            self.broker.wake();
+            return row
+                .ok_or_else(|| ApiError::Conflict("execution changed state; try again".into()));
+        }
+        Ok(db::executions::get(&mut conn, tenant, id)
+            .await?
+            .unwrap_or(e))
+    }
+}
+
+enum StoreError {
+    /// The report can never be stored: acknowledge and drop it.
+    Reject(String),
+    /// Storage is unavailable: leave it for the host to resend.
+    Retry(String),
+}
+
+impl From<DbError> for StoreError {
+    fn from(e: DbError) -> Self {
+        StoreError::Retry(e.to_string())
+    }
+}
+
+fn verdict_name(v: i32) -> Option<&'static str> {
+    match pb::Verdict::try_from(v).ok()? {
+        pb::Verdict::Pass => Some("pass"),
+        pb::Verdict::Fail => Some("fail"),
+        pb::Verdict::Error => Some("error"),
+        pb::Verdict::Skipped => Some("skipped"),
+        pb::Verdict::Unspecified => None,
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .take(max)
+        .collect()
+}

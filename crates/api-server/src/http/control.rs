@@ -1,0 +1,218 @@
+//! Remote control of a device from the API: press a key, fetch its current screen, inject faults
+//! into simulated devices. Refused while an execution holds the device's lease.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, get, post, put, web};
+use labwright_core::{
+    auth::Permission,
+    controller::Key,
+    fleet::Capability,
+    ids::{DeviceId, HostId},
+};
+use labwright_proto::v1 as pb;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::AppState;
+use crate::{
+    auth::Caller,
+    db::{self, fleet::DeviceRow},
+    error::ApiError,
+};
+
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn device(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    needs: Capability,
+    exclusive: bool,
+) -> Result<DeviceRow, ApiError> {
+    let mut conn = db::conn(&state.pool).await?;
+    let (d, _, _) = db::fleet::get_device(&mut conn, caller.tenant, DeviceId(id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
+    if !d.capabilities.iter().flatten().any(|c| c == needs.as_str()) {
+        return Err(ApiError::InvalidArgument(format!(
+            "device {} has no {needs} capability",
+            d.device_key
+        )));
+    }
+    if d.status != "online" {
+        return Err(ApiError::Conflict(format!(
+            "device {} is {}",
+            d.device_key, d.status
+        )));
+    }
+    if exclusive {
+        let q = db::executions::ListQuery {
+            status: None,
+            device: Some(d.id),
+            limit: 20,
+            offset: 0,
+        };
+        let (rows, _) = db::executions::list(&mut conn, caller.tenant, &q).await?;
+        if let Some(active) = rows
+            .iter()
+            .find(|e| db::executions::ACTIVE.contains(&e.status.as_str()))
+        {
+            return Err(ApiError::Conflict(format!(
+                "device {} is leased by execution {}",
+                d.device_key, active.id
+            )));
+        }
+    }
+    Ok(d)
+}
+
+async fn command(
+    state: &AppState,
+    caller: &Caller,
+    d: &DeviceRow,
+    kind: pb::command::Kind,
+) -> Result<pb::CommandResult, ApiError> {
+    let cmd = pb::Command {
+        command_id: Uuid::new_v4().to_string(),
+        kind: Some(kind),
+    };
+    let rx = state
+        .registry
+        .send_command(caller.tenant, HostId(d.host_id), cmd)
+        .ok_or_else(|| {
+            ApiError::Conflict("the device's host is not connected to this server".into())
+        })?;
+    let result = tokio::time::timeout(COMMAND_TIMEOUT, rx)
+        .await
+        .map_err(|_| ApiError::Timeout("the host did not answer in time".into()))?
+        .map_err(|_| ApiError::Conflict("the host disconnected before answering".into()))?;
+    if result.ok {
+        Ok(result)
+    } else {
+        Err(ApiError::Conflict(format!(
+            "device refused: {}",
+            result.error
+        )))
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PressBody {
+    /// Key name: up, down, left, right, ok, back, home, menu, info, power, ch_up, ch_down, vol_up, vol_down, mute, play_pause, 0-9.
+    pub key: String,
+    /// Hold the key this long (long press).
+    #[serde(default)]
+    pub hold_ms: u32,
+}
+
+/// Presses a key on the device's remote control.
+#[utoipa::path(post, path = "/api/v1/devices/{id}/press", params(("id" = Uuid, Path)), request_body = PressBody,
+    responses((status = 204), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+#[post("/devices/{id}/press")]
+pub async fn press(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: web::Json<PressBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ControlDevices)?;
+    let key: Key = body.key.parse()?;
+    if body.hold_ms > 10_000 {
+        return Err(ApiError::InvalidArgument("hold_ms: at most 10000".into()));
+    }
+    let d = device(
+        &state,
+        &caller,
+        id.into_inner(),
+        Capability::RemoteControl,
+        true,
+    )
+    .await?;
+    command(
+        &state,
+        &caller,
+        &d,
+        pb::command::Kind::PressKey(pb::PressKey {
+            device_id: d.device_key.clone(),
+            key: key.to_string(),
+            hold_ms: body.hold_ms,
+        }),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The device's current screen as JPEG.
+#[utoipa::path(get, path = "/api/v1/devices/{id}/screenshot", params(("id" = Uuid, Path)),
+    responses((status = 200, content_type = "image/jpeg"), (status = 409, body = crate::error::ErrorBody)))]
+#[get("/devices/{id}/screenshot")]
+pub async fn screenshot(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    let d = device(
+        &state,
+        &caller,
+        id.into_inner(),
+        Capability::VideoCapture,
+        false,
+    )
+    .await?;
+    let r = command(
+        &state,
+        &caller,
+        &d,
+        pb::command::Kind::CaptureScreenshot(pb::CaptureScreenshot {
+            device_id: d.device_key.clone(),
+        }),
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/jpeg")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(r.payload))
+}
+
+/// Replaces the faults injected into a simulated device (e.g. `{"frozen": true}`); `{}` clears them.
+#[utoipa::path(put, path = "/api/v1/devices/{id}/faults", params(("id" = Uuid, Path)), request_body = serde_json::Value,
+    responses((status = 204), (status = 400, body = crate::error::ErrorBody)))]
+#[put("/devices/{id}/faults")]
+pub async fn set_faults(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ControlDevices)?;
+    if !body.is_object() {
+        return Err(ApiError::InvalidArgument(
+            "faults must be a JSON object".into(),
+        ));
+    }
+    let mut conn = db::conn(&state.pool).await?;
+    let (d, _, _) = db::fleet::get_device(&mut conn, caller.tenant, DeviceId(id.into_inner()))
+        .await?
+        .ok_or_else(|| ApiError::NotFound("device".into()))?;
+    drop(conn);
+    if d.driver != "simulated" {
+        return Err(ApiError::InvalidArgument(format!(
+            "faults can only be injected into simulated devices, not {}",
+            d.driver
+        )));
+    }
+    command(
+        &state,
+        &caller,
+        &d,
+        pb::command::Kind::SetFaults(pb::SetFaults {
+            device_id: d.device_key.clone(),
+            faults_json: body.to_string(),
+        }),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,284 @@
+//! `/api/v1/executions`: run a test case on a device, follow it, cancel it, fetch its screenshots.
+
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use labwright_core::{
+    auth::Permission,
+    ids::{DeviceId, TenantId},
+    validate,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{AppState, Page, page};
+use crate::{
+    auth::Caller,
+    db::{
+        self,
+        executions::{ExecutionRow, StepRow},
+    },
+    error::ApiError,
+};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateExecution {
+    /// Test case name.
+    pub testcase: String,
+    /// Test case version; the latest when absent.
+    pub version: Option<i32>,
+    /// Device id.
+    pub device: Uuid,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ExecutionView {
+    pub id: Uuid,
+    pub device_id: Uuid,
+    pub testcase_id: Uuid,
+    pub testcase: String,
+    pub testcase_version: i32,
+    /// queued, dispatched, running, passed, failed, error, cancelled, interrupted.
+    pub status: String,
+    pub reason: String,
+    /// Executions queued on the same device ahead of this one (queued executions only).
+    pub queue_position: Option<i64>,
+    pub steps_total: Option<i32>,
+    pub cancel_requested: bool,
+    pub created_at: DateTime<Utc>,
+    pub dispatched_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub steps: Option<Vec<StepView>>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StepView {
+    pub index: i32,
+    pub path: String,
+    pub kind: String,
+    /// pass, fail, error, skipped.
+    pub verdict: String,
+    pub reason: String,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: f64,
+    pub screenshot_url: Option<String>,
+    pub measurements: serde_json::Value,
+}
+
+fn step_view(s: StepRow) -> StepView {
+    StepView {
+        screenshot_url: s.screenshot_key.as_ref().map(|_| {
+            format!(
+                "/api/v1/executions/{}/steps/{}/screenshot",
+                s.execution_id, s.idx
+            )
+        }),
+        index: s.idx,
+        path: s.path,
+        kind: s.kind,
+        verdict: s.verdict,
+        reason: s.reason,
+        started_at: s.started_at,
+        duration_ms: s.duration_ms,
+        measurements: s.measurements,
+    }
+}
+
+async fn view(
+    conn: &mut diesel_async::AsyncPgConnection,
+    tenant: TenantId,
+    e: ExecutionRow,
+    with_steps: bool,
+) -> Result<ExecutionView, ApiError> {
+    let tc = db::library::get_testcase_by_id(conn, tenant, e.testcase_id).await?;
+    let queue_position = if e.status == "queued" {
+        Some(db::executions::queue_position(conn, &e).await?)
+    } else {
+        None
+    };
+    let steps = if with_steps {
+        Some(
+            db::executions::steps(conn, e.id)
+                .await?
+                .into_iter()
+                .map(step_view)
+                .collect(),
+        )
+    } else {
+        None
+    };
+    Ok(ExecutionView {
+        id: e.id,
+        device_id: e.device_id,
+        testcase_id: e.testcase_id,
+        testcase: tc.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
+        testcase_version: tc.map(|t| t.version).unwrap_or_default(),
+        status: e.status,
+        reason: e.reason,
+        queue_position,
+        steps_total: e.steps_total,
+        cancel_requested: e.cancel_requested,
+        created_at: e.created_at,
+        dispatched_at: e.dispatched_at,
+        finished_at: e.finished_at,
+        steps,
+    })
+}
+
+/// Runs a test case on a device. Everything that can be checked is checked before anything runs
+/// (test case, device, capabilities, navigation tree and target screens, reference images). A busy
+/// device queues the run (`status: queued`, `queue_position`).
+#[utoipa::path(post, path = "/api/v1/executions", request_body = CreateExecution,
+    responses((status = 201, body = ExecutionView), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+#[post("/executions")]
+pub async fn create_execution(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<CreateExecution>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ControlDevices)?;
+    validate::label("testcase", &body.testcase, 128)?;
+    let mut conn = db::conn(&state.pool).await?;
+    let tc = db::library::get_testcase(&mut conn, caller.tenant, &body.testcase, body.version)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "test case {:?}{}",
+                body.testcase,
+                body.version
+                    .map(|v| format!(" version {v}"))
+                    .unwrap_or_default()
+            ))
+        })?;
+    let (device, _, _) = db::fleet::get_device(&mut conn, caller.tenant, DeviceId(body.device))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("device {}", body.device)))?;
+    crate::library::check_runnable(&mut conn, caller.tenant, &device, &tc.document).await?;
+    let e = db::executions::create(
+        &mut conn,
+        caller.tenant,
+        DeviceId(device.id),
+        tc.id,
+        caller.key_id.0,
+    )
+    .await?;
+    state.lab.wake();
+    state.broker.wake();
+    tracing::info!(execution_id = %e.id, device_id = %device.id, testcase = %tc.name, version = tc.version, "execution queued");
+    let v = view(&mut conn, caller.tenant, e, false).await?;
+    Ok(HttpResponse::Created().json(v))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionParams {
+    status: Option<String>,
+    device_id: Option<Uuid>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// Executions of the tenant, newest first.
+#[utoipa::path(get, path = "/api/v1/executions", params(ExecutionParams), responses((status = 200, body = inline(Page<ExecutionView>))))]
+#[get("/executions")]
+pub async fn list_executions(
+    state: web::Data<AppState>,
+    caller: Caller,
+    params: web::Query<ExecutionParams>,
+) -> Result<web::Json<Page<ExecutionView>>, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    let p = params.into_inner();
+    let (limit, offset) = page(p.limit, p.offset)?;
+    if let Some(s) = &p.status
+        && !db::executions::ACTIVE.contains(&s.as_str())
+        && !db::executions::FINAL.contains(&s.as_str())
+        && s != "queued"
+    {
+        return Err(ApiError::InvalidArgument(format!(
+            "status: unknown execution status {s:?}"
+        )));
+    }
+    let mut conn = db::conn(&state.pool).await?;
+    let q = db::executions::ListQuery {
+        status: p.status,
+        device: p.device_id,
+        limit,
+        offset,
+    };
+    let (rows, total) = db::executions::list(&mut conn, caller.tenant, &q).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows {
+        items.push(view(&mut conn, caller.tenant, r, false).await?);
+    }
+    Ok(web::Json(Page {
+        items,
+        total,
+        limit,
+        offset,
+    }))
+}
+
+/// One execution with every step so far.
+#[utoipa::path(get, path = "/api/v1/executions/{id}", params(("id" = Uuid, Path)), responses((status = 200, body = ExecutionView), (status = 404, body = crate::error::ErrorBody)))]
+#[get("/executions/{id}")]
+pub async fn get_execution(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<ExecutionView>, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    let id = id.into_inner();
+    let mut conn = db::conn(&state.pool).await?;
+    let e = db::executions::get(&mut conn, caller.tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("execution {id}")))?;
+    Ok(web::Json(view(&mut conn, caller.tenant, e, true).await?))
+}
+
+/// Cancels an execution (queued: at once; running: the host stops after the current step).
+#[utoipa::path(post, path = "/api/v1/executions/{id}/cancel", params(("id" = Uuid, Path)), responses((status = 200, body = ExecutionView), (status = 409, body = crate::error::ErrorBody)))]
+#[post("/executions/{id}/cancel")]
+pub async fn cancel_execution(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<ExecutionView>, ApiError> {
+    caller.require(Permission::ControlDevices)?;
+    let e = state.lab.cancel(caller.tenant, id.into_inner()).await?;
+    let mut conn = db::conn(&state.pool).await?;
+    Ok(web::Json(view(&mut conn, caller.tenant, e, false).await?))
+}
+
+/// The JPEG screenshot a step left.
+#[utoipa::path(get, path = "/api/v1/executions/{id}/steps/{index}/screenshot", params(("id" = Uuid, Path), ("index" = i32, Path)),
+    responses((status = 200, content_type = "image/jpeg"), (status = 404, body = crate::error::ErrorBody)))]
+#[get("/executions/{id}/steps/{index}/screenshot")]
+pub async fn step_screenshot(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(Uuid, i32)>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    let (id, index) = path.into_inner();
+    let key = {
+        let mut conn = db::conn(&state.pool).await?;
+        db::executions::get(&mut conn, caller.tenant, id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("execution {id}")))?;
+        db::executions::steps(&mut conn, id)
+            .await?
+            .into_iter()
+            .find(|s| s.idx == index)
+            .and_then(|s| s.screenshot_key)
+            .ok_or_else(|| ApiError::NotFound(format!("screenshot of step {index}")))?
+    };
+    let bytes = state
+        .artifacts
+        .get(&key)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/jpeg")
+        .insert_header(("Cache-Control", "private, max-age=86400"))
+        .body(bytes))
+}

@@ -1,0 +1,352 @@
+//! What a host does for the server besides staying connected: owns the devices, runs executions
+//! on them (on blocking threads), spools their reports, and answers direct commands (key press,
+//! screenshot, fault injection).
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use labwright_core::{
+    controller::{Device, Key},
+    jpeg::{self, JpegProfile},
+    nav::SystemClock,
+    nav::{NavigationTree, ReferenceSet},
+    run::{self, RunContext, RunOptions, RunVerdict, StepResult, StepSink, Verdict},
+    sim::{Fault, FaultConfig, SimConfig, SimulatedStb},
+    testcase::TestCase,
+};
+use labwright_proto::v1 as pb;
+use tokio::sync::Notify;
+
+use crate::{config::DeviceConfig, spool::Spool};
+
+/// A device and the driver-specific handle behind it.
+pub enum Driver {
+    Simulated(Arc<SimulatedStb>),
+}
+
+impl Driver {
+    pub fn device(&self) -> &dyn Device {
+        match self {
+            Driver::Simulated(s) => s.as_ref(),
+        }
+    }
+
+    fn as_device_arc(&self) -> Arc<dyn Device> {
+        match self {
+            Driver::Simulated(s) => s.clone(),
+        }
+    }
+}
+
+/// Builds the driver for one configured device; errors name the device and setting.
+pub fn build_driver(d: &DeviceConfig) -> Result<Driver, String> {
+    match d.driver.as_str() {
+        "simulated" => {
+            let config: SimConfig = toml::Value::Table(d.settings.clone())
+                .try_into()
+                .map_err(|e| format!("devices.{}.settings: {e}", d.id))?;
+            let sim =
+                SimulatedStb::new(config).map_err(|e| format!("devices.{}.settings.{e}", d.id))?;
+            Ok(Driver::Simulated(Arc::new(sim)))
+        }
+        other => Err(format!(
+            "devices.{}.driver: unknown driver kind {other:?}",
+            d.id
+        )),
+    }
+}
+
+pub struct Runtime {
+    devices: HashMap<String, Driver>,
+    pub spool: Spool,
+    /// Running executions: id → (device key, cancel flag).
+    running: Mutex<HashMap<String, (String, Arc<AtomicBool>)>>,
+    /// Woken when a report is spooled.
+    pub reports: Notify,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+fn verdict(v: Verdict) -> i32 {
+    (match v {
+        Verdict::Pass => pb::Verdict::Pass,
+        Verdict::Fail => pb::Verdict::Fail,
+        Verdict::Error => pb::Verdict::Error,
+        Verdict::Skipped => pb::Verdict::Skipped,
+    }) as i32
+}
+
+/// The run's verdict on the wire and a one-line reason for people.
+fn summarize(s: &run::RunSummary) -> (pb::Verdict, String) {
+    let counts = format!(
+        "{} passed, {} failed, {} errors, {} skipped",
+        s.steps_passed, s.steps_failed, s.steps_errored, s.steps_skipped
+    );
+    match s.verdict {
+        RunVerdict::Pass => (pb::Verdict::Pass, counts),
+        RunVerdict::Fail => (pb::Verdict::Fail, counts),
+        RunVerdict::Cancelled => (pb::Verdict::Skipped, format!("cancelled ({counts})")),
+        RunVerdict::Error if !s.problems.is_empty() => {
+            let problems: Vec<String> = s
+                .problems
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.message))
+                .collect();
+            (
+                pb::Verdict::Error,
+                format!("not started: {}", problems.join("; ")),
+            )
+        }
+        RunVerdict::Error => (pb::Verdict::Error, counts),
+    }
+}
+
+/// Turns step results into spooled reports as the runner produces them.
+struct SpoolSink<'a> {
+    runtime: &'a Runtime,
+    execution_id: String,
+}
+
+impl StepSink for SpoolSink<'_> {
+    fn step(&mut self, r: StepResult) {
+        let msg = pb::HostMessage {
+            body: Some(pb::host_message::Body::Step(pb::StepReport {
+                execution_id: self.execution_id.clone(),
+                index: r.index,
+                path: r.path,
+                kind: r.kind,
+                verdict: verdict(r.verdict),
+                reason: r.reason,
+                started_at_unix_micros: r.started_at_us,
+                duration_micros: (r.duration_ms * 1000.0) as u64,
+                screenshot_jpeg: r.screenshot.unwrap_or_default(),
+                measurements: r.measurements.into_iter().collect(),
+            })),
+        };
+        self.runtime.spool_report(msg);
+    }
+}
+
+impl Runtime {
+    pub fn new(devices: &[DeviceConfig], state_dir: &Path) -> Result<Self, String> {
+        let mut map = HashMap::new();
+        for d in devices {
+            map.insert(d.id.clone(), build_driver(d)?);
+        }
+        let spool = Spool::open(&state_dir.join("spool")).map_err(|e| e.to_string())?;
+        Ok(Self {
+            devices: map,
+            spool,
+            running: Mutex::new(HashMap::new()),
+            reports: Notify::new(),
+        })
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Arc<AtomicBool>)>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Executions in progress, for the hello after a reconnect.
+    pub fn running_executions(&self) -> Vec<String> {
+        self.running().keys().cloned().collect()
+    }
+
+    fn spool_report(&self, msg: pb::HostMessage) {
+        if let Err(e) = self.spool.push(msg) {
+            tracing::error!(error = %e, "could not spool a report; it will be lost if the agent stops before sending it");
+        }
+        self.reports.notify_one();
+    }
+
+    fn driver(&self, key: &str) -> Result<&Driver, String> {
+        self.devices
+            .get(key)
+            .ok_or_else(|| format!("no device {key:?} on this host"))
+    }
+
+    /// Handles a command from the server. Long work (runs) continues after the answer.
+    pub async fn handle(self: &Arc<Self>, cmd: pb::Command) -> pb::CommandResult {
+        let id = cmd.command_id.clone();
+        let outcome: Result<Vec<u8>, String> = match cmd.kind {
+            Some(pb::command::Kind::Ping(p)) => Ok(p.payload),
+            Some(pb::command::Kind::RunExecution(run)) => {
+                self.start_execution(run).map(|()| Vec::new())
+            }
+            Some(pb::command::Kind::CancelExecution(c)) => {
+                match self.running().get(&c.execution_id) {
+                    Some((_, flag)) => {
+                        flag.store(true, Ordering::SeqCst);
+                        Ok(Vec::new())
+                    }
+                    None => Err(format!("execution {} is not running here", c.execution_id)),
+                }
+            }
+            Some(pb::command::Kind::PressKey(p)) => self.press(p).await,
+            Some(pb::command::Kind::CaptureScreenshot(s)) => self.screenshot(&s.device_id).await,
+            Some(pb::command::Kind::SetFaults(f)) => self.set_faults(&f),
+            None => Err("unknown command (this agent is older than the server)".into()),
+        };
+        match outcome {
+            Ok(payload) => pb::CommandResult {
+                command_id: id,
+                ok: true,
+                error: String::new(),
+                payload,
+            },
+            Err(error) => pb::CommandResult {
+                command_id: id,
+                ok: false,
+                error,
+                payload: Vec::new(),
+            },
+        }
+    }
+
+    fn busy(&self, device: &str) -> Option<String> {
+        self.running()
+            .iter()
+            .find(|(_, (d, _))| d == device)
+            .map(|(id, _)| id.clone())
+    }
+
+    async fn press(self: &Arc<Self>, p: pb::PressKey) -> Result<Vec<u8>, String> {
+        if let Some(e) = self.busy(&p.device_id) {
+            return Err(format!("device is running execution {e}"));
+        }
+        let key: Key = p
+            .key
+            .parse()
+            .map_err(|e: labwright_core::ValidationError| e.to_string())?;
+        let device = self.driver(&p.device_id)?.as_device_arc();
+        tokio::task::spawn_blocking(move || {
+            let remote = device.remote().ok_or("device has no remote control")?;
+            let res = if p.hold_ms > 0 {
+                remote.long_press(key, std::time::Duration::from_millis(u64::from(p.hold_ms)))
+            } else {
+                remote.press(key)
+            };
+            res.map(|()| Vec::new()).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    async fn screenshot(self: &Arc<Self>, device: &str) -> Result<Vec<u8>, String> {
+        let device = self.driver(device)?.as_device_arc();
+        tokio::task::spawn_blocking(move || {
+            let frame = device
+                .video()
+                .ok_or("device has no video capture")?
+                .grab()
+                .map_err(|e| e.to_string())?;
+            jpeg::encode(&frame, 85, JpegProfile::Live).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    fn set_faults(&self, f: &pb::SetFaults) -> Result<Vec<u8>, String> {
+        let Driver::Simulated(sim) = self.driver(&f.device_id)?;
+        let faults: FaultConfig =
+            serde_json::from_str(&f.faults_json).map_err(|e| format!("faults: {e}"))?;
+        sim.clear_faults();
+        if faults.frozen {
+            sim.inject(Fault::Frozen);
+        }
+        if faults.drop_keys > 0 {
+            sim.inject(Fault::DropKeys {
+                count: faults.drop_keys,
+            });
+        }
+        if faults.slow_ms > 0 {
+            sim.inject(Fault::Slow {
+                extra_ms: faults.slow_ms,
+            });
+        }
+        if faults.reboot {
+            sim.inject(Fault::Reboot);
+        }
+        Ok(Vec::new())
+    }
+
+    fn start_execution(self: &Arc<Self>, run: pb::RunExecution) -> Result<(), String> {
+        if self.running().contains_key(&run.execution_id) {
+            return Ok(()); // a resent dispatch of a run already going
+        }
+        if let Some(e) = self.busy(&run.device_id) {
+            return Err(format!("device {} is running execution {e}", run.device_id));
+        }
+        let device = self.driver(&run.device_id)?.as_device_arc();
+        let testcase: TestCase =
+            serde_json::from_str(&run.testcase_json).map_err(|e| format!("test case: {e}"))?;
+        let tree: Option<NavigationTree> = if run.navigation_tree_json.is_empty() {
+            None
+        } else {
+            Some(
+                serde_json::from_str(&run.navigation_tree_json)
+                    .map_err(|e| format!("navigation tree: {e}"))?,
+            )
+        };
+        let mut references = ReferenceSet::new();
+        for (name, bytes) in &run.references {
+            let image = labwright_core::image_io::decode_gray(bytes)
+                .map_err(|e| format!("reference {name}: {e}"))?;
+            references.insert(name.clone(), Arc::new(image));
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.running().insert(
+            run.execution_id.clone(),
+            (run.device_id.clone(), cancel.clone()),
+        );
+        let me = self.clone();
+        let execution_id = run.execution_id;
+        tracing::info!(execution_id, device = %run.device_id, testcase = %testcase.name, "execution started");
+        tokio::task::spawn_blocking(move || {
+            let mut sink = SpoolSink {
+                runtime: &me,
+                execution_id: execution_id.clone(),
+            };
+            let ctx = RunContext {
+                device: device.as_ref(),
+                nav: tree.as_ref(),
+                references: &references,
+                cancel: &cancel,
+                clock: &SystemClock,
+                options: RunOptions::default(),
+            };
+            let summary = run::run_testcase(&ctx, &testcase, &mut sink);
+            let (run_verdict, reason) = summarize(&summary);
+            let report = pb::ExecutionReport {
+                execution_id: execution_id.clone(),
+                verdict: run_verdict as i32,
+                reason,
+                steps_total: summary.steps_passed
+                    + summary.steps_failed
+                    + summary.steps_errored
+                    + summary.steps_skipped,
+                cancelled: summary.cancelled,
+                edge_observations_json: serde_json::to_string(&summary.edge_observations)
+                    .unwrap_or_default(),
+                finished_at_unix_micros: now_us(),
+            };
+            me.spool_report(pb::HostMessage {
+                body: Some(pb::host_message::Body::Execution(report)),
+            });
+            me.running().remove(&execution_id);
+            tracing::info!(execution_id, verdict = ?summary.verdict, "execution finished");
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,258 @@
+//! The report spool: step and execution reports are written to disk before they are sent and
+//! deleted only when the server acknowledges them, so a server (or agent) restart mid-run loses
+//! nothing. Reports are resent after every reconnect and, while unacknowledged, periodically.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use labwright_proto::v1 as pb;
+use prost::Message;
+
+/// Identity of a report: its execution and step index (`None` for the execution's final report).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReportKey {
+    pub execution_id: String,
+    pub step: Option<u32>,
+}
+
+impl ReportKey {
+    fn file_name(&self) -> String {
+        match self.step {
+            Some(i) => format!("{}.step-{i:06}.pb", self.execution_id),
+            None => format!("{}.end.pb", self.execution_id),
+        }
+    }
+
+    pub fn of(msg: &pb::HostMessage) -> Option<Self> {
+        match &msg.body {
+            Some(pb::host_message::Body::Step(s)) => Some(Self {
+                execution_id: s.execution_id.clone(),
+                step: Some(s.index),
+            }),
+            Some(pb::host_message::Body::Execution(e)) => Some(Self {
+                execution_id: e.execution_id.clone(),
+                step: None,
+            }),
+            _ => None,
+        }
+    }
+}
+
+struct Entry {
+    msg: pb::HostMessage,
+    /// When it was last handed to a connection; `None` = never on the current connection.
+    sent_at: Option<Instant>,
+}
+
+pub struct Spool {
+    dir: PathBuf,
+    entries: Mutex<BTreeMap<ReportKey, Entry>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("report spool {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("not a report")]
+    NotAReport,
+}
+
+impl Spool {
+    /// Opens the spool directory, loading reports left by an earlier run of the agent.
+    /// Unreadable files are moved aside (`*.corrupt`) rather than lost silently.
+    pub fn open(dir: &Path) -> Result<Self, SpoolError> {
+        let io = |source| SpoolError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mut entries = BTreeMap::new();
+        for item in std::fs::read_dir(dir).map_err(io)? {
+            let path = item.map_err(io)?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("pb") {
+                continue;
+            }
+            let decoded = std::fs::read(&path)
+                .ok()
+                .and_then(|b| pb::HostMessage::decode(b.as_slice()).ok());
+            match decoded.as_ref().and_then(ReportKey::of) {
+                Some(key) => {
+                    entries.insert(
+                        key,
+                        Entry {
+                            msg: decoded.unwrap_or_default(),
+                            sent_at: None,
+                        },
+                    );
+                }
+                None => {
+                    tracing::warn!(path = %path.display(), "unreadable spooled report moved aside");
+                    let _ = std::fs::rename(&path, path.with_extension("corrupt"));
+                }
+            }
+        }
+        if !entries.is_empty() {
+            tracing::info!(
+                reports = entries.len(),
+                "unacknowledged reports found; they will be sent"
+            );
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            entries: Mutex::new(entries),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ReportKey, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Persists a report (fsync'd) before it is sent.
+    pub fn push(&self, msg: pb::HostMessage) -> Result<(), SpoolError> {
+        let key = ReportKey::of(&msg).ok_or(SpoolError::NotAReport)?;
+        let path = self.dir.join(key.file_name());
+        let tmp = path.with_extension("tmp");
+        let io = |source| SpoolError::Io {
+            path: path.clone(),
+            source,
+        };
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            f.write_all(&msg.encode_to_vec()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        self.lock().insert(key, Entry { msg, sent_at: None });
+        Ok(())
+    }
+
+    /// The server stored the report: forget it.
+    pub fn ack(&self, ack: &pb::ReportAck) {
+        let key = ReportKey {
+            execution_id: ack.execution_id.clone(),
+            step: ack.step_index,
+        };
+        if self.lock().remove(&key).is_some() {
+            let _ = std::fs::remove_file(self.dir.join(key.file_name()));
+        }
+    }
+
+    /// A new connection: everything is unsent on it.
+    pub fn reset_sent(&self) {
+        for e in self.lock().values_mut() {
+            e.sent_at = None;
+        }
+    }
+
+    /// Reports to send now: never sent on this connection, or unacknowledged for `resend_after`.
+    /// Marks them sent. Oldest execution and lowest step first.
+    pub fn due(&self, resend_after: Duration) -> Vec<pb::HostMessage> {
+        let now = Instant::now();
+        self.lock()
+            .values_mut()
+            .filter(|e| {
+                e.sent_at
+                    .is_none_or(|t| now.duration_since(t) >= resend_after)
+            })
+            .map(|e| {
+                e.sent_at = Some(now);
+                e.msg.clone()
+            })
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(exec: &str, index: u32) -> pb::HostMessage {
+        pb::HostMessage {
+            body: Some(pb::host_message::Body::Step(pb::StepReport {
+                execution_id: exec.into(),
+                index,
+                reason: "ok".into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    #[test]
+    fn reports_survive_a_restart_until_acknowledged() {
+        let dir = std::env::temp_dir().join(format!("lw-spool-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let spool = Spool::open(&dir).expect("open");
+        spool.push(step("e1", 0)).expect("push");
+        spool.push(step("e1", 1)).expect("push");
+        spool
+            .push(pb::HostMessage {
+                body: Some(pb::host_message::Body::Execution(pb::ExecutionReport {
+                    execution_id: "e1".into(),
+                    ..Default::default()
+                })),
+            })
+            .expect("push");
+        assert_eq!(spool.due(Duration::from_secs(10)).len(), 3);
+        assert!(
+            spool.due(Duration::from_secs(10)).is_empty(),
+            "not resent before the resend delay"
+        );
+        spool.ack(&pb::ReportAck {
+            execution_id: "e1".into(),
+            step_index: Some(0),
+        });
+        drop(spool);
+
+        std::fs::write(dir.join("garbage.pb"), b"\xff\xff\xff").expect("write");
+        let reopened = Spool::open(&dir).expect("reopen");
+        assert_eq!(
+            reopened.len(),
+            2,
+            "acknowledged report gone, the others kept"
+        );
+        assert!(
+            dir.join("garbage.corrupt").exists(),
+            "corrupt files are kept aside"
+        );
+        let due = reopened.due(Duration::from_secs(10));
+        assert_eq!(
+            ReportKey::of(&due[0]),
+            Some(ReportKey {
+                execution_id: "e1".into(),
+                step: None
+            })
+        );
+        reopened.reset_sent();
+        assert_eq!(
+            reopened.due(Duration::from_secs(10)).len(),
+            2,
+            "a new connection resends everything"
+        );
+        reopened.ack(&pb::ReportAck {
+            execution_id: "e1".into(),
+            step_index: None,
+        });
+        reopened.ack(&pb::ReportAck {
+            execution_id: "e1".into(),
+            step_index: Some(1),
+        });
+        assert!(reopened.is_empty());
+        assert!(Spool::open(&dir).expect("reopen").is_empty());
+    }
+}
