@@ -140,20 +140,33 @@ impl Lab {
             let devices = db::executions::devices_with_queue(&mut conn, &hosts).await?;
             db::executions::claim_next(&mut conn, &devices).await?
         };
+        // Every claimed run is started or failed here; one that cannot even be failed (database
+        // gone) is left `dispatched` and the sweep fails it once the accept timeout has passed.
         for e in claimed {
-            if let Err(err) = self.start(&e).await {
-                tracing::warn!(execution_id = %e.id, error = %err, "could not start execution");
-                let mut conn = db::conn(&self.pool).await?;
-                db::executions::transition(
-                    &mut conn,
-                    e.id,
-                    "error",
-                    &format!("could not start: {err}"),
-                    None,
-                )
-                .await?;
-                self.broker.wake();
+            match self.start(&e).await {
+                Ok(()) => {
+                    let mut conn = db::conn(&self.pool).await?;
+                    db::executions::accepted(&mut conn, e.id).await?;
+                }
+                Err(err) => {
+                    tracing::warn!(execution_id = %e.id, error = %err, "could not start execution");
+                    let failed = async {
+                        let mut conn = db::conn(&self.pool).await?;
+                        db::executions::transition(
+                            &mut conn,
+                            e.id,
+                            "error",
+                            &format!("could not start: {err}"),
+                            None,
+                        )
+                        .await
+                    };
+                    if let Err(db_err) = failed.await {
+                        tracing::warn!(execution_id = %e.id, error = %db_err, "could not record the failed start");
+                    }
+                }
             }
+            self.broker.wake();
         }
         Ok(())
     }
@@ -329,7 +342,7 @@ impl Lab {
                     }
                 };
                 let total = i32::try_from(x.steps_total).ok();
-                db::executions::transition(
+                let changed = db::executions::transition(
                     &mut conn,
                     id,
                     status,
@@ -337,13 +350,15 @@ impl Lab {
                     total,
                 )
                 .await?;
-                if let Err(e) = crate::library::record_edge_observations(
-                    &mut conn,
-                    tenant,
-                    exec.device_id,
-                    &x.edge_observations_json,
-                )
-                .await
+                // A resent end report changes nothing and must not count its observations twice.
+                if changed.is_some()
+                    && let Err(e) = crate::library::record_edge_observations(
+                        &mut conn,
+                        tenant,
+                        exec.device_id,
+                        &x.edge_observations_json,
+                    )
+                    .await
                 {
                     tracing::warn!(execution_id = %id, error = %e, "could not record navigation statistics");
                 }
@@ -358,6 +373,20 @@ impl Lab {
         let cutoff = Utc::now()
             - chrono::Duration::from_std(self.grace).unwrap_or(chrono::Duration::seconds(30));
         let mut conn = db::conn(&self.pool).await?;
+        let accept_cutoff = Utc::now()
+            - chrono::Duration::from_std(ACCEPT_TIMEOUT * 2)
+                .unwrap_or(chrono::Duration::seconds(20));
+        for e in db::executions::stale_dispatched(&mut conn, accept_cutoff).await? {
+            let reason = "the host never accepted the run";
+            if db::executions::transition(&mut conn, e.id, "error", reason, None)
+                .await?
+                .is_some()
+            {
+                tracing::warn!(execution_id = %e.id, reason, "execution failed");
+                self.broker.wake();
+                self.wake();
+            }
+        }
         for (e, host_name) in db::executions::abandoned(&mut conn, cutoff).await? {
             let reason = format!(
                 "host {host_name} disconnected mid-run and did not come back within {} s",

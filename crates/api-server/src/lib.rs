@@ -26,6 +26,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
+/// Largest message either side of the host link sends: a run with its reference images (8 MiB
+/// each at most) or a step report with its screenshot.
+pub const MAX_HOST_MESSAGE: usize = 64 << 20;
+
 /// A running api-server. Dropping it does not stop it; call [`RunningServer::shutdown`].
 pub struct RunningServer {
     pub http_addr: SocketAddr,
@@ -135,7 +139,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .add_service(HostLinkServer::new(service).max_decoding_message_size(4 << 20))
+            .add_service(
+                HostLinkServer::new(service)
+                    .max_decoding_message_size(MAX_HOST_MESSAGE)
+                    .max_encoding_message_size(MAX_HOST_MESSAGE),
+            )
             .add_service(reflection)
             .serve_with_incoming_shutdown(incoming, grpc_shutdown.cancelled_owned())
             .await;

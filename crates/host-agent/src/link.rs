@@ -141,7 +141,10 @@ async fn session(
         .keep_alive_timeout(Duration::from_secs(10))
         .connect()
         .await?;
-    let mut client = HostLinkClient::new(channel);
+    // Runs carry their reference images; the server accepts up to 64 MiB per message.
+    let mut client = HostLinkClient::new(channel)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
     let (tx, rx) = mpsc::channel::<pb::HostMessage>(16);
     let running = params
         .runtime

@@ -159,8 +159,14 @@ impl Runtime {
     }
 
     /// Executions in progress, for the hello after a reconnect.
+    /// Also lists runs that ended but whose reports the server has not acknowledged yet, so a
+    /// reconnect never gets a finished run written off as lost.
     pub fn running_executions(&self) -> Vec<String> {
-        self.running().keys().cloned().collect()
+        let mut ids: Vec<String> = self.running().keys().cloned().collect();
+        ids.extend(self.spool.executions());
+        ids.sort();
+        ids.dedup();
+        ids
     }
 
     fn spool_report(&self, msg: pb::HostMessage) {
@@ -326,7 +332,35 @@ impl Runtime {
                 clock: &SystemClock,
                 options: RunOptions::default(),
             };
-            let summary = run::run_testcase(&ctx, &testcase, &mut sink);
+            // A bug in a driver or the runner must not leave the run (and the device) busy forever.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run::run_testcase(&ctx, &testcase, &mut sink)
+            }));
+            let summary = match outcome {
+                Ok(summary) => summary,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(execution_id, panic = what, "the runner crashed");
+                    run::RunSummary {
+                        verdict: RunVerdict::Error,
+                        steps_passed: 0,
+                        steps_failed: 0,
+                        steps_errored: 0,
+                        steps_skipped: 0,
+                        edge_observations: Vec::new(),
+                        cancelled: false,
+                        problems: vec![run::Problem {
+                            field: "runner".into(),
+                            message: format!("crashed: {what}"),
+                        }],
+                        duration_ms: 0.0,
+                    }
+                }
+            };
             let (run_verdict, reason) = summarize(&summary);
             let report = pb::ExecutionReport {
                 execution_id: execution_id.clone(),

@@ -13,10 +13,27 @@ use labwright_proto::v1 as pb;
 use prost::Message;
 
 /// Identity of a report: its execution and step index (`None` for the execution's final report).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ReportKey {
     pub execution_id: String,
     pub step: Option<u32>,
+}
+
+/// Oldest execution first; within one, steps in order and the end report last, so the server
+/// never hears that a run ended before it has its steps.
+impl Ord for ReportKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let rank = |k: &ReportKey| (k.step.is_none(), k.step);
+        self.execution_id
+            .cmp(&other.execution_id)
+            .then_with(|| rank(self).cmp(&rank(other)))
+    }
+}
+
+impl PartialOrd for ReportKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl ReportKey {
@@ -169,6 +186,13 @@ impl Spool {
             .collect()
     }
 
+    /// Executions that still have reports waiting for the server.
+    pub fn executions(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.lock().keys().map(|k| k.execution_id.clone()).collect();
+        ids.dedup();
+        ids
+    }
+
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -231,12 +255,20 @@ mod tests {
             "corrupt files are kept aside"
         );
         let due = reopened.due(Duration::from_secs(10));
+        let keys: Vec<_> = due.iter().filter_map(ReportKey::of).collect();
         assert_eq!(
-            ReportKey::of(&due[0]),
-            Some(ReportKey {
-                execution_id: "e1".into(),
-                step: None
-            })
+            keys,
+            vec![
+                ReportKey {
+                    execution_id: "e1".into(),
+                    step: Some(1)
+                },
+                ReportKey {
+                    execution_id: "e1".into(),
+                    step: None
+                },
+            ],
+            "steps first, the end report last"
         );
         reopened.reset_sent();
         assert_eq!(

@@ -335,6 +335,58 @@ pub async fn record_step(conn: &mut AsyncPgConnection, s: NewStep<'_>) -> Result
     .await
 }
 
+/// The execution holding the device's lease, if any.
+pub async fn active_on_device(
+    conn: &mut AsyncPgConnection,
+    device: Uuid,
+) -> Result<Option<ExecutionRow>, DbError> {
+    Ok(executions::table
+        .filter(executions::device_id.eq(device))
+        .filter(executions::status.eq_any(ACTIVE))
+        .select(ExecutionRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The host accepted a dispatched run: it is running from now on.
+pub async fn accepted(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(), DbError> {
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let row: Option<ExecutionRow> = diesel::update(
+            executions::table
+                .find(id)
+                .filter(executions::status.eq("dispatched")),
+        )
+        .set((
+            executions::status.eq("running"),
+            executions::heartbeat_at.eq(Utc::now()),
+        ))
+        .returning(ExecutionRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+        if let Some(r) = &row {
+            event(conn, r).await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Runs sent to a host that never accepted them (the server died between lease and dispatch,
+/// or the answer was lost).
+pub async fn stale_dispatched(
+    conn: &mut AsyncPgConnection,
+    cutoff: DateTime<Utc>,
+) -> Result<Vec<ExecutionRow>, DbError> {
+    Ok(executions::table
+        .filter(executions::status.eq("dispatched"))
+        .filter(executions::dispatched_at.lt(cutoff))
+        .select(ExecutionRow::as_select())
+        .load(conn)
+        .await?)
+}
+
 /// Active executions on the devices of `host` (for a host that went away or came back).
 pub async fn active_on_host(
     conn: &mut AsyncPgConnection,
@@ -362,6 +414,9 @@ pub async fn abandoned(
         .filter(executions::status.eq_any(ACTIVE))
         .filter(hosts::status.ne("online"))
         .filter(executions::heartbeat_at.lt(cutoff))
+        // Silent since the cutoff both as a run and as a host: a long step on a host that was
+        // online until a moment ago is not abandoned yet.
+        .filter(hosts::last_seen_at.lt(cutoff))
         .select((ExecutionRow::as_select(), hosts::name))
         .load(conn)
         .await?)

@@ -46,23 +46,11 @@ async fn device(
             d.device_key, d.status
         )));
     }
-    if exclusive {
-        let q = db::executions::ListQuery {
-            status: None,
-            device: Some(d.id),
-            limit: 20,
-            offset: 0,
-        };
-        let (rows, _) = db::executions::list(&mut conn, caller.tenant, &q).await?;
-        if let Some(active) = rows
-            .iter()
-            .find(|e| db::executions::ACTIVE.contains(&e.status.as_str()))
-        {
-            return Err(ApiError::Conflict(format!(
-                "device {} is leased by execution {}",
-                d.device_key, active.id
-            )));
-        }
+    if exclusive && let Some(active) = db::executions::active_on_device(&mut conn, d.id).await? {
+        return Err(ApiError::Conflict(format!(
+            "device {} is leased by execution {}",
+            d.device_key, active.id
+        )));
     }
     Ok(d)
 }
@@ -73,6 +61,12 @@ async fn command(
     d: &DeviceRow,
     kind: pb::command::Kind,
 ) -> Result<pb::CommandResult, ApiError> {
+    // A long press takes as long as the key is held.
+    let timeout = COMMAND_TIMEOUT
+        + match &kind {
+            pb::command::Kind::PressKey(p) => Duration::from_millis(u64::from(p.hold_ms)),
+            _ => Duration::ZERO,
+        };
     let cmd = pb::Command {
         command_id: Uuid::new_v4().to_string(),
         kind: Some(kind),
@@ -83,7 +77,7 @@ async fn command(
         .ok_or_else(|| {
             ApiError::Conflict("the device's host is not connected to this server".into())
         })?;
-    let result = tokio::time::timeout(COMMAND_TIMEOUT, rx)
+    let result = tokio::time::timeout(timeout, rx)
         .await
         .map_err(|_| ApiError::Timeout("the host did not answer in time".into()))?
         .map_err(|_| ApiError::Conflict("the host disconnected before answering".into()))?;
