@@ -32,7 +32,34 @@ pub struct Report {
 
 pub enum ReportBody {
     Step(pb::StepReport),
+    Screenshot(pb::ScreenshotReport),
     Execution(pb::ExecutionReport),
+}
+
+impl ReportBody {
+    fn execution_id(&self) -> &str {
+        match self {
+            ReportBody::Step(s) => &s.execution_id,
+            ReportBody::Screenshot(s) => &s.execution_id,
+            ReportBody::Execution(x) => &x.execution_id,
+        }
+    }
+
+    /// The acknowledgement that lets the host forget this report.
+    fn ack(&self) -> pb::ServerMessage {
+        let (step_index, screenshot) = match self {
+            ReportBody::Step(s) => (Some(s.index), false),
+            ReportBody::Screenshot(s) => (Some(s.index), true),
+            ReportBody::Execution(_) => (None, false),
+        };
+        pb::ServerMessage {
+            body: Some(pb::server_message::Body::ReportAck(pb::ReportAck {
+                execution_id: self.execution_id().to_string(),
+                step_index,
+                screenshot,
+            })),
+        }
+    }
 }
 
 /// Reports queued for storage. When full, new reports are dropped unacknowledged: the host
@@ -48,7 +75,8 @@ pub struct Lab {
     pub artifacts: Artifacts,
     pub broker: Arc<Broker>,
     wake: Notify,
-    reports: mpsc::Sender<Report>,
+    /// One queue per worker; an execution's reports always go to the same one, in order.
+    reports: Vec<mpsc::Sender<Report>>,
     /// How long an execution survives its host being gone before it is marked interrupted.
     pub grace: Duration,
 }
@@ -62,24 +90,25 @@ impl Lab {
         grace: Duration,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
-        let (tx, rx) = mpsc::channel(REPORT_QUEUE);
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..REPORT_WORKERS)
+            .map(|_| mpsc::channel(REPORT_QUEUE / REPORT_WORKERS))
+            .unzip();
         let lab = Arc::new(Self {
             pool,
             registry,
             artifacts,
             broker,
             wake: Notify::new(),
-            reports: tx,
+            reports: senders,
             grace,
         });
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..REPORT_WORKERS {
-            let (lab, rx, stop) = (lab.clone(), rx.clone(), shutdown.clone());
+        for mut rx in receivers {
+            let (lab, stop) = (lab.clone(), shutdown.clone());
             tokio::spawn(async move {
                 loop {
                     let next = tokio::select! {
                         _ = stop.cancelled() => return,
-                        r = async { rx.lock().await.recv().await } => r,
+                        r = rx.recv() => r,
                     };
                     let Some(report) = next else { return };
                     lab.store_report(report).await;
@@ -96,7 +125,12 @@ impl Lab {
 
     /// Queues a report from a host stream; never blocks.
     pub fn submit(&self, report: Report) {
-        if self.reports.try_send(report).is_err() {
+        use std::hash::{Hash, Hasher};
+        let id = report.body.execution_id();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        let queue = &self.reports[(h.finish() % self.reports.len() as u64) as usize];
+        if queue.try_send(report).is_err() {
             tracing::warn!("report queue full; the host will resend");
         }
     }
@@ -173,6 +207,7 @@ impl Lab {
 
     /// Sends a leased execution to its host and waits for the host to accept it.
     async fn start(&self, e: &ExecutionRow) -> Result<(), ApiError> {
+        tracing::debug!(execution_id = %e.id, "starting");
         let tenant = TenantId(e.tenant_id);
         let (command, host) = {
             let mut conn = db::conn(&self.pool).await?;
@@ -212,6 +247,7 @@ impl Lab {
             };
             (cmd, HostId(device.host_id))
         };
+        tracing::debug!(execution_id = %e.id, "sending the run");
         let rx = self
             .registry
             .send_command(tenant, host, command)
@@ -231,18 +267,10 @@ impl Lab {
     }
 
     async fn store_report(&self, report: Report) {
-        let (execution_id, step_index) = match &report.body {
-            ReportBody::Step(s) => (s.execution_id.clone(), Some(s.index)),
-            ReportBody::Execution(x) => (x.execution_id.clone(), None),
-        };
+        let ack = report.body.ack();
+        let execution_id = report.body.execution_id().to_string();
         match self.store(report.host, report.tenant, report.body).await {
             Ok(()) => {
-                let ack = pb::ServerMessage {
-                    body: Some(pb::server_message::Body::ReportAck(pb::ReportAck {
-                        execution_id,
-                        step_index,
-                    })),
-                };
                 self.registry.try_send(report.host, ack);
                 self.broker.wake();
             }
@@ -250,16 +278,10 @@ impl Lab {
                 // Not ours to store (unknown execution, another host's, malformed): acknowledge so the
                 // host stops resending, and say why.
                 tracing::warn!(host_id = %report.host, execution_id, reason, "report refused");
-                let ack = pb::ServerMessage {
-                    body: Some(pb::server_message::Body::ReportAck(pb::ReportAck {
-                        execution_id,
-                        step_index,
-                    })),
-                };
                 self.registry.try_send(report.host, ack);
             }
             Err(StoreError::Retry(e)) => {
-                tracing::warn!(host_id = %report.host, execution_id, error = %e, "could not store report; the host will resend")
+                tracing::debug!(host_id = %report.host, execution_id, error = %e, "report not stored yet; the host will resend")
             }
         }
     }
@@ -270,11 +292,8 @@ impl Lab {
         tenant: TenantId,
         body: ReportBody,
     ) -> Result<(), StoreError> {
-        let id_str = match &body {
-            ReportBody::Step(s) => &s.execution_id,
-            ReportBody::Execution(x) => &x.execution_id,
-        };
-        let id: Uuid = id_str
+        let id: Uuid = body
+            .execution_id()
             .parse()
             .map_err(|_| StoreError::Reject("execution id is not a uuid".into()))?;
         let mut conn = db::conn(&self.pool).await?;
@@ -326,10 +345,32 @@ impl Lab {
                             .unwrap_or_else(Utc::now),
                         duration_ms: s.duration_micros as f64 / 1000.0,
                         screenshot_key: key.as_deref(),
+                        screenshot_pending: s.screenshot_pending && key.is_none(),
                         measurements: serde_json::to_value(measurements).unwrap_or_default(),
                     },
                 )
                 .await?;
+            }
+            ReportBody::Screenshot(shot) => {
+                let index = i32::try_from(shot.index)
+                    .map_err(|_| StoreError::Reject("step index out of range".into()))?;
+                // An empty report means the host could not encode the frame: the step keeps no picture.
+                let key = if shot.jpeg.is_empty() {
+                    None
+                } else {
+                    if !shot.jpeg.starts_with(&[0xFF, 0xD8]) {
+                        return Err(StoreError::Reject("screenshot is not a JPEG".into()));
+                    }
+                    let key = artifacts::step_screenshot_key(tenant.0, id, shot.index);
+                    self.artifacts
+                        .put(&key, shot.jpeg)
+                        .await
+                        .map_err(|e| StoreError::Retry(e.to_string()))?;
+                    Some(key)
+                };
+                if !db::executions::attach_screenshot(&mut conn, id, index, key.as_deref()).await? {
+                    return Err(StoreError::Retry(format!("step {index} not stored yet")));
+                }
             }
             ReportBody::Execution(x) => {
                 let status = if x.cancelled {
@@ -342,6 +383,15 @@ impl Lab {
                     }
                 };
                 let total = i32::try_from(x.steps_total).ok();
+                // The end comes last: while a step is missing, leave the end report unacknowledged
+                // (the host resends it) so an execution never reads finished with steps to come.
+                let (stored, pending) = db::executions::step_counts(&mut conn, id).await?;
+                if (stored as u64) < u64::from(x.steps_total) || pending > 0 {
+                    return Err(StoreError::Retry(format!(
+                        "{stored} of {} steps stored, {pending} screenshots to come",
+                        x.steps_total
+                    )));
+                }
                 let changed = db::executions::transition(
                     &mut conn,
                     id,

@@ -206,6 +206,11 @@ async fn read_stream(
                 tenant,
                 body: crate::executions::ReportBody::Step(step),
             }),
+            pb::host_message::Body::Screenshot(shot) => lab.submit(crate::executions::Report {
+                host,
+                tenant,
+                body: crate::executions::ReportBody::Screenshot(shot),
+            }),
             pb::host_message::Body::Execution(report) => lab.submit(crate::executions::Report {
                 host,
                 tenant,

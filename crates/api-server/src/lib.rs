@@ -134,9 +134,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .context("building gRPC reflection")?;
     let grpc_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+        // With our own listener tonic's `tcp_nodelay` does not apply: without it Nagle's algorithm
+        // holds small messages (a command to a host) back by tens of milliseconds.
+        let incoming = tokio_stream::StreamExt::map(
+            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            |conn| {
+                conn.inspect(|s| {
+                    if let Err(e) = s.set_nodelay(true) {
+                        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                    }
+                })
+            },
+        );
         let res = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(

@@ -113,14 +113,60 @@ fn summarize(s: &run::RunSummary) -> (pb::Verdict, String) {
     }
 }
 
+/// Work for a run's screenshot encoder, in order: the end report queues behind the last
+/// screenshot so the server hears of the end after every picture.
+enum EncodeJob {
+    Screenshot {
+        index: u32,
+        frame: labwright_core::frame::Frame,
+    },
+    Spool(Box<pb::HostMessage>),
+}
+
+/// Encodes a run's screenshots at stored quality (mozjpeg, full settings: tens of ms each) on a
+/// thread of its own, so the run and its step reports never wait for them.
+fn spawn_encoder(
+    runtime: Arc<Runtime>,
+    execution_id: String,
+) -> (
+    std::sync::mpsc::SyncSender<EncodeJob>,
+    std::thread::JoinHandle<()>,
+) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<EncodeJob>(32);
+    let handle = std::thread::spawn(move || {
+        for job in rx {
+            match job {
+                EncodeJob::Screenshot { index, frame } => {
+                    let jpeg = jpeg::encode(&frame, jpeg::DEFAULT_STORED_QUALITY, JpegProfile::Stored).unwrap_or_else(|e| {
+                        tracing::warn!(execution_id, index, error = %e, "could not encode a screenshot");
+                        Vec::new()
+                    });
+                    runtime.spool_report(pb::HostMessage {
+                        body: Some(pb::host_message::Body::Screenshot(pb::ScreenshotReport {
+                            execution_id: execution_id.clone(),
+                            index,
+                            jpeg,
+                        })),
+                    });
+                }
+                EncodeJob::Spool(msg) => runtime.spool_report(*msg),
+            }
+        }
+    });
+    (tx, handle)
+}
+
 /// Turns step results into spooled reports as the runner produces them.
 struct SpoolSink<'a> {
     runtime: &'a Runtime,
     execution_id: String,
+    encoder: std::sync::mpsc::SyncSender<EncodeJob>,
 }
 
 impl StepSink for SpoolSink<'_> {
     fn step(&mut self, r: StepResult) {
+        let index = r.index;
+        let frame = r.frame;
         let msg = pb::HostMessage {
             body: Some(pb::host_message::Body::Step(pb::StepReport {
                 execution_id: self.execution_id.clone(),
@@ -133,9 +179,18 @@ impl StepSink for SpoolSink<'_> {
                 duration_micros: (r.duration_ms * 1000.0) as u64,
                 screenshot_jpeg: r.screenshot.unwrap_or_default(),
                 measurements: r.measurements.into_iter().collect(),
+                screenshot_pending: frame.is_some(),
             })),
         };
         self.runtime.spool_report(msg);
+        if let Some(frame) = frame
+            && self
+                .encoder
+                .send(EncodeJob::Screenshot { index, frame })
+                .is_err()
+        {
+            tracing::error!(execution_id = %self.execution_id, index, "screenshot encoder gone");
+        }
     }
 }
 
@@ -288,6 +343,7 @@ impl Runtime {
     }
 
     fn start_execution(self: &Arc<Self>, run: pb::RunExecution) -> Result<(), String> {
+        tracing::debug!(execution_id = %run.execution_id, "run received");
         if self.running().contains_key(&run.execution_id) {
             return Ok(()); // a resent dispatch of a run already going
         }
@@ -320,9 +376,11 @@ impl Runtime {
         let execution_id = run.execution_id;
         tracing::info!(execution_id, device = %run.device_id, testcase = %testcase.name, "execution started");
         tokio::task::spawn_blocking(move || {
+            let (encoder, encoder_thread) = spawn_encoder(me.clone(), execution_id.clone());
             let mut sink = SpoolSink {
                 runtime: &me,
                 execution_id: execution_id.clone(),
+                encoder: encoder.clone(),
             };
             let ctx = RunContext {
                 device: device.as_ref(),
@@ -330,7 +388,10 @@ impl Runtime {
                 references: &references,
                 cancel: &cancel,
                 clock: &SystemClock,
-                options: RunOptions::default(),
+                options: RunOptions {
+                    encode_screenshots: false,
+                    ..RunOptions::default()
+                },
             };
             // A bug in a driver or the runner must not leave the run (and the device) busy forever.
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -375,9 +436,19 @@ impl Runtime {
                     .unwrap_or_default(),
                 finished_at_unix_micros: now_us(),
             };
-            me.spool_report(pb::HostMessage {
+            drop(sink);
+            let end = Box::new(pb::HostMessage {
                 body: Some(pb::host_message::Body::Execution(report)),
             });
+            if let Err(std::sync::mpsc::SendError(EncodeJob::Spool(end))) =
+                encoder.send(EncodeJob::Spool(end))
+            {
+                me.spool_report(*end);
+            }
+            drop(encoder);
+            if encoder_thread.join().is_err() {
+                tracing::error!(execution_id, "the screenshot encoder crashed");
+            }
             me.running().remove(&execution_id);
             tracing::info!(execution_id, verdict = ?summary.verdict, "execution finished");
         });

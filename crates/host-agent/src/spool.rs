@@ -12,18 +12,20 @@ use std::{
 use labwright_proto::v1 as pb;
 use prost::Message;
 
-/// Identity of a report: its execution and step index (`None` for the execution's final report).
+/// Identity of a report: its execution and step index (`None` for the execution's final report),
+/// and whether it is the step's screenshot rather than the step.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ReportKey {
     pub execution_id: String,
     pub step: Option<u32>,
+    pub screenshot: bool,
 }
 
 /// Oldest execution first; within one, steps in order and the end report last, so the server
 /// never hears that a run ended before it has its steps.
 impl Ord for ReportKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        let rank = |k: &ReportKey| (k.step.is_none(), k.step);
+        let rank = |k: &ReportKey| (k.step.is_none(), k.step, k.screenshot);
         self.execution_id
             .cmp(&other.execution_id)
             .then_with(|| rank(self).cmp(&rank(other)))
@@ -38,9 +40,10 @@ impl PartialOrd for ReportKey {
 
 impl ReportKey {
     fn file_name(&self) -> String {
-        match self.step {
-            Some(i) => format!("{}.step-{i:06}.pb", self.execution_id),
-            None => format!("{}.end.pb", self.execution_id),
+        match (self.step, self.screenshot) {
+            (Some(i), false) => format!("{}.step-{i:06}.pb", self.execution_id),
+            (Some(i), true) => format!("{}.shot-{i:06}.pb", self.execution_id),
+            (None, _) => format!("{}.end.pb", self.execution_id),
         }
     }
 
@@ -49,10 +52,17 @@ impl ReportKey {
             Some(pb::host_message::Body::Step(s)) => Some(Self {
                 execution_id: s.execution_id.clone(),
                 step: Some(s.index),
+                screenshot: false,
+            }),
+            Some(pb::host_message::Body::Screenshot(s)) => Some(Self {
+                execution_id: s.execution_id.clone(),
+                step: Some(s.index),
+                screenshot: true,
             }),
             Some(pb::host_message::Body::Execution(e)) => Some(Self {
                 execution_id: e.execution_id.clone(),
                 step: None,
+                screenshot: false,
             }),
             _ => None,
         }
@@ -156,6 +166,7 @@ impl Spool {
         let key = ReportKey {
             execution_id: ack.execution_id.clone(),
             step: ack.step_index,
+            screenshot: ack.screenshot,
         };
         if self.lock().remove(&key).is_some() {
             let _ = std::fs::remove_file(self.dir.join(key.file_name()));
@@ -240,6 +251,7 @@ mod tests {
         spool.ack(&pb::ReportAck {
             execution_id: "e1".into(),
             step_index: Some(0),
+            screenshot: false,
         });
         drop(spool);
 
@@ -261,11 +273,13 @@ mod tests {
             vec![
                 ReportKey {
                     execution_id: "e1".into(),
-                    step: Some(1)
+                    step: Some(1),
+                    screenshot: false,
                 },
                 ReportKey {
                     execution_id: "e1".into(),
-                    step: None
+                    step: None,
+                    screenshot: false,
                 },
             ],
             "steps first, the end report last"
@@ -279,10 +293,12 @@ mod tests {
         reopened.ack(&pb::ReportAck {
             execution_id: "e1".into(),
             step_index: None,
+            screenshot: false,
         });
         reopened.ack(&pb::ReportAck {
             execution_id: "e1".into(),
             step_index: Some(1),
+            screenshot: false,
         });
         assert!(reopened.is_empty());
         assert!(Spool::open(&dir).expect("reopen").is_empty());

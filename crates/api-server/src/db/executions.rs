@@ -52,6 +52,7 @@ pub struct StepRow {
     pub duration_ms: f64,
     pub screenshot_key: Option<String>,
     pub measurements: serde_json::Value,
+    pub received_at: DateTime<Utc>,
 }
 
 async fn event(conn: &mut AsyncPgConnection, e: &ExecutionRow) -> Result<(), DbError> {
@@ -282,6 +283,8 @@ pub struct NewStep<'a> {
     pub started_at: DateTime<Utc>,
     pub duration_ms: f64,
     pub screenshot_key: Option<&'a str>,
+    /// The screenshot follows in its own report.
+    pub screenshot_pending: bool,
     pub measurements: serde_json::Value,
 }
 
@@ -302,6 +305,7 @@ pub async fn record_step(conn: &mut AsyncPgConnection, s: NewStep<'_>) -> Result
                 execution_steps::duration_ms.eq(s.duration_ms),
                 execution_steps::screenshot_key.eq(s.screenshot_key),
                 execution_steps::measurements.eq(&s.measurements),
+                execution_steps::screenshot_pending.eq(s.screenshot_pending),
             ))
             .on_conflict_do_nothing()
             .execute(conn)
@@ -333,6 +337,43 @@ pub async fn record_step(conn: &mut AsyncPgConnection, s: NewStep<'_>) -> Result
         Ok(inserted)
     })
     .await
+}
+
+/// Attaches a step's screenshot that arrived after the step. Returns false if the step is not
+/// stored yet.
+pub async fn attach_screenshot(
+    conn: &mut AsyncPgConnection,
+    execution: Uuid,
+    index: i32,
+    key: Option<&str>,
+) -> Result<bool, DbError> {
+    let n = diesel::update(execution_steps::table.find((execution, index)))
+        .set((
+            execution_steps::screenshot_key.eq(key),
+            execution_steps::screenshot_pending.eq(false),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
+}
+
+/// Steps stored so far, and how many of them still wait for their screenshot.
+pub async fn step_counts(
+    conn: &mut AsyncPgConnection,
+    execution: Uuid,
+) -> Result<(i64, i64), DbError> {
+    let stored = execution_steps::table
+        .filter(execution_steps::execution_id.eq(execution))
+        .count()
+        .get_result(conn)
+        .await?;
+    let pending = execution_steps::table
+        .filter(execution_steps::execution_id.eq(execution))
+        .filter(execution_steps::screenshot_pending.eq(true))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok((stored, pending))
 }
 
 /// The execution holding the device's lease, if any.

@@ -48,6 +48,7 @@ diesel::table! {
         screenshot_key -> Nullable<Text>,
         measurements -> Jsonb,
         received_at -> Timestamptz,
+        screenshot_pending -> Bool,
     }
 }
 

@@ -63,6 +63,8 @@ pub struct StepView {
     pub duration_ms: f64,
     pub screenshot_url: Option<String>,
     pub measurements: serde_json::Value,
+    /// When the server stored the step.
+    pub stored_at: DateTime<Utc>,
 }
 
 fn step_view(s: StepRow) -> StepView {
@@ -81,6 +83,7 @@ fn step_view(s: StepRow) -> StepView {
         started_at: s.started_at,
         duration_ms: s.duration_ms,
         measurements: s.measurements,
+        stored_at: s.received_at,
     }
 }
 

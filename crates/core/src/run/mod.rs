@@ -57,6 +57,10 @@ pub struct RunOptions {
     pub zap_poll_interval_ms: u64,
     /// JPEG quality of screenshots.
     pub screenshot_quality: u8,
+    /// Encode each step's screenshot before reporting the step. Off, the step is reported at
+    /// once with its decisive frame in [`StepResult::frame`], for the caller to encode off the
+    /// run's critical path (the host agent does; stored-quality JPEG takes tens of ms).
+    pub encode_screenshots: bool,
     /// Navigation timing; `timeout_ms` is replaced by the step's or the test's goto timeout.
     pub goto: GotoOptions,
     /// Two frames differing by at least this (mean absolute luma difference) show motion.
@@ -73,6 +77,7 @@ impl Default for RunOptions {
             poll_interval_ms: 40,
             zap_poll_interval_ms: 10,
             screenshot_quality: 80,
+            encode_screenshots: true,
             goto: GotoOptions::default(),
             motion_min_difference: 2.0,
             silence_dbfs: crate::verify::DEFAULT_SILENCE_DBFS,
@@ -129,6 +134,9 @@ pub struct StepResult {
     /// JPEG of the frame that decided the verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub screenshot: Option<Vec<u8>>,
+    /// The frame that decided the verdict, when screenshots are not encoded by the runner.
+    #[serde(skip)]
+    pub frame: Option<crate::frame::Frame>,
     /// Named numbers: `zap_ms`, `score`, `rms_dbfs`, `frequency_hz`, ...
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub measurements: BTreeMap<String, f64>,
@@ -299,6 +307,7 @@ impl Runner<'_, '_> {
             started_at_us: now,
             duration_ms: 0.0,
             screenshot: None,
+            frame: None,
             measurements: BTreeMap::new(),
         });
     }
@@ -362,8 +371,16 @@ impl Runner<'_, '_> {
             None if !cancelled => steps::grab_quietly(self.ctx),
             None => None,
         };
-        let screenshot =
-            frame.and_then(|f| steps::encode_screenshot(&f, self.ctx.options.screenshot_quality));
+        let (screenshot, frame) = if self.ctx.options.encode_screenshots {
+            (
+                frame.and_then(|f| {
+                    steps::encode_screenshot(&f, self.ctx.options.screenshot_quality)
+                }),
+                None,
+            )
+        } else {
+            (None, frame)
+        };
         let verdict = outcome.verdict;
         self.emit(StepResult {
             index: 0,
@@ -374,6 +391,7 @@ impl Runner<'_, '_> {
             started_at_us: started,
             duration_ms: crate::nav::goto::ms_between(started, ended),
             screenshot,
+            frame,
             measurements: outcome.measurements,
         });
         if cancelled {

@@ -1,0 +1,1 @@
+ALTER TABLE execution_steps DROP COLUMN screenshot_pending;
