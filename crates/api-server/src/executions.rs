@@ -463,7 +463,9 @@ impl Lab {
             .filter(|e| running.contains(&e.id.to_string()))
             .map(|e| e.id)
             .collect();
-        db::executions::touch(&mut conn, &still).await?;
+        if !still.is_empty() {
+            db::executions::touch(&mut conn, &still).await?;
+        }
         for e in active.iter().filter(|e| !still.contains(&e.id)) {
             // A run dispatched moments ago may not have been accepted yet; leave it to the sweep.
             if e.status == "dispatched"

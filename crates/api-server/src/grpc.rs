@@ -117,7 +117,7 @@ impl HostLink for HostLinkService {
                 server_version: env!("CARGO_PKG_VERSION").into(),
             })),
         };
-        tx.try_send(Ok(welcome))
+        tx.try_send(Ok(Box::new(welcome)))
             .map_err(|_| GrpcStatus::internal("outbound buffer full"))?;
         let killed = self
             .registry
@@ -140,7 +140,10 @@ impl HostLink for HostLinkService {
             killed,
             device_keys,
         ));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(tokio_stream::StreamExt::map(
+            ReceiverStream::new(rx),
+            |m: crate::fleet::Outgoing| m.map(|b| *b).map_err(|e| *e),
+        ))))
     }
 }
 
@@ -153,7 +156,7 @@ async fn read_stream(
     host: HostId,
     connection_id: Uuid,
     mut inbound: Streaming<pb::HostMessage>,
-    tx: mpsc::Sender<Result<pb::ServerMessage, GrpcStatus>>,
+    tx: crate::fleet::Outbound,
     mut killed: tokio::sync::oneshot::Receiver<DisconnectReason>,
     device_keys: Vec<String>,
 ) {
@@ -181,7 +184,7 @@ async fn read_stream(
                         sent_at_unix_micros: hb.sent_at_unix_micros,
                     })),
                 };
-                if tx.send(Ok(ack)).await.is_err() {
+                if tx.send(Ok(Box::new(ack))).await.is_err() {
                     break DisconnectReason::Closed;
                 }
             }
@@ -196,7 +199,7 @@ async fn read_stream(
                     )),
                     Err(e) => {
                         tracing::warn!(host_id = %host, error = %e, "invalid device status from host");
-                        let _ = tx.send(Err(ApiError::from(e).into())).await;
+                        let _ = tx.send(Err(Box::new(ApiError::from(e).into()))).await;
                         break DisconnectReason::Closed;
                     }
                 }
@@ -221,9 +224,9 @@ async fn read_stream(
             }
             pb::host_message::Body::Hello(_) => {
                 let _ = tx
-                    .send(Err(GrpcStatus::invalid_argument(
+                    .send(Err(Box::new(GrpcStatus::invalid_argument(
                         "hello may only be sent once per stream",
-                    )))
+                    ))))
                     .await;
                 break DisconnectReason::Closed;
             }

@@ -11,7 +11,7 @@ pub use flusher::FlushTiming;
 mod registry;
 
 pub use flusher::run_flusher;
-pub use registry::{DisconnectReason, Outbound, Registry};
+pub use registry::{DisconnectReason, Outbound, Outgoing, Registry};
 
 use chrono::Utc;
 use labwright_core::{fleet::Status, ids::HostId};

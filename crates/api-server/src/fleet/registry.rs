@@ -17,8 +17,12 @@ use uuid::Uuid;
 
 use crate::db::fleet::Liveness;
 
+/// Messages are boxed: a channel allocates slots in blocks of 32, and an unboxed `ServerMessage`
+/// or `Status` is hundreds of bytes, which at 10,000 hosts is tens of MiB of mostly empty slots.
+pub type Outgoing = Result<Box<pb::ServerMessage>, Box<tonic::Status>>;
+
 /// What the server sends down a host's stream.
-pub type Outbound = mpsc::Sender<Result<pb::ServerMessage, tonic::Status>>;
+pub type Outbound = mpsc::Sender<Outgoing>;
 
 /// Why a host's stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,7 +315,7 @@ impl Registry {
     /// used for acknowledgements, which the host recovers from by resending).
     pub fn try_send(&self, host: HostId, msg: pb::ServerMessage) -> bool {
         let outbound = self.hosts().get(&host).map(|h| h.outbound.clone());
-        outbound.is_some_and(|o| o.try_send(Ok(msg)).is_ok())
+        outbound.is_some_and(|o| o.try_send(Ok(Box::new(msg))).is_ok())
     }
 
     /// The tenant of a connected host.
@@ -345,7 +349,7 @@ impl Registry {
         let msg = pb::ServerMessage {
             body: Some(pb::server_message::Body::Command(command)),
         };
-        outbound.try_send(Ok(msg)).ok()?;
+        outbound.try_send(Ok(Box::new(msg))).ok()?;
         Some(rx)
     }
 
@@ -368,10 +372,7 @@ impl Registry {
 mod tests {
     use super::*;
 
-    fn outbound() -> (
-        Outbound,
-        mpsc::Receiver<Result<pb::ServerMessage, tonic::Status>>,
-    ) {
+    fn outbound() -> (Outbound, mpsc::Receiver<Outgoing>) {
         mpsc::channel(4)
     }
 

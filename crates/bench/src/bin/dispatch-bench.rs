@@ -255,7 +255,7 @@ async fn main() -> anyhow::Result<()> {
                         break e;
                     }
                     // Timings come from the server's timestamps; polling slowly keeps the load off it.
-                std::thread::sleep(Duration::from_millis(25));
+                    std::thread::sleep(Duration::from_millis(25));
                 };
                 if done["status"] != "passed" {
                     bail!("run {i} did not pass: {done}");

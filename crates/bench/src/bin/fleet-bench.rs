@@ -137,6 +137,12 @@ async fn main() -> anyhow::Result<()> {
         .env("LABWRIGHT_DATABASE_POOL_SIZE", "32")
         .env("LABWRIGHT_AMQP_URL", &args.amqp_url)
         .env("LABWRIGHT_HEARTBEAT_INTERVAL_MS", "1000")
+        // As `scripts/stack` runs it: glibc's per-thread malloc arenas otherwise keep the
+        // connect storm's garbage resident.
+        .env(
+            "MALLOC_ARENA_MAX",
+            std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "2".into()),
+        )
         .env("LABWRIGHT_DATA_DIR", &data_dir)
         .env(
             "LABWRIGHT_LOG",
