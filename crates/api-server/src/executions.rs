@@ -178,9 +178,16 @@ impl Lab {
         // gone) is left `dispatched` and the sweep fails it once the accept timeout has passed.
         for e in claimed {
             match self.start(&e).await {
-                Ok(()) => {
+                Ok(Started::Yes) => {
                     let mut conn = db::conn(&self.pool).await?;
                     db::executions::accepted(&mut conn, e.id).await?;
+                }
+                Ok(Started::Busy(why)) => {
+                    // The host still runs something the server no longer counts (e.g. a run it
+                    // interrupted); the host is told to stop that one, and this one waits.
+                    tracing::info!(execution_id = %e.id, why, "device busy on the host; run requeued");
+                    let mut conn = db::conn(&self.pool).await?;
+                    db::executions::requeue(&mut conn, e.id).await?;
                 }
                 Err(err) => {
                     tracing::warn!(execution_id = %e.id, error = %err, "could not start execution");
@@ -206,7 +213,7 @@ impl Lab {
     }
 
     /// Sends a leased execution to its host and waits for the host to accept it.
-    async fn start(&self, e: &ExecutionRow) -> Result<(), ApiError> {
+    async fn start(&self, e: &ExecutionRow) -> Result<Started, ApiError> {
         tracing::debug!(execution_id = %e.id, "starting");
         let tenant = TenantId(e.tenant_id);
         let (command, host) = {
@@ -256,6 +263,9 @@ impl Lab {
             .await
             .map_err(|_| ApiError::Timeout("host did not accept the run in time".into()))?
             .map_err(|_| ApiError::Conflict("host disconnected before accepting the run".into()))?;
+        if !result.ok && result.code == "busy" {
+            return Ok(Started::Busy(result.error));
+        }
         if !result.ok {
             return Err(ApiError::Conflict(format!(
                 "host refused the run: {}",
@@ -263,7 +273,7 @@ impl Lab {
             )));
         }
         tracing::info!(execution_id = %e.id, host_id = %host, "execution started");
-        Ok(())
+        Ok(Started::Yes)
     }
 
     async fn store_report(&self, report: Report) {
@@ -304,6 +314,13 @@ impl Lab {
             return Err(StoreError::Reject(
                 "execution belongs to another host".into(),
             ));
+        }
+        if matches!(body, ReportBody::Step(_))
+            && db::executions::FINAL.contains(&exec.status.as_str())
+        {
+            // The server ended this run (e.g. interrupted while its host was away) but the host
+            // goes on: keep the evidence, and tell the host to stop.
+            self.stop_on_host(host, &exec.id.to_string());
         }
         match body {
             ReportBody::Step(s) => {
@@ -483,8 +500,31 @@ impl Lab {
             )
             .await?;
         }
+        // Runs the host still has but the server already ended (interrupted while the host was
+        // away): stop them, so the device is free for the queue. Finished runs whose reports are
+        // still on their way are listed too; for them the host just answers "not running".
+        for id in running
+            .iter()
+            .filter(|id| !active.iter().any(|e| e.id.to_string() == **id))
+        {
+            self.stop_on_host(host, id);
+        }
         self.wake();
         Ok(())
+    }
+
+    /// Asks a host to stop a run, without waiting for the answer.
+    fn stop_on_host(&self, host: HostId, execution_id: &str) {
+        let Some(tenant) = self.registry.tenant_of(host) else {
+            return;
+        };
+        let cmd = pb::Command {
+            command_id: Uuid::new_v4().to_string(),
+            kind: Some(pb::command::Kind::CancelExecution(pb::CancelExecution {
+                execution_id: execution_id.to_string(),
+            })),
+        };
+        let _ = self.registry.send_command(tenant, host, cmd);
     }
 
     /// Cancels an execution: at once if it is queued or its host is gone, otherwise by asking the host.
@@ -547,6 +587,12 @@ impl Lab {
             .await?
             .unwrap_or(e))
     }
+}
+
+/// What a host said to a run it was sent.
+enum Started {
+    Yes,
+    Busy(String),
 }
 
 enum StoreError {

@@ -262,12 +262,14 @@ fn handle_command(cmd: pb::Command) -> pb::CommandResult {
             ok: true,
             error: String::new(),
             payload: p.payload,
+            code: String::new(),
         },
         _ => pb::CommandResult {
             command_id: cmd.command_id,
             ok: false,
             error: "this link has no devices".into(),
             payload: Vec::new(),
+            code: "unsupported".into(),
         },
     }
 }

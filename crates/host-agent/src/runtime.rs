@@ -240,6 +240,19 @@ impl Runtime {
     /// Handles a command from the server. Long work (runs) continues after the answer.
     pub async fn handle(self: &Arc<Self>, cmd: pb::Command) -> pb::CommandResult {
         let id = cmd.command_id.clone();
+        // A run for a device that is busy with another run: say so with a code the server
+        // acts on (it requeues the run rather than failing it).
+        if let Some(pb::command::Kind::RunExecution(run)) = &cmd.kind
+            && let Some(other) = self.busy(&run.device_id).filter(|o| o != &run.execution_id)
+        {
+            return pb::CommandResult {
+                command_id: id,
+                ok: false,
+                error: format!("device {} is running execution {other}", run.device_id),
+                payload: Vec::new(),
+                code: "busy".into(),
+            };
+        }
         let outcome: Result<Vec<u8>, String> = match cmd.kind {
             Some(pb::command::Kind::Ping(p)) => Ok(p.payload),
             Some(pb::command::Kind::RunExecution(run)) => {
@@ -265,12 +278,14 @@ impl Runtime {
                 ok: true,
                 error: String::new(),
                 payload,
+                code: String::new(),
             },
             Err(error) => pb::CommandResult {
                 command_id: id,
                 ok: false,
                 error,
                 payload: Vec::new(),
+                code: "refused".into(),
             },
         }
     }

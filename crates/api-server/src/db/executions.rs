@@ -414,6 +414,22 @@ pub async fn accepted(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(), DbEr
     .await
 }
 
+/// Puts a dispatched run back in the queue (its host was busy).
+pub async fn requeue(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(), DbError> {
+    diesel::update(
+        executions::table
+            .find(id)
+            .filter(executions::status.eq("dispatched")),
+    )
+    .set((
+        executions::status.eq("queued"),
+        executions::dispatched_at.eq(None::<DateTime<Utc>>),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Runs sent to a host that never accepted them (the server died between lease and dispatch,
 /// or the answer was lost).
 pub async fn stale_dispatched(
