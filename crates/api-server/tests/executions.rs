@@ -807,35 +807,72 @@ async fn a_run_the_server_ended_is_stopped_on_the_host_and_the_queue_goes_on() {
         devices: vec![sim_device("stb-1", "")],
         ..labwright_host_agent::Config::default()
     };
-    let runtime = std::sync::Arc::new(labwright_host_agent::runtime::Runtime::new(&config.devices, &config.state_dir).expect("runtime"));
+    let runtime = std::sync::Arc::new(
+        labwright_host_agent::runtime::Runtime::new(&config.devices, &config.state_dir)
+            .expect("runtime"),
+    );
     let link = spawn_link(s.grpc(), &token, config.hello(), Some(runtime.clone()));
     let device = device_id(&s, &s.admin_key, "sim-host", "stb-1").await;
     for yaml in [
         "name: Long watch\ndevice_model: sim-stb\nsteps:\n  - repeat:\n      count: 300\n      steps:\n        - wait: 100\n",
         "name: Short\ndevice_model: sim-stb\nsteps:\n  - wait: 10\n",
     ] {
-        let (status, _) = send_bytes("POST", format!("{base}/api/v1/testcases"), s.admin_key.clone(), "application/yaml", yaml.as_bytes().to_vec()).await;
+        let (status, _) = send_bytes(
+            "POST",
+            format!("{base}/api/v1/testcases"),
+            s.admin_key.clone(),
+            "application/yaml",
+            yaml.as_bytes().to_vec(),
+        )
+        .await;
         assert_eq!(status, 201);
     }
-    let long = run(&base, &s.admin_key, "Long watch", &device).await["id"].as_str().expect("id").to_string();
+    let long = run(&base, &s.admin_key, "Long watch", &device).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     eventually(WAIT, "long run running", || async {
-        let (_, e) = http("GET", format!("{base}/api/v1/executions/{long}"), Some(s.admin_key.clone()), None).await;
+        let (_, e) = http(
+            "GET",
+            format!("{base}/api/v1/executions/{long}"),
+            Some(s.admin_key.clone()),
+            None,
+        )
+        .await;
         (e["status"] == "running").then_some(())
     })
     .await;
     // The link drops; the run goes on inside the agent. The server gives up on it.
     link.stop.cancel();
     let _ = link.task.await;
-    assert_eq!(finished(&base, &s.admin_key, &long).await["status"], "interrupted");
-    let short = run(&base, &s.admin_key, "Short", &device).await["id"].as_str().expect("id").to_string();
-    assert!(!runtime.running_executions().is_empty(), "the agent still runs the interrupted run");
+    assert_eq!(
+        finished(&base, &s.admin_key, &long).await["status"],
+        "interrupted"
+    );
+    let short = run(&base, &s.admin_key, "Short", &device).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert!(
+        !runtime.running_executions().is_empty(),
+        "the agent still runs the interrupted run"
+    );
 
     // The agent comes back: the server stops the orphan run and the queued one runs.
     let link = spawn_link(s.grpc(), &token, config.hello(), Some(runtime.clone()));
     let e = finished(&base, &s.admin_key, &short).await;
     assert_eq!(e["status"], "passed", "{e}");
-    let (_, long_after) = http("GET", format!("{base}/api/v1/executions/{long}"), Some(s.admin_key.clone()), None).await;
-    assert_eq!(long_after["status"], "interrupted", "an ended run stays ended");
+    let (_, long_after) = http(
+        "GET",
+        format!("{base}/api/v1/executions/{long}"),
+        Some(s.admin_key.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(
+        long_after["status"], "interrupted",
+        "an ended run stays ended"
+    );
     link.stop.cancel();
     s.server.shutdown().await;
 }
