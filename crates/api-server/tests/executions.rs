@@ -686,21 +686,7 @@ async fn a_host_that_disconnects_mid_run_leaves_the_execution_interrupted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_execution_loses_no_step_and_stores_none_twice() {
     let db = fresh_database().await;
-    let mut config = test_config(&db);
-    config.http_addr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    config.grpc_addr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let base = format!("http://{}", config.http_addr);
-    let mut server = spawn_binary(&config);
-    let admin = eventually(WAIT, "admin key", || async {
-        std::fs::read_to_string(config.data_dir.join("admin-key"))
-            .ok()
-            .map(|k| k.trim().to_string())
-    })
-    .await;
-    eventually(WAIT, "ready", || async {
-        (http("GET", format!("{base}/readyz"), None, None).await.0 == 200).then_some(())
-    })
-    .await;
+    let (config, mut server, base, admin) = start_binary(&db).await;
     let (status, created) = http(
         "POST",
         format!("{base}/api/v1/keys"),

@@ -17,22 +17,7 @@ async fn get(base: &str, key: &str, path: &str) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_comes_back_and_the_agent_reconnects_without_duplicates() {
     let db = fresh_database().await;
-    let mut config = test_config(&db);
-    config.http_addr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    config.grpc_addr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let base = format!("http://{}", config.http_addr);
-
-    let mut server = spawn_binary(&config);
-    let admin = eventually(WAIT, "admin key written", || async {
-        std::fs::read_to_string(config.data_dir.join("admin-key"))
-            .ok()
-            .map(|k| k.trim().to_string())
-    })
-    .await;
-    eventually(WAIT, "server ready", || async {
-        (get(&base, &admin, "/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    let (config, mut server, base, admin) = start_binary(&db).await;
     let (status, created) = http(
         "POST",
         format!("{base}/api/v1/keys"),

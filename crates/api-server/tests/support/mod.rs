@@ -572,3 +572,28 @@ pub fn spawn_binary(config: &labwright_api_server::Config) -> std::process::Chil
         .spawn()
         .expect("spawn api-server")
 }
+
+/// The real `api-server` binary on free fixed ports (so it can be restarted on the same ones),
+/// once it is ready: its config, process, base URL and admin key.
+pub async fn start_binary(database_url: &str) -> (Config, std::process::Child, String, String) {
+    let mut config = test_config(database_url);
+    config.http_addr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    config.grpc_addr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let base = format!("http://{}", config.http_addr);
+    let server = spawn_binary(&config);
+    let wait = Duration::from_secs(30);
+    let admin = eventually(wait, "admin key written", || async {
+        std::fs::read_to_string(config.data_dir.join("admin-key"))
+            .ok()
+            .map(|k| k.trim().to_string())
+    })
+    .await;
+    eventually(wait, "server ready", || async {
+        let up = tokio::net::TcpStream::connect(config.http_addr)
+            .await
+            .is_ok();
+        (up && http("GET", format!("{base}/readyz"), None, None).await.0 == 200).then_some(())
+    })
+    .await;
+    (config, server, base, admin)
+}
