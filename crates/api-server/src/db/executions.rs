@@ -311,19 +311,21 @@ pub async fn record_step(conn: &mut AsyncPgConnection, s: NewStep<'_>) -> Result
             .execute(conn)
             .await?
             == 1;
-        let running: Option<ExecutionRow> = diesel::update(executions::table.find(s.execution).filter(executions::status.eq("dispatched")))
-            .set((executions::status.eq("running"), executions::heartbeat_at.eq(Utc::now())))
-            .returning(ExecutionRow::as_returning())
-            .get_result(conn)
-            .await
-            .optional()?;
-        if let Some(r) = &running {
-            event(conn, r).await?;
-        } else {
-            diesel::update(executions::table.find(s.execution).filter(executions::status.eq_any(ACTIVE)))
-                .set(executions::heartbeat_at.eq(Utc::now()))
-                .execute(conn)
-                .await?;
+        // Usually the run is already running (the host accepted it): one statement.
+        let alive = diesel::update(executions::table.find(s.execution).filter(executions::status.eq("running")))
+            .set(executions::heartbeat_at.eq(Utc::now()))
+            .execute(conn)
+            .await?;
+        if alive == 0 {
+            let running: Option<ExecutionRow> = diesel::update(executions::table.find(s.execution).filter(executions::status.eq("dispatched")))
+                .set((executions::status.eq("running"), executions::heartbeat_at.eq(Utc::now())))
+                .returning(ExecutionRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()?;
+            if let Some(r) = &running {
+                event(conn, r).await?;
+            }
         }
         if inserted {
             outbox::push(

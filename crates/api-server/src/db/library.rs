@@ -320,6 +320,9 @@ pub async fn references_named(
     tenant: TenantId,
     names: &[String],
 ) -> Result<Vec<ReferenceRow>, DbError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
     Ok(reference_images::table
         .filter(reference_images::tenant_id.eq(tenant.0))
         .filter(reference_images::name.eq_any(names))
