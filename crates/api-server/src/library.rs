@@ -28,7 +28,8 @@ pub struct RunPlan {
     pub references: Vec<ReferenceRow>,
 }
 
-fn invalid(errors: Vec<ValidationError>) -> ApiError {
+/// Every validation problem, in one `invalid_argument` error.
+pub(crate) fn invalid(errors: Vec<ValidationError>) -> ApiError {
     let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
     ApiError::InvalidArgument(list.join("; "))
 }
@@ -167,6 +168,7 @@ pub async fn check_runnable(
         references: Some(&shapes),
         capabilities: Some(&capabilities),
         resolution: None,
+        nav_pending: false,
     };
     tc.validate(&env).map_err(invalid)?;
     if let Some(t) = &tree {

@@ -80,6 +80,24 @@ async fn device_id(s: &TestServer, key: &str, host: &str, device: &str) -> Strin
     .await
 }
 
+/// A server with the sample library and a host with one simulated box, `stb-1`, online.
+async fn sim_lab() -> (TestServer, String, Agent, String) {
+    let db = fresh_database().await;
+    let s = TestServer::start(test_config(&db)).await;
+    let base = s.url("");
+    upload_samples(&base, &s.admin_key).await;
+    let token = s.create_key("host", "sim host").await;
+    let agent = spawn_host(
+        s.grpc(),
+        &token,
+        "sim-host",
+        vec![sim_device("stb-1", "")],
+        &temp_dir("agent"),
+    );
+    let device = device_id(&s, &s.admin_key, "sim-host", "stb-1").await;
+    (s, base, agent, device)
+}
+
 async fn run(base: &str, key: &str, testcase: &str, device: &str) -> Value {
     let (status, body) = http(
         "POST",
@@ -237,19 +255,7 @@ async fn the_sample_suite_runs_queued_on_one_device_with_a_screenshot_per_step()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_an_injected_freeze_fails_and_a_dropped_key_is_recovered() {
-    let db = fresh_database().await;
-    let s = TestServer::start(test_config(&db)).await;
-    let base = s.url("");
-    upload_samples(&base, &s.admin_key).await;
-    let token = s.create_key("host", "sim host").await;
-    let agent = spawn_host(
-        s.grpc(),
-        &token,
-        "sim-host",
-        vec![sim_device("stb-1", "")],
-        &temp_dir("agent"),
-    );
-    let device = device_id(&s, &s.admin_key, "sim-host", "stb-1").await;
+    let (s, base, agent, device) = sim_lab().await;
 
     // A key dropped on the way: navigation notices, re-locates and re-plans, and the run passes.
     let (status, body) = http(
@@ -336,19 +342,7 @@ async fn faults_an_injected_freeze_fails_and_a_dropped_key_is_recovered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_control_screenshots_cancel_and_the_device_lease() {
-    let db = fresh_database().await;
-    let s = TestServer::start(test_config(&db)).await;
-    let base = s.url("");
-    upload_samples(&base, &s.admin_key).await;
-    let token = s.create_key("host", "sim host").await;
-    let agent = spawn_host(
-        s.grpc(),
-        &token,
-        "sim-host",
-        vec![sim_device("stb-1", "")],
-        &temp_dir("agent"),
-    );
-    let device = device_id(&s, &s.admin_key, "sim-host", "stb-1").await;
+    let (s, base, agent, device) = sim_lab().await;
 
     let shot = || {
         get_bytes(

@@ -336,10 +336,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             if cli.json {
                 return print_json(out, &keys);
             }
-            let rows = keys
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
+            let rows = array(&keys)
                 .iter()
                 .map(|k| {
                     let state = if k["revoked_at"].is_null() {
@@ -392,10 +389,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             if cli.json {
                 return print_json(out, &list);
             }
-            let rows = list
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
+            let rows = array(&list)
                 .iter()
                 .map(|t| vec![s(t, "name"), t["version"].to_string(), s(t, "created_at")])
                 .collect();
@@ -422,10 +416,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             if cli.json {
                 return print_json(out, &list);
             }
-            let rows = list
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
+            let rows = array(&list)
                 .iter()
                 .map(|t| {
                     vec![
@@ -475,10 +466,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             if cli.json {
                 return print_json(out, &list);
             }
-            let rows = list
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
+            let rows = array(&list)
                 .iter()
                 .map(|r| vec![s(r, "name"), format!("{}x{}", r["width"], r["height"])])
                 .collect();
@@ -605,10 +593,7 @@ fn write_execution(out: &mut dyn Write, e: &Value) -> anyhow::Result<()> {
     if !e["reason"].as_str().unwrap_or_default().is_empty() {
         writeln!(out, "reason: {}", s(e, "reason"))?;
     }
-    let rows = e["steps"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows = array(&e["steps"])
         .iter()
         .map(|st| {
             vec![
@@ -623,11 +608,13 @@ fn write_execution(out: &mut dyn Write, e: &Value) -> anyhow::Result<()> {
     table::write(out, &["#", "STEP", "VERDICT", "TIME", "REASON"], rows)
 }
 
+/// The elements of a JSON array; empty for anything else.
+fn array(v: &Value) -> &[Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
 fn items(page: &Value) -> &[Value] {
-    page["items"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    array(&page["items"])
 }
 
 fn s(v: &Value, field: &str) -> String {
@@ -639,13 +626,7 @@ fn s(v: &Value, field: &str) -> String {
 }
 
 fn join(v: &Value) -> String {
-    let parts: Vec<&str> = v
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let parts: Vec<&str> = array(v).iter().filter_map(Value::as_str).collect();
     if parts.is_empty() {
         "-".into()
     } else {

@@ -96,19 +96,10 @@ pub async fn put_testcase(
     };
     let env = ValidationEnv {
         nav: tree.as_ref(),
+        nav_pending: tree.is_none(),
         ..ValidationEnv::default()
     };
-    if let Err(errs) = tc.validate(&env) {
-        // Without a tree, `goto` steps cannot be checked yet; that is not an error at save time.
-        let errs: Vec<String> = errs
-            .iter()
-            .filter(|e| tree.is_some() || !e.message.contains("needs a navigation tree"))
-            .map(ToString::to_string)
-            .collect();
-        if !errs.is_empty() {
-            return Err(ApiError::InvalidArgument(errs.join("; ")));
-        }
-    }
+    tc.validate(&env).map_err(library::invalid)?;
     let document = serde_json::to_value(&tc).map_err(|e| ApiError::Internal(e.into()))?;
     let row = db::library::add_testcase(
         &mut conn,
@@ -213,14 +204,7 @@ pub async fn put_tree(
             model.as_str()
         )));
     }
-    tree.validate().map_err(|errs| {
-        ApiError::InvalidArgument(
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })?;
+    tree.validate().map_err(library::invalid)?;
     // Statistics are learned by the server, never uploaded.
     tree.stats.clear();
     let mut conn = db::conn(&state.pool).await?;

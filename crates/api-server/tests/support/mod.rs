@@ -158,6 +158,15 @@ pub fn sim_device(id: &str, settings: &str) -> labwright_host_agent::config::Dev
     }
 }
 
+/// The tests' HTTP client: statuses are results, not errors; every call has a timeout.
+fn client() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
 /// Sends raw bytes (YAML, PNG) and returns status and JSON body.
 pub async fn send_bytes(
     method: &'static str,
@@ -167,11 +176,7 @@ pub async fn send_bytes(
     body: Vec<u8>,
 ) -> (u16, Value) {
     tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+        let agent = client();
         let auth = format!("Bearer {key}");
         let res = if method == "PUT" {
             agent
@@ -198,11 +203,7 @@ pub async fn send_bytes(
 /// GETs raw bytes (screenshots): status, content type, body.
 pub async fn get_bytes(url: String, key: String) -> (u16, String, Vec<u8>) {
     tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+        let agent = client();
         let mut resp = agent
             .get(&url)
             .header("Authorization", &format!("Bearer {key}"))
@@ -235,11 +236,7 @@ pub async fn http(
     body: Option<Value>,
 ) -> (u16, Value) {
     tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(15)))
-            .build()
-            .into();
+        let agent = client();
         let auth = key.map(|k| format!("Bearer {k}"));
         let res = match (method, body) {
             ("GET", _) => {

@@ -215,6 +215,7 @@ pub fn run_testcase(
             let (width, height) = v.resolution();
             Resolution { width, height }
         }),
+        nav_pending: false,
     };
     let mut problems: Vec<Problem> = Vec::new();
     if let Some(nav) = ctx.nav

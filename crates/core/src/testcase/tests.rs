@@ -195,6 +195,7 @@ steps:
         references: Some(&refs),
         capabilities: Some(&caps),
         resolution: None,
+        nav_pending: false,
     };
     let errs = tc.validate(&env).expect_err("invalid");
     let got: Vec<String> = errs.iter().map(|e| e.to_string()).collect();

@@ -36,6 +36,9 @@ pub struct ValidationEnv<'a> {
     pub capabilities: Option<&'a [Capability]>,
     /// The frame size; defaults to the navigation tree's resolution.
     pub resolution: Option<Resolution>,
+    /// The navigation tree is not known yet (a test case being saved before its model's tree):
+    /// `goto` steps without `nav` are then not an error; they are checked again before a run.
+    pub nav_pending: bool,
 }
 
 struct Checker<'a> {
@@ -175,6 +178,7 @@ impl Checker<'_> {
         }
         match &s.action {
             Action::Goto(g) => match self.env.nav {
+                None if self.env.nav_pending => {}
                 None => self.err(&here, "goto needs a navigation tree for the device model"),
                 Some(nav) if nav.screen(&g.screen).is_none() => {
                     self.err(&here, format!("unknown screen {:?} in the {} navigation tree", g.screen, nav.model))
