@@ -2,7 +2,7 @@
 # Backing services for Labwright development and tests: PostgreSQL and RabbitMQ,
 # listening on 127.0.0.1 only, with all data under a project-local state dir.
 #
-# Usage: scripts/services.sh {install|up|down|status|clean}
+# Usage: scripts/services.sh {install|up|down|status|clean|durable on|off}
 #
 #   install  Install missing Debian packages (postgresql, rabbitmq-server,
 #            pkg-config, libpq-dev and $LABWRIGHT_EXTRA_PACKAGES).
@@ -11,6 +11,9 @@
 #   down     Stop both services (no error if they are not running).
 #   status   Report whether each service is running (exit 0 if both are, 3 if not).
 #   clean    down, then delete all service data, secrets and $STATE/env.
+#   durable  on: PostgreSQL flushes WAL at every commit (fsync, synchronous_commit),
+#            as a production server does; off: back to the fast dev/test default.
+#            For benchmarks that must show both.
 #
 # Sourcing is also supported and exports the connection variables into the
 # calling shell:  `. scripts/services.sh up`  (plain `. scripts/services.sh`
@@ -644,8 +647,18 @@ cmd_clean() {
     rm -rf "$PG_DIR" "$RMQ_DIR" "$SECRETS" "$ENV_FILE" "$ENV_FILE.tmp"
 }
 
+cmd_durable() {
+    pg_find_bin && pg_running || die "postgres is not running (scripts/services.sh up)"
+    case "${1:-}" in
+        on) pg_psql -d postgres -c "ALTER SYSTEM SET fsync = on" -c "ALTER SYSTEM SET synchronous_commit = on" ;;
+        off) pg_psql -d postgres -c "ALTER SYSTEM RESET fsync" -c "ALTER SYSTEM RESET synchronous_commit" ;;
+        *) die "usage: $0 durable on|off" ;;
+    esac
+    pg_psql -d postgres -c "SELECT pg_reload_conf()" >/dev/null
+}
+
 usage() {
-    echo "usage: $0 {install|up|down|status|clean}" >&2
+    echo "usage: $0 {install|up|down|status|clean|durable on|off}" >&2
 }
 
 main() {
@@ -659,6 +672,7 @@ main() {
         down) cmd_down ;;
         status) cmd_status ;;
         clean) cmd_clean ;;
+        durable) cmd_durable "${2:-}" ;;
         -h | --help | help) usage ;;
         *)
             usage

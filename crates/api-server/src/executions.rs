@@ -127,6 +127,7 @@ impl Lab {
     pub fn submit(&self, report: Report) {
         use std::hash::{Hash, Hasher};
         let id = report.body.execution_id();
+        tracing::trace!(execution_id = id, "report received");
         let mut h = std::collections::hash_map::DefaultHasher::new();
         id.hash(&mut h);
         let queue = &self.reports[(h.finish() % self.reports.len() as u64) as usize];
@@ -171,8 +172,7 @@ impl Lab {
         }
         let claimed = {
             let mut conn = db::conn(&self.pool).await?;
-            let devices = db::executions::devices_with_queue(&mut conn, &hosts).await?;
-            db::executions::claim_next(&mut conn, &devices).await?
+            db::executions::claim_next(&mut conn, &hosts).await?
         };
         // Every claimed run is started or failed here; one that cannot even be failed (database
         // gone) is left `dispatched` and the sweep fails it once the accept timeout has passed.
@@ -281,6 +281,7 @@ impl Lab {
         let execution_id = report.body.execution_id().to_string();
         match self.store(report.host, report.tenant, report.body).await {
             Ok(()) => {
+                tracing::trace!(execution_id, "report stored");
                 self.registry.try_send(report.host, ack);
                 self.broker.wake();
             }

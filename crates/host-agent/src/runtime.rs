@@ -172,6 +172,11 @@ struct SpoolSink<'a> {
 
 impl StepSink for SpoolSink<'_> {
     fn step(&mut self, r: StepResult) {
+        tracing::trace!(
+            execution_id = self.execution_id,
+            index = r.index,
+            "step ended"
+        );
         let index = r.index;
         let frame = r.frame;
         let msg = pb::HostMessage {
@@ -232,10 +237,9 @@ impl Runtime {
     }
 
     fn spool_report(&self, msg: pb::HostMessage) {
-        if let Err(e) = self.spool.push(msg) {
-            tracing::error!(error = %e, "could not spool a report; it will be lost if the agent stops before sending it");
+        if let Err(e) = self.spool.push_then(msg, || self.reports.notify_one()) {
+            tracing::error!(error = %e, "could not write a report to the spool; it will be lost if the agent stops before the server has it");
         }
-        self.reports.notify_one();
     }
 
     fn driver(&self, key: &str) -> Result<&Driver, String> {

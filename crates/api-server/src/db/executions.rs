@@ -15,13 +15,14 @@ use uuid::Uuid;
 use super::{
     DbError, outbox,
     schema::{execution_steps, executions},
+    statement::Statement,
 };
 
 /// Execution states. `queued → dispatched → running → (passed | failed | error | cancelled | interrupted)`.
 pub const ACTIVE: [&str; 2] = ["dispatched", "running"];
 pub const FINAL: [&str; 5] = ["passed", "failed", "error", "cancelled", "interrupted"];
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = executions)]
 pub struct ExecutionRow {
     pub id: Uuid,
@@ -55,6 +56,22 @@ pub struct StepRow {
     pub received_at: DateTime<Utc>,
 }
 
+/// The `execution.status` outbox insert as a data-modifying CTE over `$source` (a CTE with the
+/// `executions` columns), for statements that change an execution and queue its event in one
+/// round trip. Same payload as [`event`].
+macro_rules! status_events_from {
+    ($source:literal) => {
+        concat!(
+            "INSERT INTO outbox_events (tenant_id, routing_key, payload) \
+             SELECT tenant_id, 'tenant.' || tenant_id || '.executions.status', \
+                    jsonb_build_object('type', 'execution.status', 'tenant_id', tenant_id, 'execution_id', id, \
+                                       'device_id', device_id, 'status', status, 'reason', reason, 'at', now()) \
+             FROM ",
+            $source
+        )
+    };
+}
+
 async fn event(conn: &mut AsyncPgConnection, e: &ExecutionRow) -> Result<(), DbError> {
     let tenant = TenantId(e.tenant_id);
     outbox::push(
@@ -73,23 +90,22 @@ pub async fn create(
     testcase: Uuid,
     by: Uuid,
 ) -> Result<ExecutionRow, DbError> {
-    conn.transaction::<_, DbError, _>(async move |conn| {
-        let row: ExecutionRow = diesel::insert_into(executions::table)
-            .values((
-                executions::id.eq(Uuid::new_v4()),
-                executions::tenant_id.eq(tenant.0),
-                executions::device_id.eq(device.0),
-                executions::testcase_id.eq(testcase),
-                executions::status.eq("queued"),
-                executions::created_by.eq(by),
-            ))
-            .returning(ExecutionRow::as_returning())
-            .get_result(conn)
-            .await?;
-        event(conn, &row).await?;
-        Ok(row)
-    })
-    .await
+    // One statement: the row and its event commit together in one round trip.
+    Ok(Statement::new(concat!(
+        "WITH created AS ( \
+           INSERT INTO executions (id, tenant_id, device_id, testcase_id, status, created_by) \
+           VALUES ($1, $2, $3, $4, 'queued', $5) RETURNING *), \
+         events AS (",
+        status_events_from!("created"),
+        ") SELECT * FROM created"
+    ))
+    .bind::<sql_types::Uuid, _>(Uuid::new_v4())
+    .bind::<sql_types::Uuid, _>(tenant.0)
+    .bind::<sql_types::Uuid, _>(device.0)
+    .bind::<sql_types::Uuid, _>(testcase)
+    .bind::<sql_types::Uuid, _>(by)
+    .get_result(conn)
+    .await?)
 }
 
 pub async fn get(
@@ -177,44 +193,35 @@ pub async fn steps(conn: &mut AsyncPgConnection, execution: Uuid) -> Result<Vec<
         .await?)
 }
 
-#[derive(QueryableByName)]
-struct Claimed {
-    #[diesel(sql_type = sql_types::Uuid)]
-    id: Uuid,
-}
-
-/// Takes the lease for the oldest queued execution of each device in `devices` that has no
-/// active execution, marking it `dispatched`. Returns the claimed executions.
+/// Leases devices of `hosts` to their oldest queued execution, in one statement: the claim and
+/// its `execution.status` outbox events commit together (a data-modifying CTE is atomic), and
+/// the dispatcher's path to the host costs one database round trip. Rows locked by another
+/// replica's claim are skipped; an execution whose device has an earlier queued one waits.
 pub async fn claim_next(
     conn: &mut AsyncPgConnection,
-    devices: &[Uuid],
+    hosts: &[Uuid],
 ) -> Result<Vec<ExecutionRow>, DbError> {
-    if devices.is_empty() {
+    if hosts.is_empty() {
         return Ok(Vec::new());
     }
-    conn.transaction::<_, DbError, _>(async move |conn| {
-        let claimed: Vec<Claimed> = diesel::sql_query(
-            "UPDATE executions SET status = 'dispatched', dispatched_at = now(), heartbeat_at = now() \
-             WHERE id IN ( \
-               SELECT e.id FROM executions e \
-               WHERE e.status = 'queued' AND e.device_id = ANY($1) \
-                 AND NOT EXISTS (SELECT 1 FROM executions a WHERE a.device_id = e.device_id AND a.status IN ('dispatched', 'running')) \
-                 AND NOT EXISTS (SELECT 1 FROM executions q WHERE q.device_id = e.device_id AND q.status = 'queued' \
-                                 AND (q.created_at, q.id) < (e.created_at, e.id)) \
-               FOR UPDATE SKIP LOCKED) \
-             RETURNING id",
-        )
-        .bind::<sql_types::Array<sql_types::Uuid>, _>(devices)
-        .load(conn)
-        .await?;
-        let ids: Vec<Uuid> = claimed.into_iter().map(|c| c.id).collect();
-        let rows: Vec<ExecutionRow> = executions::table.filter(executions::id.eq_any(&ids)).select(ExecutionRow::as_select()).load(conn).await?;
-        for r in &rows {
-            event(conn, r).await?;
-        }
-        Ok(rows)
-    })
-    .await
+    Ok(Statement::new(concat!(
+        "WITH claimed AS ( \
+           UPDATE executions SET status = 'dispatched', dispatched_at = now(), heartbeat_at = now() \
+           WHERE id IN ( \
+             SELECT e.id FROM executions e JOIN devices d ON d.id = e.device_id \
+             WHERE e.status = 'queued' AND d.host_id = ANY($1) \
+               AND NOT EXISTS (SELECT 1 FROM executions a WHERE a.device_id = e.device_id AND a.status IN ('dispatched', 'running')) \
+               AND NOT EXISTS (SELECT 1 FROM executions q WHERE q.device_id = e.device_id AND q.status = 'queued' \
+                               AND (q.created_at, q.id) < (e.created_at, e.id)) \
+             FOR UPDATE OF e SKIP LOCKED) \
+           RETURNING *), \
+         events AS (",
+        status_events_from!("claimed"),
+        ") SELECT * FROM claimed"
+    ))
+    .bind::<sql_types::Array<sql_types::Uuid>, _>(hosts)
+    .load(conn)
+    .await?)
 }
 
 /// Moves an execution to `status` unless it already ended. Returns the updated row if it changed.
@@ -291,54 +298,52 @@ pub struct NewStep<'a> {
 /// Stores a step once: a resent step (same execution and index) is ignored. Marks the execution
 /// running. Returns whether the step was new.
 pub async fn record_step(conn: &mut AsyncPgConnection, s: NewStep<'_>) -> Result<bool, DbError> {
-    conn.transaction::<_, DbError, _>(async move |conn| {
-        let inserted = diesel::insert_into(execution_steps::table)
-            .values((
-                execution_steps::execution_id.eq(s.execution),
-                execution_steps::idx.eq(s.index),
-                execution_steps::tenant_id.eq(s.tenant.0),
-                execution_steps::path.eq(s.path),
-                execution_steps::kind.eq(s.kind),
-                execution_steps::verdict.eq(s.verdict),
-                execution_steps::reason.eq(s.reason),
-                execution_steps::started_at.eq(s.started_at),
-                execution_steps::duration_ms.eq(s.duration_ms),
-                execution_steps::screenshot_key.eq(s.screenshot_key),
-                execution_steps::measurements.eq(&s.measurements),
-                execution_steps::screenshot_pending.eq(s.screenshot_pending),
-            ))
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?
-            == 1;
-        // Usually the run is already running (the host accepted it): one statement.
-        let alive = diesel::update(executions::table.find(s.execution).filter(executions::status.eq("running")))
-            .set(executions::heartbeat_at.eq(Utc::now()))
-            .execute(conn)
-            .await?;
-        if alive == 0 {
-            let running: Option<ExecutionRow> = diesel::update(executions::table.find(s.execution).filter(executions::status.eq("dispatched")))
-                .set((executions::status.eq("running"), executions::heartbeat_at.eq(Utc::now())))
-                .returning(ExecutionRow::as_returning())
-                .get_result(conn)
-                .await
-                .optional()?;
-            if let Some(r) = &running {
-                event(conn, r).await?;
-            }
-        }
-        if inserted {
-            outbox::push(
-                conn,
-                s.tenant,
-                "executions.step",
-                json!({"type": "execution.step", "tenant_id": s.tenant, "execution_id": s.execution, "index": s.index, "kind": s.kind, "verdict": s.verdict, "reason": s.reason}),
-            )
-            .await?;
-        }
-        Ok(inserted)
-    })
-    .await
+    // One statement (one round trip, atomic): the step, the execution's heartbeat, the move from
+    // `dispatched` to `running` on its first step, and their events. `before` reads the row as
+    // it was when the statement began; the `running` event is queued only if this statement made
+    // the move (a concurrent cancel wins and queues none).
+    #[derive(QueryableByName)]
+    struct Inserted {
+        #[diesel(sql_type = sql_types::BigInt)]
+        n: i64,
+    }
+    let r: Inserted = Statement::new(concat!(
+        "WITH before AS (SELECT status FROM executions WHERE id = $1), \
+         step AS ( \
+           INSERT INTO execution_steps (execution_id, idx, tenant_id, path, kind, verdict, reason, \
+             started_at, duration_ms, screenshot_key, measurements, screenshot_pending) \
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+           ON CONFLICT DO NOTHING RETURNING execution_id, tenant_id, idx, kind, verdict, reason), \
+         alive AS ( \
+           UPDATE executions SET heartbeat_at = now(), status = 'running' \
+           WHERE id = $1 AND status IN ('dispatched', 'running') RETURNING *), \
+         started AS (SELECT alive.* FROM alive, before WHERE before.status = 'dispatched'), \
+         status_events AS (",
+        status_events_from!("started"),
+        "), \
+         step_events AS ( \
+           INSERT INTO outbox_events (tenant_id, routing_key, payload) \
+           SELECT tenant_id, 'tenant.' || tenant_id || '.executions.step', \
+                  jsonb_build_object('type', 'execution.step', 'tenant_id', tenant_id, 'execution_id', execution_id, \
+                                     'index', idx, 'kind', kind, 'verdict', verdict, 'reason', reason) \
+           FROM step) \
+         SELECT count(*) AS n FROM step"
+    ))
+    .bind::<sql_types::Uuid, _>(s.execution)
+    .bind::<sql_types::Integer, _>(s.index)
+    .bind::<sql_types::Uuid, _>(s.tenant.0)
+    .bind::<sql_types::Text, _>(s.path)
+    .bind::<sql_types::Text, _>(s.kind)
+    .bind::<sql_types::Text, _>(s.verdict)
+    .bind::<sql_types::Text, _>(s.reason)
+    .bind::<sql_types::Timestamptz, _>(s.started_at)
+    .bind::<sql_types::Double, _>(s.duration_ms)
+    .bind::<sql_types::Nullable<sql_types::Text>, _>(s.screenshot_key)
+    .bind::<sql_types::Jsonb, _>(&s.measurements)
+    .bind::<sql_types::Bool, _>(s.screenshot_pending)
+    .get_result(conn)
+    .await?;
+    Ok(r.n == 1)
 }
 
 /// Attaches a step's screenshot that arrived after the step. Returns false if the step is not
@@ -477,22 +482,6 @@ pub async fn abandoned(
         // online until a moment ago is not abandoned yet.
         .filter(hosts::last_seen_at.lt(cutoff))
         .select((ExecutionRow::as_select(), hosts::name))
-        .load(conn)
-        .await?)
-}
-
-/// Devices of the given hosts that have queued work.
-pub async fn devices_with_queue(
-    conn: &mut AsyncPgConnection,
-    hosts: &[Uuid],
-) -> Result<Vec<Uuid>, DbError> {
-    use super::schema::devices;
-    Ok(executions::table
-        .inner_join(devices::table)
-        .filter(executions::status.eq("queued"))
-        .filter(devices::host_id.eq_any(hosts))
-        .select(executions::device_id)
-        .distinct()
         .load(conn)
         .await?)
 }

@@ -325,7 +325,7 @@ pub async fn flush_liveness(
         .iter()
         .map(|l| l.stats.as_ref().and_then(|s| serde_json::to_value(s).ok()))
         .collect();
-    let rows: Vec<IdRow> = diesel::sql_query(
+    let rows: Vec<IdRow> = super::statement::Statement::new(
         "UPDATE hosts SET last_seen_at = v.seen, stats = COALESCE(v.stats, hosts.stats), updated_at = now() \
          FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS conn, unnest($3::timestamptz[]) AS seen, \
                unnest($4::jsonb[]) AS stats) v \

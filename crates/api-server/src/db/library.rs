@@ -238,7 +238,7 @@ pub async fn observe_edge(
     success: bool,
 ) -> Result<(), DbError> {
     use diesel::sql_types::{BigInt, Double, Text, Uuid as SqlUuid};
-    diesel::sql_query(
+    super::statement::Statement::new(
         "INSERT INTO nav_edge_stats (tenant_id, model, edge_id, attempts, successes, mean_duration_ms) \
          VALUES ($1, $2, $3, 1, $4, $5) \
          ON CONFLICT (tenant_id, model, edge_id) DO UPDATE SET \

@@ -7,13 +7,16 @@ pub mod keys;
 pub mod library;
 pub mod outbox;
 pub mod schema;
+pub mod statement;
 
 use std::time::Duration;
 
 use diesel::{ConnectionError, result::DatabaseErrorKind};
 use diesel_async::{
     AsyncConnection, AsyncMigrationHarness, AsyncPgConnection,
-    pooled_connection::{AsyncDieselConnectionManager, bb8},
+    pooled_connection::{
+        AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod, bb8,
+    },
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -62,8 +65,24 @@ impl DbError {
 
 /// Builds the pool without connecting: the server starts (and reports not-ready) while the
 /// database is down, and connects as soon as it is back.
+///
+/// A connection is checked on checkout without a round trip: one whose socket closed (database
+/// restarted) or whose transaction state broke is replaced; `SELECT 1` on every checkout would
+/// add a round trip to every request and to every step of a run.
 pub fn pool(url: &str, size: u32) -> Pool {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    let mut config = ManagerConfig::default();
+    config.recycling_method =
+        RecyclingMethod::CustomFunction(Box::new(|conn: &mut AsyncPgConnection| {
+            let broken = conn.is_broken();
+            Box::pin(async move {
+                if broken {
+                    Err(diesel::result::Error::BrokenTransactionManager)
+                } else {
+                    Ok(())
+                }
+            })
+        }));
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
     bb8::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))

@@ -42,7 +42,7 @@ pub struct OutboxEvent {
 /// Deletes and returns the oldest `limit` events not locked by another replica. Call inside a
 /// transaction and commit only after the broker confirmed them: a rollback puts them back.
 pub async fn claim(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<OutboxEvent>, DbError> {
-    Ok(diesel::sql_query(
+    Ok(super::statement::Statement::new(
         "DELETE FROM outbox_events WHERE id IN \
            (SELECT id FROM outbox_events ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) \
          RETURNING id, tenant_id, routing_key, payload",
