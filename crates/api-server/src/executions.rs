@@ -178,9 +178,12 @@ impl Lab {
         // gone) is left `dispatched` and the sweep fails it once the accept timeout has passed.
         for e in claimed {
             match self.start(&e).await {
-                Ok(Started::Yes) => {
+                Ok(Started::Yes(host)) => {
                     let mut conn = db::conn(&self.pool).await?;
-                    db::executions::accepted(&mut conn, e.id).await?;
+                    if db::executions::accepted(&mut conn, e.id).await? {
+                        tracing::info!(execution_id = %e.id, "cancelled while on its way; telling the host");
+                        self.stop_on_host(host, &e.id.to_string());
+                    }
                 }
                 Ok(Started::Busy(why)) => {
                     // The host still runs something the server no longer counts (e.g. a run it
@@ -273,7 +276,7 @@ impl Lab {
             )));
         }
         tracing::info!(execution_id = %e.id, host_id = %host, "execution started");
-        Ok(Started::Yes)
+        Ok(Started::Yes(host))
     }
 
     async fn store_report(&self, report: Report) {
@@ -541,17 +544,21 @@ impl Lab {
             )));
         }
         if e.status == "queued" {
-            let row = db::executions::transition(
+            // Only while still queued: if the dispatcher leased it a moment ago, it is on its
+            // way to the host and is cancelled there like any started run.
+            if let Some(row) = db::executions::transition_from(
                 &mut conn,
                 id,
+                &["queued"],
                 "cancelled",
                 "cancelled before it started",
                 None,
             )
-            .await?;
-            self.broker.wake();
-            return row
-                .ok_or_else(|| ApiError::Conflict("execution changed state; try again".into()));
+            .await?
+            {
+                self.broker.wake();
+                return Ok(row);
+            }
         }
         db::executions::request_cancel(&mut conn, id).await?;
         let device = db::fleet::get_device(
@@ -592,7 +599,7 @@ impl Lab {
 
 /// What a host said to a run it was sent.
 enum Started {
-    Yes,
+    Yes(HostId),
     Busy(String),
 }
 

@@ -232,12 +232,26 @@ pub async fn transition(
     reason: &str,
     steps_total: Option<i32>,
 ) -> Result<Option<ExecutionRow>, DbError> {
+    const NOT_FINAL: [&str; 3] = ["queued", "dispatched", "running"];
+    transition_from(conn, id, &NOT_FINAL, status, reason, steps_total).await
+}
+
+/// Moves an execution to `status` if it is in one of the `from` states (checked in the same
+/// statement, so a concurrent change is never overwritten). Returns the updated row if it changed.
+pub async fn transition_from(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    from: &[&str],
+    status: &str,
+    reason: &str,
+    steps_total: Option<i32>,
+) -> Result<Option<ExecutionRow>, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
         let finished = FINAL.contains(&status).then(Utc::now);
         let row: Option<ExecutionRow> = diesel::update(
             executions::table
                 .find(id)
-                .filter(executions::status.ne_all(FINAL)),
+                .filter(executions::status.eq_any(from)),
         )
         .set((
             executions::status.eq(status),
@@ -397,28 +411,27 @@ pub async fn active_on_device(
         .optional()?)
 }
 
-/// The host accepted a dispatched run: it is running from now on.
-pub async fn accepted(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(), DbError> {
-    conn.transaction::<_, DbError, _>(async move |conn| {
-        let row: Option<ExecutionRow> = diesel::update(
-            executions::table
-                .find(id)
-                .filter(executions::status.eq("dispatched")),
-        )
-        .set((
-            executions::status.eq("running"),
-            executions::heartbeat_at.eq(Utc::now()),
-        ))
-        .returning(ExecutionRow::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?;
-        if let Some(r) = &row {
-            event(conn, r).await?;
-        }
-        Ok(())
-    })
-    .await
+/// The host accepted the run: `dispatched` becomes `running` (unless its first step already did
+/// that). Returns whether a cancel was requested while the run was on its way, which the host
+/// has not heard of yet.
+pub async fn accepted(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool, DbError> {
+    #[derive(QueryableByName)]
+    struct Cancel {
+        #[diesel(sql_type = sql_types::Bool)]
+        cancel_requested: bool,
+    }
+    let rows: Vec<Cancel> = Statement::new(concat!(
+        "WITH running AS ( \
+           UPDATE executions SET status = 'running', heartbeat_at = now() \
+           WHERE id = $1 AND status = 'dispatched' RETURNING *), \
+         events AS (",
+        status_events_from!("running"),
+        ") SELECT cancel_requested FROM executions WHERE id = $1"
+    ))
+    .bind::<sql_types::Uuid, _>(id)
+    .load(conn)
+    .await?;
+    Ok(rows.iter().any(|r| r.cancel_requested))
 }
 
 /// Puts a dispatched run back in the queue (its host was busy).
