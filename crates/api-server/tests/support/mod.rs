@@ -551,7 +551,16 @@ pub fn free_port() -> u16 {
 
 /// The real `api-server` binary, configured through the environment.
 pub fn spawn_binary(config: &labwright_api_server::Config) -> std::process::Child {
+    spawn_binary_env(config, &[])
+}
+
+/// [`spawn_binary`] with further environment variables.
+pub fn spawn_binary_env(
+    config: &labwright_api_server::Config,
+    extra: &[(&str, String)],
+) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_api-server"))
+        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
         .env("LABWRIGHT_HTTP_ADDR", config.http_addr.to_string())
         .env("LABWRIGHT_GRPC_ADDR", config.grpc_addr.to_string())
         .env("LABWRIGHT_DATABASE_URL", &config.database_url)
@@ -573,11 +582,18 @@ pub fn spawn_binary(config: &labwright_api_server::Config) -> std::process::Chil
 /// The real `api-server` binary on free fixed ports (so it can be restarted on the same ones),
 /// once it is ready: its config, process, base URL and admin key.
 pub async fn start_binary(database_url: &str) -> (Config, std::process::Child, String, String) {
-    let mut config = test_config(database_url);
+    start_binary_with(test_config(database_url), &[]).await
+}
+
+/// [`start_binary`] with a config of the caller's and further environment variables.
+pub async fn start_binary_with(
+    mut config: Config,
+    extra: &[(&str, String)],
+) -> (Config, std::process::Child, String, String) {
     config.http_addr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     config.grpc_addr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let base = format!("http://{}", config.http_addr);
-    let server = spawn_binary(&config);
+    let server = spawn_binary_env(&config, extra);
     let wait = Duration::from_secs(30);
     let admin = eventually(wait, "admin key written", || async {
         std::fs::read_to_string(config.data_dir.join("admin-key"))
