@@ -11,7 +11,7 @@ use labwright_core::{
     retry::Backoff,
 };
 use labwright_proto::v1 as pb;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -37,6 +37,15 @@ pub enum ReportBody {
 }
 
 impl ReportBody {
+    /// Bytes it holds (its screenshot, if any, dominates).
+    fn size(&self) -> usize {
+        match self {
+            ReportBody::Step(s) => s.screenshot_jpeg.len() + s.reason.len() + 256,
+            ReportBody::Screenshot(s) => s.jpeg.len() + 64,
+            ReportBody::Execution(x) => x.edge_observations_json.len() + x.reason.len() + 256,
+        }
+    }
+
     fn execution_id(&self) -> &str {
         match self {
             ReportBody::Step(s) => &s.execution_id,
@@ -65,6 +74,9 @@ impl ReportBody {
 /// Reports queued for storage. When full, new reports are dropped unacknowledged: the host
 /// resends them, so a slow database never stalls a host's stream.
 const REPORT_QUEUE: usize = 1024;
+/// And when the queued reports' screenshots pass this many KiB (a 1080p screenshot is a few
+/// hundred KiB): memory stays bounded however many hosts report at once.
+const REPORT_QUEUE_KIB: u32 = 256 * 1024;
 const REPORT_WORKERS: usize = 4;
 /// How long a host has to accept a run it was sent.
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -75,8 +87,10 @@ pub struct Lab {
     pub artifacts: Artifacts,
     pub broker: Arc<Broker>,
     wake: Notify,
-    /// One queue per worker; an execution's reports always go to the same one, in order.
-    reports: Vec<mpsc::Sender<Report>>,
+    /// One queue per worker; an execution's reports always go to the same one, in order. Each
+    /// report holds its share of the byte budget until it is stored.
+    reports: Vec<mpsc::Sender<(Report, OwnedSemaphorePermit)>>,
+    report_bytes: Arc<Semaphore>,
     /// How long an execution survives its host being gone before it is marked interrupted.
     pub grace: Duration,
 }
@@ -100,6 +114,7 @@ impl Lab {
             broker,
             wake: Notify::new(),
             reports: senders,
+            report_bytes: Arc::new(Semaphore::new(REPORT_QUEUE_KIB as usize)),
             grace,
         });
         for mut rx in receivers {
@@ -110,7 +125,9 @@ impl Lab {
                         _ = stop.cancelled() => return,
                         r = rx.recv() => r,
                     };
-                    let Some(report) = next else { return };
+                    let Some((report, _budget)) = next else {
+                        return;
+                    };
                     lab.store_report(report).await;
                 }
             });
@@ -131,7 +148,14 @@ impl Lab {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         id.hash(&mut h);
         let queue = &self.reports[(h.finish() % self.reports.len() as u64) as usize];
-        if queue.try_send(report).is_err() {
+        let kib = u32::try_from(report.body.size().div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, REPORT_QUEUE_KIB);
+        let Ok(budget) = self.report_bytes.clone().try_acquire_many_owned(kib) else {
+            tracing::warn!("report queue over its byte budget; the host will resend");
+            return;
+        };
+        if queue.try_send((report, budget)).is_err() {
             tracing::warn!("report queue full; the host will resend");
         }
     }
