@@ -6,7 +6,9 @@
 #
 #   install  Install missing Debian packages (postgresql, rabbitmq-server,
 #            pkg-config, libpq-dev and $LABWRIGHT_EXTRA_PACKAGES).
-#   up       Start both services unless already running; create the role,
+#   up       Start the services unless already running (PostgreSQL, RabbitMQ, and a
+#            Docker engine: the machine's own if one answers, else a dockerd with its
+#            data under $STATE/docker); create the role,
 #            database and AMQP user on first use; write $STATE/env.
 #   down     Stop both services (no error if they are not running).
 #   status   Report whether each service is running (exit 0 if both are, 3 if not).
@@ -32,7 +34,7 @@
 #   LABWRIGHT_EXTRA_PACKAGES  extra Debian packages for `install`
 #
 # $STATE/env (mode 600) exports LABWRIGHT_DATABASE_URL,
-# LABWRIGHT_TEST_DATABASE_URL and LABWRIGHT_AMQP_URL.
+# LABWRIGHT_TEST_DATABASE_URL, LABWRIGHT_AMQP_URL and LABWRIGHT_DOCKER_HOST (= DOCKER_HOST).
 
 # ---------------------------------------------------------------------------
 # Sourced: run the real work in a child process, then import the env file.
@@ -92,7 +94,12 @@ SECRETS="$STATE/secrets"
 ENV_FILE="$STATE/env"
 
 START_TIMEOUT=60
-REQUIRED_PACKAGES=(postgresql rabbitmq-server pkg-config libpq-dev)
+REQUIRED_PACKAGES=(postgresql rabbitmq-server pkg-config libpq-dev docker.io git)
+
+DOCKER_DIR="$STATE/docker"
+DOCKER_SOCK="$DOCKER_DIR/run/docker.sock"
+DOCKER_PID_FILE="$DOCKER_DIR/run/dockerd.pid"
+SYSTEM_DOCKER_SOCK=/var/run/docker.sock
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() {
@@ -567,6 +574,72 @@ rmq_down() {
 }
 
 # ---------------------------------------------------------------------------
+# Docker engine: the machine's own if one answers, else a dockerd of ours with its data under
+# $STATE/docker (needs root: the engine creates bridges and cgroups).
+# ---------------------------------------------------------------------------
+DOCKER_URL=""
+
+docker_answers() { docker -H "unix://$1" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+docker_pid() {
+    local pid
+    [[ -r "$DOCKER_PID_FILE" ]] || return 1
+    pid="$(cat "$DOCKER_PID_FILE")"
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+docker_up() {
+    if docker_pid >/dev/null && docker_answers "$DOCKER_SOCK"; then
+        log "docker: already running (ours, $DOCKER_SOCK)"
+        DOCKER_URL="unix://$DOCKER_SOCK"
+        return 0
+    fi
+    if [[ -S "$SYSTEM_DOCKER_SOCK" ]] && docker_answers "$SYSTEM_DOCKER_SOCK"; then
+        log "docker: using the machine's engine ($SYSTEM_DOCKER_SOCK)"
+        DOCKER_URL="unix://$SYSTEM_DOCKER_SOCK"
+        return 0
+    fi
+    is_root || die "starting a Docker engine needs root (or start the machine's docker service)"
+    command -v dockerd >/dev/null || die "dockerd not found; run: $0 install"
+    mkdir -p "$DOCKER_DIR/data" "$DOCKER_DIR/exec" "$DOCKER_DIR/run"
+    rm -f "$DOCKER_SOCK"
+    log "docker: starting dockerd (data $DOCKER_DIR/data)"
+    (
+        cd /
+        exec setsid dockerd --data-root "$DOCKER_DIR/data" --exec-root "$DOCKER_DIR/exec" \
+            --pidfile "$DOCKER_PID_FILE" --host "unix://$DOCKER_SOCK" \
+            >"$DOCKER_DIR/dockerd.log" 2>&1 </dev/null
+    ) &
+    local deadline=$((SECONDS + START_TIMEOUT))
+    until docker_answers "$DOCKER_SOCK"; do
+        if ((SECONDS >= deadline)); then
+            tail -n 20 "$DOCKER_DIR/dockerd.log" >&2 || true
+            die "dockerd did not start within ${START_TIMEOUT}s (log: $DOCKER_DIR/dockerd.log)"
+        fi
+        sleep 0.2
+    done
+    DOCKER_URL="unix://$DOCKER_SOCK"
+}
+
+docker_down() {
+    local pid
+    if ! pid="$(docker_pid)"; then
+        log "docker: not running (ours)"
+        return 0
+    fi
+    log "docker: stopping dockerd (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 30))
+    while kill -0 "$pid" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.2
+    done
+}
+
+# ---------------------------------------------------------------------------
 # Commands
 # ---------------------------------------------------------------------------
 write_env_file() {
@@ -579,6 +652,8 @@ write_env_file() {
 export LABWRIGHT_DATABASE_URL=$db_url
 export LABWRIGHT_TEST_DATABASE_URL=$db_url
 export LABWRIGHT_AMQP_URL=amqp://$RMQ_USER:$amqp_password@127.0.0.1:$AMQP_PORT/%2f
+export LABWRIGHT_DOCKER_HOST=$DOCKER_URL
+export DOCKER_HOST=$DOCKER_URL
 EOF
     )
     mv "$ENV_FILE.tmp" "$ENV_FILE"
@@ -593,11 +668,13 @@ cmd_up() {
     amqp_password="$(secret amqp-password)"
     pg_up "$pg_password"
     rmq_up "$amqp_password"
+    docker_up
     write_env_file "$pg_password" "$amqp_password"
     cat >&2 <<EOF
 [services] up:
   PostgreSQL  127.0.0.1:$PG_PORT  database=$PG_DB role=$PG_ROLE
   RabbitMQ    127.0.0.1:$AMQP_PORT  node=$RMQ_NODE user=$RMQ_USER vhost=/
+  Docker      $DOCKER_URL
   state dir   $STATE
   env file    $ENV_FILE   (source it: . $ENV_FILE)
 EOF
@@ -609,6 +686,7 @@ cmd_down() {
         return 0
     }
     take_lock
+    docker_down
     rmq_down
     pg_down
 }
@@ -644,7 +722,7 @@ cmd_clean() {
     cmd_down
     [[ -n "$STATE" && "$STATE" != / ]] || die "refusing to clean state dir '$STATE'"
     log "removing service data under $STATE"
-    rm -rf "$PG_DIR" "$RMQ_DIR" "$SECRETS" "$ENV_FILE" "$ENV_FILE.tmp"
+    rm -rf "$PG_DIR" "$RMQ_DIR" "$DOCKER_DIR" "$SECRETS" "$ENV_FILE" "$ENV_FILE.tmp"
 }
 
 cmd_durable() {

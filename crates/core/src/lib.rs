@@ -6,6 +6,7 @@
 //! `cargo tree -p labwright-core -i <crate>`.
 
 pub mod auth;
+pub mod build;
 pub mod controller;
 pub mod fleet;
 pub mod frame;

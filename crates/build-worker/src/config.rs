@@ -1,0 +1,205 @@
+//! build-worker configuration: a TOML file (`deploy/local/build-worker.toml` shows every key)
+//! with `LABWRIGHT_*` environment overrides. Unknown keys are errors; every problem is reported
+//! at once.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::detect::BaseImages;
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// RabbitMQ URL (`amqp://user:password@host:port/vhost`).
+    pub amqp_url: String,
+    /// Topic exchange where build updates go (the api-server's events exchange).
+    pub events_exchange: String,
+    /// Prefix of every queue and exchange name (the api-server's `builds_namespace`), so
+    /// several installations or test runs can share one broker.
+    pub namespace: String,
+    /// Docker engine: `unix:///path/docker.sock` or `tcp://host:port`; empty = `DOCKER_HOST` or
+    /// the default socket.
+    pub docker_host: String,
+    /// This worker's name in logs and container labels. Defaults to the hostname.
+    pub worker_name: String,
+    /// Jobs worked on at once (the AMQP prefetch).
+    pub concurrency: u16,
+    /// Where repositories are cloned (one directory per job, removed after).
+    pub scratch_dir: PathBuf,
+    /// Clone limits.
+    pub clone_timeout_secs: u64,
+    pub clone_max_mib: u64,
+    /// Build limit (the image build, not the session).
+    pub build_timeout_secs: u64,
+    /// Clone from loopback and private addresses (a lab-local git server). Off for a shared
+    /// service: a user could otherwise make the worker reach internal hosts.
+    pub allow_private_hosts: bool,
+    /// Limits of every session container.
+    pub session_memory_mib: u64,
+    pub session_cpus: f64,
+    pub session_pids: i64,
+    /// Seconds between sweeps of expired and orphaned containers.
+    pub sweep_interval_secs: u64,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// Base images per stack.
+    pub build_images: BaseImages,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            amqp_url: "amqp://127.0.0.1:5672/%2f".into(),
+            events_exchange: "labwright.events".into(),
+            namespace: String::new(),
+            docker_host: String::new(),
+            worker_name: String::new(),
+            concurrency: 2,
+            scratch_dir: PathBuf::from("/var/lib/labwright/builds"),
+            clone_timeout_secs: 120,
+            clone_max_mib: 512,
+            build_timeout_secs: 1800,
+            allow_private_hosts: false,
+            session_memory_mib: 512,
+            session_cpus: 1.0,
+            session_pids: 256,
+            sweep_interval_secs: 30,
+            log_format: "text".into(),
+            build_images: BaseImages::default(),
+        }
+    }
+}
+
+/// Every configuration problem found, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .0.join("\n  "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError(vec![format!("{}: {e}", p.display())]))?;
+                toml::from_str(&text)
+                    .map_err(|e| ConfigError(vec![format!("{}: {}", p.display(), e)]))?
+            }
+            None => Config::default(),
+        };
+        let mut errors = Vec::new();
+        for (key, value) in env {
+            let Some(name) = key.strip_prefix("LABWRIGHT_") else {
+                continue;
+            };
+            let mut number = |target: &mut u64| match value.parse() {
+                Ok(v) => *target = v,
+                Err(e) => errors.push(format!("{key}: {e}")),
+            };
+            match name {
+                "AMQP_URL" => config.amqp_url = value,
+                "EVENTS_EXCHANGE" => config.events_exchange = value,
+                "NAMESPACE" => config.namespace = value,
+                "DOCKER_HOST" => config.docker_host = value,
+                "WORKER_NAME" => config.worker_name = value,
+                "SCRATCH_DIR" => config.scratch_dir = PathBuf::from(value),
+                "CLONE_TIMEOUT_SECS" => number(&mut config.clone_timeout_secs),
+                "BUILD_TIMEOUT_SECS" => number(&mut config.build_timeout_secs),
+                "SWEEP_INTERVAL_SECS" => number(&mut config.sweep_interval_secs),
+                "CONCURRENCY" => match value.parse() {
+                    Ok(v) => config.concurrency = v,
+                    Err(e) => errors.push(format!("{key}: {e}")),
+                },
+                "ALLOW_PRIVATE_HOSTS" => config.allow_private_hosts = value == "true",
+                "LOG_FORMAT" => config.log_format = value,
+                _ => {}
+            }
+        }
+        if config.worker_name.is_empty() {
+            config.worker_name = std::fs::read_to_string("/etc/hostname")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "build-worker".into());
+        }
+        errors.extend(config.check());
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(errors))
+        }
+    }
+
+    fn check(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if !self.amqp_url.starts_with("amqp://") && !self.amqp_url.starts_with("amqps://") {
+            errors.push("amqp_url: must be an amqp:// or amqps:// URL".into());
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            errors.push("log_format: expected text or json".into());
+        }
+        if !(1..=64).contains(&self.concurrency) {
+            errors.push("concurrency: must be between 1 and 64".into());
+        }
+        if !(1..=3600).contains(&self.clone_timeout_secs) {
+            errors.push("clone_timeout_secs: must be between 1 and 3600".into());
+        }
+        if !(1..=65536).contains(&self.clone_max_mib) {
+            errors.push("clone_max_mib: must be between 1 and 65536".into());
+        }
+        if !(1..=86400).contains(&self.build_timeout_secs) {
+            errors.push("build_timeout_secs: must be between 1 and 86400".into());
+        }
+        if !(16..=1_048_576).contains(&self.session_memory_mib) {
+            errors.push("session_memory_mib: must be between 16 and 1048576".into());
+        }
+        if !(self.session_cpus > 0.0 && self.session_cpus <= 256.0) {
+            errors.push("session_cpus: must be above 0 and at most 256".into());
+        }
+        if !(8..=1_000_000).contains(&self.session_pids) {
+            errors.push("session_pids: must be between 8 and 1000000".into());
+        }
+        if !(1..=3600).contains(&self.sweep_interval_secs) {
+            errors.push("sweep_interval_secs: must be between 1 and 3600".into());
+        }
+        if let Err(e) = labwright_core::validate::slug("worker_name", &self.worker_name, 64) {
+            errors.push(e.to_string());
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("build-worker.example.toml");
+        let text = std::fs::read_to_string(&path).expect("example config");
+        let example: Config = toml::from_str(&text).expect("example parses");
+        assert_eq!(example, Config::default());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let env = [
+            ("LABWRIGHT_AMQP_URL", "http://x"),
+            ("LABWRIGHT_CONCURRENCY", "0"),
+            ("LABWRIGHT_CLONE_TIMEOUT_SECS", "soon"),
+            ("LABWRIGHT_WORKER_NAME", "bad name"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let err = Config::load(None, env).expect_err("invalid");
+        let text = err.to_string();
+        for field in [
+            "amqp_url",
+            "concurrency",
+            "CLONE_TIMEOUT_SECS",
+            "worker_name",
+        ] {
+            assert!(text.contains(field), "{field} missing from: {text}");
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! The Docker engine through bollard: build an image from a context directory, run it as a
+//! session container (limits, no capabilities, no new privileges, no Docker socket, non-root
+//! where the image allows, a network of its own, labels tying it to its session and tenant), and
+//! remove what sessions leave behind.
+
+use std::{collections::HashMap, path::Path, time::Duration};
+
+use bollard::{
+    Docker,
+    models::{ContainerCreateBody, HostConfig, NetworkCreateRequest},
+    query_parameters::{
+        BuildImageOptions, CreateContainerOptions, ListContainersOptions, ListImagesOptions,
+        ListNetworksOptions, RemoveContainerOptions, RemoveImageOptions,
+    },
+};
+use futures::StreamExt;
+use labwright_core::build::labels;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("docker engine: {0}")]
+    Docker(#[from] bollard::errors::Error),
+    #[error("image build failed: {0}")]
+    BuildFailed(String),
+    #[error("image build took longer than {0} s")]
+    BuildTimeout(u64),
+    #[error("build context: {0}")]
+    Context(String),
+}
+
+impl EngineError {
+    /// Worth retrying on another worker (the engine is unreachable), as opposed to a failure of
+    /// the user's repository.
+    pub fn is_infrastructure(&self) -> bool {
+        matches!(self, EngineError::Docker(_))
+    }
+}
+
+/// Limits of a session container.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub memory_bytes: i64,
+    pub nano_cpus: i64,
+    pub pids: i64,
+}
+
+pub struct SessionSpec<'a> {
+    pub session_id: Uuid,
+    pub build_id: Uuid,
+    pub tenant_id: Uuid,
+    pub image: &'a str,
+    pub hard_expiry_unix: i64,
+    pub limits: &'a Limits,
+}
+
+pub struct Started {
+    pub container_id: String,
+    pub network: String,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+    /// Value of the `managed` label on everything this installation creates: sweeps touch only
+    /// their own installation's containers when several share an engine.
+    managed: String,
+}
+
+/// Name of a session's container and network.
+pub fn session_name(session_id: Uuid) -> String {
+    format!("lw-s-{}", session_id.simple())
+}
+
+/// Tag of a build's image.
+pub fn image_tag(build_id: Uuid) -> String {
+    format!("labwright/build-{}:latest", build_id.simple())
+}
+
+impl Engine {
+    /// Connects to `host` (`unix://…`, `tcp://…`, or empty for `DOCKER_HOST`/the default
+    /// socket) and agrees on an API version the engine speaks.
+    pub async fn connect(host: &str, namespace: &str) -> Result<Self, EngineError> {
+        let docker = if host.is_empty() {
+            Docker::connect_with_local_defaults()?
+        } else if let Some(path) = host.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, 600, bollard::API_DEFAULT_VERSION)?
+        } else {
+            Docker::connect_with_http(host, 600, bollard::API_DEFAULT_VERSION)?
+        };
+        let docker = docker.negotiate_version().await?;
+        docker.ping().await?;
+        let managed = if namespace.is_empty() {
+            "default".to_string()
+        } else {
+            namespace.trim_end_matches('.').to_string()
+        };
+        Ok(Self { docker, managed })
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Builds `context` into an image tagged [`image_tag`]. `dockerfile` is a generated
+    /// Dockerfile to use instead of the context's own. Every output line goes to `log`.
+    pub async fn build(
+        &self,
+        context: &Path,
+        dockerfile: Option<&str>,
+        build_id: Uuid,
+        tenant_id: Uuid,
+        timeout: Duration,
+        log: &mut (dyn FnMut(String) + Send),
+    ) -> Result<String, EngineError> {
+        const GENERATED: &str = ".labwright.Dockerfile";
+        let dir = context.to_path_buf();
+        let generated = dockerfile.map(str::to_owned);
+        let tar = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+            let mut builder = tar::Builder::new(Vec::new());
+            builder.follow_symlinks(false);
+            builder.append_dir_all(".", &dir)?;
+            if let Some(text) = generated {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(text.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
+                builder.append_data(&mut header, GENERATED, text.as_bytes())?;
+            }
+            builder.into_inner()
+        })
+        .await
+        .map_err(|e| EngineError::Context(e.to_string()))?
+        .map_err(|e| EngineError::Context(e.to_string()))?;
+        let tag = image_tag(build_id);
+        let options = BuildImageOptions {
+            dockerfile: if dockerfile.is_some() {
+                GENERATED
+            } else {
+                "Dockerfile"
+            }
+            .into(),
+            t: Some(tag.clone()),
+            rm: true,
+            forcerm: true,
+            labels: Some(HashMap::from([
+                (labels::MANAGED.to_string(), self.managed.clone()),
+                (labels::BUILD.to_string(), build_id.to_string()),
+                (labels::TENANT.to_string(), tenant_id.to_string()),
+            ])),
+            ..Default::default()
+        };
+        let run = async {
+            let mut stream =
+                self.docker
+                    .build_image(options, None, Some(bollard::body_full(tar.into())));
+            while let Some(item) = stream.next().await {
+                let info = item.map_err(|e| match e {
+                    bollard::errors::Error::DockerStreamError { error } => {
+                        EngineError::BuildFailed(error)
+                    }
+                    bollard::errors::Error::DockerResponseServerError { message, .. } => {
+                        EngineError::BuildFailed(message)
+                    }
+                    other => EngineError::Docker(other),
+                })?;
+                if let Some(detail) = info.error_detail {
+                    return Err(EngineError::BuildFailed(
+                        detail.message.unwrap_or_else(|| "unknown error".into()),
+                    ));
+                }
+                for text in [info.stream, info.status].into_iter().flatten() {
+                    for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+                        log(line.to_string());
+                    }
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(timeout, run)
+            .await
+            .map_err(|_| EngineError::BuildTimeout(timeout.as_secs()))??;
+        Ok(tag)
+    }
+
+    /// Starts a session: a bridge network of its own and the container on it.
+    pub async fn start_session(&self, spec: &SessionSpec<'_>) -> Result<Started, EngineError> {
+        let name = session_name(spec.session_id);
+        // A redelivered job finds what its first attempt left: start clean.
+        self.remove_session(spec.session_id).await?;
+        let labels = HashMap::from([
+            (labels::MANAGED.to_string(), self.managed.clone()),
+            (labels::SESSION.to_string(), spec.session_id.to_string()),
+            (labels::BUILD.to_string(), spec.build_id.to_string()),
+            (labels::TENANT.to_string(), spec.tenant_id.to_string()),
+            (
+                labels::HARD_EXPIRY.to_string(),
+                spec.hard_expiry_unix.to_string(),
+            ),
+        ]);
+        self.docker
+            .create_network(NetworkCreateRequest {
+                name: name.clone(),
+                driver: Some("bridge".into()),
+                labels: Some(labels.clone()),
+                options: Some(HashMap::from([(
+                    "com.docker.network.bridge.enable_icc".to_string(),
+                    "false".to_string(),
+                )])),
+                ..Default::default()
+            })
+            .await?;
+        // Non-root where the image allows: the image's own USER if it names one, else nobody.
+        let image_user = self
+            .docker
+            .inspect_image(spec.image)
+            .await?
+            .config
+            .and_then(|c| c.user)
+            .unwrap_or_default();
+        let user = if image_user.is_empty() || image_user == "root" || image_user == "0" {
+            "65534:65534".to_string()
+        } else {
+            image_user
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.to_string()),
+            user: Some(user),
+            labels: Some(labels),
+            tty: Some(false),
+            open_stdin: Some(false),
+            host_config: Some(HostConfig {
+                memory: Some(spec.limits.memory_bytes),
+                memory_swap: Some(spec.limits.memory_bytes),
+                nano_cpus: Some(spec.limits.nano_cpus),
+                pids_limit: Some(spec.limits.pids),
+                cap_drop: Some(vec!["ALL".into()]),
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                network_mode: Some(name.clone()),
+                init: Some(true),
+                privileged: Some(false),
+                auto_remove: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await?;
+        self.docker.start_container(&created.id, None).await?;
+        Ok(Started {
+            container_id: created.id,
+            network: name,
+        })
+    }
+
+    /// Removes a session's container, network and image. Returns whether a container was there.
+    pub async fn remove_session(&self, session_id: Uuid) -> Result<bool, EngineError> {
+        let name = session_name(session_id);
+        let mut removed = false;
+        let mut image = None;
+        match self.docker.inspect_container(&name, None).await {
+            Ok(c) => {
+                // Only the image its build made (never a base image it might run).
+                image = c
+                    .config
+                    .and_then(|c| c.labels)
+                    .and_then(|l| l.get(labels::BUILD).and_then(|b| b.parse::<Uuid>().ok()))
+                    .map(image_tag);
+                self.docker
+                    .remove_container(
+                        &name,
+                        Some(RemoveContainerOptions {
+                            force: true,
+                            v: true,
+                            ..Default::default()
+                        }),
+                    )
+                    .await?;
+                removed = true;
+            }
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match self.docker.remove_network(&name).await {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if let Some(image) = image {
+            self.remove_image_quietly(&image).await;
+        }
+        Ok(removed)
+    }
+
+    async fn remove_image_quietly(&self, image: &str) {
+        if let Err(e) = self
+            .docker
+            .remove_image(
+                image,
+                Some(RemoveImageOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+                None,
+            )
+            .await
+            && !is_not_found(&e)
+        {
+            tracing::debug!(image, error = %e, "image not removed");
+        }
+    }
+
+    /// Sessions (by their labels) that have containers on this engine, with their state.
+    pub async fn sessions(&self) -> Result<Vec<SessionContainer>, EngineError> {
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(HashMap::from([(
+                    "label".to_string(),
+                    vec![format!("{}={}", labels::MANAGED, self.managed)],
+                )])),
+                ..Default::default()
+            }))
+            .await?;
+        Ok(containers
+            .into_iter()
+            .filter_map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                let parse = |k: &str| labels.get(k).and_then(|v| v.parse::<Uuid>().ok());
+                Some(SessionContainer {
+                    session_id: parse(labels::SESSION)?,
+                    build_id: parse(labels::BUILD)?,
+                    tenant_id: parse(labels::TENANT)?,
+                    hard_expiry_unix: labels
+                        .get(labels::HARD_EXPIRY)
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0),
+                    created_unix: c.created.unwrap_or(0),
+                    running: c.state.map(|s| s.to_string()) == Some("running".into()),
+                })
+            })
+            .collect())
+    }
+
+    /// Removes labelled networks without containers and labelled images without a session
+    /// container that are older than `min_age` (younger ones may belong to a build in progress).
+    pub async fn remove_leftovers(&self, min_age: Duration) -> Result<usize, EngineError> {
+        let now = chrono::Utc::now().timestamp();
+        let managed = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{}={}", labels::MANAGED, self.managed)],
+        )]);
+        let mut removed = 0;
+        let in_use: std::collections::HashSet<String> = self
+            .sessions()
+            .await?
+            .into_iter()
+            .map(|s| image_tag(s.build_id))
+            .collect();
+        let images = self
+            .docker
+            .list_images(Some(ListImagesOptions {
+                all: false,
+                filters: Some(managed.clone()),
+                ..Default::default()
+            }))
+            .await?;
+        for image in images {
+            let old = now - image.created > min_age.as_secs() as i64;
+            let used = image.repo_tags.iter().any(|t| in_use.contains(t));
+            if old && !used && image.containers <= 0 {
+                self.remove_image_quietly(&image.id).await;
+                removed += 1;
+            }
+        }
+        let networks = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(managed),
+            }))
+            .await?;
+        for n in networks {
+            let Some(name) = n.name else { continue };
+            // A young network may be a session starting; an old one in use refuses removal.
+            let created = n
+                .created
+                .as_deref()
+                .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+                .map(|c| c.timestamp())
+                .unwrap_or(now);
+            if now - created > min_age.as_secs() as i64
+                && self.docker.remove_network(&name).await.is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SessionContainer {
+    pub session_id: Uuid,
+    pub build_id: Uuid,
+    pub tenant_id: Uuid,
+    pub hard_expiry_unix: i64,
+    pub created_unix: i64,
+    pub running: bool,
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}

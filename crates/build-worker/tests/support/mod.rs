@@ -1,0 +1,419 @@
+//! Test support for the build worker: a real RabbitMQ (namespaced per test), a real Docker engine
+//! with a busybox base image made by `docker import` (no registry), git repositories served by a
+//! real `git daemon` on loopback, and a fake api-server that queues jobs and collects updates.
+#![allow(dead_code)]
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::{Child, Command},
+    time::Duration,
+};
+
+use bollard::query_parameters::CreateImageOptions;
+use futures::StreamExt;
+use labwright_build_worker::{
+    Config,
+    engine::Engine,
+    queue::{self, Names},
+};
+use labwright_core::build::{
+    BuildJob, BuildUpdate, SessionControl, Stage, UpdateBody, source::RepoUrl, topology,
+};
+use lapin::{
+    BasicProperties, Channel, Connection, ConnectionProperties, Consumer,
+    options::{
+        BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
+        QueueDeclareOptions,
+    },
+    types::FieldTable,
+};
+use uuid::Uuid;
+
+pub const BASE_IMAGE: &str = "labwright-test/busybox:1";
+
+pub fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test"))
+}
+
+pub fn docker_host() -> String {
+    std::env::var("LABWRIGHT_DOCKER_HOST")
+        .or_else(|_| std::env::var("DOCKER_HOST"))
+        .unwrap_or_else(|_| {
+            panic!("LABWRIGHT_DOCKER_HOST is not set: run the tests through scripts/test")
+        })
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lw-bw-{tag}-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+pub async fn engine(namespace: &str) -> Engine {
+    Engine::connect(&docker_host(), namespace)
+        .await
+        .expect("docker engine")
+}
+
+/// Makes the busybox base image with `docker import` of a root made from the machine's
+/// statically linked busybox (Debian's busybox-static), unless it exists.
+pub async fn ensure_base_image(engine: &Engine) {
+    if engine.docker().inspect_image(BASE_IMAGE).await.is_ok() {
+        return;
+    }
+    let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox (install busybox-static)");
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8], mode: u32| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_cksum();
+        tar.append_data(&mut h, path, data).expect("tar");
+    };
+    add("bin/busybox", &busybox, 0o755);
+    add(
+        "etc/passwd",
+        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n",
+        0o644,
+    );
+    add("etc/group", b"root:x:0:\nnogroup:x:65534:\n", 0o644);
+    for dir in ["tmp/.keep", "root/.keep", "app/.keep"] {
+        add(dir, b"", 0o644);
+    }
+    let applets = String::from_utf8(
+        Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
+            .expect("busybox --list")
+            .stdout,
+    )
+    .expect("utf8");
+    for applet in applets.lines().filter(|a| *a != "busybox" && !a.is_empty()) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        tar.append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .expect("link");
+    }
+    let bytes = tar.into_inner().expect("tar");
+    let (repo, tag) = BASE_IMAGE.split_once(':').expect("tag");
+    let mut stream = engine.docker().create_image(
+        Some(CreateImageOptions {
+            from_src: Some("-".into()),
+            repo: Some(repo.into()),
+            tag: Some(tag.into()),
+            changes: vec![
+                "ENV PATH=/usr/local/bin:/usr/bin:/bin".into(),
+                "CMD [\"/bin/sh\"]".into(),
+            ],
+            ..Default::default()
+        }),
+        Some(bollard::body_full(bytes.into())),
+        None,
+    );
+    while let Some(r) = stream.next().await {
+        r.expect("docker import");
+    }
+}
+
+/// A git daemon on loopback serving every repository under its root.
+pub struct GitServer {
+    pub root: PathBuf,
+    pub port: u16,
+    child: Child,
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+impl GitServer {
+    pub async fn start() -> Self {
+        let root = temp_dir("git");
+        let port = free_port();
+        let child = Command::new("git")
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--listen=127.0.0.1",
+                &format!("--port={port}"),
+                "--export-all",
+                &format!("--base-path={}", root.display()),
+                &root.display().to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("git daemon");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { root, port, child }
+    }
+
+    /// Creates repository `name` with `files` committed on branch `main`; returns its URL.
+    pub fn repo(&self, name: &str, files: &[(&str, &str)]) -> String {
+        let dir = self.root.join(name);
+        std::fs::create_dir_all(&dir).expect("repo dir");
+        for (path, content) in files {
+            let p = dir.join(path);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).expect("dirs");
+            }
+            std::fs::write(p, content).expect("write");
+        }
+        let git = |args: &[&str]| {
+            let out = Command::new("git")
+                .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("git");
+            assert!(
+                out.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        git(&["init", "-q", "-b", "main"]);
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "initial"]);
+        self.url(name)
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+/// A worker config for tests: its own namespace on the broker, scratch dir, loopback git allowed.
+pub fn worker_config(namespace: &str) -> Config {
+    Config {
+        amqp_url: env("LABWRIGHT_TEST_AMQP_URL"),
+        events_exchange: format!("{namespace}events"),
+        namespace: namespace.to_string(),
+        docker_host: docker_host(),
+        worker_name: "test-worker".into(),
+        scratch_dir: temp_dir("scratch"),
+        allow_private_hosts: true,
+        clone_timeout_secs: 30,
+        build_timeout_secs: 120,
+        session_memory_mib: 64,
+        session_pids: 64,
+        sweep_interval_secs: 3600,
+        ..Config::default()
+    }
+}
+
+/// The api-server's side of the queue, for tests: queues jobs, collects updates, sends control.
+pub struct FakeServer {
+    pub names: Names,
+    channel: Channel,
+    updates: Consumer,
+    _conn: Connection,
+}
+
+impl FakeServer {
+    pub async fn start(names: Names) -> Self {
+        let conn = Connection::connect(
+            &env("LABWRIGHT_TEST_AMQP_URL"),
+            ConnectionProperties::default(),
+        )
+        .await
+        .expect("amqp");
+        let channel = conn.create_channel().await.expect("channel");
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirms");
+        queue::declare(&channel, &names).await.expect("topology");
+        let q = channel
+            .queue_declare(
+                names.of(topology::UPDATES_QUEUE).into(),
+                QueueDeclareOptions {
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("updates queue");
+        channel
+            .queue_bind(
+                q.name().clone(),
+                names.events_exchange.as_str().into(),
+                topology::UPDATES_BINDING.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind");
+        let updates = channel
+            .basic_consume(
+                q.name().clone(),
+                "fake-server".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        Self {
+            names,
+            channel,
+            updates,
+            _conn: conn,
+        }
+    }
+
+    pub async fn queue_job(
+        &self,
+        url: &str,
+        git_ref: Option<&str>,
+        subdir: Option<&str>,
+    ) -> BuildJob {
+        let job = BuildJob {
+            build_id: Uuid::new_v4(),
+            tenant_id: Uuid::new_v4(),
+            repo_url: RepoUrl::parse(url).expect("url"),
+            git_ref: git_ref.map(str::to_owned),
+            subdir: subdir.map(str::to_owned),
+            session_ttl_secs: 600,
+            hard_ttl_secs: 3600,
+        };
+        self.publish_raw(&serde_json::to_vec(&job).expect("json"))
+            .await;
+        job
+    }
+
+    pub async fn publish_raw(&self, body: &[u8]) {
+        self.channel
+            .basic_publish(
+                self.names.of(topology::JOBS_EXCHANGE).as_str().into(),
+                topology::JOBS_ROUTING_KEY.into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+    }
+
+    pub async fn control(&self, msg: &SessionControl) {
+        self.channel
+            .basic_publish(
+                self.names.of(topology::SESSIONS_EXCHANGE).as_str().into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                &serde_json::to_vec(msg).expect("json"),
+                BasicProperties::default(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+    }
+
+    /// Collects updates for `build` until it reaches a final or `running` stage.
+    pub async fn until_settled(&mut self, build: Uuid, timeout: Duration) -> Progress {
+        let mut p = Progress::default();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.updates.next())
+                .await
+                .unwrap_or_else(|_| panic!("build did not settle in {timeout:?}; so far: {p:#?}"))
+                .expect("consumer open")
+                .expect("delivery");
+            let u: BuildUpdate = serde_json::from_slice(&next.data).expect("update json");
+            if u.build_id != build {
+                continue;
+            }
+            u.validate().expect("updates are valid");
+            p.attempts.insert(u.attempt);
+            match u.body {
+                UpdateBody::Stage { stage, reason } => {
+                    p.stages.push(stage);
+                    if stage == Stage::Running || stage.is_final() {
+                        p.reason = reason;
+                        return p;
+                    }
+                }
+                UpdateBody::Detected {
+                    stack,
+                    dockerfile,
+                    own_dockerfile,
+                } => p.detected = Some((stack, dockerfile, own_dockerfile)),
+                UpdateBody::Image { image } => p.image = Some(image),
+                UpdateBody::Log { first_line, lines } => {
+                    assert_eq!(
+                        first_line as usize,
+                        p.log.len(),
+                        "log lines arrive in order"
+                    );
+                    p.log.extend(lines);
+                }
+                UpdateBody::Session { container_id, .. } => p.container = Some(container_id),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub stages: Vec<Stage>,
+    pub reason: String,
+    pub detected: Option<(String, String, bool)>,
+    pub image: Option<String>,
+    pub container: Option<String>,
+    pub log: Vec<String>,
+    pub attempts: std::collections::HashSet<Uuid>,
+}
+
+impl Progress {
+    pub fn last(&self) -> Option<Stage> {
+        self.stages.last().copied()
+    }
+}
+
+pub fn namespace() -> String {
+    format!("t{}.", &Uuid::new_v4().simple().to_string()[..12])
+}
+
+pub fn names(ns: &str) -> Names {
+    Names {
+        namespace: ns.to_string(),
+        events_exchange: format!("{ns}events"),
+    }
+}
+
+pub fn labels_of(c: &bollard::models::ContainerInspectResponse) -> HashMap<String, String> {
+    c.config
+        .as_ref()
+        .and_then(|c| c.labels.clone())
+        .unwrap_or_default()
+}
+
+pub fn dir_exists(p: &Path) -> bool {
+    p.is_dir()
+}

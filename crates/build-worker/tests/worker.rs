@@ -1,0 +1,407 @@
+//! The build worker end to end against a real RabbitMQ, a real Docker engine and a real git
+//! daemon: repositories built and run to live, limited containers; every bad input ends `failed`
+//! with its reason; sessions stop on request; the sweep leaves no orphans; a container that
+//! forks or allocates without bound is contained.
+
+mod support;
+
+use std::{sync::Arc, time::Duration};
+
+use labwright_build_worker::{engine, worker::Worker};
+use labwright_core::build::{SessionControl, Stage, labels};
+use support::*;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const SETTLE: Duration = Duration::from_secs(120);
+
+struct Running {
+    worker: Arc<Worker>,
+    server: FakeServer,
+    stop: CancellationToken,
+    git: GitServer,
+}
+
+impl Running {
+    async fn engine(&self) -> labwright_build_worker::engine::Engine {
+        engine(&self.worker.config.namespace).await
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn start(configure: impl FnOnce(&mut labwright_build_worker::Config)) -> Running {
+    let ns = namespace();
+    let e = engine(&ns).await;
+    ensure_base_image(&e).await;
+    let server = FakeServer::start(names(&ns)).await;
+    let mut config = worker_config(&ns);
+    configure(&mut config);
+    let worker = Worker::new(config, e);
+    let stop = CancellationToken::new();
+    tokio::spawn(worker.clone().run(stop.clone()));
+    Running {
+        worker,
+        server,
+        stop,
+        git: GitServer::start().await,
+    }
+}
+
+fn dockerfile(cmd: &str) -> String {
+    format!("FROM {BASE_IMAGE}\nCOPY . /app\nWORKDIR /app\nCMD {cmd}\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_with_a_dockerfile_runs_as_a_limited_session_until_stopped() {
+    let mut lab = start(|_| {}).await;
+    let url = lab.git.repo(
+        "app",
+        &[
+            (
+                "Dockerfile",
+                &dockerfile(r#"["sh", "-c", "echo up; exec sleep 600"]"#),
+            ),
+            ("hello.txt", "hello\n"),
+        ],
+    );
+    let job = lab.server.queue_job(&url, Some("main"), None).await;
+    let p = lab.server.until_settled(job.build_id, SETTLE).await;
+    assert_eq!(
+        p.stages,
+        vec![
+            Stage::Cloning,
+            Stage::Detecting,
+            Stage::Building,
+            Stage::Starting,
+            Stage::Running
+        ],
+        "{p:#?}"
+    );
+    let (stack, _, own) = p.detected.clone().expect("detected");
+    assert_eq!((stack.as_str(), own), ("dockerfile", true));
+    assert!(
+        p.log.iter().any(|l| l.contains("Step 1/")),
+        "build log streamed: {:?}",
+        p.log
+    );
+    assert_eq!(
+        p.image.as_deref(),
+        Some(engine::image_tag(job.build_id).as_str())
+    );
+
+    let e = lab.engine().await;
+    let c = e
+        .docker()
+        .inspect_container(p.container.as_deref().expect("container"), None)
+        .await
+        .expect("container exists");
+    assert_eq!(c.state.as_ref().and_then(|s| s.running), Some(true));
+    let host = c.host_config.clone().expect("host config");
+    assert_eq!(host.memory, Some(64 << 20));
+    assert_eq!(host.memory_swap, Some(64 << 20), "no swap beyond the limit");
+    assert_eq!(host.pids_limit, Some(64));
+    assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
+    assert_eq!(
+        host.security_opt,
+        Some(vec!["no-new-privileges".to_string()])
+    );
+    assert_eq!(host.privileged, Some(false));
+    assert!(
+        host.binds.unwrap_or_default().is_empty(),
+        "no mounts, no docker socket"
+    );
+    assert_eq!(
+        host.network_mode.as_deref(),
+        Some(engine::session_name(job.build_id).as_str())
+    );
+    assert_eq!(
+        c.config.as_ref().and_then(|c| c.user.clone()).as_deref(),
+        Some("65534:65534")
+    );
+    let l = labels_of(&c);
+    assert_eq!(l.get(labels::TENANT), Some(&job.tenant_id.to_string()));
+    assert_eq!(l.get(labels::SESSION), Some(&job.build_id.to_string()));
+    assert!(l.contains_key(labels::HARD_EXPIRY));
+    assert!(
+        std::fs::read_dir(&lab.worker.config.scratch_dir)
+            .expect("scratch")
+            .next()
+            .is_none(),
+        "the checkout is gone"
+    );
+
+    lab.server
+        .control(&SessionControl::Stop {
+            session_id: job.build_id,
+            reason: "deleted".into(),
+        })
+        .await;
+    let name = engine::session_name(job.build_id);
+    for _ in 0..100 {
+        let gone = e.docker().inspect_container(&name, None).await.is_err()
+            && e.docker()
+                .inspect_image(&engine::image_tag(job.build_id))
+                .await
+                .is_err();
+        if gone {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        e.docker().inspect_container(&name, None).await.is_err(),
+        "container removed"
+    );
+    assert!(
+        e.docker()
+            .inspect_network(
+                &name,
+                None::<bollard::query_parameters::InspectNetworkOptions>
+            )
+            .await
+            .is_err(),
+        "network removed"
+    );
+    assert!(
+        e.docker()
+            .inspect_image(&engine::image_tag(job.build_id))
+            .await
+            .is_err(),
+        "image removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_repositories_fail_with_their_reason() {
+    let mut lab = start(|_| {}).await;
+    let readme = lab
+        .git
+        .repo("docs-only", &[("README.md", "# nothing to build\n")]);
+    let broken = lab.git.repo(
+        "broken",
+        &[(
+            "Dockerfile",
+            &format!("FROM {BASE_IMAGE}\nRUN echo about to fail && false\n"),
+        )],
+    );
+    let nested = lab.git.repo(
+        "nested",
+        &[(
+            "services/api/Dockerfile",
+            &dockerfile(r#"["sleep", "600"]"#),
+        )],
+    );
+    let cases = [
+        (lab.git.url("does-not-exist"), None, None, "not found"),
+        (readme.clone(), None, None, "no recognisable stack"),
+        (
+            readme.clone(),
+            Some("no-such-branch"),
+            None,
+            "not found in the repository",
+        ),
+        (broken, None, None, "build failed"),
+        (
+            nested.clone(),
+            None,
+            Some("services/missing"),
+            "does not exist",
+        ),
+    ];
+    for (url, git_ref, subdir, expected) in cases {
+        let job = lab.server.queue_job(&url, git_ref, subdir).await;
+        let p = lab.server.until_settled(job.build_id, SETTLE).await;
+        assert_eq!(p.last(), Some(Stage::Failed), "{url} {git_ref:?}: {p:#?}");
+        assert!(
+            p.reason.contains(expected),
+            "{url}: reason {:?} lacks {expected:?}",
+            p.reason
+        );
+        assert!(
+            p.log.last().is_some_and(|l| l.contains("build failed")),
+            "log ends with the failure: {:?}",
+            p.log
+        );
+    }
+    // The subdir is the build context.
+    let job = lab
+        .server
+        .queue_job(&nested, None, Some("services/api"))
+        .await;
+    let p = lab.server.until_settled(job.build_id, SETTLE).await;
+    assert_eq!(p.last(), Some(Stage::Running), "{p:#?}");
+    lab.engine()
+        .await
+        .remove_session(job.build_id)
+        .await
+        .expect("cleanup");
+    // A malformed job never reaches a build.
+    lab.server.publish_raw(b"{\"build_id\": 42}").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_hosts_are_refused_unless_allowed() {
+    let mut lab = start(|c| c.allow_private_hosts = false).await;
+    let url = lab
+        .git
+        .repo("app", &[("Dockerfile", &dockerfile(r#"["sleep", "600"]"#))]);
+    let job = lab.server.queue_job(&url, None, None).await;
+    let p = lab.server.until_settled(job.build_id, SETTLE).await;
+    assert_eq!(p.stages, vec![Stage::Failed], "{p:#?}");
+    assert!(p.reason.contains("private address"), "{}", p.reason);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fork_bombs_and_memory_hogs_are_contained() {
+    let mut lab = start(|_| {}).await;
+    let calm = lab.git.repo(
+        "calm",
+        &[("Dockerfile", &dockerfile(r#"["sleep", "600"]"#))],
+    );
+    let bomb = lab.git.repo(
+        "bomb",
+        &[(
+            "Dockerfile",
+            &dockerfile(r#"["sh", "-c", "f() { f | f; }; f & exec sleep 600"]"#),
+        )],
+    );
+    let hog = lab.git.repo(
+        "hog",
+        &[(
+            "Dockerfile",
+            &dockerfile(r#"["sh", "-c", "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done"]"#),
+        )],
+    );
+    let mut ids = Vec::new();
+    for url in [&calm, &bomb, &hog] {
+        let job = lab.server.queue_job(url, None, None).await;
+        let p = lab.server.until_settled(job.build_id, SETTLE).await;
+        assert_eq!(p.last(), Some(Stage::Running), "{url}: {p:#?}");
+        ids.push(job.build_id);
+    }
+    let e = lab.engine().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let inspect = |id: Uuid| {
+        let e = e.clone();
+        async move {
+            e.docker()
+                .inspect_container(&engine::session_name(id), None)
+                .await
+                .expect("inspect")
+        }
+    };
+    // The hog hit its memory limit and was killed by the kernel, not the machine.
+    let hog_state = inspect(ids[2]).await.state.expect("state");
+    assert_eq!(hog_state.oom_killed, Some(true), "{hog_state:?}");
+    // The bomb ran into its pids limit (the kernel refused its forks) and never passed it.
+    let bomb_id = inspect(ids[1]).await.id.expect("id");
+    let cgroup = [
+        format!("/sys/fs/cgroup/pids/docker/{bomb_id}"),
+        format!("/sys/fs/cgroup/system.slice/docker-{bomb_id}.scope"),
+        format!("/sys/fs/cgroup/docker/{bomb_id}"),
+    ]
+    .into_iter()
+    .find(|d| std::path::Path::new(d).join("pids.events").exists())
+    .expect("the bomb's pids cgroup");
+    let read = |f: &str| std::fs::read_to_string(format!("{cgroup}/{f}")).expect(f);
+    let refused: u64 = read("pids.events")
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("pids.events");
+    assert!(refused > 0, "the bomb never hit its limit");
+    if let Ok(peak) = std::fs::read_to_string(format!("{cgroup}/pids.peak")) {
+        let peak: u64 = peak.trim().parse().expect("pids.peak");
+        assert!(peak <= 64, "{peak} processes at once despite a limit of 64");
+    }
+    // Its neighbour and the engine are unaffected.
+    assert_eq!(
+        inspect(ids[0]).await.state.and_then(|s| s.running),
+        Some(true)
+    );
+    e.docker().ping().await.expect("engine responsive");
+    for id in ids {
+        e.remove_session(id).await.expect("cleanup");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_removes_orphans_and_sessions_past_their_hard_expiry() {
+    let mut lab = start(|_| {}).await;
+    let url = lab
+        .git
+        .repo("app", &[("Dockerfile", &dockerfile(r#"["sleep", "600"]"#))]);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let job = lab.server.queue_job(&url, None, None).await;
+        let p = lab.server.until_settled(job.build_id, SETTLE).await;
+        assert_eq!(p.last(), Some(Stage::Running), "{p:#?}");
+        ids.push(job.build_id);
+    }
+    let e = lab.engine().await;
+    let live = |id: Uuid| {
+        let e = e.clone();
+        async move {
+            e.docker()
+                .inspect_container(&engine::session_name(id), None)
+                .await
+                .is_ok()
+        }
+    };
+    // The api-server says only the first is live (as of a moment well after both started).
+    lab.server
+        .control(&SessionControl::Live {
+            session_ids: vec![ids[0]],
+            at_unix: chrono_now() + 120,
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let removed = lab.worker.sweep().await.expect("sweep");
+    assert!(removed >= 1);
+    assert!(live(ids[0]).await, "a live session stays");
+    assert!(!live(ids[1]).await, "an orphan goes");
+
+    // Past its hard expiry a session goes whatever the api-server says.
+    let hard = lab.server.queue_job(&url, None, None).await;
+    let p = lab.server.until_settled(hard.build_id, SETTLE).await;
+    assert_eq!(p.last(), Some(Stage::Running));
+    lab.server
+        .control(&SessionControl::Live {
+            session_ids: vec![ids[0], hard.build_id],
+            at_unix: chrono_now(),
+        })
+        .await;
+    // Re-label by restarting the session with an expiry in the past.
+    e.remove_session(hard.build_id).await.expect("remove");
+    e.start_session(&engine::SessionSpec {
+        session_id: hard.build_id,
+        build_id: hard.build_id,
+        tenant_id: hard.tenant_id,
+        image: BASE_IMAGE,
+        hard_expiry_unix: chrono_now() - 1,
+        limits: &engine::Limits {
+            memory_bytes: 64 << 20,
+            nano_cpus: 500_000_000,
+            pids: 64,
+        },
+    })
+    .await
+    .expect("start");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lab.worker.sweep().await.expect("sweep");
+    assert!(!live(hard.build_id).await, "past its hard expiry");
+    assert!(live(ids[0]).await);
+    e.remove_session(ids[0]).await.expect("cleanup");
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
