@@ -310,7 +310,6 @@ impl Worker {
                 &context,
                 generated,
                 job.build_id,
-                job.tenant_id,
                 Duration::from_secs(c.build_timeout_secs),
                 &mut sink,
             )

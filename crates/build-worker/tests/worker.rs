@@ -89,12 +89,9 @@ async fn a_repository_with_a_dockerfile_runs_as_a_limited_session_until_stopped(
         "build log streamed: {:?}",
         p.log
     );
-    assert_eq!(
-        p.image.as_deref(),
-        Some(engine::image_tag(job.build_id).as_str())
-    );
-
     let e = lab.engine().await;
+    assert_eq!(p.image.as_deref(), Some(e.image_tag(job.build_id).as_str()));
+
     let c = e
         .docker()
         .inspect_container(p.container.as_deref().expect("container"), None)
@@ -145,7 +142,7 @@ async fn a_repository_with_a_dockerfile_runs_as_a_limited_session_until_stopped(
     for _ in 0..100 {
         let gone = e.docker().inspect_container(&name, None).await.is_err()
             && e.docker()
-                .inspect_image(&engine::image_tag(job.build_id))
+                .inspect_image(&e.image_tag(job.build_id))
                 .await
                 .is_err();
         if gone {
@@ -169,7 +166,7 @@ async fn a_repository_with_a_dockerfile_runs_as_a_limited_session_until_stopped(
     );
     assert!(
         e.docker()
-            .inspect_image(&engine::image_tag(job.build_id))
+            .inspect_image(&e.image_tag(job.build_id))
             .await
             .is_err(),
         "image removed"
@@ -404,4 +401,98 @@ fn chrono_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs() as i64
+}
+
+/// The real binary, configured through the environment like a deployment.
+fn spawn_worker_binary(config: &labwright_build_worker::Config, name: &str) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_build-worker"))
+        .env("LABWRIGHT_AMQP_URL", &config.amqp_url)
+        .env("LABWRIGHT_EVENTS_EXCHANGE", &config.events_exchange)
+        .env("LABWRIGHT_NAMESPACE", &config.namespace)
+        .env("LABWRIGHT_DOCKER_HOST", &config.docker_host)
+        .env("LABWRIGHT_SCRATCH_DIR", &config.scratch_dir)
+        .env("LABWRIGHT_ALLOW_PRIVATE_HOSTS", "true")
+        .env("LABWRIGHT_WORKER_NAME", name)
+        .env("LABWRIGHT_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start build-worker")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_build_loses_nothing_and_leaves_nothing() {
+    let ns = namespace();
+    let e = engine(&ns).await;
+    ensure_base_image(&e).await;
+    let mut server = FakeServer::start(names(&ns)).await;
+    let git = GitServer::start().await;
+    let config = worker_config(&ns);
+    let url = git.repo(
+        "slow",
+        &[(
+            "Dockerfile",
+            &format!("FROM {BASE_IMAGE}\nRUN sleep 4\nCMD [\"sleep\", \"600\"]\n"),
+        )],
+    );
+    let mut first = spawn_worker_binary(&config, "first");
+    let job = server.queue_job(&url, None, None).await;
+    let p = server
+        .until(
+            job.build_id,
+            SETTLE,
+            |s| s == Stage::Building,
+            Progress::default(),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // well into `RUN sleep 4`
+    first.kill().expect("SIGKILL");
+    first.wait().expect("reaped");
+
+    let mut second = spawn_worker_binary(&config, "second");
+    let p = server
+        .until(
+            job.build_id,
+            SETTLE,
+            |s| s == Stage::Running || s.is_final(),
+            p,
+        )
+        .await;
+    assert_eq!(p.last(), Some(Stage::Running), "{p:#?}");
+    assert_eq!(
+        p.attempts.len(),
+        2,
+        "the job was redelivered to the second worker"
+    );
+    assert_eq!(
+        p.stages.iter().filter(|s| **s == Stage::Cloning).count(),
+        2,
+        "the second attempt started over"
+    );
+    // What the first attempt left (its half-built image, intermediate containers) is gone: the
+    // engine cancels a build whose client vanished, and the session starts clean.
+    let sessions = e.sessions().await.expect("sessions");
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert!(sessions[0].running);
+    let stray = e
+        .docker()
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            all: true,
+            ..Default::default()
+        }))
+        .await
+        .expect("containers")
+        .into_iter()
+        .filter(|c| {
+            c.image
+                .as_deref()
+                .is_some_and(|i| !i.starts_with("labwright/build-"))
+                && c.command
+                    .as_deref()
+                    .is_some_and(|cmd| cmd.contains("sleep 4"))
+        })
+        .count();
+    assert_eq!(stray, 0, "no intermediate build container left");
+    second.kill().expect("stop");
+    let _ = second.wait();
+    e.remove_session(job.build_id).await.expect("cleanup");
 }

@@ -337,7 +337,23 @@ impl FakeServer {
 
     /// Collects updates for `build` until it reaches a final or `running` stage.
     pub async fn until_settled(&mut self, build: Uuid, timeout: Duration) -> Progress {
-        let mut p = Progress::default();
+        self.until(
+            build,
+            timeout,
+            |s| s == Stage::Running || s.is_final(),
+            Progress::default(),
+        )
+        .await
+    }
+
+    /// Collects updates for `build` (adding to `p`) until a stage satisfies `done`.
+    pub async fn until(
+        &mut self,
+        build: Uuid,
+        timeout: Duration,
+        done: impl Fn(Stage) -> bool,
+        mut p: Progress,
+    ) -> Progress {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let next = tokio::time::timeout_at(deadline, self.updates.next())
@@ -354,7 +370,7 @@ impl FakeServer {
             match u.body {
                 UpdateBody::Stage { stage, reason } => {
                     p.stages.push(stage);
-                    if stage == Stage::Running || stage.is_final() {
+                    if done(stage) {
                         p.reason = reason;
                         return p;
                     }
@@ -366,11 +382,9 @@ impl FakeServer {
                 } => p.detected = Some((stack, dockerfile, own_dockerfile)),
                 UpdateBody::Image { image } => p.image = Some(image),
                 UpdateBody::Log { first_line, lines } => {
-                    assert_eq!(
-                        first_line as usize,
-                        p.log.len(),
-                        "log lines arrive in order"
-                    );
+                    let seen = p.lines.entry(u.attempt).or_default();
+                    assert_eq!(first_line, *seen, "log lines arrive in order");
+                    *seen += lines.len() as u64;
                     p.log.extend(lines);
                 }
                 UpdateBody::Session { container_id, .. } => p.container = Some(container_id),
@@ -388,6 +402,8 @@ pub struct Progress {
     pub container: Option<String>,
     pub log: Vec<String>,
     pub attempts: std::collections::HashSet<Uuid>,
+    /// Log lines seen per attempt.
+    pub lines: HashMap<Uuid, u64>,
 }
 
 impl Progress {
