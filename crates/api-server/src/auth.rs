@@ -50,6 +50,7 @@ fn describe(p: Permission) -> &'static str {
         Permission::ControlDevices => "control devices",
         Permission::ManageKeys => "manage keys",
         Permission::ConnectHost => "connect a host",
+        Permission::UseSandboxes => "use repo sandboxes",
     }
 }
 

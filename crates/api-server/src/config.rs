@@ -31,6 +31,17 @@ pub struct Config {
     /// Where screenshots and reference images go: a directory (or `file://` URL), or
     /// `s3://bucket/prefix` for any S3-compatible store (credentials from `AWS_*` variables).
     pub artifacts_url: String,
+    /// Accept builds of repositories on private, loopback or link-local hosts (the local stack
+    /// and tests; never on a shared deployment: a build would reach the internal network).
+    pub builds_allow_private_hosts: bool,
+    /// Prefix of every repo-sandbox exchange and queue name (`""`: the plain names). Lets
+    /// several deployments, or tests, share one broker; workers must be given the same one.
+    pub builds_namespace: String,
+    /// Seconds a session lives before it expires, unless extended.
+    pub session_ttl_secs: u64,
+    /// Seconds after its start past which a session is never extended (workers remove it then
+    /// whatever happens).
+    pub session_max_ttl_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -54,6 +65,10 @@ impl Default for Config {
             data_dir: PathBuf::from(".labwright/api-server"),
             log_format: LogFormat::Text,
             artifacts_url: ".labwright/artifacts".into(),
+            builds_allow_private_hosts: false,
+            builds_namespace: String::new(),
+            session_ttl_secs: 1800,
+            session_max_ttl_secs: 14_400,
         }
     }
 }
@@ -66,6 +81,14 @@ impl Config {
     /// How long a host may stay silent before it is marked offline.
     pub fn offline_after(&self) -> Duration {
         self.heartbeat_interval() * self.missed_heartbeats
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_ttl_secs)
+    }
+
+    pub fn session_max_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_max_ttl_secs)
     }
 
     /// Reads the optional TOML file, then applies `LABWRIGHT_*` variables from `env`.
@@ -108,6 +131,15 @@ impl Config {
                     config.artifacts_url = value;
                     Ok(())
                 }
+                "BUILDS_ALLOW_PRIVATE_HOSTS" => {
+                    parse_into(&value, &mut config.builds_allow_private_hosts)
+                }
+                "BUILDS_NAMESPACE" => {
+                    config.builds_namespace = value;
+                    Ok(())
+                }
+                "SESSION_TTL_SECS" => parse_into(&value, &mut config.session_ttl_secs),
+                "SESSION_MAX_TTL_SECS" => parse_into(&value, &mut config.session_max_ttl_secs),
                 "DATA_DIR" => {
                     config.data_dir = PathBuf::from(value);
                     Ok(())
@@ -159,6 +191,27 @@ impl Config {
         }
         if self.events_exchange.is_empty() {
             errors.push("events_exchange: must not be empty".into());
+        }
+        if self.builds_namespace.len() > 64
+            || !self
+                .builds_namespace
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            errors.push(
+                "builds_namespace: at most 64 letters, digits, dots, dashes and underscores".into(),
+            );
+        }
+        if !(60..=7 * 86_400).contains(&self.session_ttl_secs) {
+            errors.push("session_ttl_secs: must be between 60 and 604800".into());
+        }
+        if self.session_max_ttl_secs < self.session_ttl_secs
+            || self.session_max_ttl_secs > 30 * 86_400
+        {
+            errors.push(
+                "session_max_ttl_secs: must be at least session_ttl_secs and at most 2592000"
+                    .into(),
+            );
         }
         errors
     }

@@ -1,6 +1,10 @@
 //! Fleet events to RabbitMQ. Changes are written to the outbox table with the change itself; this
 //! module keeps a broker connection (reconnecting with backoff) and moves outbox rows to a durable
 //! topic exchange with publisher confirms, deleting a row only once the broker has acknowledged it.
+//! Rows naming another exchange (build jobs, session control) are published there.
+//!
+//! The connection also declares the repo-sandbox topology ([`declare_topology`]), which build
+//! workers declare identically.
 
 use std::{sync::Arc, time::Duration};
 
@@ -8,13 +12,19 @@ use diesel_async::AsyncConnection;
 use labwright_core::retry::Backoff;
 use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind,
-    options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
+    options::{
+        BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+        QueueDeclareOptions,
+    },
     types::{AMQPValue, FieldTable, ShortString},
 };
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{self, DbError, Pool, outbox};
+use crate::{
+    builds::Names,
+    db::{self, DbError, Pool, outbox},
+};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const BATCH: i64 = 200;
@@ -22,6 +32,7 @@ const BATCH: i64 = 200;
 pub struct Broker {
     url: String,
     exchange: String,
+    names: Names,
     state: Mutex<Option<(Connection, Channel)>>,
     wake: Notify,
 }
@@ -45,10 +56,12 @@ impl From<diesel::result::Error> for PublishError {
 }
 
 impl Broker {
-    pub fn new(url: String, exchange: String) -> Arc<Self> {
+    /// `names`: the repo-sandbox exchanges and queues (see [`Names`]).
+    pub fn new(url: String, exchange: String, names: Names) -> Arc<Self> {
         Arc::new(Self {
             url,
             exchange,
+            names,
             state: Mutex::new(None),
             wake: Notify::new(),
         })
@@ -58,38 +71,87 @@ impl Broker {
         &self.exchange
     }
 
-    /// A connected channel in confirm mode with the exchange declared; connects if needed.
+    /// The repo-sandbox exchange and queue names.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// A connected channel in confirm mode with the exchanges and queues declared; connects if
+    /// needed.
     pub async fn channel(&self) -> Result<Channel, PublishError> {
         let mut state = self.state.lock().await;
-        if let Some((conn, ch)) = state.as_ref()
-            && conn.status().connected()
-            && ch.status().connected()
-        {
-            return Ok(ch.clone());
-        }
-        *state = None;
-        let fut = async {
-            let conn = Connection::connect(&self.url, ConnectionProperties::default()).await?;
-            let ch = conn.create_channel().await?;
-            ch.confirm_select(ConfirmSelectOptions::default()).await?;
-            ch.exchange_declare(
-                ShortString::from(self.exchange.as_str()),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-            Ok::<_, lapin::Error>((conn, ch))
-        };
-        let (conn, ch) = tokio::time::timeout(CONNECT_TIMEOUT, fut)
+        Ok(self.connected(&mut state).await?.1.clone())
+    }
+
+    /// A new channel of its own on the shared connection (for a consumer), connecting if needed.
+    pub async fn open_channel(&self) -> Result<Channel, PublishError> {
+        let mut state = self.state.lock().await;
+        let (conn, _) = self.connected(&mut state).await?;
+        tokio::time::timeout(CONNECT_TIMEOUT, conn.create_channel())
             .await
-            .map_err(|_| PublishError::Timeout)??;
-        tracing::info!(exchange = %self.exchange, "connected to the message broker");
-        *state = Some((conn, ch.clone()));
-        Ok(ch)
+            .map_err(|_| PublishError::Timeout)?
+            .map_err(PublishError::from)
+    }
+
+    async fn connected<'s>(
+        &self,
+        state: &'s mut Option<(Connection, Channel)>,
+    ) -> Result<&'s (Connection, Channel), PublishError> {
+        let alive = state
+            .as_ref()
+            .is_some_and(|(conn, ch)| conn.status().connected() && ch.status().connected());
+        if !alive {
+            *state = None;
+            let fut = async {
+                let conn = Connection::connect(&self.url, ConnectionProperties::default()).await?;
+                let ch = conn.create_channel().await?;
+                ch.confirm_select(ConfirmSelectOptions::default()).await?;
+                declare_topology(&ch, &self.exchange, &self.names).await?;
+                Ok::<_, lapin::Error>((conn, ch))
+            };
+            let pair = tokio::time::timeout(CONNECT_TIMEOUT, fut)
+                .await
+                .map_err(|_| PublishError::Timeout)??;
+            tracing::info!(exchange = %self.exchange, "connected to the message broker");
+            *state = Some(pair);
+        }
+        state.as_ref().ok_or(PublishError::Timeout)
+    }
+
+    /// Publishes one message straight to `exchange` and waits for the broker's confirm. For
+    /// messages that describe no change and may be lost (a periodic snapshot); everything else
+    /// goes through the outbox.
+    pub async fn publish_now(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &serde_json::Value,
+    ) -> Result<(), PublishError> {
+        let fut = async {
+            let channel = self.channel().await?;
+            let body = serde_json::to_vec(payload).unwrap_or_default();
+            let props = BasicProperties::default()
+                .with_content_type("application/json".into())
+                .with_delivery_mode(2);
+            let confirm = channel
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    props,
+                )
+                .await?
+                .await?;
+            if confirm.is_ack() {
+                Ok(())
+            } else {
+                Err(PublishError::Nacked(0))
+            }
+        };
+        tokio::time::timeout(CONNECT_TIMEOUT * 2, fut)
+            .await
+            .map_err(|_| PublishError::Timeout)?
     }
 
     /// Readiness: can we talk to the broker right now (connecting if needed)?
@@ -111,7 +173,9 @@ impl Broker {
             let exchange = self.exchange.clone();
             let n = conn
                 .transaction::<_, PublishError, _>(async move |conn| {
-                    let events = outbox::claim(conn, BATCH).await?;
+                    let mut events = outbox::claim(conn, BATCH).await?;
+                    // RETURNING does not keep the subquery's order; consumers expect it.
+                    events.sort_unstable_by_key(|e| e.id);
                     let mut confirms = Vec::with_capacity(events.len());
                     for e in &events {
                         let body = serde_json::to_vec(&e.payload).unwrap_or_default();
@@ -127,7 +191,11 @@ impl Broker {
                             .with_headers(headers);
                         let confirm = channel
                             .basic_publish(
-                                exchange.as_str().into(),
+                                if e.exchange.is_empty() {
+                                    exchange.as_str().into()
+                                } else {
+                                    e.exchange.as_str().into()
+                                },
                                 e.routing_key.as_str().into(),
                                 BasicPublishOptions::default(),
                                 &body,
@@ -181,4 +249,97 @@ impl Broker {
             }
         }
     }
+}
+
+/// Declares, idempotently and durable, the events exchange and the repo-sandbox topology exactly
+/// as core's [`labwright_core::build::topology`] describes it (names prefixed by the namespace,
+/// see [`Names`]). Build workers declare the same names with the same arguments: any difference
+/// is a channel error on whichever side declares second.
+pub async fn declare_topology(
+    ch: &Channel,
+    events_exchange: &str,
+    names: &Names,
+) -> Result<(), lapin::Error> {
+    use labwright_core::build::topology;
+
+    let durable_exchange = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    let durable_queue = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    let exchange = async |name: &str, kind: ExchangeKind| {
+        ch.exchange_declare(
+            ShortString::from(name),
+            kind,
+            durable_exchange,
+            FieldTable::default(),
+        )
+        .await
+    };
+    let bind = async |queue: &str, exchange: &str, key: &str| {
+        ch.queue_bind(
+            ShortString::from(queue),
+            ShortString::from(exchange),
+            ShortString::from(key),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+    };
+
+    exchange(events_exchange, ExchangeKind::Topic).await?;
+    exchange(&names.jobs_exchange, ExchangeKind::Direct).await?;
+    exchange(&names.dead_exchange, ExchangeKind::Fanout).await?;
+    exchange(&names.sessions_exchange, ExchangeKind::Fanout).await?;
+
+    ch.queue_declare(
+        ShortString::from(names.dead_queue.as_str()),
+        durable_queue,
+        FieldTable::default(),
+    )
+    .await?;
+    bind(&names.dead_queue, &names.dead_exchange, "").await?;
+
+    let mut jobs_args = FieldTable::default();
+    jobs_args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    jobs_args.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongLongInt(topology::DELIVERY_LIMIT),
+    );
+    jobs_args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(names.dead_exchange.as_str().into()),
+    );
+    ch.queue_declare(
+        ShortString::from(names.jobs_queue.as_str()),
+        durable_queue,
+        jobs_args,
+    )
+    .await?;
+    bind(
+        &names.jobs_queue,
+        &names.jobs_exchange,
+        topology::JOBS_ROUTING_KEY,
+    )
+    .await?;
+
+    ch.queue_declare(
+        ShortString::from(names.updates_queue.as_str()),
+        durable_queue,
+        FieldTable::default(),
+    )
+    .await?;
+    bind(
+        &names.updates_queue,
+        events_exchange,
+        topology::UPDATES_BINDING,
+    )
+    .await?;
+    Ok(())
 }

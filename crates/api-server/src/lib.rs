@@ -4,6 +4,7 @@
 
 pub mod artifacts;
 pub mod auth;
+pub mod builds;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -36,6 +37,7 @@ pub struct RunningServer {
     pub grpc_addr: SocketAddr,
     pub pool: db::Pool,
     pub registry: Arc<fleet::Registry>,
+    pub sandboxes: Arc<builds::Sandboxes>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     http: actix_web::dev::ServerHandle,
@@ -80,7 +82,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .context("bootstrapping the first tenant")?;
 
     let registry = Arc::new(fleet::Registry::new(config.offline_after()));
-    let broker = events::Broker::new(config.amqp_url.clone(), config.events_exchange.clone());
+    let broker = events::Broker::new(
+        config.amqp_url.clone(),
+        config.events_exchange.clone(),
+        builds::Names::new(&config.builds_namespace),
+    );
     let artifacts =
         artifacts::Artifacts::open(&config.artifacts_url).context("opening the artifact store")?;
     let shutdown = CancellationToken::new();
@@ -100,6 +106,24 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
     tasks.push(tokio::spawn(
         broker.clone().run_publisher(pool.clone(), shutdown.clone()),
+    ));
+    let sandboxes = builds::Sandboxes::new(
+        pool.clone(),
+        broker.clone(),
+        config.builds_allow_private_hosts,
+        db::builds::SessionTtl {
+            ttl_secs: config.session_ttl_secs,
+            max_ttl_secs: config.session_max_ttl_secs,
+        },
+    );
+    tasks.push(tokio::spawn(
+        sandboxes.clone().run_update_consumer(shutdown.clone()),
+    ));
+    tasks.push(tokio::spawn(
+        sandboxes.clone().run_dead_letter_consumer(shutdown.clone()),
+    ));
+    tasks.push(tokio::spawn(
+        sandboxes.clone().run_session_sweeper(shutdown.clone()),
     ));
     let timing = fleet::FlushTiming::new(config.heartbeat_interval(), config.offline_after());
     tasks.push(tokio::spawn(fleet::run_flusher(
@@ -172,6 +196,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         broker: broker.clone(),
         lab: lab.clone(),
         artifacts: artifacts.clone(),
+        sandboxes: sandboxes.clone(),
     });
     let http_server = HttpServer::new(move || {
         App::new()
@@ -197,6 +222,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         grpc_addr,
         pool,
         registry,
+        sandboxes,
         shutdown,
         tasks,
         http,

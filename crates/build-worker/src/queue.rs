@@ -105,6 +105,22 @@ pub async fn declare(ch: &Channel, names: &Names) -> lapin::Result<()> {
         FieldTable::default(),
     )
     .await?;
+    // The api-server's queue of updates: declared here too, so updates from a worker that
+    // starts first are kept rather than dropped as unroutable.
+    ch.queue_declare(
+        names.of(topology::UPDATES_QUEUE).into(),
+        queue_durable,
+        FieldTable::default(),
+    )
+    .await?;
+    ch.queue_bind(
+        names.of(topology::UPDATES_QUEUE).into(),
+        names.events_exchange.as_str().into(),
+        topology::UPDATES_BINDING.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
     Ok(())
 }
 

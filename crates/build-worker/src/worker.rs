@@ -43,6 +43,8 @@ pub struct Worker {
     pub names: Names,
     /// The latest live-session snapshot from the api-server.
     live: Mutex<Option<(HashSet<Uuid>, i64)>>,
+    /// Jobs in progress here, so a cancel (a `Stop` for their session) can end them.
+    jobs: std::sync::Mutex<std::collections::HashMap<Uuid, CancellationToken>>,
 }
 
 /// Why a job did not reach `running`.
@@ -51,6 +53,8 @@ enum JobError {
     User(String),
     /// Ours (engine down, broker gone): another attempt may succeed.
     Infrastructure(String),
+    /// The api-server cancelled the build; it already says so.
+    Cancelled,
 }
 
 impl From<PublishError> for JobError {
@@ -80,6 +84,7 @@ impl Worker {
             engine,
             names,
             live: Mutex::new(None),
+            jobs: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -148,6 +153,12 @@ impl Worker {
         let _ = sweeper.await;
     }
 
+    fn jobs_in_progress(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Uuid, CancellationToken>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     async fn handle(
         self: Arc<Self>,
         delivery: Delivery,
@@ -176,10 +187,23 @@ impl Worker {
             pending: Vec::new(),
         }));
         tracing::info!(build_id = %job.build_id, host = job.repo_url.host(), "build job taken");
+        let cancel = CancellationToken::new();
+        self.jobs_in_progress().insert(job.build_id, cancel.clone());
         let outcome = tokio::select! {
             _ = stop.cancelled() => Err(JobError::Infrastructure("worker stopping".into())),
+            _ = cancel.cancelled() => Err(JobError::Cancelled),
             r = self.work(&job, &reporter) => r,
         };
+        self.jobs_in_progress().remove(&job.build_id);
+        if matches!(outcome, Err(JobError::Cancelled)) {
+            // Whatever it had started goes; the job is done with.
+            if let Err(e) = self.engine.remove_session(job.build_id).await {
+                tracing::warn!(build_id = %job.build_id, error = %e, "could not clean up a cancelled build");
+            }
+            tracing::info!(build_id = %job.build_id, "build cancelled");
+            let _ = delivery.ack(BasicAckOptions::default()).await;
+            return;
+        }
         let result = match outcome {
             Ok(()) => reporter.lock().await.flush().await.map_err(JobError::from),
             Err(JobError::User(reason)) => {
@@ -194,6 +218,9 @@ impl Worker {
         };
         match result {
             Ok(()) => {
+                let _ = delivery.ack(BasicAckOptions::default()).await;
+            }
+            Err(JobError::Cancelled) => {
                 let _ = delivery.ack(BasicAckOptions::default()).await;
             }
             Err(JobError::Infrastructure(why)) | Err(JobError::User(why)) => {
@@ -328,6 +355,10 @@ impl Worker {
     async fn control(&self, data: &[u8]) {
         match serde_json::from_slice::<SessionControl>(data) {
             Ok(SessionControl::Stop { session_id, reason }) => {
+                // A build still in progress here (sessions are named after their build) stops.
+                if let Some(job) = self.jobs_in_progress().get(&session_id) {
+                    job.cancel();
+                }
                 match self.engine.remove_session(session_id).await {
                     Ok(true) => tracing::info!(%session_id, reason, "session removed"),
                     Ok(false) => {}

@@ -496,3 +496,181 @@ async fn a_worker_killed_mid_build_loses_nothing_and_leaves_nothing() {
     let _ = second.wait();
     e.remove_session(job.build_id).await.expect("cleanup");
 }
+
+/// What a session container printed so far.
+async fn container_logs(e: &labwright_build_worker::engine::Engine, id: Uuid) -> String {
+    use futures::StreamExt;
+    let mut out = String::new();
+    let mut logs = e.docker().logs(
+        &engine::session_name(id),
+        Some(bollard::query_parameters::LogsOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        }),
+    );
+    while let Some(Ok(chunk)) = logs.next().await {
+        out.push_str(&chunk.to_string());
+    }
+    out
+}
+
+/// One repository per stack, built from the generated Dockerfile on the Debian-based images of
+/// `scripts/build-images` and run to a live container whose program says it is up. (Java is
+/// left out: Maven and Gradle need Maven Central, which this machine cannot reach.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_stack_builds_and_runs_from_a_generated_dockerfile() {
+    let mut lab = start(|c| c.build_timeout_secs = 600).await;
+    let e = lab.engine().await;
+    for image in [
+        "labwright/python:3",
+        "labwright/node:18",
+        "labwright/go:1",
+        "labwright/rust:1",
+    ] {
+        assert!(
+            e.docker().inspect_image(image).await.is_ok(),
+            "{image} is missing: scripts/test makes it with scripts/build-images"
+        );
+    }
+    let repos = [
+        (
+            "python",
+            vec![
+                ("requirements.txt", "six==1.16.0\n"),
+                (
+                    "main.py",
+                    "import time, six\nprint('python up', six.__version__, flush=True)\ntime.sleep(600)\n",
+                ),
+            ],
+        ),
+        (
+            "node",
+            vec![
+                (
+                    "package.json",
+                    r#"{"name": "app", "version": "1.0.0", "scripts": {"start": "node server.js"}}"#,
+                ),
+                (
+                    "package-lock.json",
+                    r#"{"name": "app", "version": "1.0.0", "lockfileVersion": 3, "requires": true, "packages": {"": {"name": "app", "version": "1.0.0"}}}"#,
+                ),
+                (
+                    "server.js",
+                    "console.log('node up');\nsetInterval(() => {}, 1000);\n",
+                ),
+            ],
+        ),
+        (
+            "go",
+            vec![
+                ("go.mod", "module example.com/app\n\ngo 1.19\n"),
+                (
+                    "main.go",
+                    "package main\n\nimport (\n\t\"fmt\"\n\t\"time\"\n)\n\nfunc main() {\n\tfmt.Println(\"go up\")\n\ttime.Sleep(600 * time.Second)\n}\n",
+                ),
+            ],
+        ),
+        (
+            "rust",
+            vec![
+                (
+                    "Cargo.toml",
+                    "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+                ),
+                (
+                    "src/main.rs",
+                    "fn main() {\n    println!(\"rust up\");\n    std::thread::sleep(std::time::Duration::from_secs(600));\n}\n",
+                ),
+            ],
+        ),
+    ];
+    for (stack, files) in repos {
+        let url = lab.git.repo(stack, &files);
+        let job = lab.server.queue_job(&url, None, None).await;
+        let p = lab
+            .server
+            .until_settled(job.build_id, Duration::from_secs(600))
+            .await;
+        assert_eq!(
+            p.last(),
+            Some(Stage::Running),
+            "{stack}: {} / {:?}",
+            p.reason,
+            p.log.iter().rev().take(15).collect::<Vec<_>>()
+        );
+        let (detected, dockerfile, own) = p.detected.clone().expect("detected");
+        assert_eq!((detected.as_str(), own), (stack, false), "{dockerfile}");
+        let expected = format!("{stack} up");
+        let mut logs = String::new();
+        for _ in 0..100 {
+            logs = container_logs(&e, job.build_id).await;
+            if logs.contains(&expected) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            logs.contains(&expected),
+            "{stack}: the program did not start: {logs:?}"
+        );
+        let c = e
+            .docker()
+            .inspect_container(&engine::session_name(job.build_id), None)
+            .await
+            .expect("inspect");
+        assert_eq!(
+            c.config.and_then(|c| c.user).as_deref(),
+            Some("65534:65534"),
+            "{stack} runs as nobody"
+        );
+        e.remove_session(job.build_id).await.expect("cleanup");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_cancelled_while_building_stops_and_is_not_retried() {
+    let mut lab = start(|_| {}).await;
+    let url = lab.git.repo(
+        "slow",
+        &[(
+            "Dockerfile",
+            &format!("FROM {BASE_IMAGE}\nRUN sleep 5\nCMD [\"sleep\", \"600\"]\n"),
+        )],
+    );
+    let job = lab.server.queue_job(&url, None, None).await;
+    let p = lab
+        .server
+        .until(
+            job.build_id,
+            SETTLE,
+            |s| s == Stage::Building,
+            Progress::default(),
+        )
+        .await;
+    lab.server
+        .control(&SessionControl::Stop {
+            session_id: job.build_id,
+            reason: "cancelled".into(),
+        })
+        .await;
+    // Nothing more happens for it: no later stage, no second attempt.
+    let next = tokio::time::timeout(
+        Duration::from_secs(10),
+        lab.server
+            .until(job.build_id, SETTLE, |_| true, Progress::default()),
+    )
+    .await;
+    assert!(
+        next.is_err(),
+        "the cancelled build went on: {next:?} after {p:?}"
+    );
+    let e = lab.engine().await;
+    assert!(e.sessions().await.expect("sessions").is_empty());
+    assert!(
+        e.docker()
+            .inspect_image(&e.image_tag(job.build_id))
+            .await
+            .is_err()
+    );
+}

@@ -29,6 +29,9 @@ pub enum Permission {
     ControlDevices,
     ManageKeys,
     ConnectHost,
+    /// Start repo sandboxes (builds), cancel them, end and extend their sessions. Reading them
+    /// is [`Permission::ReadFleet`].
+    UseSandboxes,
 }
 
 impl Role {
@@ -48,8 +51,11 @@ impl Role {
         match self {
             Role::Host => permission == ConnectHost,
             Role::Viewer => permission == ReadFleet,
-            Role::Operator => matches!(permission, ReadFleet | ControlDevices),
-            Role::Admin => matches!(permission, ReadFleet | ControlDevices | ManageKeys),
+            Role::Operator => matches!(permission, ReadFleet | ControlDevices | UseSandboxes),
+            Role::Admin => matches!(
+                permission,
+                ReadFleet | ControlDevices | ManageKeys | UseSandboxes
+            ),
         }
     }
 }
@@ -88,6 +94,10 @@ mod tests {
             assert!(r.allows(Permission::ReadFleet), "{r}");
         }
         assert!(!Role::Viewer.allows(Permission::ControlDevices));
+        assert!(!Role::Viewer.allows(Permission::UseSandboxes));
+        assert!(!Role::Host.allows(Permission::UseSandboxes));
+        assert!(Role::Operator.allows(Permission::UseSandboxes));
+        assert!(Role::Admin.allows(Permission::UseSandboxes));
         assert!(!Role::Operator.allows(Permission::ManageKeys));
         assert!(Role::Admin.allows(Permission::ManageKeys));
     }

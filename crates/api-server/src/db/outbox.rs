@@ -1,5 +1,7 @@
 //! The transactional outbox: events are inserted in the same transaction as the change they
 //! describe, then published to RabbitMQ and deleted only once the broker has confirmed them.
+//! Other messages that must leave with a change (build jobs, session control) go the same way,
+//! each row naming its own exchange (`''` is the events exchange).
 
 use diesel::{ExpressionMethods, QueryableByName, sql_types};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -27,12 +29,37 @@ pub async fn push(
     Ok(())
 }
 
+/// Queues a message for `exchange` (never `''`) with `routing_key` verbatim: build jobs and
+/// session control, which are not tenant events.
+pub async fn push_to(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    exchange: &str,
+    routing_key: &str,
+    payload: serde_json::Value,
+) -> Result<(), DbError> {
+    debug_assert!(!exchange.is_empty(), "'' is the events exchange: use push");
+    diesel::insert_into(outbox_events::table)
+        .values((
+            outbox_events::tenant_id.eq(tenant.0),
+            outbox_events::exchange.eq(exchange),
+            outbox_events::routing_key.eq(routing_key),
+            outbox_events::payload.eq(payload),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 #[derive(Debug, QueryableByName)]
 pub struct OutboxEvent {
     #[diesel(sql_type = sql_types::BigInt)]
     pub id: i64,
     #[diesel(sql_type = sql_types::Uuid)]
     pub tenant_id: Uuid,
+    /// `''`: the events exchange.
+    #[diesel(sql_type = sql_types::Text)]
+    pub exchange: String,
     #[diesel(sql_type = sql_types::Text)]
     pub routing_key: String,
     #[diesel(sql_type = sql_types::Jsonb)]
@@ -45,7 +72,7 @@ pub async fn claim(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<Outbo
     Ok(super::statement::Statement::new(
         "DELETE FROM outbox_events WHERE id IN \
            (SELECT id FROM outbox_events ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) \
-         RETURNING id, tenant_id, routing_key, payload",
+         RETURNING id, tenant_id, exchange, routing_key, payload",
     )
     .bind::<sql_types::BigInt, _>(limit)
     .load(conn)

@@ -15,6 +15,39 @@ diesel::table! {
 }
 
 diesel::table! {
+    build_logs (build_id, attempt, line_no) {
+        build_id -> Uuid,
+        attempt -> Uuid,
+        line_no -> Int8,
+        seq -> Int8,
+        line -> Text,
+        at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    builds (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        repo_url -> Text,
+        git_ref -> Nullable<Text>,
+        subdir -> Nullable<Text>,
+        stage -> Text,
+        stack -> Nullable<Text>,
+        dockerfile -> Nullable<Text>,
+        own_dockerfile -> Nullable<Bool>,
+        image -> Nullable<Text>,
+        reason -> Text,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        attempt -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
     devices (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -118,6 +151,7 @@ diesel::table! {
         routing_key -> Text,
         payload -> Jsonb,
         created_at -> Timestamptz,
+        exchange -> Text,
     }
 }
 
@@ -131,6 +165,22 @@ diesel::table! {
         object_key -> Text,
         sha256 -> Text,
         created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        build_id -> Uuid,
+        container_id -> Text,
+        network -> Text,
+        status -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        hard_expires_at -> Timestamptz,
+        ended_at -> Nullable<Timestamptz>,
+        end_reason -> Text,
     }
 }
 
@@ -156,6 +206,8 @@ diesel::table! {
 }
 
 diesel::joinable!(api_keys -> tenants (tenant_id));
+diesel::joinable!(build_logs -> builds (build_id));
+diesel::joinable!(builds -> tenants (tenant_id));
 diesel::joinable!(devices -> hosts (host_id));
 diesel::joinable!(devices -> tenants (tenant_id));
 diesel::joinable!(execution_steps -> executions (execution_id));
@@ -168,10 +220,14 @@ diesel::joinable!(nav_edge_stats -> tenants (tenant_id));
 diesel::joinable!(navigation_trees -> tenants (tenant_id));
 diesel::joinable!(outbox_events -> tenants (tenant_id));
 diesel::joinable!(reference_images -> tenants (tenant_id));
+diesel::joinable!(sessions -> builds (build_id));
+diesel::joinable!(sessions -> tenants (tenant_id));
 diesel::joinable!(testcases -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
+    build_logs,
+    builds,
     devices,
     execution_steps,
     executions,
@@ -180,6 +236,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     navigation_trees,
     outbox_events,
     reference_images,
+    sessions,
     tenants,
     testcases,
 );

@@ -1,5 +1,6 @@
 //! The REST API (`/api/v1`), health probes, the OpenAPI document and Swagger UI.
 
+mod builds;
 mod control;
 mod executions;
 mod fleet;
@@ -29,6 +30,7 @@ pub struct AppState {
     pub broker: Arc<Broker>,
     pub lab: Arc<crate::executions::Lab>,
     pub artifacts: crate::artifacts::Artifacts,
+    pub sandboxes: Arc<crate::builds::Sandboxes>,
 }
 
 /// Most items one list call returns.
@@ -37,7 +39,7 @@ pub const DEFAULT_PAGE: i64 = 50;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Labwright API", description = "Remote test lab: fleet, devices, keys."),
+    info(title = "Labwright API", description = "Remote test lab: fleet, devices, keys, test runs and repo sandboxes."),
     paths(
         healthz, readyz,
         fleet::list_hosts, fleet::get_host, fleet::ping_host, fleet::list_devices, fleet::get_device,
@@ -48,6 +50,8 @@ pub const DEFAULT_PAGE: i64 = 50;
         library::put_testcase, library::list_testcases, library::get_testcase, library::get_testcase_version,
         library::put_tree, library::list_trees, library::get_tree,
         library::put_reference, library::list_references, library::get_reference,
+        builds::create_build, builds::list_builds, builds::get_build, builds::build_logs, builds::cancel_build,
+        builds::list_sessions, builds::get_session, builds::delete_session, builds::extend_session,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -117,7 +121,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(library::get_tree)
                 .service(library::put_reference)
                 .service(library::list_references)
-                .service(library::get_reference),
+                .service(library::get_reference)
+                .service(builds::create_build)
+                .service(builds::list_builds)
+                .service(builds::get_build)
+                .service(builds::build_logs)
+                .service(builds::cancel_build)
+                .service(builds::list_sessions)
+                .service(builds::get_session)
+                .service(builds::delete_session)
+                .service(builds::extend_session),
         )
         .default_service(web::to(not_found));
 }

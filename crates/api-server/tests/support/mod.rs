@@ -53,6 +53,11 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     d
 }
 
+/// Repo-sandbox namespace of the tests that do not use builds: shared (their servers only
+/// declare the queues), so test runs leave a fixed set of queues behind rather than one per test,
+/// and apart from any local stack on the same broker. Build tests use one of their own each.
+pub const SHARED_BUILDS_NAMESPACE: &str = "lwtest.";
+
 /// Server config for tests: ephemeral ports, fast heartbeats, an exchange of its own.
 pub fn test_config(database_url: &str) -> Config {
     Config {
@@ -66,6 +71,8 @@ pub fn test_config(database_url: &str) -> Config {
         missed_heartbeats: 3,
         data_dir: temp_dir("data"),
         artifacts_url: temp_dir("artifacts").to_string_lossy().into_owned(),
+        builds_namespace: SHARED_BUILDS_NAMESPACE.into(),
+        builds_allow_private_hosts: true,
         ..Config::default()
     }
 }
@@ -572,6 +579,11 @@ pub fn spawn_binary_env(
         )
         .env("LABWRIGHT_DATA_DIR", &config.data_dir)
         .env("LABWRIGHT_ARTIFACTS_URL", &config.artifacts_url)
+        .env("LABWRIGHT_BUILDS_NAMESPACE", &config.builds_namespace)
+        .env(
+            "LABWRIGHT_BUILDS_ALLOW_PRIVATE_HOSTS",
+            config.builds_allow_private_hosts.to_string(),
+        )
         .env("LABWRIGHT_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())

@@ -22,10 +22,7 @@ use labwright_core::build::{
 };
 use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties, Consumer,
-    options::{
-        BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
-        QueueDeclareOptions,
-    },
+    options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions},
     types::FieldTable,
 };
 use uuid::Uuid;
@@ -244,30 +241,9 @@ impl FakeServer {
             .await
             .expect("confirms");
         queue::declare(&channel, &names).await.expect("topology");
-        let q = channel
-            .queue_declare(
-                names.of(topology::UPDATES_QUEUE).into(),
-                QueueDeclareOptions {
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("updates queue");
-        channel
-            .queue_bind(
-                q.name().clone(),
-                names.events_exchange.as_str().into(),
-                topology::UPDATES_BINDING.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("bind");
         let updates = channel
             .basic_consume(
-                q.name().clone(),
+                names.of(topology::UPDATES_QUEUE).into(),
                 "fake-server".into(),
                 BasicConsumeOptions {
                     no_ack: true,
@@ -390,6 +366,51 @@ impl FakeServer {
                 UpdateBody::Session { container_id, .. } => p.container = Some(container_id),
             }
         }
+    }
+}
+
+/// Deletes the test's namespaced queues and exchanges (they are durable, like the real ones).
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        let names = self.names.clone();
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let Ok(conn) = Connection::connect(
+                    &env("LABWRIGHT_TEST_AMQP_URL"),
+                    ConnectionProperties::default(),
+                )
+                .await
+                else {
+                    return;
+                };
+                let Ok(ch) = conn.create_channel().await else {
+                    return;
+                };
+                for q in [
+                    topology::JOBS_QUEUE,
+                    topology::DEAD_QUEUE,
+                    topology::UPDATES_QUEUE,
+                ] {
+                    let _ = ch
+                        .queue_delete(names.of(q).into(), Default::default())
+                        .await;
+                }
+                for x in [
+                    names.of(topology::JOBS_EXCHANGE),
+                    names.of(topology::DEAD_EXCHANGE),
+                    names.of(topology::SESSIONS_EXCHANGE),
+                    names.events_exchange.clone(),
+                ] {
+                    let _ = ch.exchange_delete(x.into(), Default::default()).await;
+                }
+                let _ = conn.close(200, "done".into()).await;
+            });
+        });
+        let _ = cleanup.join();
     }
 }
 

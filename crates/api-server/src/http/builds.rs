@@ -1,0 +1,676 @@
+//! `/api/v1/builds` and `/api/v1/sessions`: repo sandboxes. Submit a repository to be built and
+//! run by a build worker, follow its stages and log (Server-Sent Events), cancel it; list, end
+//! and extend the sessions that successful builds leave.
+
+use std::{
+    convert::Infallible,
+    time::{Duration, Instant},
+};
+
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use labwright_core::{
+    auth::Permission,
+    build::{
+        BuildJob, Stage,
+        source::{RepoUrl, validate_ref, validate_subdir},
+    },
+    ids::TenantId,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{AppState, Page, page};
+use crate::{
+    auth::Caller,
+    db::{
+        self, Pool,
+        builds::{BuildRow, CancelOutcome, ExtendOutcome, SessionRow},
+    },
+    error::ApiError,
+};
+
+/// Lines in a build's `log_tail`.
+pub const LOG_TAIL: i64 = 20;
+/// Lines read per query by the log stream.
+const LOG_PAGE: i64 = 500;
+/// How often the log stream looks for new lines (the database: works across replicas).
+const LOG_POLL: Duration = Duration::from_millis(250);
+/// A running build's log stream ends after this long without a new line.
+const LOG_QUIET_END: Duration = Duration::from_secs(2);
+/// A comment line keeps idle proxies from closing the stream.
+const LOG_KEEPALIVE: Duration = Duration::from_secs(15);
+/// A stream is closed after this long (without `end`); clients resume with `Last-Event-ID`.
+const LOG_MAX_STREAM: Duration = Duration::from_secs(30 * 60);
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBuild {
+    /// `https://`, `http://`, `ssh://`, `git://` or `user@host:path`; no credentials, no local
+    /// paths.
+    pub repo_url: String,
+    /// Branch, tag or commit; the default branch when absent.
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    /// Directory of the repository to build (relative, no `..`).
+    pub subdir: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BuildView {
+    pub id: Uuid,
+    pub repo_url: String,
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    pub subdir: Option<String>,
+    /// queued, cloning, detecting, building, starting, running, failed, expired, cancelled,
+    /// stopped.
+    pub stage: String,
+    pub reason: String,
+    /// The detected stack (e.g. `node`, `python`).
+    pub stack: Option<String>,
+    /// The Dockerfile built: the repository's own or a generated one.
+    pub dockerfile: Option<String>,
+    pub own_dockerfile: Option<bool>,
+    pub image: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// When a worker took the job.
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub durations: Durations,
+    /// The last lines of the log (one build only, not in lists).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<Vec<String>>,
+    pub session: Option<SessionSummary>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Durations {
+    /// From submission until a worker took it (so far, while queued).
+    pub queued_ms: Option<i64>,
+    /// From a worker taking it until its session started or it ended (so far, while building).
+    pub build_ms: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionSummary {
+    pub id: Uuid,
+    /// running, stopped, expired.
+    pub status: String,
+    pub expires_at: DateTime<Utc>,
+    pub container_id: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    /// The build's id (one session per build).
+    pub id: Uuid,
+    pub build_id: Uuid,
+    /// running, stopped, expired.
+    pub status: String,
+    pub container_id: String,
+    pub network: String,
+    pub created_at: DateTime<Utc>,
+    /// When it expires unless extended.
+    pub expires_at: DateTime<Utc>,
+    /// It is never extended past this.
+    pub hard_expires_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub end_reason: String,
+}
+
+fn ms(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
+    (to - from).num_milliseconds().max(0)
+}
+
+fn durations(b: &BuildRow, session: Option<&SessionRow>) -> Durations {
+    let now = Utc::now();
+    let stage = b.stage();
+    let queued_ms = match (b.started_at, b.finished_at) {
+        (Some(started), _) => Some(ms(b.created_at, started)),
+        (None, Some(finished)) => Some(ms(b.created_at, finished)),
+        (None, None) => Some(ms(b.created_at, now)),
+    };
+    let build_ms = b.started_at.and_then(|started| {
+        let end = session
+            .map(|s| s.created_at)
+            .or(b.finished_at)
+            .or((!stage.is_final() && stage != Stage::Running).then_some(now))?;
+        Some(ms(started, end))
+    });
+    Durations {
+        queued_ms,
+        build_ms,
+    }
+}
+
+fn build_view(
+    b: BuildRow,
+    session: Option<SessionRow>,
+    log_tail: Option<Vec<String>>,
+) -> BuildView {
+    let durations = durations(&b, session.as_ref());
+    BuildView {
+        id: b.id,
+        repo_url: b.repo_url,
+        git_ref: b.git_ref,
+        subdir: b.subdir,
+        stage: b.stage,
+        reason: b.reason,
+        stack: b.stack,
+        dockerfile: b.dockerfile,
+        own_dockerfile: b.own_dockerfile,
+        image: b.image,
+        created_at: b.created_at,
+        started_at: b.started_at,
+        finished_at: b.finished_at,
+        durations,
+        log_tail,
+        session: session.map(|s| SessionSummary {
+            id: s.id,
+            status: s.status,
+            expires_at: s.expires_at,
+            container_id: s.container_id,
+        }),
+    }
+}
+
+fn session_view(s: SessionRow) -> SessionView {
+    SessionView {
+        id: s.id,
+        build_id: s.build_id,
+        status: s.status,
+        container_id: s.container_id,
+        network: s.network,
+        created_at: s.created_at,
+        expires_at: s.expires_at,
+        hard_expires_at: s.hard_expires_at,
+        ended_at: s.ended_at,
+        end_reason: s.end_reason,
+    }
+}
+
+async fn full_view(
+    conn: &mut diesel_async::AsyncPgConnection,
+    tenant: TenantId,
+    b: BuildRow,
+) -> Result<BuildView, ApiError> {
+    let session = db::builds::sessions_of(conn, tenant, &[b.id])
+        .await?
+        .into_iter()
+        .next();
+    let tail = db::builds::log_tail(conn, b.id, LOG_TAIL).await?;
+    Ok(build_view(b, session, Some(tail)))
+}
+
+/// An absent or empty optional field is the same thing.
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.is_empty())
+}
+
+/// Builds a repository and runs it in a session. The URL, ref and subdirectory are checked
+/// before anything is stored; the job is queued for a build worker with the build.
+#[utoipa::path(post, path = "/api/v1/builds", request_body = CreateBuild,
+    responses((status = 201, body = BuildView), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+#[post("/builds")]
+pub async fn create_build(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<CreateBuild>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::UseSandboxes)?;
+    let sandboxes = &state.sandboxes;
+    let url = RepoUrl::parse(&body.repo_url)?;
+    let git_ref = given(&body.git_ref);
+    if let Some(r) = git_ref {
+        validate_ref(r)?;
+    }
+    let subdir = given(&body.subdir);
+    if let Some(s) = subdir {
+        validate_subdir(s)?;
+    }
+    if url.is_private_host() && !sandboxes.allow_private_hosts {
+        return Err(ApiError::InvalidArgument(format!(
+            "repo_url: {} is a private, loopback or link-local address; this server only builds \
+             repositories on public hosts",
+            url.host()
+        )));
+    }
+    let job = BuildJob {
+        build_id: Uuid::new_v4(),
+        tenant_id: caller.tenant.0,
+        repo_url: url,
+        git_ref: git_ref.map(str::to_owned),
+        subdir: subdir.map(str::to_owned),
+        session_ttl_secs: sandboxes.ttl.ttl_secs,
+        hard_ttl_secs: sandboxes.ttl.max_ttl_secs,
+    };
+    let mut conn = db::conn(&state.pool).await?;
+    let b = db::builds::create(
+        &mut conn,
+        db::builds::NewBuild {
+            created_by: caller.key_id.0,
+            job: &job,
+        },
+        &sandboxes.names().jobs_exchange,
+    )
+    .await?;
+    state.broker.wake();
+    // The host only: the URL carries no credentials (RepoUrl refuses them), but logs stay lean.
+    tracing::info!(build_id = %b.id, host = job.repo_url.host(), "build queued");
+    Ok(HttpResponse::Created().json(build_view(b, None, Some(Vec::new()))))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct BuildParams {
+    /// Only builds in this stage.
+    stage: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// Builds of the tenant, newest first.
+#[utoipa::path(get, path = "/api/v1/builds", params(BuildParams), responses((status = 200, body = inline(Page<BuildView>)), (status = 400, body = crate::error::ErrorBody)))]
+#[get("/builds")]
+pub async fn list_builds(
+    state: web::Data<AppState>,
+    caller: Caller,
+    params: web::Query<BuildParams>,
+) -> Result<web::Json<Page<BuildView>>, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    let p = params.into_inner();
+    let (limit, offset) = page(p.limit, p.offset)?;
+    let stage = match &p.stage {
+        None => None,
+        Some(s) => Some(Stage::parse(s).ok_or_else(|| {
+            ApiError::InvalidArgument(format!("stage: unknown build stage {s:?}"))
+        })?),
+    };
+    let mut conn = db::conn(&state.pool).await?;
+    let q = db::builds::ListQuery {
+        stage,
+        limit,
+        offset,
+    };
+    let (rows, total) = db::builds::list(&mut conn, caller.tenant, &q).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|b| b.id).collect();
+    let mut sessions = db::builds::sessions_of(&mut conn, caller.tenant, &ids).await?;
+    let items = rows
+        .into_iter()
+        .map(|b| {
+            let session = sessions
+                .iter()
+                .position(|s| s.build_id == b.id)
+                .map(|i| sessions.swap_remove(i));
+            build_view(b, session, None)
+        })
+        .collect();
+    Ok(web::Json(Page {
+        items,
+        total,
+        limit,
+        offset,
+    }))
+}
+
+/// One build with the end of its log and its session.
+#[utoipa::path(get, path = "/api/v1/builds/{id}", params(("id" = Uuid, Path)), responses((status = 200, body = BuildView), (status = 404, body = crate::error::ErrorBody)))]
+#[get("/builds/{id}")]
+pub async fn get_build(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<BuildView>, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    let id = id.into_inner();
+    let mut conn = db::conn(&state.pool).await?;
+    let b = db::builds::get(&mut conn, caller.tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("build {id}")))?;
+    Ok(web::Json(full_view(&mut conn, caller.tenant, b).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LogParams {
+    /// Only lines after this event id (as `Last-Event-ID`, which it overrides).
+    after: Option<i64>,
+    /// `false`: send what is stored and end. Default `true`: follow until the build ends (or
+    /// runs and its log has been quiet for 2 s).
+    follow: Option<bool>,
+}
+
+/// The build log as Server-Sent Events: `id: <seq>` and `data: <line>` per line, then
+/// `event: end` with the stage as data. Resumes after `Last-Event-ID` or `?after=`.
+#[utoipa::path(get, path = "/api/v1/builds/{id}/logs", params(("id" = Uuid, Path), LogParams),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 404, body = crate::error::ErrorBody)))]
+#[get("/builds/{id}/logs")]
+pub async fn build_logs(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    params: web::Query<LogParams>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    let id = id.into_inner();
+    let after = match params.after {
+        Some(a) => a,
+        None => match req.headers().get("last-event-id") {
+            None => 0,
+            Some(v) => v
+                .to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .ok_or_else(|| {
+                    ApiError::InvalidArgument("Last-Event-ID: must be an event id".into())
+                })?,
+        },
+    };
+    {
+        let mut conn = db::conn(&state.pool).await?;
+        db::builds::get(&mut conn, caller.tenant, id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("build {id}")))?;
+    }
+    let now = Instant::now();
+    let stream = LogStream {
+        pool: state.pool.clone(),
+        build: id,
+        after,
+        follow: params.follow.unwrap_or(true),
+        opened: now,
+        last_line: now,
+        last_sent: now,
+        done: false,
+    };
+    let body = futures::stream::unfold(stream, |mut st| async move {
+        let chunk = st.next_chunk().await?;
+        Some((Ok::<_, Infallible>(chunk), st))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}
+
+/// The state of one log stream: where it is, and when it last had something to say.
+struct LogStream {
+    pool: Pool,
+    build: Uuid,
+    after: i64,
+    follow: bool,
+    opened: Instant,
+    last_line: Instant,
+    last_sent: Instant,
+    done: bool,
+}
+
+impl LogStream {
+    /// The next piece of the stream, waiting for one; `None` ends it.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        while !self.done {
+            // The stage is read before the lines: lines stored before the build ended are then
+            // always seen before the end.
+            let read = async {
+                let mut conn = db::conn(&self.pool).await?;
+                let stage = db::builds::stage_of(&mut conn, self.build).await?;
+                let lines =
+                    db::builds::log_page(&mut conn, self.build, self.after, LOG_PAGE).await?;
+                Ok::<_, db::DbError>((stage, lines))
+            };
+            let (stage, lines) = match read.await {
+                Ok(r) => r,
+                Err(e) => {
+                    // The client resumes from the last id it saw.
+                    tracing::warn!(build_id = %self.build, error = %e, "build log stream aborted");
+                    return None;
+                }
+            };
+            if let Some(last) = lines.last() {
+                self.after = last.seq;
+                self.last_line = Instant::now();
+                self.last_sent = self.last_line;
+                let mut out = String::new();
+                for l in &lines {
+                    sse_event(&mut out, Some(l.seq), None, &l.line);
+                }
+                return Some(Bytes::from(out));
+            }
+            let stage = stage.unwrap_or(Stage::Failed);
+            let quiet = self.last_line.elapsed() >= LOG_QUIET_END;
+            if !self.follow || stage.is_final() || (stage == Stage::Running && quiet) {
+                self.done = true;
+                let mut out = String::new();
+                sse_event(&mut out, None, Some("end"), stage.as_str());
+                return Some(Bytes::from(out));
+            }
+            if self.opened.elapsed() >= LOG_MAX_STREAM {
+                return None;
+            }
+            if self.last_sent.elapsed() >= LOG_KEEPALIVE {
+                self.last_sent = Instant::now();
+                return Some(Bytes::from_static(b": keep-alive\n\n"));
+            }
+            tokio::time::sleep(LOG_POLL).await;
+        }
+        None
+    }
+}
+
+/// Appends one SSE event. A line holding line breaks becomes several `data:` lines, which the
+/// client joins back with `\n`.
+fn sse_event(out: &mut String, id: Option<i64>, event: Option<&str>, data: &str) {
+    use std::fmt::Write;
+    if let Some(id) = id {
+        let _ = writeln!(out, "id: {id}");
+    }
+    if let Some(event) = event {
+        let _ = writeln!(out, "event: {event}");
+    }
+    let data = if data.contains('\r') {
+        std::borrow::Cow::Owned(data.replace("\r\n", "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(data)
+    };
+    for part in data.split(['\n', '\r']) {
+        let _ = writeln!(out, "data: {part}");
+    }
+    out.push('\n');
+}
+
+/// Cancels a build that has not reached its session yet (queued, cloning, detecting, building,
+/// starting). A running build is ended by deleting its session.
+#[utoipa::path(post, path = "/api/v1/builds/{id}/cancel", params(("id" = Uuid, Path)),
+    responses((status = 200, body = BuildView), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+#[post("/builds/{id}/cancel")]
+pub async fn cancel_build(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<BuildView>, ApiError> {
+    caller.require(Permission::UseSandboxes)?;
+    let id = id.into_inner();
+    let mut conn = db::conn(&state.pool).await?;
+    let reason = format!("cancelled by {}", caller.key_name);
+    let outcome = db::builds::cancel(
+        &mut conn,
+        caller.tenant,
+        id,
+        &reason,
+        &state.sandboxes.names().sessions_exchange,
+    )
+    .await?;
+    let b = match outcome {
+        CancelOutcome::Cancelled(b) => b,
+        CancelOutcome::NotFound => return Err(ApiError::NotFound(format!("build {id}"))),
+        CancelOutcome::Refused(b) if b.stage() == Stage::Running => {
+            return Err(ApiError::Conflict(format!(
+                "build {id} is running: delete its session instead"
+            )));
+        }
+        CancelOutcome::Refused(b) => {
+            return Err(ApiError::Conflict(format!(
+                "build {id} already ended ({})",
+                b.stage
+            )));
+        }
+    };
+    state.broker.wake();
+    tracing::info!(build_id = %id, "build cancelled");
+    Ok(web::Json(full_view(&mut conn, caller.tenant, b).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SessionParams {
+    /// running, stopped or expired.
+    status: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// Sessions of the tenant, newest first.
+#[utoipa::path(get, path = "/api/v1/sessions", params(SessionParams), responses((status = 200, body = inline(Page<SessionView>)), (status = 400, body = crate::error::ErrorBody)))]
+#[get("/sessions")]
+pub async fn list_sessions(
+    state: web::Data<AppState>,
+    caller: Caller,
+    params: web::Query<SessionParams>,
+) -> Result<web::Json<Page<SessionView>>, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    let p = params.into_inner();
+    let (limit, offset) = page(p.limit, p.offset)?;
+    if let Some(s) = &p.status
+        && !db::builds::SESSION_STATUSES.contains(&s.as_str())
+    {
+        return Err(ApiError::InvalidArgument(format!(
+            "status: unknown session status {s:?}"
+        )));
+    }
+    let mut conn = db::conn(&state.pool).await?;
+    let q = db::builds::SessionQuery {
+        status: p.status,
+        limit,
+        offset,
+    };
+    let (rows, total) = db::builds::list_sessions(&mut conn, caller.tenant, &q).await?;
+    Ok(web::Json(Page {
+        items: rows.into_iter().map(session_view).collect(),
+        total,
+        limit,
+        offset,
+    }))
+}
+
+/// One session.
+#[utoipa::path(get, path = "/api/v1/sessions/{id}", params(("id" = Uuid, Path)), responses((status = 200, body = SessionView), (status = 404, body = crate::error::ErrorBody)))]
+#[get("/sessions/{id}")]
+pub async fn get_session(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<SessionView>, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    let id = id.into_inner();
+    let mut conn = db::conn(&state.pool).await?;
+    let s = db::builds::get_session(&mut conn, caller.tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("session {id}")))?;
+    Ok(web::Json(session_view(s)))
+}
+
+/// Ends a session: its container is removed and its build becomes `stopped`. A session that
+/// already ended is returned as it is.
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", params(("id" = Uuid, Path)), responses((status = 200, body = SessionView), (status = 404, body = crate::error::ErrorBody)))]
+#[delete("/sessions/{id}")]
+pub async fn delete_session(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<SessionView>, ApiError> {
+    caller.require(Permission::UseSandboxes)?;
+    let id = id.into_inner();
+    let mut conn = db::conn(&state.pool).await?;
+    let reason = format!("deleted by {}", caller.key_name);
+    let s = db::builds::stop_session(
+        &mut conn,
+        caller.tenant,
+        id,
+        &reason,
+        &state.sandboxes.names().sessions_exchange,
+    )
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("session {id}")))?;
+    state.broker.wake();
+    tracing::info!(session_id = %id, "session deleted");
+    Ok(web::Json(session_view(s)))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendSession {
+    /// Seconds added to the later of now and the current expiry.
+    pub seconds: i64,
+}
+
+/// Extends a running session, never past its hard limit (`hard_expires_at`).
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/extend", params(("id" = Uuid, Path)), request_body = ExtendSession,
+    responses((status = 200, body = SessionView), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+#[post("/sessions/{id}/extend")]
+pub async fn extend_session(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: web::Json<ExtendSession>,
+) -> Result<web::Json<SessionView>, ApiError> {
+    caller.require(Permission::UseSandboxes)?;
+    let id = id.into_inner();
+    let max = i64::try_from(state.sandboxes.ttl.max_ttl_secs).unwrap_or(i64::MAX);
+    if !(1..=max).contains(&body.seconds) {
+        return Err(ApiError::InvalidArgument(format!(
+            "seconds: must be between 1 and {max}"
+        )));
+    }
+    let mut conn = db::conn(&state.pool).await?;
+    match db::builds::extend_session(&mut conn, caller.tenant, id, body.seconds).await? {
+        ExtendOutcome::Extended(s) => Ok(web::Json(session_view(s))),
+        ExtendOutcome::NotFound => Err(ApiError::NotFound(format!("session {id}"))),
+        ExtendOutcome::NotRunning(s) => Err(ApiError::Conflict(format!(
+            "session {id} is {}, not running",
+            s.status
+        ))),
+        ExtendOutcome::PastCap { session, over_secs } => {
+            let left = (session.hard_expires_at - session.expires_at.max(Utc::now()))
+                .num_seconds()
+                .max(0);
+            Err(ApiError::InvalidArgument(format!(
+                "seconds: the session would end {over_secs} s past its hard limit ({}); it can be \
+                 extended by at most {left} s",
+                session
+                    .hard_expires_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_events_never_break_on_line_breaks_in_data() {
+        let mut out = String::new();
+        sse_event(&mut out, Some(7), None, "a\nb\rc");
+        sse_event(&mut out, Some(8), None, "d\r\ne");
+        sse_event(&mut out, None, Some("end"), "running");
+        assert_eq!(
+            out,
+            "id: 7\ndata: a\ndata: b\ndata: c\n\nid: 8\ndata: d\ndata: e\n\nevent: end\ndata: running\n\n"
+        );
+    }
+}
