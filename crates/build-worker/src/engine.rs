@@ -420,12 +420,17 @@ pub struct SessionContainer {
     pub running: bool,
 }
 
+/// Gone already, or going: another worker on the same engine got the same `Stop` (it is fanned
+/// out to every worker) and is removing it.
 fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(
-        e,
+    match e {
         bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
+            status_code: 404, ..
+        } => true,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            message,
+        } => message.contains("already in progress"),
+        _ => false,
+    }
 }

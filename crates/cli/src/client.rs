@@ -1,6 +1,6 @@
 //! Blocking REST client with timeouts; API errors become `ApiError` with the server's stable code.
 
-use std::time::Duration;
+use std::{io::Read, time::Duration};
 
 use serde_json::Value;
 
@@ -8,6 +8,9 @@ pub struct Client {
     base: String,
     key: String,
     agent: ureq::Agent,
+    /// For event streams: no total budget, but a bound on each read (the server sends a comment
+    /// at least every 15 s).
+    stream_agent: ureq::Agent,
 }
 
 /// An error response from the api-server.
@@ -26,11 +29,45 @@ impl Client {
             .http_status_as_error(false)
             .build()
             .into();
+        let stream_agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_recv_response(Some(Duration::from_secs(30)))
+            .timeout_per_read(Some(Duration::from_secs(60)))
+            .http_status_as_error(false)
+            .build()
+            .into();
         Self {
             base: base.trim_end_matches('/').to_string(),
             key: key.to_string(),
             agent,
+            stream_agent,
         }
+    }
+
+    /// Opens a build's log as Server-Sent Events, after `last_event_id` when given. `follow`
+    /// keeps it open until the build ends (or runs and its log goes quiet).
+    pub fn build_log(
+        &self,
+        build: &str,
+        follow: bool,
+        last_event_id: Option<&str>,
+    ) -> anyhow::Result<Box<dyn Read + Send>> {
+        let mut req = self
+            .stream_agent
+            .get(format!("{}/api/v1/builds/{build}/logs", self.base))
+            .header("Authorization", &format!("Bearer {}", self.key))
+            .header("Accept", "text/event-stream")
+            .query("follow", if follow { "true" } else { "false" });
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let mut resp = req.call()?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
+            return Err(Self::error(status, &text).into());
+        }
+        Ok(Box::new(resp.into_body().into_reader()))
     }
 
     pub fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
@@ -97,8 +134,12 @@ impl Client {
                 serde_json::from_str(&text)?
             });
         }
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Err(ApiError {
+        Err(Self::error(status, &text).into())
+    }
+
+    fn error(status: u16, text: &str) -> ApiError {
+        let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        ApiError {
             status,
             code: body["error"]["code"]
                 .as_str()
@@ -109,6 +150,5 @@ impl Client {
                 .unwrap_or(text.trim())
                 .to_string(),
         }
-        .into())
     }
 }

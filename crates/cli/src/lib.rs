@@ -2,6 +2,8 @@
 //! `--json` for scripts. Exit code 0 on success, 1 on an API or network error, 2 on usage errors.
 
 pub mod client;
+pub mod sandboxes;
+pub mod sse;
 pub mod table;
 
 use std::io::Write;
@@ -11,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
 pub use client::Client;
+use sandboxes::{BuildArgs, BuildsCommand, SessionsCommand};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -95,6 +98,18 @@ pub enum Command {
         #[arg(long)]
         device: String,
         key: String,
+    },
+    /// Build a git repository and run it in a session.
+    Build(BuildArgs),
+    /// Repository builds.
+    Builds {
+        #[command(subcommand)]
+        command: BuildsCommand,
+    },
+    /// Sessions: what successful builds leave running.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
     },
 }
 
@@ -210,8 +225,13 @@ impl ListArgs {
     }
 }
 
-/// Runs a parsed command, writing its output to `out`.
+/// Runs a parsed command, writing its output to `out` and progress to standard error.
 pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    run_with(cli, out, &mut std::io::stderr())
+}
+
+/// Runs a parsed command, writing its output to `out` and progress (`==> building`) to `err`.
+pub fn run_with(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
     let key = match (&cli.key, &cli.key_file) {
         (Some(k), _) => k.trim().to_string(),
         (None, Some(path)) => std::fs::read_to_string(path)
@@ -224,6 +244,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("no API key: set LABWRIGHT_API_KEY or pass --key-file"),
     };
     let client = Client::new(&cli.url, &key);
+    let json = cli.json;
     match cli.command {
         Command::Hosts {
             command: HostsCommand::List(args),
@@ -561,6 +582,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             )?;
             writeln!(out, "pressed {key}")?;
             Ok(())
+        }
+        Command::Build(args) => sandboxes::build(&client, args, sandboxes::Io { out, err, json }),
+        Command::Builds { command } => {
+            sandboxes::builds(&client, command, sandboxes::Io { out, err, json })
+        }
+        Command::Sessions { command } => {
+            sandboxes::sessions(&client, command, sandboxes::Io { out, err, json })
         }
         Command::Whoami => {
             let me = client.get("/api/v1/whoami", &[])?;

@@ -1,0 +1,202 @@
+//! Repo sandboxes through the whole platform: the api-server and a real build worker sharing a
+//! real RabbitMQ, a real Docker engine, and a repository served by a real `git daemon`. A user
+//! submits a git URL over HTTP, watches it reach `running`, reads its log, and deletes the
+//! session; the container is gone.
+
+mod support;
+
+use std::{path::Path, process::Command, time::Duration};
+
+use labwright_build_worker::{engine::Engine, worker::Worker};
+use serde_json::{Value, json};
+use support::*;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Made by `scripts/build-images` (scripts/test runs it).
+const BASE: &str = "labwright/runtime:12";
+
+struct GitDaemon(std::process::Child);
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Serves `root` over git:// on loopback; returns the daemon and its port.
+async fn git_daemon(root: &Path) -> (GitDaemon, u16) {
+    let port = free_port();
+    let child = Command::new("git")
+        .args([
+            "daemon",
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+            &format!("--port={port}"),
+            "--export-all",
+            &format!("--base-path={}", root.display()),
+            &root.display().to_string(),
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("git daemon");
+    eventually(Duration::from_secs(10), "git daemon up", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+    })
+    .await;
+    (GitDaemon(child), port)
+}
+
+fn commit_repo(dir: &Path, files: &[(&str, &str)]) {
+    std::fs::create_dir_all(dir).expect("repo dir");
+    for (name, content) in files {
+        std::fs::write(dir.join(name), content).expect("write");
+    }
+    for args in [
+        vec!["init", "-q", "-b", "main"],
+        vec!["add", "-A"],
+        vec!["commit", "-q", "-m", "initial"],
+    ] {
+        let ok = Command::new("git")
+            .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+            .args(&args)
+            .current_dir(dir)
+            .status()
+            .expect("git")
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+}
+
+async fn build_view(base: &str, key: &str, id: &str) -> Value {
+    let (status, body) = http(
+        "GET",
+        format!("{base}/api/v1/builds/{id}"),
+        Some(key.into()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_git_url_becomes_a_running_session_and_deleting_it_removes_the_container() {
+    let namespace = format!("t{}.", &Uuid::new_v4().simple().to_string()[..12]);
+    let docker_host = env("LABWRIGHT_DOCKER_HOST");
+    let engine = Engine::connect(&docker_host, &namespace)
+        .await
+        .expect("docker engine");
+    assert!(
+        engine.docker().inspect_image(BASE).await.is_ok(),
+        "{BASE} is missing: scripts/test makes it with scripts/build-images"
+    );
+
+    let mut config = test_config(&fresh_database().await);
+    config.builds_namespace = namespace.clone();
+    config.builds_allow_private_hosts = true;
+    let server = TestServer::start(config.clone()).await;
+    let base = server.url("");
+    let key = server.admin_key.clone();
+
+    let worker_config = labwright_build_worker::Config {
+        amqp_url: amqp_url(),
+        events_exchange: config.events_exchange.clone(),
+        namespace: namespace.clone(),
+        docker_host,
+        worker_name: "e2e-worker".into(),
+        scratch_dir: temp_dir("scratch"),
+        allow_private_hosts: true,
+        ..Default::default()
+    };
+    let stop = CancellationToken::new();
+    let _stop_guard = stop.clone().drop_guard();
+    tokio::spawn(Worker::new(worker_config, engine.clone()).run(stop.clone()));
+
+    let repos = temp_dir("repos");
+    commit_repo(
+        &repos.join("hello"),
+        &[
+            (
+                "Dockerfile",
+                &format!("FROM {BASE}\nCOPY greeting.txt /srv/\nCMD [\"sleep\", \"600\"]\n"),
+            ),
+            ("greeting.txt", "hello from a sandbox\n"),
+        ],
+    );
+    let (_daemon, port) = git_daemon(&repos).await;
+
+    let (status, build) = http(
+        "POST",
+        format!("{base}/api/v1/builds"),
+        Some(key.clone()),
+        Some(json!({"repo_url": format!("git://127.0.0.1:{port}/hello"), "ref": "main"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{build}");
+    let id = build["id"].as_str().expect("id").to_string();
+    assert_eq!(build["stage"], "queued");
+
+    let running = eventually(Duration::from_secs(120), "build running", || async {
+        let b = build_view(&base, &key, &id).await;
+        assert_ne!(b["stage"], "failed", "{b}");
+        (b["stage"] == "running" && b["session"].is_object()).then_some(b)
+    })
+    .await;
+    assert_eq!(running["stack"], "dockerfile");
+    assert_eq!(running["own_dockerfile"], true);
+    assert!(
+        running["dockerfile"]
+            .as_str()
+            .is_some_and(|d| d.contains("greeting.txt"))
+    );
+    let session = running["session"]["id"]
+        .as_str()
+        .expect("session id")
+        .to_string();
+    let container = running["session"]["container_id"]
+        .as_str()
+        .expect("container")
+        .to_string();
+    let inspected = engine
+        .docker()
+        .inspect_container(&container, None)
+        .await
+        .expect("the session's container exists");
+    assert_eq!(inspected.state.and_then(|s| s.running), Some(true));
+
+    // The whole build log, as stored, over Server-Sent Events.
+    let (status, _, log) = get_bytes(
+        format!("{base}/api/v1/builds/{id}/logs?follow=false"),
+        key.clone(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let log = String::from_utf8_lossy(&log);
+    assert!(log.contains("data: Step 1/"), "{log}");
+    assert!(log.contains("Successfully tagged"), "{log}");
+
+    let (status, ended) = http(
+        "DELETE",
+        format!("{base}/api/v1/sessions/{session}"),
+        Some(key.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{ended}");
+    eventually(Duration::from_secs(30), "container removed", || async {
+        engine
+            .docker()
+            .inspect_container(&container, None)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    let b = build_view(&base, &key, &id).await;
+    assert_eq!(b["stage"], "stopped", "{b}");
+    assert_eq!(b["session"]["status"], "stopped", "{b}");
+}

@@ -1,0 +1,366 @@
+//! Repo sandboxes: submit-to-running time through the platform against `docker build` +
+//! `docker run` of the same Dockerfile by hand, side by side, with a warm image cache; then a
+//! burst of builds submitted at once to two workers. Real processes throughout: a release
+//! `api-server`, two `build-worker`s, RabbitMQ, PostgreSQL, the Docker engine, a `git daemon`.
+//! Run through `scripts/bench-builds`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    #[arg(long, default_value_t = 20)]
+    burst: usize,
+    #[arg(long)]
+    server_bin: String,
+    #[arg(long)]
+    worker_bin: String,
+    #[arg(long, env = "LABWRIGHT_DATABASE_URL")]
+    database_url: String,
+    #[arg(long, env = "LABWRIGHT_AMQP_URL")]
+    amqp_url: String,
+    #[arg(long, env = "LABWRIGHT_DOCKER_HOST")]
+    docker_host: String,
+    #[arg(long, default_value = "labwright/runtime:12")]
+    base_image: String,
+    #[arg(long, default_value_t = 18280)]
+    http_port: u16,
+    #[arg(long, default_value_t = 15251)]
+    grpc_port: u16,
+}
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn call(
+    a: &ureq::Agent,
+    method: &str,
+    url: &str,
+    key: &str,
+    json: Option<serde_json::Value>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let auth = format!("Bearer {key}");
+    let mut resp = match (method, json) {
+        ("POST", Some(j)) => a.post(url).header("Authorization", &auth).send_json(j)?,
+        ("DELETE", _) => a.delete(url).header("Authorization", &auth).call()?,
+        _ => a.get(url).header("Authorization", &auth).call()?,
+    };
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string()?;
+    Ok((status, serde_json::from_str(&text).unwrap_or_default()))
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("{cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The `q` quantile of sorted samples (nearest rank).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A repository with a Dockerfile, committed, in `root/name`.
+fn make_repo(root: &Path, name: &str, base: &str) -> anyhow::Result<PathBuf> {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {base}\nCOPY app.sh /app/app.sh\nCMD [\"sh\", \"/app/app.sh\"]\n"),
+    )?;
+    std::fs::write(dir.join("app.sh"), "echo up\nexec sleep 600\n")?;
+    for args in [
+        vec!["init", "-q", "-b", "main"],
+        vec!["add", "-A"],
+        vec!["commit", "-q", "-m", "app"],
+    ] {
+        run(Command::new("git")
+            .args([
+                "-c",
+                "user.name=Bench",
+                "-c",
+                "user.email=bench@example.com",
+            ])
+            .args(&args)
+            .current_dir(&dir))?;
+    }
+    Ok(dir)
+}
+
+/// Submits a build and polls (every 5 ms) until it runs; returns the elapsed time and ids.
+fn submit_until_running(
+    a: &ureq::Agent,
+    base: &str,
+    key: &str,
+    url: &str,
+    timeout: Duration,
+) -> anyhow::Result<(Duration, String)> {
+    let started = Instant::now();
+    let (status, b) = call(
+        a,
+        "POST",
+        &format!("{base}/api/v1/builds"),
+        key,
+        Some(serde_json::json!({"repo_url": url})),
+    )?;
+    if status != 201 {
+        bail!("submit: {status} {b}");
+    }
+    let id = b["id"].as_str().context("id")?.to_string();
+    loop {
+        let (_, b) = call(a, "GET", &format!("{base}/api/v1/builds/{id}"), key, None)?;
+        match b["stage"].as_str() {
+            Some("running") => return Ok((started.elapsed(), id)),
+            Some("failed" | "cancelled" | "expired" | "stopped") => {
+                bail!("build {id} ended {}: {}", b["stage"], b["reason"])
+            }
+            _ => {}
+        }
+        if started.elapsed() > timeout {
+            bail!("build {id} not running after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let scratch = std::env::temp_dir().join(format!("lw-build-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)?;
+    let namespace = format!("bench{}.", std::process::id());
+    let exchange = format!("{namespace}events");
+    let docker = |c: &mut Command| {
+        c.env("DOCKER_HOST", &args.docker_host);
+    };
+
+    let repo = make_repo(&scratch.join("repos"), "app", &args.base_image)?;
+    let git_port = 19418;
+    let _git = Process(
+        Command::new("git")
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--listen=127.0.0.1",
+                &format!("--port={git_port}"),
+                "--export-all",
+                &format!("--base-path={}", scratch.join("repos").display()),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .context("git daemon")?,
+    );
+    let url = format!("git://127.0.0.1:{git_port}/app");
+
+    let server = Process(
+        Command::new(&args.server_bin)
+            .env(
+                "LABWRIGHT_HTTP_ADDR",
+                format!("127.0.0.1:{}", args.http_port),
+            )
+            .env(
+                "LABWRIGHT_GRPC_ADDR",
+                format!("127.0.0.1:{}", args.grpc_port),
+            )
+            .env("LABWRIGHT_DATABASE_URL", &args.database_url)
+            .env("LABWRIGHT_AMQP_URL", &args.amqp_url)
+            .env("LABWRIGHT_EVENTS_EXCHANGE", &exchange)
+            .env("LABWRIGHT_BUILDS_NAMESPACE", &namespace)
+            .env("LABWRIGHT_BUILDS_ALLOW_PRIVATE_HOSTS", "true")
+            .env("LABWRIGHT_DATA_DIR", scratch.join("data"))
+            .env("LABWRIGHT_ARTIFACTS_URL", scratch.join("artifacts"))
+            .env("LABWRIGHT_LOG", "warn")
+            .spawn()
+            .context("starting api-server")?,
+    );
+    let _ = &server;
+    let workers: Vec<Process> = (0..2)
+        .map(|i| {
+            Command::new(&args.worker_bin)
+                .env("LABWRIGHT_AMQP_URL", &args.amqp_url)
+                .env("LABWRIGHT_EVENTS_EXCHANGE", &exchange)
+                .env("LABWRIGHT_NAMESPACE", &namespace)
+                .env("LABWRIGHT_DOCKER_HOST", &args.docker_host)
+                .env("LABWRIGHT_SCRATCH_DIR", scratch.join(format!("worker-{i}")))
+                .env("LABWRIGHT_ALLOW_PRIVATE_HOSTS", "true")
+                .env("LABWRIGHT_WORKER_NAME", format!("bench-{i}"))
+                .env("LABWRIGHT_LOG", "warn")
+                .spawn()
+                .map(Process)
+                .context("starting build-worker")
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let _ = &workers;
+
+    let base = format!("http://127.0.0.1:{}", args.http_port);
+    let started = Instant::now();
+    let key = loop {
+        if let Ok(k) = std::fs::read_to_string(scratch.join("data/admin-key")) {
+            break k.trim().to_string();
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("api-server did not start");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let a = agent();
+    while call(&a, "GET", &format!("{base}/readyz"), &key, None)
+        .map(|r| r.0)
+        .ok()
+        != Some(200)
+    {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("api-server not ready");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let end_session = |id: &str| {
+        let _ = call(
+            &a,
+            "DELETE",
+            &format!("{base}/api/v1/sessions/{id}"),
+            &key,
+            None,
+        );
+    };
+
+    println!(
+        "small repository (Dockerfile: FROM {}, COPY, CMD), warm image cache, {} runs each, alternating",
+        args.base_image, args.runs
+    );
+    // Warm-up: the layer cache holds the repository's layers for both paths.
+    let (_, id) = submit_until_running(&a, &base, &key, &url, Duration::from_secs(120))?;
+    end_session(&id);
+    let mut platform = Vec::new();
+    let mut by_hand = Vec::new();
+    for i in 0..args.runs {
+        let (t, id) = submit_until_running(&a, &base, &key, &url, Duration::from_secs(120))?;
+        platform.push(ms(t));
+        end_session(&id);
+
+        let name = format!("lw-bench-hand-{}-{i}", std::process::id());
+        let t0 = Instant::now();
+        let image = run(Command::new("docker")
+            .args(["build", "-q", "-t", &format!("lw-bench-hand:{i}")])
+            .arg(&repo)
+            .tap(docker))?;
+        run(Command::new("docker")
+            .args(["run", "-d", "--name", &name, &image])
+            .tap(docker))?;
+        by_hand.push(ms(t0.elapsed()));
+        let _ = run(Command::new("docker").args(["rm", "-f", &name]).tap(docker));
+        let _ = run(Command::new("docker")
+            .args(["rmi", "-f", &format!("lw-bench-hand:{i}")])
+            .tap(docker));
+    }
+    platform.sort_by(f64::total_cmp);
+    by_hand.sort_by(f64::total_cmp);
+    let (p50, h50) = (quantile(&platform, 0.5), quantile(&by_hand, 0.5));
+    println!(
+        "  by hand (docker build -q + docker run -d, the docker CLI):  p50 {h50:.0} ms  min {:.0}  max {:.0}",
+        by_hand[0],
+        by_hand[by_hand.len() - 1]
+    );
+    println!(
+        "  through Labwright (POST /builds -> running, polled every 5 ms): p50 {p50:.0} ms  min {:.0}  max {:.0}",
+        platform[0],
+        platform[platform.len() - 1]
+    );
+    let overhead = p50 - h50;
+    println!(
+        "  added overhead (p50): {overhead:.0} ms  (goal <= 300 ms -> {})",
+        if overhead <= 300.0 { "met" } else { "NOT met" }
+    );
+
+    println!(
+        "burst: {} builds submitted at once, two workers",
+        args.burst
+    );
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..args.burst)
+        .map(|_| {
+            let (base, key, url) = (base.clone(), key.clone(), url.clone());
+            std::thread::spawn(move || {
+                submit_until_running(&agent(), &base, &key, &url, Duration::from_secs(600))
+            })
+        })
+        .collect();
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for h in handles {
+        match h.join() {
+            Ok(Ok((t, id))) => ok.push((t, id)),
+            Ok(Err(e)) => failed.push(e.to_string()),
+            Err(_) => failed.push("client thread panicked".into()),
+        }
+    }
+    let total = t0.elapsed();
+    let mut times: Vec<f64> = ok.iter().map(|(t, _)| ms(*t)).collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "  running: {} of {}, failed: {}, lost: {}; total {:.1} s; per build p50 {:.0} ms, max {:.0} ms",
+        ok.len(),
+        args.burst,
+        failed.len(),
+        args.burst - ok.len() - failed.len(),
+        total.as_secs_f64(),
+        quantile(&times, 0.5),
+        times.last().copied().unwrap_or(0.0)
+    );
+    for f in &failed {
+        println!("  failed: {f}");
+    }
+    for (_, id) in &ok {
+        end_session(id);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = std::fs::remove_dir_all(&scratch);
+    if !failed.is_empty() {
+        bail!("{} builds failed", failed.len());
+    }
+    Ok(())
+}
+
+trait Tap {
+    fn tap(&mut self, f: impl Fn(&mut Self)) -> &mut Self;
+}
+
+impl Tap for Command {
+    fn tap(&mut self, f: impl Fn(&mut Self)) -> &mut Self {
+        f(self);
+        self
+    }
+}

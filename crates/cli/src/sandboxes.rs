@@ -1,0 +1,740 @@
+//! `build`, `builds` and `sessions`: repo sandboxes. Submit a git repository to be built and run,
+//! follow its log and stages, and look after the sessions that successful builds leave running.
+//!
+//! The log is followed over Server-Sent Events on a reader thread, so the build's stage can be
+//! polled (at most every 500 ms) while the log is quiet; a dropped stream is resumed after the
+//! last event id with capped, jittered backoff.
+
+use std::{
+    io::{Read, Write},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use crate::{Client, array, client::ApiError, footer, items, print_json, s, sse, table};
+
+/// Every build stage, in order.
+pub const STAGES: [&str; 10] = [
+    "queued",
+    "cloning",
+    "detecting",
+    "building",
+    "starting",
+    "running",
+    "failed",
+    "expired",
+    "cancelled",
+    "stopped",
+];
+/// Stages a build never leaves.
+const FINAL: [&str; 4] = ["failed", "expired", "cancelled", "stopped"];
+const SESSION_STATUSES: [&str; 3] = ["running", "stopped", "expired"];
+
+/// How often the stage is polled while a log is followed.
+const POLL: Duration = Duration::from_millis(500);
+/// Reconnections in a row, without an event in between, before giving up on a log stream.
+const MAX_RECONNECTS: u32 = 8;
+const BACKOFF_BASE: Duration = Duration::from_millis(250);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Git repository: https://, http://, ssh://, git:// or user@host:path (no credentials).
+    pub repo_url: String,
+    /// Branch, tag or commit (default: the default branch).
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: Option<String>,
+    /// Directory of the repository to build.
+    #[arg(long, value_name = "DIR")]
+    pub subdir: Option<String>,
+    /// Stream the log and the stages until the build runs or ends; exit 1 unless it runs.
+    #[arg(long)]
+    pub follow: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BuildsCommand {
+    /// List builds, newest first.
+    List {
+        #[arg(long, value_parser = STAGES)]
+        stage: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
+    },
+    /// One build: stage, stack, image, timings, reason and the end of its log.
+    Get {
+        #[arg(value_parser = parse_id)]
+        id: String,
+    },
+    /// Cancel a build that is not running yet (end a running one with `sessions delete`).
+    Cancel {
+        #[arg(value_parser = parse_id)]
+        id: String,
+    },
+    /// Print a build's log (plain text, also with --json).
+    Logs {
+        #[arg(value_parser = parse_id)]
+        id: String,
+        /// Keep streaming until the build runs or ends.
+        #[arg(long)]
+        follow: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SessionsCommand {
+    /// List sessions, newest first.
+    List {
+        #[arg(long, value_parser = SESSION_STATUSES)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
+    },
+    /// One session (its id is its build's id).
+    Get {
+        #[arg(value_parser = parse_id)]
+        id: String,
+    },
+    /// End a session: its container is removed and its build becomes `stopped`.
+    Delete {
+        #[arg(value_parser = parse_id)]
+        id: String,
+    },
+    /// Push back a running session's expiry, never past its hard limit.
+    Extend {
+        #[arg(value_parser = parse_id)]
+        id: String,
+        /// Minutes added to the later of now and the current expiry.
+        #[arg(long, value_parser = parse_minutes)]
+        minutes: u32,
+    },
+}
+
+/// Build and session ids are UUIDs; checking them keeps anything else out of request paths.
+fn parse_id(v: &str) -> Result<String, String> {
+    let hex = v.chars().filter(char::is_ascii_hexdigit).count();
+    if hex == 32 && v.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        Ok(v.to_ascii_lowercase())
+    } else {
+        Err("expected a UUID".into())
+    }
+}
+
+fn parse_minutes(v: &str) -> Result<u32, String> {
+    match v.parse::<u32>() {
+        Ok(0) | Err(_) => Err("expected a whole number of minutes, at least 1".into()),
+        Ok(m) => Ok(m),
+    }
+}
+
+/// Output streams and mode of one command.
+pub(crate) struct Io<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+    pub json: bool,
+}
+
+pub(crate) fn build(client: &Client, args: BuildArgs, io: Io<'_>) -> anyhow::Result<()> {
+    let mut body = json!({ "repo_url": args.repo_url });
+    if let Some(r) = &args.git_ref {
+        body["ref"] = json!(r);
+    }
+    if let Some(d) = &args.subdir {
+        body["subdir"] = json!(d);
+    }
+    let created = client.post("/api/v1/builds", &body)?;
+    let id = s(&created, "id");
+    if !args.follow {
+        if io.json {
+            return print_json(io.out, &created);
+        }
+        writeln!(io.out, "build {id} {}", s(&created, "stage"))?;
+        writeln!(
+            io.out,
+            "follow it with: labwright builds logs {id} --follow"
+        )?;
+        return Ok(());
+    }
+    let done = follow_build(client, &id, &created, io.out, io.err, !io.json)?;
+    let stage = s(&done, "stage");
+    if io.json {
+        print_json(io.out, &done)?;
+    } else if stage == "running" {
+        let session = &done["session"];
+        let sid = s(session, "id");
+        writeln!(
+            io.out,
+            "session {sid} {}, expires {}",
+            s(session, "status"),
+            s(session, "expires_at")
+        )?;
+        writeln!(io.out, "see it with: labwright sessions get {sid}")?;
+    }
+    if stage != "running" {
+        let reason = done["reason"].as_str().unwrap_or_default();
+        if reason.is_empty() {
+            anyhow::bail!("build {id} {stage}");
+        }
+        anyhow::bail!("build {id} {stage}: {reason}");
+    }
+    Ok(())
+}
+
+/// Streams a build's log to `out` (when `human`) and its stage changes to `err` until it runs or
+/// ends; returns the build as it is then.
+fn follow_build(
+    client: &Client,
+    id: &str,
+    first: &Value,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    human: bool,
+) -> anyhow::Result<Value> {
+    let path = format!("/api/v1/builds/{id}");
+    let mut shown = String::new();
+    let mut report = |err: &mut dyn Write, b: &Value| -> anyhow::Result<()> {
+        let stage = s(b, "stage");
+        if human && stage != shown {
+            writeln!(err, "==> {stage}")?;
+        }
+        shown = stage;
+        Ok(())
+    };
+    report(err, first)?;
+    let mut last_poll = Instant::now();
+    stream_log(
+        client,
+        id,
+        true,
+        &mut |line| {
+            if human {
+                writeln!(out, "{}", printable(line))?;
+            }
+            Ok(())
+        },
+        &mut || {
+            if last_poll.elapsed() >= POLL {
+                last_poll = Instant::now();
+                // The stream and the final read decide; a failed poll only delays a progress line.
+                if let Ok(b) = client.get(&path, &[]) {
+                    report(err, &b)?;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    out.flush()?;
+    // The stream ends once the build runs or ends; the stage read afterwards is at least as new.
+    loop {
+        let b = client.get(&path, &[])?;
+        report(err, &b)?;
+        if settled(&b) {
+            return Ok(b);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn settled(b: &Value) -> bool {
+    let stage = b["stage"].as_str().unwrap_or_default();
+    stage == "running" || FINAL.contains(&stage)
+}
+
+enum Msg {
+    Events(Vec<sse::Event>),
+    Closed(Option<std::io::Error>),
+}
+
+/// Reads one connection's events on a thread of its own: reads block, polls must not wait.
+fn spawn_reader(mut body: Box<dyn Read + Send>, tx: mpsc::SyncSender<Msg>) {
+    std::thread::spawn(move || {
+        let mut parser = sse::Parser::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let msg = match body.read(&mut buf) {
+                Ok(0) => Msg::Closed(None),
+                Ok(n) => match parser.feed(&buf[..n]) {
+                    events if events.is_empty() => continue,
+                    events => Msg::Events(events),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => Msg::Closed(Some(e)),
+            };
+            let closed = matches!(msg, Msg::Closed(_));
+            if tx.send(msg).is_err() || closed {
+                return;
+            }
+        }
+    });
+}
+
+/// Streams a build's log, calling `line` for each line and `tick` after each batch of events
+/// and at least every [`POLL`]; resumes after the last event id when the connection drops.
+/// Returns the stage sent with the `end` event.
+fn stream_log(
+    client: &Client,
+    id: &str,
+    follow: bool,
+    line: &mut dyn FnMut(&str) -> anyhow::Result<()>,
+    tick: &mut dyn FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<String> {
+    let mut last_id: Option<String> = None;
+    let mut failures = 0u32;
+    loop {
+        let cause = match client.build_log(id, follow, last_id.as_deref()) {
+            Ok(body) => {
+                let (tx, rx) = mpsc::sync_channel(64);
+                spawn_reader(body, tx);
+                loop {
+                    match rx.recv_timeout(POLL) {
+                        Ok(Msg::Events(events)) => {
+                            for ev in events {
+                                failures = 0;
+                                if ev.id.is_some() {
+                                    last_id = ev.id;
+                                }
+                                match ev.event.as_deref() {
+                                    None | Some("message") => line(&ev.data)?,
+                                    Some("end") => return Ok(ev.data),
+                                    Some(_) => {}
+                                }
+                            }
+                        }
+                        Ok(Msg::Closed(e)) => break e.map(anyhow::Error::from),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break None,
+                    }
+                    tick()?;
+                }
+            }
+            Err(e) if retryable(&e) => Some(e),
+            Err(e) => return Err(e),
+        };
+        failures += 1;
+        if failures > MAX_RECONNECTS {
+            let cause = cause.map(|e| format!(": {e:#}")).unwrap_or_default();
+            anyhow::bail!("build log stream lost after {MAX_RECONNECTS} reconnections{cause}");
+        }
+        let wait = backoff(failures);
+        let until = Instant::now() + wait;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            std::thread::sleep(left.min(POLL));
+            tick()?;
+        }
+    }
+}
+
+/// Network errors and server-side failures are worth another try; a refusal (4xx) is not.
+fn retryable(e: &anyhow::Error) -> bool {
+    match e.downcast_ref::<ApiError>() {
+        Some(api) => api.status >= 500 || api.status == 429,
+        None => true,
+    }
+}
+
+/// Exponential from [`BACKOFF_BASE`], capped at [`BACKOFF_CAP`], with up to 50% jitter.
+fn backoff(attempt: u32) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1 << attempt.saturating_sub(1).min(16));
+    let wait = exp.min(BACKOFF_CAP);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    wait + wait.mul_f64(f64::from(nanos % 1000) / 2000.0)
+}
+
+pub(crate) fn builds(client: &Client, command: BuildsCommand, io: Io<'_>) -> anyhow::Result<()> {
+    let Io { out, err, json } = io;
+    match command {
+        BuildsCommand::List {
+            stage,
+            limit,
+            offset,
+        } => {
+            let mut q = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
+            if let Some(st) = stage {
+                q.push(("stage", st));
+            }
+            let page = client.get("/api/v1/builds", &q)?;
+            if json {
+                return print_json(out, &page);
+            }
+            let rows = items(&page)
+                .iter()
+                .map(|b| {
+                    vec![
+                        s(b, "id"),
+                        s(b, "stage"),
+                        s(b, "repo_url"),
+                        s(b, "ref"),
+                        s(b, "stack"),
+                        s(b, "created_at"),
+                        s(b, "reason"),
+                    ]
+                })
+                .collect();
+            table::write(
+                out,
+                &[
+                    "ID",
+                    "STAGE",
+                    "REPOSITORY",
+                    "REF",
+                    "STACK",
+                    "CREATED",
+                    "REASON",
+                ],
+                rows,
+            )?;
+            footer(out, &page)
+        }
+        BuildsCommand::Get { id } => {
+            let b = client.get(&format!("/api/v1/builds/{id}"), &[])?;
+            if json {
+                return print_json(out, &b);
+            }
+            write_build(out, &b)
+        }
+        BuildsCommand::Cancel { id } => {
+            let b = client.post(&format!("/api/v1/builds/{id}/cancel"), &json!({}))?;
+            if json {
+                return print_json(out, &b);
+            }
+            writeln!(out, "build {id} {}", s(&b, "stage"))?;
+            Ok(())
+        }
+        BuildsCommand::Logs { id, follow } => {
+            let stage = stream_log(
+                client,
+                &id,
+                follow,
+                &mut |line| Ok(writeln!(out, "{}", printable(line))?),
+                &mut || Ok(()),
+            )?;
+            out.flush()?;
+            if follow {
+                writeln!(err, "==> {stage}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn write_build(out: &mut dyn Write, b: &Value) -> anyhow::Result<()> {
+    let mut field = |name: &str, value: String| writeln!(out, "{name:<10}{value}");
+    field("build", s(b, "id"))?;
+    let mut repo = s(b, "repo_url");
+    for (label, key) in [("ref", "ref"), ("subdir", "subdir")] {
+        if let Some(v) = b[key].as_str() {
+            repo.push_str(&format!("  {label} {v}"));
+        }
+    }
+    field("repo", repo)?;
+    field("stage", s(b, "stage"))?;
+    if let Some(reason) = b["reason"].as_str().filter(|r| !r.is_empty()) {
+        field("reason", reason.to_string())?;
+    }
+    let dockerfile = match b["own_dockerfile"].as_bool() {
+        Some(true) => " (its own Dockerfile)",
+        Some(false) => " (generated Dockerfile)",
+        None => "",
+    };
+    field("stack", format!("{}{dockerfile}", s(b, "stack")))?;
+    field("image", s(b, "image"))?;
+    field("created", s(b, "created_at"))?;
+    field("started", s(b, "started_at"))?;
+    field("finished", s(b, "finished_at"))?;
+    field("queued", secs(&b["durations"]["queued_ms"]))?;
+    field("built in", secs(&b["durations"]["build_ms"]))?;
+    let session = &b["session"];
+    if !session.is_null() {
+        field(
+            "session",
+            format!(
+                "{} {}, expires {}",
+                s(session, "id"),
+                s(session, "status"),
+                s(session, "expires_at")
+            ),
+        )?;
+    }
+    let tail = array(&b["log_tail"]);
+    if !tail.is_empty() {
+        writeln!(out, "log (last {} lines):", tail.len())?;
+        for line in tail {
+            writeln!(out, "  {}", printable(line.as_str().unwrap_or_default()))?;
+        }
+    }
+    Ok(())
+}
+
+/// A log line as it is safe to show: the log is the repository's output, so control characters
+/// (terminal escape sequences among them) are replaced; tabs and line breaks are kept.
+fn printable(line: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| c.is_control() && c != '\t' && c != '\n';
+    if line.contains(bad) {
+        line.replace(bad, "\u{fffd}").into()
+    } else {
+        line.into()
+    }
+}
+
+/// Milliseconds as seconds with one decimal; `-` when absent.
+fn secs(ms: &Value) -> String {
+    ms.as_f64()
+        .map_or_else(|| "-".into(), |ms| format!("{:.1} s", ms / 1000.0))
+}
+
+pub(crate) fn sessions(
+    client: &Client,
+    command: SessionsCommand,
+    io: Io<'_>,
+) -> anyhow::Result<()> {
+    let Io { out, json, .. } = io;
+    let view = match command {
+        SessionsCommand::List {
+            status,
+            limit,
+            offset,
+        } => {
+            let mut q = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
+            if let Some(st) = status {
+                q.push(("status", st));
+            }
+            let page = client.get("/api/v1/sessions", &q)?;
+            if json {
+                return print_json(out, &page);
+            }
+            let rows = items(&page)
+                .iter()
+                .map(|v| {
+                    vec![
+                        s(v, "id"),
+                        s(v, "status"),
+                        s(v, "created_at"),
+                        s(v, "expires_at"),
+                        s(v, "hard_expires_at"),
+                        s(v, "end_reason"),
+                    ]
+                })
+                .collect();
+            table::write(
+                out,
+                &[
+                    "ID",
+                    "STATUS",
+                    "CREATED",
+                    "EXPIRES",
+                    "HARD LIMIT",
+                    "END REASON",
+                ],
+                rows,
+            )?;
+            return footer(out, &page);
+        }
+        SessionsCommand::Get { id } => client.get(&format!("/api/v1/sessions/{id}"), &[])?,
+        SessionsCommand::Delete { id } => client.delete(&format!("/api/v1/sessions/{id}"))?,
+        SessionsCommand::Extend { id, minutes } => client.post(
+            &format!("/api/v1/sessions/{id}/extend"),
+            &json!({ "seconds": u64::from(minutes) * 60 }),
+        )?,
+    };
+    if json {
+        return print_json(out, &view);
+    }
+    write_session(out, &view)
+}
+
+fn write_session(out: &mut dyn Write, v: &Value) -> anyhow::Result<()> {
+    let mut field = |name: &str, value: String| writeln!(out, "{name:<12}{value}");
+    field("session", s(v, "id"))?;
+    field("status", s(v, "status"))?;
+    field("created", s(v, "created_at"))?;
+    field("expires", s(v, "expires_at"))?;
+    field("hard limit", s(v, "hard_expires_at"))?;
+    if !v["ended_at"].is_null() {
+        field(
+            "ended",
+            format!("{} ({})", s(v, "ended_at"), s(v, "end_reason")),
+        )?;
+    }
+    field("container", s(v, "container_id"))?;
+    field("network", s(v, "network"))?;
+    field(
+        "build",
+        format!("labwright builds get {}", s(v, "build_id")),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Parser, error::ErrorKind};
+
+    use super::*;
+    use crate::{Cli, Command};
+
+    const ID: &str = "6f1c2a3b-0000-4000-8000-00000000000a";
+
+    fn parse(args: &[&str]) -> Result<Command, ErrorKind> {
+        let argv = std::iter::once("labwright").chain(args.iter().copied());
+        Cli::try_parse_from(argv)
+            .map(|c| c.command)
+            .map_err(|e| e.kind())
+    }
+
+    #[test]
+    fn build_takes_a_url_and_options() {
+        let Ok(Command::Build(b)) = parse(&[
+            "build",
+            "https://example.com/a.git",
+            "--ref",
+            "v1",
+            "--subdir",
+            "app",
+            "--follow",
+        ]) else {
+            panic!("build parses");
+        };
+        assert_eq!(b.repo_url, "https://example.com/a.git");
+        assert_eq!(b.git_ref.as_deref(), Some("v1"));
+        assert_eq!(b.subdir.as_deref(), Some("app"));
+        assert!(b.follow);
+        let Ok(Command::Build(b)) = parse(&["build", "git@example.com:a/b.git"]) else {
+            panic!("build parses");
+        };
+        assert!(!b.follow && b.git_ref.is_none() && b.subdir.is_none());
+    }
+
+    #[test]
+    fn build_requires_a_url() {
+        assert_eq!(
+            parse(&["build"]).err(),
+            Some(ErrorKind::MissingRequiredArgument)
+        );
+        assert_eq!(
+            parse(&["build", "--follow"]).err(),
+            Some(ErrorKind::MissingRequiredArgument)
+        );
+    }
+
+    #[test]
+    fn extend_requires_positive_minutes() {
+        let Ok(Command::Sessions {
+            command: SessionsCommand::Extend { id, minutes },
+        }) = parse(&["sessions", "extend", ID, "--minutes", "30"])
+        else {
+            panic!("extend parses");
+        };
+        assert_eq!((id.as_str(), minutes), (ID, 30));
+        assert_eq!(
+            parse(&["sessions", "extend", ID]).err(),
+            Some(ErrorKind::MissingRequiredArgument)
+        );
+        for bad in ["0", "-5", "x", ""] {
+            assert_eq!(
+                parse(&["sessions", "extend", ID, &format!("--minutes={bad}")]).err(),
+                Some(ErrorKind::ValueValidation),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn builds_and_sessions_subcommands() {
+        let Ok(Command::Builds {
+            command: BuildsCommand::List { stage, limit, .. },
+        }) = parse(&["builds", "list", "--stage", "failed", "--limit", "5"])
+        else {
+            panic!("list parses");
+        };
+        assert_eq!((stage.as_deref(), limit), (Some("failed"), 5));
+        assert_eq!(
+            parse(&["builds", "list", "--stage", "baking"]).err(),
+            Some(ErrorKind::InvalidValue)
+        );
+        assert!(matches!(
+            parse(&["builds", "logs", ID, "--follow"]),
+            Ok(Command::Builds {
+                command: BuildsCommand::Logs { follow: true, .. }
+            })
+        ));
+        for cmd in [
+            &["builds", "get", ID][..],
+            &["builds", "cancel", ID],
+            &["sessions", "get", ID],
+            &["sessions", "delete", ID],
+            &["sessions", "list", "--status", "running", "--json"],
+        ] {
+            assert!(parse(cmd).is_ok(), "{cmd:?}");
+        }
+        assert_eq!(
+            parse(&["builds", "get", "../keys"]).err(),
+            Some(ErrorKind::ValueValidation)
+        );
+        assert_eq!(
+            parse(&["sessions", "delete"]).err(),
+            Some(ErrorKind::MissingRequiredArgument)
+        );
+    }
+
+    #[test]
+    fn ids_must_be_uuids() {
+        let id = "6F1C2A3B-0000-4000-8000-00000000000A";
+        assert_eq!(
+            parse_id(id).as_deref(),
+            Ok(id.to_ascii_lowercase().as_str())
+        );
+        assert!(parse_id("6f1c2a3b000040008000000000000000").is_ok());
+        for bad in [
+            "",
+            "42",
+            "../keys",
+            "6f1c2a3b-0000-4000-8000-00000000000a/cancel",
+        ] {
+            assert!(parse_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn log_lines_cannot_drive_the_terminal() {
+        assert_eq!(printable("plain\ttext"), "plain\ttext");
+        assert_eq!(
+            printable("\u{1b}[91mred\u{1b}[0m\r"),
+            "\u{fffd}[91mred\u{fffd}[0m\u{fffd}"
+        );
+        assert_eq!(printable("a\nb"), "a\nb");
+    }
+
+    #[test]
+    fn backoff_grows_to_its_cap_with_jitter() {
+        for attempt in 1..40 {
+            let d = backoff(attempt);
+            let exp = BACKOFF_BASE * 2u32.pow(attempt.min(16) - 1);
+            let floor = exp.min(BACKOFF_CAP);
+            assert!(d >= floor && d <= floor.mul_f64(1.5), "{attempt}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn only_refusals_are_final() {
+        let api = |status| {
+            anyhow::Error::from(ApiError {
+                status,
+                code: "x".into(),
+                message: "y".into(),
+            })
+        };
+        assert!(!retryable(&api(404)));
+        assert!(!retryable(&api(401)));
+        assert!(retryable(&api(503)));
+        assert!(retryable(&api(429)));
+        assert!(retryable(&anyhow::anyhow!("connection reset")));
+    }
+}
