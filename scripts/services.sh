@@ -608,7 +608,7 @@ docker_up() {
         cd /
         exec setsid dockerd --data-root "$DOCKER_DIR/data" --exec-root "$DOCKER_DIR/exec" \
             --pidfile "$DOCKER_PID_FILE" --host "unix://$DOCKER_SOCK" \
-            >"$DOCKER_DIR/dockerd.log" 2>&1 </dev/null
+            >"$DOCKER_DIR/dockerd.log" 2>&1 </dev/null 9>&-
     ) &
     local deadline=$((SECONDS + START_TIMEOUT))
     until docker_answers "$DOCKER_SOCK"; do

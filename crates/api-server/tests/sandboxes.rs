@@ -28,9 +28,8 @@ impl Drop for GitDaemon {
 /// Serves `root` over git:// on loopback; returns the daemon and its port.
 async fn git_daemon(root: &Path) -> (GitDaemon, u16) {
     let port = free_port();
-    let child = Command::new("git")
+    let child = Command::new(git_daemon_bin())
         .args([
-            "daemon",
             "--reuseaddr",
             "--listen=127.0.0.1",
             &format!("--port={port}"),
@@ -38,6 +37,7 @@ async fn git_daemon(root: &Path) -> (GitDaemon, u16) {
             &format!("--base-path={}", root.display()),
             &root.display().to_string(),
         ])
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("git daemon");
@@ -199,4 +199,13 @@ async fn a_git_url_becomes_a_running_session_and_deleting_it_removes_the_contain
     let b = build_view(&base, &key, &id).await;
     assert_eq!(b["stage"], "stopped", "{b}");
     assert_eq!(b["session"]["status"], "stopped", "{b}");
+}
+
+/// `git-daemon` itself: `git daemon` runs it as a child, which outlives a kill of `git`.
+fn git_daemon_bin() -> std::path::PathBuf {
+    let out = std::process::Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .expect("git --exec-path");
+    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("git-daemon")
 }

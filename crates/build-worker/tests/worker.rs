@@ -674,3 +674,50 @@ async fn a_build_cancelled_while_building_stops_and_is_not_retried() {
             .is_err()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clones_that_are_too_big_or_too_slow_fail_with_their_limit() {
+    let mut lab = start(|c| {
+        c.clone_max_mib = 1;
+        c.clone_timeout_secs = 3;
+    })
+    .await;
+    // Two MiB that do not compress: over the 1 MiB limit whatever git does.
+    let mut noise = vec![0u8; 2 << 20];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let dir = lab.git.root.join("big");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("blob.bin"), &noise).expect("blob");
+    let big = lab
+        .git
+        .repo("big", &[("Dockerfile", &dockerfile(r#"["sleep", "600"]"#))]);
+    let job = lab.server.queue_job(&big, None, None).await;
+    let p = lab.server.until_settled(job.build_id, SETTLE).await;
+    assert_eq!(p.last(), Some(Stage::Failed), "{p:#?}");
+    assert!(p.reason.contains("larger than 1 MiB"), "{}", p.reason);
+
+    // A git server that accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let job = lab
+        .server
+        .queue_job(&format!("git://127.0.0.1:{port}/stuck"), None, None)
+        .await;
+    let p = lab.server.until_settled(job.build_id, SETTLE).await;
+    assert_eq!(p.last(), Some(Stage::Failed), "{p:#?}");
+    assert!(p.reason.contains("longer than 3 s"), "{}", p.reason);
+}

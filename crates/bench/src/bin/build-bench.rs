@@ -170,9 +170,8 @@ fn main() -> anyhow::Result<()> {
     let repo = make_repo(&scratch.join("repos"), "app", &args.base_image)?;
     let git_port = 19418;
     let _git = Process(
-        Command::new("git")
+        Command::new(git_daemon_bin())
             .args([
-                "daemon",
                 "--reuseaddr",
                 "--listen=127.0.0.1",
                 &format!("--port={git_port}"),
@@ -363,4 +362,13 @@ impl Tap for Command {
         f(self);
         self
     }
+}
+
+/// `git-daemon` itself: `git daemon` runs it as a child, which outlives a kill of `git`.
+fn git_daemon_bin() -> std::path::PathBuf {
+    let out = std::process::Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .expect("git --exec-path");
+    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("git-daemon")
 }

@@ -142,9 +142,8 @@ impl GitServer {
     pub async fn start() -> Self {
         let root = temp_dir("git");
         let port = free_port();
-        let child = Command::new("git")
+        let child = Command::new(git_daemon_bin())
             .args([
-                "daemon",
                 "--reuseaddr",
                 "--listen=127.0.0.1",
                 &format!("--port={port}"),
@@ -453,4 +452,13 @@ pub fn labels_of(c: &bollard::models::ContainerInspectResponse) -> HashMap<Strin
 
 pub fn dir_exists(p: &Path) -> bool {
     p.is_dir()
+}
+
+/// `git-daemon` itself: `git daemon` runs it as a child, which outlives a kill of `git`.
+fn git_daemon_bin() -> std::path::PathBuf {
+    let out = std::process::Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .expect("git --exec-path");
+    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("git-daemon")
 }
