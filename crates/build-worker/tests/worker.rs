@@ -516,8 +516,9 @@ async fn container_logs(e: &labwright_build_worker::engine::Engine, id: Uuid) ->
 }
 
 /// One repository per stack, built from the generated Dockerfile on the Debian-based images of
-/// `scripts/build-images` and run to a live container whose program says it is up. (Java is
-/// left out: Maven and Gradle need Maven Central, which this machine cannot reach.)
+/// `scripts/build-images` and run to a live container whose program says it is up. Java through
+/// Gradle (a project without dependencies builds offline); Maven is left out: even a project
+/// without dependencies needs its plugins from Maven Central, which this machine cannot reach.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_stack_builds_and_runs_from_a_generated_dockerfile() {
     let mut lab = start(|c| c.build_timeout_secs = 600).await;
@@ -568,6 +569,19 @@ async fn each_stack_builds_and_runs_from_a_generated_dockerfile() {
                 (
                     "main.go",
                     "package main\n\nimport (\n\t\"fmt\"\n\t\"time\"\n)\n\nfunc main() {\n\tfmt.Println(\"go up\")\n\ttime.Sleep(600 * time.Second)\n}\n",
+                ),
+            ],
+        ),
+        (
+            "java_gradle",
+            vec![
+                (
+                    "build.gradle",
+                    "apply plugin: 'java'\njar { manifest { attributes 'Main-Class': 'app.Main' } }\n",
+                ),
+                (
+                    "src/main/java/app/Main.java",
+                    "package app;\n\npublic class Main {\n    public static void main(String[] args) throws Exception {\n        System.out.println(\"java_gradle up\");\n        Thread.sleep(600_000);\n    }\n}\n",
                 ),
             ],
         ),
