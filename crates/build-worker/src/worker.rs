@@ -184,7 +184,7 @@ impl Worker {
             tenant_id: job.tenant_id,
             attempt: Uuid::new_v4(),
             next_line: 0,
-            pending: Vec::new(),
+            pending: Arc::default(),
         }));
         tracing::info!(build_id = %job.build_id, host = job.repo_url.host(), "build job taken");
         let cancel = CancellationToken::new();
@@ -290,8 +290,7 @@ impl Worker {
     ) -> Result<String, JobError> {
         let c = &self.config;
         let checkout = scratch.join("src");
-        let log = LogInto(reporter.clone());
-        let mut sink = log.sink();
+        let mut sink = reporter.lock().await.sink();
         git::clone(
             &job.repo_url,
             job.git_ref.as_deref(),
@@ -451,24 +450,40 @@ struct Reporter {
     tenant_id: Uuid,
     attempt: Uuid,
     next_line: u64,
-    pending: Vec<String>,
+    /// Lines not sent yet. A plain mutex, appended to synchronously by [`Reporter::sink`], so
+    /// lines keep their order even while a publish holds the reporter.
+    pending: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Reporter {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn log(&mut self, line: String) {
-        self.pending.push(line.chars().take(4096).collect());
+        push_line(&self.pending, line);
+    }
+
+    /// Log lines from synchronous callbacks (git, the image build) into this reporter.
+    fn sink(&self) -> impl FnMut(String) + Send + use<> {
+        let pending = self.pending.clone();
+        move |line| push_line(&pending, line)
     }
 
     async fn flush(&mut self) -> Result<(), PublishError> {
-        while !self.pending.is_empty() {
-            let n = self.pending.len().min(LOG_BATCH);
-            let lines: Vec<String> = self.pending[..n].to_vec();
-            let first_line = self.next_line;
+        loop {
+            let lines: Vec<String> = {
+                let pending = self.pending();
+                pending[..pending.len().min(LOG_BATCH)].to_vec()
+            };
+            if lines.is_empty() {
+                return Ok(());
+            }
+            let (first_line, n) = (self.next_line, lines.len());
             self.publish(UpdateBody::Log { first_line, lines }).await?;
-            self.pending.drain(..n);
+            self.pending().drain(..n);
             self.next_line += n as u64;
         }
-        Ok(())
     }
 
     /// Flushes the log, then sends `body`.
@@ -496,22 +511,11 @@ impl Reporter {
     }
 }
 
-/// Log lines from synchronous callbacks (git, the image build) into a job's reporter.
-struct LogInto(Arc<Mutex<Reporter>>);
-
-impl LogInto {
-    fn sink(&self) -> impl FnMut(String) + Send + use<> {
-        let reporter = self.0.clone();
-        move |line| {
-            // The reporter is only held across a publish; a line waits at most that long.
-            if let Ok(mut r) = reporter.try_lock() {
-                r.log(line);
-            } else {
-                let reporter = reporter.clone();
-                tokio::spawn(async move { reporter.lock().await.log(line) });
-            }
-        }
-    }
+fn push_line(pending: &std::sync::Mutex<Vec<String>>, line: String) {
+    pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(line.chars().take(4096).collect());
 }
 
 /// Publishes a job's pending log lines every [`LOG_FLUSH`].
