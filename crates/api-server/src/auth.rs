@@ -8,6 +8,7 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use labwright_core::{
     auth::{Permission, Role},
     ids::{ApiKeyId, TenantId},
+    terminal::TicketKey,
     validate,
 };
 use sha2::{Digest, Sha256};
@@ -217,6 +218,25 @@ pub async fn bootstrap(pool: &Pool, data_dir: &Path) -> anyhow::Result<()> {
     write_secret_file(&path, &key.secret)?;
     tracing::info!(path = %path.display(), "first start: created tenant \"default\" and its admin key; read it from this file");
     Ok(())
+}
+
+/// The key terminal tickets are signed with: `terminal_secret_file`, or
+/// `<data_dir>/terminal-secret`, created (mode 0600) if it does not exist yet.
+pub fn terminal_key(config: &crate::config::Config) -> anyhow::Result<TicketKey> {
+    use anyhow::Context;
+    let path = if config.terminal_secret_file.is_empty() {
+        config.data_dir.join("terminal-secret")
+    } else {
+        std::path::PathBuf::from(&config.terminal_secret_file)
+    };
+    if config.terminal_secret_file.is_empty() && !path.exists() {
+        std::fs::create_dir_all(&config.data_dir)?;
+        write_secret_file(&path, &TicketKey::generate_secret())
+            .with_context(|| format!("writing {}", path.display()))?;
+        tracing::info!(path = %path.display(), "created the terminal ticket secret; give it to the terminal gateway");
+    }
+    let secret = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    TicketKey::from_secret(&secret).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {

@@ -42,6 +42,12 @@ pub struct Config {
     /// Seconds after its start past which a session is never extended (workers remove it then
     /// whatever happens).
     pub session_max_ttl_secs: u64,
+    /// Base URL of the terminal gateway as browsers reach it (`ws://` or `wss://`); terminal
+    /// tickets come with `<terminal_url>/terminal/<session>?ticket=…`.
+    pub terminal_url: String,
+    /// Secret shared with the terminal gateway to sign terminal tickets (at least 32 bytes).
+    /// Empty: `<data_dir>/terminal-secret`, created on first start.
+    pub terminal_secret_file: String,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -69,6 +75,8 @@ impl Default for Config {
             builds_namespace: String::new(),
             session_ttl_secs: 1800,
             session_max_ttl_secs: 14_400,
+            terminal_url: "ws://127.0.0.1:8090".into(),
+            terminal_secret_file: String::new(),
         }
     }
 }
@@ -140,6 +148,14 @@ impl Config {
                 }
                 "SESSION_TTL_SECS" => parse_into(&value, &mut config.session_ttl_secs),
                 "SESSION_MAX_TTL_SECS" => parse_into(&value, &mut config.session_max_ttl_secs),
+                "TERMINAL_URL" => {
+                    config.terminal_url = value;
+                    Ok(())
+                }
+                "TERMINAL_SECRET_FILE" => {
+                    config.terminal_secret_file = value;
+                    Ok(())
+                }
                 "DATA_DIR" => {
                     config.data_dir = PathBuf::from(value);
                     Ok(())
@@ -188,6 +204,11 @@ impl Config {
         }
         if !self.amqp_url.starts_with("amqp://") && !self.amqp_url.starts_with("amqps://") {
             errors.push("amqp_url: must be an amqp:// or amqps:// URL".into());
+        }
+        if !(self.terminal_url.starts_with("ws://") || self.terminal_url.starts_with("wss://"))
+            || self.terminal_url.contains(['?', '#'])
+        {
+            errors.push("terminal_url: must be a ws:// or wss:// URL without query".into());
         }
         if self.events_exchange.is_empty() {
             errors.push("events_exchange: must not be empty".into());

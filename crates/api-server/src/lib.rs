@@ -197,6 +197,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         lab: lab.clone(),
         artifacts: artifacts.clone(),
         sandboxes: sandboxes.clone(),
+        terminals: http::Terminals {
+            key: auth::terminal_key(&config)?,
+            url: config.terminal_url.trim_end_matches('/').to_string(),
+        },
     });
     let http_server = HttpServer::new(move || {
         App::new()

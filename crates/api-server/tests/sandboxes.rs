@@ -1,7 +1,8 @@
 //! Repo sandboxes through the whole platform: the api-server and a real build worker sharing a
 //! real RabbitMQ, a real Docker engine, and a repository served by a real `git daemon`. A user
-//! submits a git URL over HTTP, watches it reach `running`, reads its log, and deletes the
-//! session; the container is gone.
+//! submits a git URL over HTTP, watches it reach `running`, reads its log, opens a terminal in
+//! it through the real terminal gateway with a ticket from the API, and deletes the session; the
+//! terminal closes and the container is gone.
 
 mod support;
 
@@ -98,7 +99,21 @@ async fn a_git_url_becomes_a_running_session_and_deleting_it_removes_the_contain
     let mut config = test_config(&fresh_database().await);
     config.builds_namespace = namespace.clone();
     config.builds_allow_private_hosts = true;
+    let gateway_addr: std::net::SocketAddr =
+        format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    config.terminal_url = format!("ws://{gateway_addr}");
     let server = TestServer::start(config.clone()).await;
+    // The gateway shares only the ticket secret (created by the api-server) with the server.
+    let gateway = labwright_terminal_gateway::start(labwright_terminal_gateway::Config {
+        listen_addr: gateway_addr,
+        ticket_secret_file: config.data_dir.join("terminal-secret"),
+        docker_host: docker_host.clone(),
+        namespace: namespace.clone(),
+        workers: 1,
+        ..Default::default()
+    })
+    .await
+    .expect("terminal gateway");
     let base = server.url("");
     let key = server.admin_key.clone();
 
@@ -179,6 +194,52 @@ async fn a_git_url_becomes_a_running_session_and_deleting_it_removes_the_contain
     assert!(log.contains("data: Step 1/"), "{log}");
     assert!(log.contains("Successfully tagged"), "{log}");
 
+    // A terminal: viewers may not open one, nobody may for a session that does not exist,
+    // an operator's ticket opens a real shell in the session's container.
+    let viewer = server.create_key("viewer", "watcher").await;
+    let (status, body) = http(
+        "POST",
+        format!("{base}/api/v1/sessions/{session}/terminal"),
+        Some(viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = http(
+        "POST",
+        format!("{base}/api/v1/sessions/{}/terminal", Uuid::new_v4()),
+        Some(key.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let operator = server.create_key("operator", "dev").await;
+    let (status, ticket) = http(
+        "POST",
+        format!("{base}/api/v1/sessions/{session}/terminal"),
+        Some(operator.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{ticket}");
+    let url = ticket["url"].as_str().expect("url");
+    assert!(url.starts_with(&format!("ws://{gateway_addr}/terminal/{session}?ticket=")));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade");
+    send_keys(&mut ws, "echo hi; cat /srv/greeting.txt\n").await;
+    let (out, _) = read_terminal(&mut ws, "hello from a sandbox").await;
+    assert!(out.contains("hi\r\n"), "{out}");
+    // Used once: the same URL is refused.
+    let (mut again, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade");
+    let (_, closed) = read_terminal(&mut again, "never").await;
+    assert_eq!(
+        closed.map(|c| c.0),
+        Some(labwright_core::terminal::close::TICKET_REUSED)
+    );
+
     let (status, ended) = http(
         "DELETE",
         format!("{base}/api/v1/sessions/{session}"),
@@ -199,6 +260,62 @@ async fn a_git_url_becomes_a_running_session_and_deleting_it_removes_the_contain
     let b = build_view(&base, &key, &id).await;
     assert_eq!(b["stage"], "stopped", "{b}");
     assert_eq!(b["session"]["status"], "stopped", "{b}");
+    // The open terminal was closed with the session, and no new one can be asked for.
+    let (_, closed) = read_terminal(&mut ws, "never").await;
+    assert_eq!(
+        closed.map(|c| c.0),
+        Some(labwright_core::terminal::close::SESSION_ENDED)
+    );
+    let (status, body) = http(
+        "POST",
+        format!("{base}/api/v1/sessions/{session}/terminal"),
+        Some(operator),
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    gateway.shutdown().await;
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn send_keys(ws: &mut Ws, keys: &str) {
+    use futures::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Binary(
+        keys.as_bytes().to_vec().into(),
+    ))
+    .await
+    .expect("send");
+}
+
+/// Terminal output until it contains `needle` or the terminal closes (with its code and reason).
+async fn read_terminal(ws: &mut Ws, needle: &str) -> (String, Option<(u16, String)>) {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = String::from_utf8_lossy(&out).into_owned();
+        if text.contains(needle) {
+            return (text, None);
+        }
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => panic!("terminal: neither {needle:?} nor a close came; output:\n{text}"),
+            Ok(Some(Ok(Message::Binary(b)))) => out.extend_from_slice(&b),
+            Ok(Some(Ok(Message::Close(c)))) => {
+                return (
+                    text,
+                    Some(
+                        c.map(|c| (u16::from(c.code), c.reason.to_string()))
+                            .unwrap_or((1005, String::new())),
+                    ),
+                );
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(None) | Ok(Some(Err(_))) => return (text, Some((1006, String::new()))),
+        }
+    }
 }
 
 /// `git-daemon` itself: `git daemon` runs it as a child, which outlives a kill of `git`.

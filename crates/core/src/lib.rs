@@ -17,6 +17,7 @@ pub mod nav;
 pub mod retry;
 pub mod run;
 pub mod sim;
+pub mod terminal;
 pub mod testcase;
 pub mod validate;
 pub mod verify;

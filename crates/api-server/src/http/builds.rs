@@ -17,6 +17,7 @@ use labwright_core::{
         source::{RepoUrl, validate_ref, validate_subdir},
     },
     ids::TenantId,
+    terminal::{TICKET_TTL_SECS, TicketClaims},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -656,6 +657,58 @@ pub async fn extend_session(
             )))
         }
     }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TerminalTicket {
+    /// Single use, valid for a few seconds: connect right away.
+    pub ticket: String,
+    /// WebSocket URL of the terminal, ticket included.
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A ticket to open one terminal into a running session through the terminal gateway. The
+/// gateway checks it without asking this server; it works once and expires quickly.
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/terminal", params(("id" = Uuid, Path)),
+    responses((status = 201, body = TerminalTicket), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+#[post("/sessions/{id}/terminal")]
+pub async fn terminal_ticket(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::UseSandboxes)?;
+    let id = id.into_inner();
+    let mut conn = db::conn(&state.pool).await?;
+    let s = db::builds::get_session(&mut conn, caller.tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("session {id}")))?;
+    if s.status != "running" || s.expires_at < Utc::now() {
+        return Err(ApiError::Conflict(format!(
+            "session {id} is {}, not running",
+            if s.status == "running" {
+                "expired"
+            } else {
+                &s.status
+            }
+        )));
+    }
+    let expires_at = Utc::now() + chrono::Duration::seconds(TICKET_TTL_SECS);
+    let ticket = state.terminals.key.sign(&TicketClaims {
+        jti: Uuid::new_v4(),
+        tenant: caller.tenant.0,
+        session: s.id,
+        container: s.container_id,
+        key: caller.key_id.0,
+        exp: expires_at.timestamp(),
+    });
+    tracing::info!(session_id = %id, key = %caller.key_id.0, "terminal ticket issued");
+    Ok(HttpResponse::Created().json(TerminalTicket {
+        url: format!("{}/terminal/{}?ticket={ticket}", state.terminals.url, s.id),
+        ticket,
+        expires_at,
+    }))
 }
 
 #[cfg(test)]

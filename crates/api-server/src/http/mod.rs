@@ -31,6 +31,13 @@ pub struct AppState {
     pub lab: Arc<crate::executions::Lab>,
     pub artifacts: crate::artifacts::Artifacts,
     pub sandboxes: Arc<crate::builds::Sandboxes>,
+    pub terminals: Terminals,
+}
+
+/// Signs terminal tickets for the terminal gateway at `url`.
+pub struct Terminals {
+    pub key: labwright_core::terminal::TicketKey,
+    pub url: String,
 }
 
 /// Most items one list call returns.
@@ -51,7 +58,7 @@ pub const DEFAULT_PAGE: i64 = 50;
         library::put_tree, library::list_trees, library::get_tree,
         library::put_reference, library::list_references, library::get_reference,
         builds::create_build, builds::list_builds, builds::get_build, builds::build_logs, builds::cancel_build,
-        builds::list_sessions, builds::get_session, builds::delete_session, builds::extend_session,
+        builds::list_sessions, builds::get_session, builds::delete_session, builds::extend_session, builds::terminal_ticket,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -130,7 +137,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(builds::list_sessions)
                 .service(builds::get_session)
                 .service(builds::delete_session)
-                .service(builds::extend_session),
+                .service(builds::extend_session)
+                .service(builds::terminal_ticket),
         )
         .default_service(web::to(not_found));
 }

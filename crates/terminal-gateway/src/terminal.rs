@@ -1,0 +1,445 @@
+//! One terminal: check the ticket, attach a shell, pump bytes both ways until one side ends,
+//! then end the shell, close the WebSocket with a code and reason, and store the recording.
+//!
+//! Input and output are two futures polled side by side: a client that reads slowly makes the
+//! output wait (the WebSocket's send queue is bounded, so nothing piles up in memory), while its
+//! keystrokes, Ctrl-C included, still go straight to the shell.
+
+use std::{
+    sync::{Arc, atomic::Ordering::Relaxed},
+    time::Duration,
+};
+
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use labwright_core::terminal::{Control, Event, TicketError, Utf8Carry, close};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    time::Instant,
+};
+use uuid::Uuid;
+
+use crate::{
+    Gateway,
+    engine::{Attached, Container},
+    metrics::ConnectError,
+    recording::{Recording, Recordings},
+};
+
+/// Output read from the engine per chunk, and the most sent in one frame.
+const READ_CHUNK: usize = 32 * 1024;
+/// The gateway pings a quiet client this often, and gives up on one silent for `3 *` this.
+const PING_EVERY: Duration = Duration::from_secs(20);
+
+pub(crate) struct Request {
+    pub session: Option<Uuid>,
+    pub ticket: Option<String>,
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// How a terminal ended: the close frame it gets.
+struct End {
+    code: u16,
+    reason: String,
+}
+
+impl End {
+    fn new(code: u16, reason: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+async fn close_with(ws: Session, end: End) {
+    let _ = ws
+        .close(Some(CloseReason {
+            code: CloseCode::from(end.code),
+            description: Some(end.reason),
+        }))
+        .await;
+}
+
+fn refuse(gateway: &Gateway, e: ConnectError) {
+    gateway.metrics.connect_error(e);
+}
+
+pub(crate) async fn serve(
+    gateway: Arc<Gateway>,
+    req: Request,
+    ws: Session,
+    stream: AggregatedMessageStream,
+) {
+    let now = chrono::Utc::now().timestamp();
+    let Some(session) = req.session else {
+        refuse(&gateway, ConnectError::NoSession);
+        return close_with(ws, End::new(close::NO_SESSION, "no such session")).await;
+    };
+    let Some(ticket) = req.ticket.filter(|t| !t.is_empty()) else {
+        refuse(&gateway, ConnectError::MissingTicket);
+        return close_with(ws, End::new(close::BAD_TICKET, "a ticket is required")).await;
+    };
+    let claims = match gateway.key.verify(&ticket, session, now) {
+        Ok(c) => c,
+        Err(e) => {
+            refuse(
+                &gateway,
+                match e {
+                    TicketError::Malformed | TicketError::Forged => ConnectError::BadTicket,
+                    TicketError::Expired => ConnectError::ExpiredTicket,
+                    TicketError::OtherSession => ConnectError::OtherSession,
+                },
+            );
+            return close_with(ws, End::new(e.close_code(), e.to_string())).await;
+        }
+    };
+    if !gateway.first_use(claims.jti, claims.exp, now) {
+        refuse(&gateway, ConnectError::ReusedTicket);
+        return close_with(
+            ws,
+            End::new(close::TICKET_REUSED, "the ticket was used already"),
+        )
+        .await;
+    }
+    let Some(slot) = gateway.slot(claims.tenant) else {
+        refuse(&gateway, ConnectError::TooMany);
+        return close_with(
+            ws,
+            End::new(close::TOO_MANY, "too many terminals open; close one first"),
+        )
+        .await;
+    };
+    match gateway
+        .engine
+        .container(&claims.container, session, claims.tenant)
+        .await
+    {
+        Ok(Container::Running) => {}
+        Ok(Container::Missing) => {
+            refuse(&gateway, ConnectError::NoSession);
+            return close_with(ws, End::new(close::NO_SESSION, "no such session")).await;
+        }
+        Ok(Container::Stopped) => {
+            refuse(&gateway, ConnectError::SessionEnded);
+            return close_with(
+                ws,
+                End::new(
+                    close::SESSION_ENDED,
+                    "the session's container is not running",
+                ),
+            )
+            .await;
+        }
+        Err(e) => {
+            refuse(&gateway, ConnectError::Engine);
+            tracing::warn!(error = %e, %session, "terminal: engine unavailable");
+            return close_with(
+                ws,
+                End::new(close::INTERNAL, "the container engine is unavailable"),
+            )
+            .await;
+        }
+    }
+    let terminal = Uuid::new_v4();
+    let attached = match gateway
+        .engine
+        .start_shell(
+            &claims.container,
+            &gateway.config.shell,
+            &gateway.config.term,
+            terminal,
+        )
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            // Most often the container stopped in between.
+            refuse(&gateway, ConnectError::SessionEnded);
+            tracing::info!(error = %e, %session, "terminal: shell did not start");
+            return close_with(
+                ws,
+                End::new(
+                    close::SESSION_ENDED,
+                    "the shell could not be started in the session",
+                ),
+            )
+            .await;
+        }
+    };
+    gateway.metrics.opened.fetch_add(1, Relaxed);
+    tracing::info!(%session, %terminal, tenant = %claims.tenant, key = %claims.key, "terminal opened");
+    let exec_id = attached.exec_id.clone();
+    let cols = req.cols.clamp(1, labwright_core::terminal::MAX_DIMENSION);
+    let rows = req.rows.clamp(1, labwright_core::terminal::MAX_DIMENSION);
+    let recording = match &gateway.recordings {
+        Some(r) => r
+            .start(
+                Recordings::key(claims.tenant, session, terminal),
+                terminal,
+                cols,
+                rows,
+                &gateway.config.term,
+                &format!("session {session}"),
+            )
+            .await
+            .map_err(|e| {
+                gateway.metrics.recordings_failed.fetch_add(1, Relaxed);
+                tracing::warn!(error = %e, %terminal, "terminal: recording did not start");
+            })
+            .ok(),
+        None => None,
+    };
+    let mut pump = Pump {
+        gateway: gateway.clone(),
+        ws: ws.clone(),
+        exec_id: exec_id.clone(),
+        recording,
+        last_input: Instant::now(),
+        last_heard: Instant::now(),
+    };
+    let end = pump
+        .run(attached, stream, &claims.container, cols, rows)
+        .await;
+    // The shell may outlive the connection (the user left, the gateway stops): end it.
+    {
+        let gateway = gateway.clone();
+        let container = claims.container.clone();
+        let exec_id = exec_id.clone();
+        gateway.clone().background.spawn(async move {
+            match gateway
+                .engine
+                .end_shell(&container, &exec_id, terminal)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) | Err(_) => {
+                    gateway.metrics.leaked_shells.fetch_add(1, Relaxed);
+                    tracing::warn!(%terminal, "terminal: the shell could not be ended");
+                }
+            }
+        });
+    }
+    tracing::info!(%session, %terminal, code = end.code, reason = %end.reason, "terminal closed");
+    close_with(ws, end).await;
+    if let Some(rec) = pump.recording.take() {
+        let gateway = gateway.clone();
+        gateway.clone().background.spawn(async move {
+            if let Err(e) = rec.finish().await {
+                gateway.metrics.recordings_failed.fetch_add(1, Relaxed);
+                tracing::warn!(error = %e, %terminal, "terminal: recording not stored");
+            }
+        });
+    }
+    drop(slot);
+}
+
+struct Pump {
+    gateway: Arc<Gateway>,
+    ws: Session,
+    exec_id: String,
+    recording: Option<Recording>,
+    last_input: Instant,
+    last_heard: Instant,
+}
+
+enum Input {
+    Continue,
+    End(End),
+}
+
+impl Pump {
+    async fn run(
+        &mut self,
+        attached: Attached,
+        mut stream: AggregatedMessageStream,
+        container: &str,
+        cols: u16,
+        rows: u16,
+    ) -> End {
+        if let Err(e) = self.gateway.engine.resize(&self.exec_id, cols, rows).await {
+            tracing::debug!(error = %e, "terminal: first resize");
+        }
+        let Attached {
+            stream: conn,
+            early,
+            ..
+        } = attached;
+        let (mut from_shell, mut to_shell) = tokio::io::split(conn);
+        let idle = Duration::from_secs(self.gateway.config.idle_timeout_secs);
+        let mut ws_out = self.ws.clone();
+        let mut ticker = tokio::time::interval(PING_EVERY.min(idle));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let _ = self.ws.text(Event::Ready { cols, rows }.to_json()).await;
+        // The recording is fed by the output half only; resizes are noted by the input half
+        // through this queue (bounded: the input waits rather than grows it).
+        let (resized_tx, mut resized_rx) = tokio::sync::mpsc::channel::<(u16, u16)>(16);
+        let gateway = self.gateway.clone();
+        let recording = &mut self.recording;
+        let output = async {
+            let mut carry = Utf8Carry::default();
+            let mut buf = vec![0u8; READ_CHUNK];
+            let mut pending = early;
+            loop {
+                if pending.is_empty() {
+                    tokio::select! {
+                        biased;
+                        Some((c, r)) = resized_rx.recv() => {
+                            if let Some(rec) = recording.as_mut() {
+                                let _ = rec.resize(c, r).await;
+                            }
+                            continue;
+                        }
+                        read = from_shell.read(&mut buf) => match read {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        },
+                    }
+                }
+                let frame = carry.push(&pending);
+                pending.clear();
+                if frame.is_empty() {
+                    continue;
+                }
+                gateway
+                    .metrics
+                    .bytes_out
+                    .fetch_add(frame.len() as u64, Relaxed);
+                if let Some(rec) = recording.as_mut()
+                    && rec.output(&frame).await.is_err()
+                {
+                    gateway.metrics.recordings_failed.fetch_add(1, Relaxed);
+                    *recording = None;
+                }
+                if ws_out.binary(frame).await.is_err() {
+                    return None; // the client is gone
+                }
+            }
+            let rest = carry.finish();
+            if !rest.is_empty() {
+                let _ = ws_out.binary(rest).await;
+            }
+            Some(())
+        };
+        let last_input = &mut self.last_input;
+        let last_heard = &mut self.last_heard;
+        let ws_in = &mut self.ws;
+        let engine = &self.gateway.engine;
+        let exec_id = &self.exec_id;
+        let input = async {
+            loop {
+                let msg = tokio::select! {
+                    msg = stream.recv() => msg,
+                    _ = ticker.tick() => {
+                        if last_input.elapsed() >= idle {
+                            return End::new(close::IDLE, format!("idle for {} s", idle.as_secs()));
+                        }
+                        if last_heard.elapsed() >= PING_EVERY * 3 {
+                            return End::new(close::IDLE, "the client stopped answering");
+                        }
+                        let _ = ws_in.ping(b"lw").await;
+                        continue;
+                    }
+                };
+                *last_heard = Instant::now();
+                let step = match msg {
+                    None => Input::End(End::new(close::NORMAL, "the client left")),
+                    Some(Err(actix_ws::ProtocolError::Overflow)) => Input::End(End::new(
+                        close::TOO_BIG,
+                        format!("frame over {} bytes", gateway.config.max_frame_bytes),
+                    )),
+                    Some(Err(e)) => Input::End(End::new(1002, format!("protocol error: {e}"))),
+                    Some(Ok(AggregatedMessage::Binary(b))) => {
+                        *last_input = Instant::now();
+                        gateway.metrics.bytes_in.fetch_add(b.len() as u64, Relaxed);
+                        match to_shell.write_all(&b).await {
+                            Ok(()) => Input::Continue,
+                            // The shell went away; the output side sees it and says why.
+                            Err(_) => std::future::pending().await,
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Text(t))) => match Control::parse(&t) {
+                        Ok(Control::Resize { cols, rows }) => {
+                            *last_input = Instant::now();
+                            if let Err(e) = engine.resize(exec_id, cols, rows).await {
+                                tracing::debug!(error = %e, "terminal: resize");
+                            }
+                            let _ = resized_tx.try_send((cols, rows));
+                            Input::Continue
+                        }
+                        Ok(Control::Ping { id }) => {
+                            // Not awaited in line: a full send queue must not hold keystrokes.
+                            let mut ws = ws_in.clone();
+                            actix_web::rt::spawn(async move {
+                                let _ = ws.text(Event::Pong { id }.to_json()).await;
+                            });
+                            Input::Continue
+                        }
+                        Err(reason) => Input::End(End::new(close::BAD_MESSAGE, reason)),
+                    },
+                    Some(Ok(AggregatedMessage::Ping(p))) => {
+                        let _ = ws_in.pong(&p).await;
+                        Input::Continue
+                    }
+                    Some(Ok(AggregatedMessage::Pong(_))) => Input::Continue,
+                    Some(Ok(AggregatedMessage::Close(_))) => {
+                        Input::End(End::new(close::NORMAL, "the client left"))
+                    }
+                };
+                if let Input::End(end) = step {
+                    return end;
+                }
+            }
+        };
+        let shutdown = self.gateway.shutdown.clone();
+        let outcome = tokio::select! {
+            end = input => Some(end),
+            out = output => match out {
+                None => Some(End::new(close::NORMAL, "the client left")),
+                Some(()) => None,
+            },
+            _ = shutdown.cancelled() => Some(End::new(close::GOING_AWAY, "the terminal gateway is restarting; reconnect")),
+        };
+        match outcome {
+            Some(end) => end,
+            None => self.shell_ended(container).await,
+        }
+    }
+
+    /// The shell's output ended: it exited, or its container stopped.
+    async fn shell_ended(&mut self, container: &str) -> End {
+        // An exit is visible to inspect a moment after the stream ends.
+        for _ in 0..20 {
+            match self.gateway.engine.exec_state(&self.exec_id).await {
+                Ok((false, code)) => {
+                    let code = code.unwrap_or(-1);
+                    // A shell killed by a signal may be its container stopping: the engine
+                    // records the exec's end a moment before the container's.
+                    let looks = if code >= 128 { 20 } else { 1 };
+                    for i in 0..looks {
+                        if i > 0 {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        let running = matches!(
+                            self.gateway
+                                .engine
+                                .docker()
+                                .inspect_container(container, None)
+                                .await
+                                .map(|c| c.state.and_then(|s| s.running)),
+                            Ok(Some(true))
+                        );
+                        if !running {
+                            return End::new(close::SESSION_ENDED, "the session ended");
+                        }
+                    }
+                    let _ = self.ws.text(Event::Exit { code }.to_json()).await;
+                    return End::new(close::NORMAL, format!("the shell exited with code {code}"));
+                }
+                Ok((true, _)) => tokio::time::sleep(Duration::from_millis(25)).await,
+                Err(_) => return End::new(close::SESSION_ENDED, "the session ended"),
+            }
+        }
+        End::new(close::SESSION_ENDED, "the shell's output ended")
+    }
+}
