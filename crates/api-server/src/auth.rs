@@ -131,6 +131,24 @@ pub fn bearer(header: Option<&str>) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
+/// Browsers cannot set headers on a WebSocket: they offer the key as a subprotocol
+/// (`new WebSocket(url, ["labwright", "bearer.<key>"])`), and the server answers `labwright`.
+/// Only on WebSocket upgrades, never for plain requests.
+fn websocket_bearer(req: &HttpRequest) -> Option<String> {
+    let upgrade = req.headers().get("upgrade")?.to_str().ok()?;
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return None;
+    }
+    req.headers()
+        .get_all("sec-websocket-protocol")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix("bearer.").map(str::to_owned))
+}
+
+/// The subprotocol the server answers WebSocket clients with.
+pub const WEBSOCKET_PROTOCOL: &str = "labwright";
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
@@ -141,7 +159,8 @@ impl FromRequest for Caller {
             .headers()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+            .map(str::to_owned)
+            .or_else(|| websocket_bearer(req).map(|t| format!("Bearer {t}")));
         Box::pin(async move {
             let state =
                 state.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))?;

@@ -48,6 +48,8 @@ pub struct Config {
     /// Secret shared with the terminal gateway to sign terminal tickets (at least 32 bytes).
     /// Empty: `<data_dir>/terminal-secret`, created on first start.
     pub terminal_secret_file: String,
+    /// The built web UI, served at `/`.
+    pub ui_dir: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -77,6 +79,7 @@ impl Default for Config {
             session_max_ttl_secs: 14_400,
             terminal_url: "ws://127.0.0.1:8090".into(),
             terminal_secret_file: String::new(),
+            ui_dir: PathBuf::from("frontend/dist"),
         }
     }
 }
@@ -154,6 +157,10 @@ impl Config {
                 }
                 "TERMINAL_SECRET_FILE" => {
                     config.terminal_secret_file = value;
+                    Ok(())
+                }
+                "UI_DIR" => {
+                    config.ui_dir = PathBuf::from(value);
                     Ok(())
                 }
                 "DATA_DIR" => {

@@ -37,6 +37,7 @@ pub struct HostLinkService {
     pub broker: Arc<Broker>,
     pub heartbeat_interval: Duration,
     pub lab: Arc<crate::executions::Lab>,
+    pub live: Arc<crate::live::LiveHub>,
     /// Bounds the database work of connecting hosts, so a reconnect storm (every host of a lab
     /// after a server restart) queues here instead of exhausting the pool and failing.
     pub admission: Arc<tokio::sync::Semaphore>,
@@ -131,6 +132,7 @@ impl HostLink for HostLinkService {
         let device_keys: Vec<String> = hello.devices.into_iter().map(|d| d.key).collect();
         tokio::spawn(read_stream(
             self.lab.clone(),
+            self.live.clone(),
             caller.tenant,
             self.registry.clone(),
             host,
@@ -149,8 +151,10 @@ impl HostLink for HostLinkService {
 
 /// Reads one host's stream until it ends or the server closes it.
 #[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)]
 async fn read_stream(
     lab: Arc<crate::executions::Lab>,
+    live: Arc<crate::live::LiveHub>,
     tenant: labwright_core::ids::TenantId,
     registry: Arc<Registry>,
     host: HostId,
@@ -219,6 +223,12 @@ async fn read_stream(
                 tenant,
                 body: crate::executions::ReportBody::Execution(report),
             }),
+            pb::host_message::Body::LiveFrame(frame) => {
+                // Only the host's own devices; a frame for anything else is ignored.
+                if device_keys.contains(&frame.device_id) {
+                    live.publish(host, frame);
+                }
+            }
             pb::host_message::Body::CommandResult(result) => {
                 registry.complete_command(host, connection_id, result)
             }

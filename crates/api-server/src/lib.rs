@@ -14,6 +14,8 @@ pub mod fleet;
 pub mod grpc;
 pub mod http;
 pub mod library;
+pub mod live;
+pub mod tap;
 pub mod telemetry;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -139,7 +141,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("binding gRPC on {}", config.grpc_addr))?;
     let grpc_addr = grpc_listener.local_addr()?;
+    let live = live::LiveHub::new(registry.clone());
+    let tap = tap::EventTap::new();
+    tasks.push(tokio::spawn(
+        tap.clone().run(broker.clone(), shutdown.clone()),
+    ));
     let service = grpc::HostLinkService {
+        live: live.clone(),
         pool: pool.clone(),
         registry: registry.clone(),
         broker: broker.clone(),
@@ -197,6 +205,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         lab: lab.clone(),
         artifacts: artifacts.clone(),
         sandboxes: sandboxes.clone(),
+        live,
+        tap: tap.clone(),
+        ui_dir: config.ui_dir.clone(),
+        shutdown: shutdown.clone(),
         terminals: http::Terminals {
             key: auth::terminal_key(&config)?,
             url: config.terminal_url.trim_end_matches('/').to_string(),

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod link;
+pub mod live;
 pub mod runtime;
 pub mod spool;
 pub mod stats;

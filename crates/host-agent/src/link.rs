@@ -94,6 +94,10 @@ pub async fn run(params: LinkParams, observer: Arc<dyn LinkObserver>, shutdown: 
             _ = shutdown.cancelled() => return,
             r = session(&params, observer.as_ref(), &mut welcomed, &mut backoff, &shutdown) => r,
         };
+        // Nobody can watch through a link that is gone.
+        if let Some(rt) = &params.runtime {
+            rt.live.stop_all();
+        }
         match result {
             Ok(()) => return,
             Err(e) => {
@@ -217,6 +221,21 @@ async fn session(
                     Some(pb::server_message::Body::HeartbeatAck(ack)) => {
                         let rtt = unix_micros().saturating_sub(ack.sent_at_unix_micros);
                         observer.heartbeat_acked(Duration::from_micros(rtt));
+                    }
+                    Some(pb::server_message::Body::Command(pb::Command { command_id, kind: Some(pb::command::Kind::LiveView(lv)) })) => {
+                        // Answered in line: it only starts, renews or stops a capture thread.
+                        let outcome = match &runtime {
+                            Some(rt) => rt.live_view(&lv, tx.clone()),
+                            None => Err("this agent has no devices".to_string()),
+                        };
+                        let result = pb::CommandResult {
+                            command_id,
+                            ok: outcome.is_ok(),
+                            code: if outcome.is_ok() { String::new() } else { "unsupported".into() },
+                            error: outcome.err().unwrap_or_default(),
+                            payload: Vec::new(),
+                        };
+                        tx.send(pb::HostMessage { body: Some(pb::host_message::Body::CommandResult(result)) }).await.map_err(|_| LinkError::Closed)?;
                     }
                     Some(pb::server_message::Body::Command(cmd)) => match &runtime {
                         Some(rt) => {

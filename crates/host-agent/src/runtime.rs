@@ -70,6 +70,8 @@ pub struct Runtime {
     running: Mutex<HashMap<String, (String, Arc<AtomicBool>)>>,
     /// Woken when a report is spooled.
     pub reports: Notify,
+    /// Live views in progress.
+    pub live: Arc<crate::live::Live>,
 }
 
 fn now_us() -> u64 {
@@ -218,7 +220,18 @@ impl Runtime {
             spool,
             running: Mutex::new(HashMap::new()),
             reports: Notify::new(),
+            live: Arc::default(),
         })
+    }
+
+    /// Starts, renews or stops a device's live view; frames go to `link`.
+    pub fn live_view(
+        &self,
+        cmd: &pb::LiveView,
+        link: tokio::sync::mpsc::Sender<pb::HostMessage>,
+    ) -> Result<(), String> {
+        let device = self.driver(&cmd.device_id)?.as_device_arc();
+        self.live.set(cmd, device, link)
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Arc<AtomicBool>)>> {
@@ -281,6 +294,8 @@ impl Runtime {
             Some(pb::command::Kind::PressKey(p)) => self.press(p).await,
             Some(pb::command::Kind::CaptureScreenshot(s)) => self.screenshot(&s.device_id).await,
             Some(pb::command::Kind::SetFaults(f)) => self.set_faults(&f),
+            // The link answers these itself (they need its sender).
+            Some(pb::command::Kind::LiveView(_)) => Err("live view through the link only".into()),
             None => Err("unknown command (this agent is older than the server)".into()),
         };
         match outcome {

@@ -6,6 +6,7 @@ mod executions;
 mod fleet;
 mod keys;
 mod library;
+mod live;
 
 use std::{sync::Arc, time::Duration};
 
@@ -32,6 +33,12 @@ pub struct AppState {
     pub artifacts: crate::artifacts::Artifacts,
     pub sandboxes: Arc<crate::builds::Sandboxes>,
     pub terminals: Terminals,
+    pub live: Arc<crate::live::LiveHub>,
+    pub tap: Arc<crate::tap::EventTap>,
+    /// The built web UI (`frontend/dist`), served at `/`.
+    pub ui_dir: std::path::PathBuf,
+    /// Cancelled when the server stops: long-lived sockets close with 1001.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Signs terminal tickets for the terminal gateway at `url`.
@@ -95,6 +102,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(|err, _| bad_request(err.to_string())))
         .service(healthz)
         .service(readyz)
+        .route("/", web::get().to(ui_index))
+        .route("/assets/{name}", web::get().to(ui_asset))
         .service(
             SwaggerUi::new("/swagger-ui/{_:.*}")
                 .config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")),
@@ -138,7 +147,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(builds::get_session)
                 .service(builds::delete_session)
                 .service(builds::extend_session)
-                .service(builds::terminal_ticket),
+                .service(builds::terminal_ticket)
+                .service(live::live)
+                .service(live::events),
         )
         .default_service(web::to(not_found));
 }
@@ -227,6 +238,57 @@ pub struct Page<T> {
     pub total: i64,
     pub limit: i64,
     pub offset: i64,
+}
+
+/// The web UI's page (a single page: navigation is in the URL fragment).
+async fn ui_index(state: web::Data<AppState>) -> HttpResponse {
+    ui_file(&state, "index.html").await
+}
+
+/// The web UI's scripts, styles and fonts (content-hashed names: cached for good).
+async fn ui_asset(state: web::Data<AppState>, name: web::Path<String>) -> HttpResponse {
+    let name = name.into_inner();
+    if name.is_empty()
+        || name.starts_with('.')
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return HttpResponse::NotFound().finish();
+    }
+    ui_file(&state, &format!("assets/{name}")).await
+}
+
+async fn ui_file(state: &AppState, rel: &str) -> HttpResponse {
+    let path = state.ui_dir.join(rel);
+    let content_type = match path.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("woff2") => "font/woff2",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    };
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => {
+            let cache = if rel == "index.html" {
+                "no-cache"
+            } else {
+                "public, max-age=31536000, immutable"
+            };
+            HttpResponse::Ok()
+                .content_type(content_type)
+                .insert_header(("cache-control", cache))
+                .insert_header(("x-content-type-options", "nosniff"))
+                .body(bytes)
+        }
+        Err(_) if rel == "index.html" => HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body("The web UI is not built: run `npm ci && npm run build` in frontend/ (scripts/stack up does)."),
+        Err(_) => HttpResponse::NotFound().finish(),
+    }
 }
 
 #[cfg(test)]

@@ -332,6 +332,8 @@ impl LinkObserver for Counter {
 
 pub struct Agent {
     pub counter: Arc<Counter>,
+    /// The agent's runtime (devices, live views), when it has one.
+    pub runtime: Option<Arc<labwright_host_agent::runtime::Runtime>>,
     pub stop: CancellationToken,
     pub task: JoinHandle<()>,
 }
@@ -355,11 +357,12 @@ pub fn spawn_link(
         hello,
         reconnect_max: Duration::from_millis(500),
         report_stats: true,
-        runtime,
+        runtime: runtime.clone(),
     };
     let task = tokio::spawn(link::run(params, counter.clone(), stop.clone()));
     Agent {
         counter,
+        runtime,
         stop,
         task,
     }

@@ -1,0 +1,230 @@
+//! `GET /api/v1/devices/{id}/live`: a device's screen as a WebSocket stream of JPEG frames
+//! (protocol in `docs/live-view.md`). Authenticated like every call; browsers pass the key as a
+//! subprotocol (`["labwright", "bearer.<key>"]`).
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
+use labwright_core::{
+    auth::Permission,
+    fleet::Capability,
+    ids::{DeviceId, HostId},
+};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::AppState;
+use crate::{
+    auth::{Caller, WEBSOCKET_PROTOCOL},
+    db,
+    error::ApiError,
+    live::{FPS, IN_FLIGHT},
+};
+
+/// Close codes of the live view.
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const BAD_MESSAGE: u16 = 4400;
+    pub const NO_DEVICE: u16 = 4404;
+    /// Offline, without video, or its host is connected to another replica.
+    pub const UNAVAILABLE: u16 = 4409;
+    /// The device's host went away while watching.
+    pub const ENDED: u16 = 4410;
+}
+
+const HOST_CHECK: Duration = Duration::from_secs(2);
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+enum ClientMessage {
+    /// A frame was drawn: the next may come.
+    Ack {
+        #[serde(default)]
+        #[allow(dead_code)]
+        seq: Option<u64>,
+    },
+}
+
+async fn close_with(ws: Session, code: u16, reason: impl Into<String>) {
+    let _ = ws
+        .close(Some(CloseReason {
+            code: CloseCode::from(code),
+            description: Some(reason.into()),
+        }))
+        .await;
+}
+
+/// Streams a device's screen while the socket is open.
+#[get("/devices/{id}/live")]
+pub async fn live(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Payload,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, actix_web::Error> {
+    caller.require(Permission::ReadFleet)?;
+    let (response, ws, stream) =
+        actix_ws::handle_with_protocols(&req, body, &[WEBSOCKET_PROTOCOL])?;
+    let stream = stream
+        .max_frame_size(4096)
+        .aggregate_continuations()
+        .max_continuation_size(4096);
+    let id = id.into_inner();
+    actix_web::rt::spawn(async move {
+        let device = match db::conn(&state.pool).await {
+            Ok(mut conn) => db::fleet::get_device(&mut conn, caller.tenant, DeviceId(id)).await,
+            Err(e) => Err(e),
+        };
+        let d = match device {
+            Ok(Some((d, _, _))) => d,
+            Ok(None) => return close_with(ws, close::NO_DEVICE, "no such device").await,
+            Err(e) => {
+                let e = ApiError::from(e);
+                return close_with(ws, close::UNAVAILABLE, e.to_string()).await;
+            }
+        };
+        if !d
+            .capabilities
+            .iter()
+            .flatten()
+            .any(|c| c == Capability::VideoCapture.as_str())
+        {
+            return close_with(ws, close::UNAVAILABLE, "the device has no video capture").await;
+        }
+        let host = HostId(d.host_id);
+        if d.status != "online" || !state.registry.is_connected(host) {
+            return close_with(
+                ws,
+                close::UNAVAILABLE,
+                format!(
+                    "device {} is {} or its host is not connected to this server",
+                    d.device_key, d.status
+                ),
+            )
+            .await;
+        }
+        let viewer = state.live.watch(host, &d.device_key);
+        let (code, reason) = serve(&state, host, viewer, ws.clone(), stream, id).await;
+        close_with(ws, code, reason).await;
+    });
+    Ok(response)
+}
+
+async fn serve(
+    state: &AppState,
+    host: HostId,
+    mut viewer: crate::live::Viewer,
+    mut ws: Session,
+    mut stream: actix_ws::AggregatedMessageStream,
+    device: Uuid,
+) -> (u16, String) {
+    let hello = serde_json::json!({"type": "live", "device": device, "fps": FPS, "in_flight": IN_FLIGHT});
+    if ws.text(hello.to_string()).await.is_err() {
+        return (close::NORMAL, String::new());
+    }
+    let mut sent: u64 = 0;
+    let mut acked: u64 = 0;
+    let mut last_seq: Option<u64> = None;
+    let mut check = tokio::time::interval(HOST_CHECK);
+    loop {
+        if sent - acked < IN_FLIGHT {
+            let next = viewer
+                .frames
+                .borrow_and_update()
+                .clone()
+                .filter(|f| last_seq != Some(f.seq));
+            if let Some(f) = next {
+                if ws.binary(f.wire.clone()).await.is_err() {
+                    return (close::NORMAL, "the viewer left".into());
+                }
+                sent += 1;
+                last_seq = Some(f.seq);
+                continue;
+            }
+        }
+        let can_send = sent - acked < IN_FLIGHT;
+        tokio::select! {
+            changed = viewer.frames.changed(), if can_send => {
+                if changed.is_err() {
+                    return (close::ENDED, "the stream ended".into());
+                }
+            }
+            msg = stream.recv() => match msg {
+                None | Some(Ok(AggregatedMessage::Close(_))) => {
+                    return (close::NORMAL, "the viewer left".into());
+                }
+                Some(Err(e)) => return (close::BAD_MESSAGE, format!("protocol error: {e}")),
+                Some(Ok(AggregatedMessage::Text(t))) => match serde_json::from_str::<ClientMessage>(&t) {
+                    Ok(ClientMessage::Ack { .. }) => acked = (acked + 1).min(sent),
+                    Err(e) => {
+                        let mut m = e.to_string();
+                        m.truncate(80);
+                        return (close::BAD_MESSAGE, format!("bad message: {m}"));
+                    }
+                },
+                Some(Ok(AggregatedMessage::Ping(p))) => {
+                    let _ = ws.pong(&p).await;
+                }
+                Some(Ok(_)) => {}
+            },
+            _ = check.tick() => {
+                if !state.registry.is_connected(host) {
+                    return (close::ENDED, "the device's host disconnected".into());
+                }
+            }
+            _ = state.shutdown.cancelled() => {
+                return (close::GOING_AWAY, "the server is restarting; reconnect".into());
+            }
+        }
+    }
+}
+
+/// `GET /api/v1/events`: the caller's tenant's events as they happen (one JSON text frame
+/// each: `{"kind": "fleet.device.status", "event": {...}}`). A client that falls too far behind
+/// gets `{"kind": "resync"}` and should reload what it shows.
+#[get("/events")]
+pub async fn events(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
+    caller.require(Permission::ReadFleet)?;
+    let (response, mut ws, stream) =
+        actix_ws::handle_with_protocols(&req, body, &[WEBSOCKET_PROTOCOL])?;
+    let mut stream = stream.max_frame_size(4096).aggregate_continuations();
+    let mut rx = state.tap.subscribe();
+    let tenant = caller.tenant.0;
+    actix_web::rt::spawn(async move {
+        let (code, reason) = loop {
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Ok(e) if e.tenant == tenant => {
+                        let text = format!(r#"{{"kind":{},"event":{}}}"#, serde_json::Value::from(e.kind.as_str()), e.payload);
+                        if ws.text(text).await.is_err() {
+                            break (close::NORMAL, "the client left");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if ws.text(r#"{"kind":"resync"}"#).await.is_err() {
+                            break (close::NORMAL, "the client left");
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break (close::GOING_AWAY, "the server is restarting"),
+                },
+                msg = stream.recv() => match msg {
+                    None | Some(Ok(AggregatedMessage::Close(_))) | Some(Err(_)) => break (close::NORMAL, "the client left"),
+                    Some(Ok(AggregatedMessage::Ping(p))) => { let _ = ws.pong(&p).await; }
+                    Some(Ok(_)) => {}
+                },
+                _ = state.shutdown.cancelled() => break (close::GOING_AWAY, "the server is restarting; reconnect"),
+            }
+        };
+        close_with(ws, code, reason).await;
+    });
+    Ok(response)
+}

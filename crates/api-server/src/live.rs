@@ -1,0 +1,191 @@
+//! Live view fan-out: one stream per device from its host (asked for only while someone
+//! watches, as a lease renewed every few seconds), shared by every viewer on this replica.
+//!
+//! Each viewer gets the newest frame when it is ready for one (it acknowledges what it has
+//! drawn; at most [`IN_FLIGHT`] frames are on their way to it), so a slow viewer simply sees
+//! fewer frames: it never slows the others, the host or the device.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use labwright_core::ids::HostId;
+use labwright_proto::v1 as pb;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::fleet::Registry;
+
+/// Frames per second asked of the host.
+pub const FPS: u32 = 30;
+/// JPEG quality asked of the host.
+pub const QUALITY: u32 = 75;
+/// How often the lease on a host's stream is renewed (the host stops after 10 s without).
+const RENEW: Duration = Duration::from_secs(3);
+/// Frames sent to one viewer and not yet acknowledged.
+pub const IN_FLIGHT: u64 = 2;
+/// Bytes before the JPEG in a binary frame: captured-at (µs since the epoch), seq, width,
+/// height, all big-endian (u64, u64, u32, u32).
+pub const HEADER: usize = 24;
+
+/// A frame as viewers get it.
+#[derive(Debug)]
+pub struct Frame {
+    pub seq: u64,
+    pub captured_at_us: u64,
+    pub width: u32,
+    pub height: u32,
+    /// Header and JPEG, ready to send.
+    pub wire: Bytes,
+}
+
+impl Frame {
+    fn from_wire(f: pb::LiveFrame) -> Self {
+        let mut wire = Vec::with_capacity(HEADER + f.jpeg.len());
+        wire.extend_from_slice(&f.captured_at_unix_micros.to_be_bytes());
+        wire.extend_from_slice(&f.seq.to_be_bytes());
+        wire.extend_from_slice(&f.width.to_be_bytes());
+        wire.extend_from_slice(&f.height.to_be_bytes());
+        wire.extend_from_slice(&f.jpeg);
+        Self {
+            seq: f.seq,
+            captured_at_us: f.captured_at_unix_micros,
+            width: f.width,
+            height: f.height,
+            wire: wire.into(),
+        }
+    }
+}
+
+type Key = (HostId, String);
+
+struct Stream {
+    frames: watch::Sender<Option<Arc<Frame>>>,
+    viewers: AtomicUsize,
+}
+
+pub struct LiveHub {
+    registry: Arc<Registry>,
+    streams: Mutex<HashMap<Key, Arc<Stream>>>,
+}
+
+/// One viewer's subscription; leaving (drop) ends the host's stream with the last viewer.
+pub struct Viewer {
+    hub: Arc<LiveHub>,
+    key: Key,
+    stream: Arc<Stream>,
+    pub frames: watch::Receiver<Option<Arc<Frame>>>,
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let mut streams = self.hub.lock();
+        if self.stream.viewers.fetch_sub(1, Ordering::SeqCst) == 1 {
+            streams.remove(&self.key);
+            drop(streams);
+            self.hub.ask(self.key.0, &self.key.1, false);
+        }
+    }
+}
+
+impl LiveHub {
+    pub fn new(registry: Arc<Registry>) -> Arc<Self> {
+        Arc::new(Self {
+            registry,
+            streams: Mutex::default(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Stream>>> {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Viewers of a device on this replica (0 when nobody watches).
+    pub fn viewers(&self, host: HostId, device_key: &str) -> usize {
+        self.lock()
+            .get(&(host, device_key.to_string()))
+            .map_or(0, |s| s.viewers.load(Ordering::SeqCst))
+    }
+
+    /// A frame from a host's stream (dropped when nobody watches any more).
+    pub fn publish(&self, host: HostId, frame: pb::LiveFrame) {
+        let stream = self.lock().get(&(host, frame.device_id.clone())).cloned();
+        if let Some(s) = stream {
+            s.frames.send_replace(Some(Arc::new(Frame::from_wire(frame))));
+        }
+    }
+
+    /// Starts watching a device (the caller checked the tenant owns it). The first viewer starts
+    /// the host's stream and keeps its lease renewed while anyone watches.
+    pub fn watch(self: &Arc<Self>, host: HostId, device_key: &str) -> Viewer {
+        let key = (host, device_key.to_string());
+        // Counted under the lock: a last viewer leaving at the same moment cannot remove the
+        // stream between our finding it and our joining it.
+        let (stream, first) = {
+            let mut streams = self.lock();
+            let (s, first) = match streams.get(&key) {
+                Some(s) => (s.clone(), false),
+                None => {
+                    let s = Arc::new(Stream {
+                        frames: watch::channel(None).0,
+                        viewers: AtomicUsize::new(0),
+                    });
+                    streams.insert(key.clone(), s.clone());
+                    (s, true)
+                }
+            };
+            s.viewers.fetch_add(1, Ordering::SeqCst);
+            (s, first)
+        };
+        if first {
+            self.ask(host, device_key, true);
+            let hub = Arc::downgrade(self);
+            let weak_stream = Arc::downgrade(&stream);
+            let device_key = device_key.to_string();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(RENEW);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    let (Some(hub), Some(s)) = (hub.upgrade(), weak_stream.upgrade()) else {
+                        return;
+                    };
+                    if s.viewers.load(Ordering::SeqCst) == 0 {
+                        return;
+                    }
+                    hub.ask(host, &device_key, true);
+                }
+            });
+        }
+        Viewer {
+            hub: self.clone(),
+            frames: stream.frames.subscribe(),
+            key,
+            stream,
+        }
+    }
+
+    /// Sends the host a live-view command; its answer is not waited for (a refusal shows as
+    /// no frames, and the lease is renewed anyway).
+    fn ask(&self, host: HostId, device_key: &str, on: bool) {
+        let Some(tenant) = self.registry.tenant_of(host) else {
+            return;
+        };
+        let cmd = pb::Command {
+            command_id: Uuid::new_v4().to_string(),
+            kind: Some(pb::command::Kind::LiveView(pb::LiveView {
+                device_id: device_key.to_string(),
+                on,
+                max_fps: FPS,
+                quality: QUALITY,
+            })),
+        };
+        let _ = self.registry.send_command(tenant, host, cmd);
+    }
+}

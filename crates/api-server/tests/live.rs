@@ -1,0 +1,208 @@
+//! Live view end to end: a real host-agent runtime with a simulated box streams JPEG frames over
+//! its gRPC link only while someone watches; the api-server fans the one stream out to every
+//! viewer over WebSocket, each at the pace it acknowledges frames.
+
+mod support;
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use support::*;
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+type Ws = tokio_tungstenite::WebSocketStream<
+    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+>;
+
+async fn open(base: &str, key: &str, device: &str) -> Result<Ws, String> {
+    let url = format!("{}/api/v1/devices/{device}/live", base.replacen("http", "ws", 1));
+    let mut req = url.into_client_request().map_err(|e| e.to_string())?;
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("labwright, bearer.{key}").parse().expect("header"),
+    );
+    let (ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .map_err(|e| e.to_string())?;
+    assert_eq!(
+        resp.headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("labwright")
+    );
+    Ok(ws)
+}
+
+#[derive(Debug)]
+struct LiveFrame {
+    seq: u64,
+    captured_at_us: u64,
+    width: u32,
+    height: u32,
+    jpeg: Vec<u8>,
+}
+
+enum Got {
+    Frame(LiveFrame),
+    Text(Value),
+    Closed(u16, String),
+    Nothing,
+}
+
+async fn next(ws: &mut Ws, within: Duration) -> Got {
+    loop {
+        match tokio::time::timeout(within, ws.next()).await {
+            Err(_) => return Got::Nothing,
+            Ok(None) | Ok(Some(Err(_))) => return Got::Closed(1006, String::new()),
+            Ok(Some(Ok(Message::Binary(b)))) => {
+                assert!(b.len() > 24, "frame of {} bytes", b.len());
+                let u64_at = |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().expect("8"));
+                let u32_at = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().expect("4"));
+                return Got::Frame(LiveFrame {
+                    captured_at_us: u64_at(0),
+                    seq: u64_at(8),
+                    width: u32_at(16),
+                    height: u32_at(20),
+                    jpeg: b[24..].to_vec(),
+                });
+            }
+            Ok(Some(Ok(Message::Text(t)))) => {
+                return Got::Text(serde_json::from_str(t.as_str()).expect("json"));
+            }
+            Ok(Some(Ok(Message::Close(c)))) => {
+                let (code, reason) = c
+                    .map(|c| (u16::from(c.code), c.reason.to_string()))
+                    .unwrap_or((1005, String::new()));
+                return Got::Closed(code, reason);
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+async fn frame(ws: &mut Ws) -> LiveFrame {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match next(ws, deadline - tokio::time::Instant::now()).await {
+            Got::Frame(f) => return f,
+            Got::Text(_) => continue,
+            Got::Closed(code, reason) => panic!("closed {code} {reason}"),
+            Got::Nothing => panic!("no frame within {WAIT:?}"),
+        }
+    }
+}
+
+async fn ack(ws: &mut Ws, f: &LiveFrame) {
+    ws.send(Message::Text(json!({"type": "ack", "seq": f.seq}).to_string().into()))
+        .await
+        .expect("ack");
+}
+
+async fn press(base: &str, key: &str, device: &str, button: &str) {
+    let (status, body) = http(
+        "POST",
+        format!("{base}/api/v1/devices/{device}/press"),
+        Some(key.into()),
+        Some(json!({"key": button})),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_host_stream_fans_out_to_viewers_at_their_own_pace() {
+    let db = fresh_database().await;
+    let s = TestServer::start(test_config(&db)).await;
+    let base = s.url("");
+    let token = s.create_key("host", "sim host").await;
+    let agent = spawn_host(
+        s.grpc(),
+        &token,
+        "sim-host",
+        vec![sim_device("stb-1", "")],
+        &temp_dir("agent"),
+    );
+    let runtime = agent.runtime.clone().expect("runtime");
+    let device = eventually(WAIT, "device online", || async {
+        let (_, page) = s.get(&s.admin_key, "/api/v1/devices?status=online").await;
+        page["items"]
+            .as_array()?
+            .first()
+            .and_then(|d| d["id"].as_str().map(str::to_owned))
+    })
+    .await;
+    assert_eq!(runtime.live.active(), 0, "nobody watches: no stream");
+
+    // Viewers may watch: a viewer key.
+    let viewer_key = s.create_key("viewer", "watcher").await;
+    let mut fast = open(&base, &viewer_key, &device).await.expect("open");
+    match next(&mut fast, WAIT).await {
+        Got::Text(v) => assert_eq!(v["type"], "live", "{v}"),
+        _ => panic!("expected the hello first"),
+    }
+    let first = frame(&mut fast).await;
+    assert_eq!((first.width, first.height), (1280, 720));
+    assert_eq!(&first.jpeg[..2], &[0xFF, 0xD8], "a JPEG");
+    let now_us = chrono::Utc::now().timestamp_micros() as u64;
+    assert!(first.captured_at_us <= now_us && now_us - first.captured_at_us < 60_000_000);
+    ack(&mut fast, &first).await;
+
+    // A second viewer that never acknowledges: it gets its in-flight allowance and no more,
+    // while the first keeps seeing every change.
+    let mut slow = open(&base, &s.admin_key, &device).await.expect("open");
+    let mut slow_frames = 0;
+    loop {
+        match next(&mut slow, Duration::from_secs(2)).await {
+            Got::Frame(_) => slow_frames += 1,
+            Got::Text(_) => {}
+            Got::Nothing => break,
+            Got::Closed(c, r) => panic!("slow viewer closed {c} {r}"),
+        }
+    }
+    assert!((1..=2).contains(&slow_frames), "{slow_frames}");
+    assert_eq!(runtime.live.active(), 1, "two viewers, one host stream");
+
+    let mut last = first;
+    for button in ["right", "right", "down", "left"] {
+        press(&base, &s.admin_key, &device, button).await;
+        let f = frame(&mut fast).await;
+        assert!(f.seq > last.seq, "a newer frame after {button}");
+        assert_ne!(f.jpeg, last.jpeg, "the picture changed after {button}");
+        ack(&mut fast, &f).await;
+        last = f;
+    }
+    // The slow viewer got at most its allowance of two frames in all.
+    while let Got::Frame(_) = next(&mut slow, Duration::from_millis(500)).await {
+        slow_frames += 1;
+    }
+    assert!(slow_frames <= 2, "the slow viewer got {slow_frames} frames");
+
+    // Everyone leaves: the host stops streaming.
+    drop(fast);
+    drop(slow);
+    eventually(WAIT, "the host's stream to stop", || async {
+        (runtime.live.active() == 0).then_some(())
+    })
+    .await;
+
+    // Unknown devices and missing keys are refused.
+    let mut none = open(&base, &s.admin_key, &uuid::Uuid::new_v4().to_string())
+        .await
+        .expect("open");
+    loop {
+        match next(&mut none, WAIT).await {
+            Got::Closed(code, _) => {
+                assert_eq!(code, 4404);
+                break;
+            }
+            Got::Text(_) | Got::Frame(_) => {}
+            Got::Nothing => panic!("no close"),
+        }
+    }
+    let url = format!("{}/api/v1/devices/{device}/live", base.replacen("http", "ws", 1));
+    assert!(tokio_tungstenite::connect_async(url).await.is_err(), "no key, no upgrade");
+    agent.stop.cancel();
+}
