@@ -151,7 +151,6 @@ impl HostLink for HostLinkService {
 
 /// Reads one host's stream until it ends or the server closes it.
 #[allow(clippy::too_many_arguments)]
-#[allow(clippy::too_many_arguments)]
 async fn read_stream(
     lab: Arc<crate::executions::Lab>,
     live: Arc<crate::live::LiveHub>,

@@ -117,7 +117,8 @@ impl LiveHub {
     pub fn publish(&self, host: HostId, frame: pb::LiveFrame) {
         let stream = self.lock().get(&(host, frame.device_id.clone())).cloned();
         if let Some(s) = stream {
-            s.frames.send_replace(Some(Arc::new(Frame::from_wire(frame))));
+            s.frames
+                .send_replace(Some(Arc::new(Frame::from_wire(frame))));
         }
     }
 

@@ -13,12 +13,14 @@ use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open(base: &str, key: &str, device: &str) -> Result<Ws, String> {
-    let url = format!("{}/api/v1/devices/{device}/live", base.replacen("http", "ws", 1));
+    let url = format!(
+        "{}/api/v1/devices/{device}/live",
+        base.replacen("http", "ws", 1)
+    );
     let mut req = url.into_client_request().map_err(|e| e.to_string())?;
     req.headers_mut().insert(
         "sec-websocket-protocol",
@@ -96,9 +98,11 @@ async fn frame(ws: &mut Ws) -> LiveFrame {
 }
 
 async fn ack(ws: &mut Ws, f: &LiveFrame) {
-    ws.send(Message::Text(json!({"type": "ack", "seq": f.seq}).to_string().into()))
-        .await
-        .expect("ack");
+    ws.send(Message::Text(
+        json!({"type": "ack", "seq": f.seq}).to_string().into(),
+    ))
+    .await
+    .expect("ack");
 }
 
 async fn press(base: &str, key: &str, device: &str, button: &str) {
@@ -202,7 +206,189 @@ async fn one_host_stream_fans_out_to_viewers_at_their_own_pace() {
             Got::Nothing => panic!("no close"),
         }
     }
-    let url = format!("{}/api/v1/devices/{device}/live", base.replacen("http", "ws", 1));
-    assert!(tokio_tungstenite::connect_async(url).await.is_err(), "no key, no upgrade");
+    let url = format!(
+        "{}/api/v1/devices/{device}/live",
+        base.replacen("http", "ws", 1)
+    );
+    assert!(
+        tokio_tungstenite::connect_async(url).await.is_err(),
+        "no key, no upgrade"
+    );
+    agent.stop.cancel();
+}
+
+async fn reserve(base: &str, key: &str, device: &str, minutes: i32) -> (u16, Value) {
+    http(
+        "POST",
+        format!("{base}/api/v1/devices/{device}/reservation"),
+        Some(key.into()),
+        Some(json!({"minutes": minutes})),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_keeps_others_off_the_device_until_released_and_everyone_sees_it() {
+    let db = fresh_database().await;
+    let s = TestServer::start(test_config(&db)).await;
+    let base = s.url("");
+    let token = s.create_key("host", "sim host").await;
+    let agent = spawn_host(
+        s.grpc(),
+        &token,
+        "sim-host",
+        vec![sim_device("stb-1", "")],
+        &temp_dir("agent"),
+    );
+    let device = eventually(WAIT, "device online", || async {
+        let (_, page) = s.get(&s.admin_key, "/api/v1/devices?status=online").await;
+        page["items"]
+            .as_array()?
+            .first()
+            .and_then(|d| d["id"].as_str().map(str::to_owned))
+    })
+    .await;
+    let alice = s.create_key("operator", "alice").await;
+    let bob = s.create_key("operator", "bob").await;
+    let viewer = s.create_key("viewer", "watcher").await;
+    // Events of the tenant, as the web UI gets them.
+    let url = format!("{}/api/v1/events", base.replacen("http", "ws", 1));
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("labwright, bearer.{}", s.admin_key)
+            .parse()
+            .expect("header"),
+    );
+    let (mut events, _) = tokio_tungstenite::connect_async(req).await.expect("events");
+
+    assert_eq!(reserve(&base, &viewer, &device, 30).await.0, 403);
+    assert_eq!(reserve(&base, &alice, &device, 0).await.0, 400);
+    let (status, mine) = reserve(&base, &alice, &device, 30).await;
+    assert_eq!(status, 201, "{mine}");
+    assert_eq!(
+        (mine["holder"].as_str(), mine["mine"].as_bool()),
+        (Some("alice"), Some(true))
+    );
+
+    // Everyone sees who holds it and until when; the event says so too.
+    let (_, seen) = s.get(&bob, &format!("/api/v1/devices/{device}")).await;
+    assert_eq!(seen["reservation"]["holder"], "alice", "{seen}");
+    assert_eq!(seen["reservation"]["mine"], false);
+    let (_, listed) = s.get(&bob, "/api/v1/devices").await;
+    assert_eq!(listed["items"][0]["reservation"]["holder"], "alice");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .expect("a reservation event")
+            .expect("open")
+            .expect("message");
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(t.as_str()).expect("json");
+            if v["kind"] == "fleet.device.reservation" {
+                assert_eq!(v["event"]["holder"], "alice", "{v}");
+                assert_eq!(v["event"]["reserved"], true);
+                break;
+            }
+        }
+    }
+
+    // Only the holder controls it; another's reservation attempt says who holds it.
+    let (status, body) = http(
+        "POST",
+        format!("{base}/api/v1/devices/{device}/press"),
+        Some(bob.clone()),
+        Some(json!({"key": "right"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("reserved by alice")),
+        "{body}"
+    );
+    press(&base, &alice, &device, "right").await;
+    let (status, body) = reserve(&base, &bob, &device, 10).await;
+    assert_eq!(status, 409, "{body}");
+
+    // Bob's run waits; Alice's run goes first although it was queued later.
+    let yaml = "name: Press OK\ndevice_model: sim-stb\nsteps:\n  - press: ok\n";
+    let (status, body) = send_bytes(
+        "POST",
+        format!("{base}/api/v1/testcases"),
+        s.admin_key.clone(),
+        "application/yaml",
+        yaml.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let run = |key: String| {
+        let (base, device) = (base.clone(), device.clone());
+        async move {
+            let (status, e) = http(
+                "POST",
+                format!("{base}/api/v1/executions"),
+                Some(key),
+                Some(json!({"testcase": "Press OK", "device": device})),
+            )
+            .await;
+            assert_eq!(status, 201, "{e}");
+            e["id"].as_str().expect("id").to_string()
+        }
+    };
+    let status_of = |id: String| {
+        let s = &s;
+        async move {
+            s.get(&s.admin_key, &format!("/api/v1/executions/{id}"))
+                .await
+                .1["status"]
+                .clone()
+        }
+    };
+    let bobs = run(bob.clone()).await;
+    let alices = run(alice.clone()).await;
+    eventually(WAIT, "alice's run to pass", || async {
+        (status_of(alices.clone()).await == "passed").then_some(())
+    })
+    .await;
+    assert_eq!(
+        status_of(bobs.clone()).await,
+        "queued",
+        "bob's run waits for the reservation"
+    );
+
+    // Keep-alive works for the holder only; releasing lets Bob's run go.
+    let put = |key: String| {
+        http(
+            "PUT",
+            format!("{base}/api/v1/devices/{device}/reservation"),
+            Some(key),
+            None,
+        )
+    };
+    assert_eq!(put(alice.clone()).await.0, 200);
+    assert_eq!(put(bob.clone()).await.0, 404);
+    let del = |key: String| {
+        http(
+            "DELETE",
+            format!("{base}/api/v1/devices/{device}/reservation"),
+            Some(key),
+            None,
+        )
+    };
+    assert_eq!(del(bob.clone()).await.0, 404, "not bob's to release");
+    assert_eq!(del(alice.clone()).await.0, 204);
+    eventually(WAIT, "bob's run to pass", || async {
+        (status_of(bobs.clone()).await == "passed").then_some(())
+    })
+    .await;
+    let (_, seen) = s.get(&bob, &format!("/api/v1/devices/{device}")).await;
+    assert!(seen["reservation"].is_null(), "{seen}");
+
+    // An admin may end anyone's reservation.
+    assert_eq!(reserve(&base, &bob, &device, 10).await.0, 201);
+    assert_eq!(del(s.admin_key.clone()).await.0, 204);
     agent.stop.cancel();
 }

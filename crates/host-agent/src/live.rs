@@ -116,10 +116,7 @@ impl Live {
     }
 
     pub fn active(&self) -> usize {
-        self.streams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
+        self.streams.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     fn forget(&self, device_id: &str, stop: &Arc<AtomicBool>) {
@@ -148,11 +145,15 @@ impl Worker {
     fn run(self) {
         let mut last_seq = None;
         let mut next = Instant::now();
+        let mut last_sent: Option<Instant> = None;
         let reason = loop {
             if self.stop.load(Ordering::SeqCst) {
                 break "stopped by the server";
             }
-            if self.live.now_ms().saturating_sub(self.renewed.load(Ordering::Relaxed))
+            if self
+                .live
+                .now_ms()
+                .saturating_sub(self.renewed.load(Ordering::Relaxed))
                 > LEASE.as_millis() as u64
             {
                 break "lease expired";
@@ -160,12 +161,18 @@ impl Worker {
             if self.link.is_closed() {
                 break "link closed";
             }
+            // Look twice per frame period, send at most once per period: a source running at
+            // the asked rate is followed without the aliasing a fixed-phase sampler would show.
             let period = Duration::from_secs(1) / self.fps.load(Ordering::Relaxed).max(1);
+            let poll = period / 2;
             let now = Instant::now();
             if next > now {
                 std::thread::sleep(next - now);
             }
-            next = next.max(Instant::now() - period) + period;
+            next = next.max(Instant::now() - poll) + poll;
+            if last_sent.is_some_and(|t| t.elapsed() < period.mul_f32(0.8)) {
+                continue;
+            }
             let Some(video) = self.device.video() else {
                 break "no video";
             };
@@ -192,6 +199,7 @@ impl Worker {
                 }
             };
             last_seq = Some(frame.seq);
+            last_sent = Some(Instant::now());
             let msg = pb::HostMessage {
                 body: Some(pb::host_message::Body::LiveFrame(pb::LiveFrame {
                     device_id: self.device_id.clone(),

@@ -211,8 +211,12 @@ pub async fn claim_next(
              SELECT e.id FROM executions e JOIN devices d ON d.id = e.device_id \
              WHERE e.status = 'queued' AND d.host_id = ANY($1) \
                AND NOT EXISTS (SELECT 1 FROM executions a WHERE a.device_id = e.device_id AND a.status IN ('dispatched', 'running')) \
+               AND NOT EXISTS (SELECT 1 FROM device_reservations r WHERE r.device_id = e.device_id \
+                               AND LEAST(r.ends_at, r.alive_until) > now() AND r.key_id IS DISTINCT FROM e.created_by) \
                AND NOT EXISTS (SELECT 1 FROM executions q WHERE q.device_id = e.device_id AND q.status = 'queued' \
-                               AND (q.created_at, q.id) < (e.created_at, e.id)) \
+                               AND (q.created_at, q.id) < (e.created_at, e.id) \
+                               AND NOT EXISTS (SELECT 1 FROM device_reservations r2 WHERE r2.device_id = q.device_id \
+                                               AND LEAST(r2.ends_at, r2.alive_until) > now() AND r2.key_id IS DISTINCT FROM q.created_by)) \
              FOR UPDATE OF e SKIP LOCKED) \
            RETURNING *), \
          events AS (",

@@ -7,6 +7,7 @@ pub mod fleet;
 pub mod keys;
 pub mod library;
 pub mod outbox;
+pub mod reservations;
 pub mod schema;
 pub mod statement;
 

@@ -48,6 +48,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    device_reservations (device_id) {
+        device_id -> Uuid,
+        tenant_id -> Uuid,
+        key_id -> Uuid,
+        holder -> Text,
+        created_at -> Timestamptz,
+        ends_at -> Timestamptz,
+        alive_until -> Timestamptz,
+    }
+}
+
+diesel::table! {
     devices (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -208,6 +220,8 @@ diesel::table! {
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(build_logs -> builds (build_id));
 diesel::joinable!(builds -> tenants (tenant_id));
+diesel::joinable!(device_reservations -> devices (device_id));
+diesel::joinable!(device_reservations -> tenants (tenant_id));
 diesel::joinable!(devices -> hosts (host_id));
 diesel::joinable!(devices -> tenants (tenant_id));
 diesel::joinable!(execution_steps -> executions (execution_id));
@@ -228,6 +242,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     build_logs,
     builds,
+    device_reservations,
     devices,
     execution_steps,
     executions,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, get, post, put, web};
+use actix_web::{HttpResponse, delete, get, post, put, web};
 use labwright_core::{
     auth::Permission,
     controller::Key,
@@ -52,7 +52,115 @@ async fn device(
             d.device_key, active.id
         )));
     }
+    if exclusive
+        && let Some(r) = db::reservations::active(&mut conn, caller.tenant, &[d.id])
+            .await?
+            .into_iter()
+            .find(|r| r.key_id != caller.key_id.0)
+    {
+        return Err(ApiError::Conflict(format!(
+            "device {} is reserved by {} until {}",
+            d.device_key,
+            r.holder,
+            r.until().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )));
+    }
     Ok(d)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveBody {
+    /// Length of the time box, 1 to 480 minutes.
+    pub minutes: i32,
+}
+
+/// Reserves a device for the caller's key (or renews the caller's reservation with a new time
+/// box). While it lasts only this key may control the device and only its executions run
+/// there. The holder keeps it alive with `PUT` at least every 60 s.
+#[utoipa::path(post, path = "/api/v1/devices/{id}/reservation", params(("id" = Uuid, Path)), request_body = ReserveBody,
+    responses((status = 201, body = super::fleet::ReservationView), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+#[post("/devices/{id}/reservation")]
+pub async fn reserve(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: web::Json<ReserveBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ControlDevices)?;
+    if !(1..=480).contains(&body.minutes) {
+        return Err(ApiError::InvalidArgument(
+            "minutes: must be between 1 and 480".into(),
+        ));
+    }
+    let id = id.into_inner();
+    let mut conn = db::conn(&state.pool).await?;
+    db::fleet::get_device(&mut conn, caller.tenant, DeviceId(id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
+    match db::reservations::reserve(
+        &mut conn,
+        caller.tenant,
+        id,
+        caller.key_id.0,
+        &caller.key_name,
+        body.minutes,
+    )
+    .await?
+    {
+        db::reservations::Reserve::Reserved(r) => {
+            state.broker.wake();
+            Ok(HttpResponse::Created().json(super::fleet::reservation_view(&r, &caller)))
+        }
+        db::reservations::Reserve::Held(r) => Err(ApiError::Conflict(format!(
+            "the device is reserved by {} until {}",
+            r.holder,
+            r.until().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ))),
+        db::reservations::Reserve::Changed => Err(ApiError::Conflict(
+            "the reservation changed meanwhile; try again".into(),
+        )),
+    }
+}
+
+/// Keeps the caller's reservation alive for another 60 s (within its time box).
+#[utoipa::path(put, path = "/api/v1/devices/{id}/reservation", params(("id" = Uuid, Path)),
+    responses((status = 200, body = super::fleet::ReservationView), (status = 404, body = crate::error::ErrorBody)))]
+#[put("/devices/{id}/reservation")]
+pub async fn keep_reservation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<super::fleet::ReservationView>, ApiError> {
+    caller.require(Permission::ControlDevices)?;
+    let id = id.into_inner();
+    let mut conn = db::conn(&state.pool).await?;
+    let r = db::reservations::keep_alive(&mut conn, caller.tenant, id, caller.key_id.0)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("no reservation of yours on device {id} (it ended)"))
+        })?;
+    Ok(web::Json(super::fleet::reservation_view(&r, &caller)))
+}
+
+/// Releases a reservation: the holder's own; admins may release anyone's.
+#[utoipa::path(delete, path = "/api/v1/devices/{id}/reservation", params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+#[delete("/devices/{id}/reservation")]
+pub async fn release_reservation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ControlDevices)?;
+    let id = id.into_inner();
+    let any = caller.require(Permission::ManageKeys).is_ok();
+    let mut conn = db::conn(&state.pool).await?;
+    db::reservations::release(&mut conn, caller.tenant, id, caller.key_id.0, any)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no reservation of yours on device {id}")))?;
+    state.broker.wake();
+    Ok(HttpResponse::NoContent().finish())
 }
 
 async fn command(

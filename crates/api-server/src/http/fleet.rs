@@ -56,6 +56,54 @@ pub struct DeviceView {
     pub status: String,
     pub status_detail: String,
     pub last_seen_at: DateTime<Utc>,
+    /// Who has the device reserved, and until when (absent when nobody does).
+    pub reservation: Option<ReservationView>,
+}
+
+#[derive(Serialize, Clone, utoipa::ToSchema)]
+pub struct ReservationView {
+    /// The name of the key that holds it.
+    pub holder: String,
+    pub key_id: Uuid,
+    pub since: DateTime<Utc>,
+    /// The end of the time box.
+    pub ends_at: DateTime<Utc>,
+    /// When it ends unless kept alive (the page holding it renews it).
+    pub until: DateTime<Utc>,
+    /// Held by the caller's key.
+    pub mine: bool,
+}
+
+pub fn reservation_view(r: &db::reservations::ReservationRow, caller: &Caller) -> ReservationView {
+    ReservationView {
+        holder: r.holder.clone(),
+        key_id: r.key_id,
+        since: r.created_at,
+        ends_at: r.ends_at,
+        until: r.until(),
+        mine: r.key_id == caller.key_id.0,
+    }
+}
+
+/// Device views with their reservations (one query for all of them).
+async fn device_views(
+    conn: &mut diesel_async::AsyncPgConnection,
+    caller: &Caller,
+    rows: Vec<(DeviceRow, String, DateTime<Utc>)>,
+) -> Result<Vec<DeviceView>, ApiError> {
+    let ids: Vec<Uuid> = rows.iter().map(|(d, _, _)| d.id).collect();
+    let reservations = db::reservations::active(conn, caller.tenant, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let mut v = device_view(row);
+            v.reservation = reservations
+                .iter()
+                .find(|r| r.device_id == v.id)
+                .map(|r| reservation_view(r, caller));
+            v
+        })
+        .collect())
 }
 
 fn host_view(h: HostRow, device_count: i64, devices: Option<Vec<DeviceView>>) -> HostView {
@@ -94,6 +142,7 @@ fn device_view((d, host_name, host_seen): (DeviceRow, String, DateTime<Utc>)) ->
         status: d.status,
         status_detail: d.status_detail,
         last_seen_at,
+        reservation: None,
     }
 }
 
@@ -268,7 +317,7 @@ pub async fn list_devices(
     let mut conn = db::conn(&state.pool).await?;
     let (rows, total) = db::fleet::list_devices(&mut conn, caller.tenant, &q).await?;
     Ok(web::Json(Page {
-        items: rows.into_iter().map(device_view).collect(),
+        items: device_views(&mut conn, &caller, rows).await?,
         total,
         limit: q.limit,
         offset: q.offset,
@@ -290,5 +339,8 @@ pub async fn get_device(
     let row = db::fleet::get_device(&mut conn, caller.tenant, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
-    Ok(web::Json(device_view(row)))
+    let view = device_views(&mut conn, &caller, vec![row]).await?;
+    Ok(web::Json(view.into_iter().next().ok_or_else(|| {
+        ApiError::NotFound(format!("device {id}"))
+    })?))
 }

@@ -121,7 +121,8 @@ async fn serve(
     mut stream: actix_ws::AggregatedMessageStream,
     device: Uuid,
 ) -> (u16, String) {
-    let hello = serde_json::json!({"type": "live", "device": device, "fps": FPS, "in_flight": IN_FLIGHT});
+    let hello =
+        serde_json::json!({"type": "live", "device": device, "fps": FPS, "in_flight": IN_FLIGHT});
     if ws.text(hello.to_string()).await.is_err() {
         return (close::NORMAL, String::new());
     }
