@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { Component, ErrorInfo, ReactNode, useEffect, useState } from 'react';
 import { api, getKey, setKey, WhoAmI } from './api';
 import { ErrorBox, Link, Loading, useRoute } from './ui';
 import { SignIn } from './pages/SignIn';
@@ -116,7 +116,24 @@ export function App() {
           </button>
         </div>
       </header>
-      <main>{page}</main>
+      <main>
+        <Boundary key={route.join('/')}>{page}</Boundary>
+      </main>
     </div>
   );
+}
+
+/** A page that fails to render shows the error instead of a blank screen; other pages work. */
+class Boundary extends Component<{ children: ReactNode }, { error?: Error }> {
+  state: { error?: Error } = {};
+  static getDerivedStateFromError(error: Error) {
+    return { error };
+  }
+  componentDidCatch(error: Error, info: ErrorInfo) {
+    console.error('page failed to render', error, info.componentStack);
+  }
+  render() {
+    if (this.state.error) return <ErrorBox error={this.state.error} retry={() => this.setState({ error: undefined })} />;
+    return this.props.children;
+  }
 }

@@ -107,6 +107,16 @@ export async function sse(
   }
 }
 
+/** Releases a reservation even while the page is being closed (keepalive request). */
+export function releaseOnExit(deviceId: string) {
+  const key = getKey();
+  fetch(`/api/v1/devices/${deviceId}/reservation`, {
+    method: 'DELETE',
+    keepalive: true,
+    headers: key ? { Authorization: `Bearer ${key}` } : {},
+  }).catch(() => {});
+}
+
 export function wsUrl(path: string): string {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${proto}//${location.host}${path}`;
@@ -134,7 +144,9 @@ export type Device = {
   status: string;
   status_detail: string;
   last_seen_at: string;
+  reservation: Reservation | null;
 };
+export type Reservation = { holder: string; key_id: string; since: string; ends_at: string; until: string; mine: boolean };
 export type Host = {
   id: string;
   name: string;

@@ -93,6 +93,23 @@ await test('the live view changes after pressing a key', async () => {
   await shot('03-device-live');
 });
 
+await test('a reservation is held while the page is open and released when it goes', async () => {
+  const deviceUrl = page.url();
+  const id = deviceUrl.split('/').pop();
+  await page.getByRole('button', { name: 'Reserve' }).click();
+  await page.getByTestId('reservation').filter({ hasText: 'Reserved by you' }).waitFor();
+  const held = await (await fetch(`${base}/api/v1/devices/${id}`, { headers: { Authorization: `Bearer ${key}` } })).json();
+  if (!held.reservation?.mine) throw new Error('no reservation: ' + JSON.stringify(held.reservation));
+  await shot('03b-device-reserved');
+  await page.goto(base + '/#/executions');
+  for (let i = 0; ; i++) {
+    const d = await (await fetch(`${base}/api/v1/devices/${id}`, { headers: { Authorization: `Bearer ${key}` } })).json();
+    if (!d.reservation) break;
+    if (i > 50) throw new Error('the reservation outlived the page');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+});
+
 await test('a failing sample run shows its step screenshot next to the reference', async () => {
   await page.goto(base + '/#/testcases/' + encodeURIComponent('Deliberately failing — expects Home while on Settings'));
   await page.getByTestId('problems').filter({ hasText: 'Valid' }).waitFor();

@@ -135,7 +135,7 @@ export function BuildPage({ id }: { id: string }) {
                     </button>
                   </div>
                 )}
-                {terminal && s.status === 'running' && <SessionTerminal sessionId={s.id} />}
+                {terminal && <SessionTerminal sessionId={s.id} />}
               </div>
             )}
             {b.dockerfile && (

@@ -1,10 +1,10 @@
 import { useEffect, useState } from 'react';
-import { api, ApiError, blobUrl, Device, Execution, Page, TestCase } from '../api';
+import { api, ApiError, blobUrl, Device, Execution, Page, releaseOnExit, TestCase } from '../api';
 import { ago, Badge, Empty, ErrorBox, Link, Show, useAsync, useEvents } from '../ui';
 import { LiveView } from './LiveView';
 
 const PAD: [string, string][] = [
-  ['power', '⏻'],
+  ['power', 'Power'],
   ['home', 'Home'],
   ['menu', 'Menu'],
   ['up', '▲'],
@@ -19,7 +19,7 @@ const PAD: [string, string][] = [
   ['vol_up', 'VOL+'],
   ['vol_down', 'VOL−'],
   ['mute', 'Mute'],
-  ['play_pause', '⏯'],
+  ['play_pause', 'Play'],
 ];
 
 /** Keyboard shortcuts of the remote pad. */
@@ -109,9 +109,16 @@ export function DevicePage({ id }: { id: string }) {
               )}
             </div>
             <aside>
+              <ReservationPanel device={d} onChange={device.reload} />
               <div className="pad" aria-label="Remote control">
                 {PAD.map(([key, label]) => (
-                  <button key={key} className={`key key-${key}`} onClick={() => press(key)} title={key}>
+                  <button
+                    key={key}
+                    className={`key key-${key}`}
+                    onClick={() => press(key)}
+                    title={key}
+                    disabled={!!d.reservation && !d.reservation.mine}
+                  >
                     {label}
                   </button>
                 ))}
@@ -154,7 +161,7 @@ export function DevicePage({ id }: { id: string }) {
 }
 
 export function RunTestCase({ device, onStarted }: { device: Device; onStarted?: () => void }) {
-  const cases = useAsync(() => api<Page<TestCase>>('/api/v1/testcases?limit=500'), []);
+  const cases = useAsync(() => api<TestCase[]>('/api/v1/testcases'), []);
   const [name, setName] = useState('');
   const [error, setError] = useState<unknown>();
   const [started, setStarted] = useState<Execution>();
@@ -173,7 +180,7 @@ export function RunTestCase({ device, onStarted }: { device: Device; onStarted?:
       <h3>Run a test case</h3>
       <Show state={cases} what="test cases">
         {(p) => {
-          const fit = p.items.filter((t) => !t.document?.device_model || t.document.device_model === device.model);
+          const fit = p.filter((t) => !t.document?.device_model || t.document.device_model === device.model);
           return fit.length === 0 ? (
             <Empty>No test case for {device.model} yet.</Empty>
           ) : (
@@ -197,6 +204,77 @@ export function RunTestCase({ device, onStarted }: { device: Device; onStarted?:
           Queued: <Link to={`/executions/${started.id}`}>{started.testcase}</Link>
         </p>
       )}
+    </div>
+  );
+}
+
+const until = (iso: string) => new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+
+/** Book the device for a time box; this page keeps the booking alive and gives it back when it
+ * goes away (or the time box ends). Others see who holds it and until when. */
+function ReservationPanel({ device, onChange }: { device: Device; onChange: () => void }) {
+  const r = device.reservation;
+  const [minutes, setMinutes] = useState(30);
+  const [error, setError] = useState<unknown>();
+  const mine = !!r?.mine;
+
+  useEffect(() => {
+    if (!mine) return;
+    const renew = window.setInterval(() => {
+      api(`/api/v1/devices/${device.id}/reservation`, { method: 'PUT' }).catch(() => onChange());
+    }, 20_000);
+    const leave = () => releaseOnExit(device.id);
+    window.addEventListener('pagehide', leave);
+    return () => {
+      window.clearInterval(renew);
+      window.removeEventListener('pagehide', leave);
+      leave();
+    };
+  }, [mine, device.id, onChange]);
+
+  async function call(method: string, body?: unknown) {
+    setError(undefined);
+    try {
+      await api(`/api/v1/devices/${device.id}/reservation`, { method, body });
+    } catch (e) {
+      setError(e);
+    }
+    onChange();
+  }
+
+  return (
+    <div className="card reservation" data-testid="reservation">
+      {!r && (
+        <div className="row">
+          <button onClick={() => call('POST', { minutes })}>Reserve</button>
+          <select value={minutes} onChange={(e) => setMinutes(Number(e.target.value))} aria-label="Reservation length">
+            {[15, 30, 60, 120, 240].map((m) => (
+              <option key={m} value={m}>
+                {m} min
+              </option>
+            ))}
+          </select>
+          <span className="muted small">Only you can control it while this page is open.</span>
+        </div>
+      )}
+      {r && mine && (
+        <div className="row">
+          <span>
+            Reserved by you until <strong>{until(r.ends_at)}</strong>
+          </span>
+          <button className="link" onClick={() => call('DELETE')}>
+            Release
+          </button>
+        </div>
+      )}
+      {r && !mine && (
+        <div className="row">
+          <span>
+            Reserved by <strong>{r.holder}</strong> until {until(r.ends_at)}: only they can control it.
+          </span>
+        </div>
+      )}
+      {error !== undefined && <ErrorBox error={error} />}
     </div>
   );
 }

@@ -107,7 +107,11 @@ export function Fleet() {
                       <Badge value={dev.status} />
                     </td>
                     <td className="wide small">{dev.capabilities.join(', ')}</td>
-                    <td className="small">{dev.status_detail || '—'}</td>
+                    <td className="small">
+                      {dev.reservation
+                        ? `reserved by ${dev.reservation.mine ? 'you' : dev.reservation.holder} until ${new Date(dev.reservation.ends_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`
+                        : dev.status_detail || '—'}
+                    </td>
                   </tr>
                 ))}
               </tbody>

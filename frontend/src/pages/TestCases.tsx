@@ -12,7 +12,7 @@ steps:
 `;
 
 export function TestCases({ name }: { name?: string }) {
-  const list = useAsync(() => api<Page<TestCase>>('/api/v1/testcases?limit=500'), []);
+  const list = useAsync(() => api<TestCase[]>('/api/v1/testcases'), []);
   return (
     <section>
       <h1>Test cases</h1>
@@ -21,11 +21,11 @@ export function TestCases({ name }: { name?: string }) {
           <button onClick={() => navigate('/testcases/new')}>New test case</button>
           <Show state={list} what="test cases">
             {(p) =>
-              p.items.length === 0 ? (
+              p.length === 0 ? (
                 <Empty>No test cases yet.</Empty>
               ) : (
                 <ul className="plain">
-                  {p.items.map((t) => (
+                  {p.map((t) => (
                     <li key={t.id} className={t.name === name ? 'active' : ''}>
                       <Link to={`/testcases/${encodeURIComponent(t.name)}`}>{t.name}</Link>{' '}
                       <span className="muted small">v{t.version}</span>

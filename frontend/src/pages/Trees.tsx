@@ -5,6 +5,16 @@ import { Empty, ErrorBox, Link, navigate, Show, useAsync } from '../ui';
 type Screen = { id: string; name?: string };
 type Edge = { id: string; from: string; to: string; actions?: unknown[] };
 
+/** An edge action for people: `{key: "left"}` → `left`. */
+export function actionText(a: unknown): string {
+  if (typeof a === 'string') return a;
+  if (a && typeof a === 'object') {
+    const [k, v] = Object.entries(a as Record<string, unknown>)[0] ?? [];
+    return k === 'key' ? String(v) : `${k} ${JSON.stringify(v)}`;
+  }
+  return String(a);
+}
+
 /** Places screens on a circle (trees are small: a handful to a few dozen screens). */
 export function layout(screens: Screen[], w: number, h: number) {
   const r = Math.min(w, h) / 2 - 70;
@@ -17,7 +27,7 @@ export function layout(screens: Screen[], w: number, h: number) {
 }
 
 export function Trees({ model }: { model?: string }) {
-  const list = useAsync(() => api<Page<Tree>>('/api/v1/navigation-trees?limit=500'), []);
+  const list = useAsync(() => api<Tree[]>('/api/v1/navigation-trees'), []);
   return (
     <section>
       <h1>Navigation trees</h1>
@@ -25,11 +35,11 @@ export function Trees({ model }: { model?: string }) {
         <nav className="side">
           <Show state={list} what="trees">
             {(p) =>
-              p.items.length === 0 ? (
+              p.length === 0 ? (
                 <Empty>No navigation tree yet (`labwright trees push`).</Empty>
               ) : (
                 <ul className="plain">
-                  {p.items.map((t) => (
+                  {p.map((t) => (
                     <li key={t.model} className={t.model === model ? 'active' : ''}>
                       <Link to={`/trees/${encodeURIComponent(t.model)}`}>{t.model}</Link>{' '}
                       <span className="muted small">v{t.version}</span>
@@ -118,7 +128,7 @@ function Graph({ model }: { model: string }) {
                 <g key={e.id}>
                   <line x1={a.x + dx * k} y1={a.y + dy * k} x2={b.x - dx * k} y2={b.y - dy * k} className="edge" markerEnd="url(#arrow)">
                     <title>
-                      {e.id}: {(e.actions ?? []).map(String).join(', ')}
+                      {e.id}: {(e.actions ?? []).map(actionText).join(', ')}
                     </title>
                   </line>
                 </g>

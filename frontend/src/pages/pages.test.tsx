@@ -21,6 +21,7 @@ const dev = (over: Partial<Device>): Device => ({
   status: 'online',
   status_detail: '',
   last_seen_at: new Date().toISOString(),
+  reservation: null,
   ...over,
 });
 
