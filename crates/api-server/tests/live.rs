@@ -118,26 +118,8 @@ async fn press(base: &str, key: &str, device: &str, button: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_host_stream_fans_out_to_viewers_at_their_own_pace() {
-    let db = fresh_database().await;
-    let s = TestServer::start(test_config(&db)).await;
-    let base = s.url("");
-    let token = s.create_key("host", "sim host").await;
-    let agent = spawn_host(
-        s.grpc(),
-        &token,
-        "sim-host",
-        vec![sim_device("stb-1", "")],
-        &temp_dir("agent"),
-    );
+    let (s, base, agent, device) = server_with_one_box().await;
     let runtime = agent.runtime.clone().expect("runtime");
-    let device = eventually(WAIT, "device online", || async {
-        let (_, page) = s.get(&s.admin_key, "/api/v1/devices?status=online").await;
-        page["items"]
-            .as_array()?
-            .first()
-            .and_then(|d| d["id"].as_str().map(str::to_owned))
-    })
-    .await;
     assert_eq!(runtime.live.active(), 0, "nobody watches: no stream");
 
     // Viewers may watch: a viewer key.
@@ -229,25 +211,7 @@ async fn reserve(base: &str, key: &str, device: &str, minutes: i32) -> (u16, Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reservation_keeps_others_off_the_device_until_released_and_everyone_sees_it() {
-    let db = fresh_database().await;
-    let s = TestServer::start(test_config(&db)).await;
-    let base = s.url("");
-    let token = s.create_key("host", "sim host").await;
-    let agent = spawn_host(
-        s.grpc(),
-        &token,
-        "sim-host",
-        vec![sim_device("stb-1", "")],
-        &temp_dir("agent"),
-    );
-    let device = eventually(WAIT, "device online", || async {
-        let (_, page) = s.get(&s.admin_key, "/api/v1/devices?status=online").await;
-        page["items"]
-            .as_array()?
-            .first()
-            .and_then(|d| d["id"].as_str().map(str::to_owned))
-    })
-    .await;
+    let (s, base, agent, device) = server_with_one_box().await;
     let alice = s.create_key("operator", "alice").await;
     let bob = s.create_key("operator", "bob").await;
     let viewer = s.create_key("viewer", "watcher").await;

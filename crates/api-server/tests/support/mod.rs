@@ -625,3 +625,29 @@ pub async fn start_binary_with(
     .await;
     (config, server, base, admin)
 }
+
+/// A fresh server and a host-agent with one simulated box, `stb-1`, online: the server, its
+/// base URL, the agent and the device's id.
+pub async fn server_with_one_box() -> (TestServer, String, Agent, String) {
+    let db = fresh_database().await;
+    let s = TestServer::start(test_config(&db)).await;
+    let base = s.url("");
+    let token = s.create_key("host", "sim host").await;
+    let agent = spawn_host(
+        s.grpc(),
+        &token,
+        "sim-host",
+        vec![sim_device("stb-1", "")],
+        &temp_dir("agent"),
+    );
+    let device = eventually(Duration::from_secs(60), "device online", || async {
+        let (_, page) = s.get(&s.admin_key, "/api/v1/devices?status=online").await;
+        let items = page["items"].as_array()?;
+        items
+            .iter()
+            .next()
+            .and_then(|d| d["id"].as_str().map(str::to_owned))
+    })
+    .await;
+    (s, base, agent, device)
+}
