@@ -22,8 +22,9 @@ use uuid::Uuid;
 
 use crate::fleet::Registry;
 
-/// Frames per second asked of the host.
-pub const FPS: u32 = 30;
+/// Frames per second asked of the host at most: a source's own rate up to 60 Hz (a host sends
+/// a picture only when it changed).
+pub const FPS: u32 = 60;
 /// JPEG quality asked of the host.
 pub const QUALITY: u32 = 75;
 /// How often the lease on a host's stream is renewed (the host stops after 10 s without).

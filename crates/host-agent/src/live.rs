@@ -161,16 +161,18 @@ impl Worker {
             if self.link.is_closed() {
                 break "link closed";
             }
-            // Look twice per frame period, send at most once per period: a source running at
-            // the asked rate is followed without the aliasing a fixed-phase sampler would show.
+            // Look four times per frame period, send at most once per period: a source running
+            // at the asked rate is followed without the aliasing a fixed-phase sampler shows (a
+            // grab of an unchanged picture costs nothing; a capture device's grab waits for
+            // its next frame anyway).
             let period = Duration::from_secs(1) / self.fps.load(Ordering::Relaxed).max(1);
-            let poll = period / 2;
+            let poll = period / 4;
             let now = Instant::now();
             if next > now {
                 std::thread::sleep(next - now);
             }
             next = next.max(Instant::now() - poll) + poll;
-            if last_sent.is_some_and(|t| t.elapsed() < period.mul_f32(0.8)) {
+            if last_sent.is_some_and(|t| t.elapsed() < period.mul_f32(0.75)) {
                 continue;
             }
             let Some(video) = self.device.video() else {
