@@ -3,13 +3,16 @@
 //!
 //! Each viewer gets the newest frame when it is ready for one (it acknowledges what it has
 //! drawn; at most [`IN_FLIGHT`] frames are on their way to it), so a slow viewer simply sees
-//! fewer frames: it never slows the others, the host or the device.
+//! fewer frames: it never slows the others, the host or the device. A viewer that keeps up with
+//! less than half of the frames moves to the **light** tier: the same frames at half the size
+//! and lower quality, made here once per frame for all light viewers (only while there are any);
+//! it moves back when it keeps up again.
 
 use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -35,6 +38,26 @@ pub const IN_FLIGHT: u64 = 2;
 /// height, all big-endian (u64, u64, u32, u32).
 pub const HEADER: usize = 24;
 
+/// JPEG quality of the light tier (half size).
+pub const LIGHT_QUALITY: u8 = 50;
+
+/// Which version of the stream a viewer gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    Full,
+    /// Half size, lower quality: for viewers that cannot keep up with the full stream.
+    Light,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Full => "full",
+            Tier::Light => "light",
+        }
+    }
+}
+
 /// A frame as viewers get it.
 #[derive(Debug)]
 pub struct Frame {
@@ -48,19 +71,46 @@ pub struct Frame {
 
 impl Frame {
     fn from_wire(f: pb::LiveFrame) -> Self {
-        let mut wire = Vec::with_capacity(HEADER + f.jpeg.len());
-        wire.extend_from_slice(&f.captured_at_unix_micros.to_be_bytes());
-        wire.extend_from_slice(&f.seq.to_be_bytes());
-        wire.extend_from_slice(&f.width.to_be_bytes());
-        wire.extend_from_slice(&f.height.to_be_bytes());
-        wire.extend_from_slice(&f.jpeg);
+        Self::new(f.seq, f.captured_at_unix_micros, f.width, f.height, &f.jpeg)
+    }
+
+    fn new(seq: u64, captured_at_us: u64, width: u32, height: u32, jpeg: &[u8]) -> Self {
+        let mut wire = Vec::with_capacity(HEADER + jpeg.len());
+        wire.extend_from_slice(&captured_at_us.to_be_bytes());
+        wire.extend_from_slice(&seq.to_be_bytes());
+        wire.extend_from_slice(&width.to_be_bytes());
+        wire.extend_from_slice(&height.to_be_bytes());
+        wire.extend_from_slice(jpeg);
         Self {
-            seq: f.seq,
-            captured_at_us: f.captured_at_unix_micros,
-            width: f.width,
-            height: f.height,
+            seq,
+            captured_at_us,
+            width,
+            height,
             wire: wire.into(),
         }
+    }
+
+    pub fn jpeg(&self) -> &[u8] {
+        &self.wire[HEADER..]
+    }
+
+    /// The light-tier version: half the size, lower quality; `None` if the JPEG does not decode.
+    pub fn lighter(&self) -> Option<Frame> {
+        let full = labwright_core::image_io::decode_frame(self.jpeg()).ok()?;
+        let half = full.half();
+        let jpeg = labwright_core::jpeg::encode(
+            &half,
+            LIGHT_QUALITY,
+            labwright_core::jpeg::JpegProfile::Live,
+        )
+        .ok()?;
+        Some(Frame::new(
+            self.seq,
+            self.captured_at_us,
+            half.width,
+            half.height,
+            &jpeg,
+        ))
     }
 }
 
@@ -68,7 +118,26 @@ type Key = (HostId, String);
 
 struct Stream {
     frames: watch::Sender<Option<Arc<Frame>>>,
+    light: watch::Sender<Option<Arc<Frame>>>,
     viewers: AtomicUsize,
+    light_viewers: AtomicUsize,
+    /// Frames published so far in each tier.
+    published: [AtomicU64; 2],
+    /// A light frame is being made (frames that arrive meanwhile are not made light).
+    transcoding: AtomicBool,
+}
+
+impl Stream {
+    fn new() -> Self {
+        Self {
+            frames: watch::channel(None).0,
+            light: watch::channel(None).0,
+            viewers: AtomicUsize::new(0),
+            light_viewers: AtomicUsize::new(0),
+            published: [AtomicU64::new(0), AtomicU64::new(0)],
+            transcoding: AtomicBool::new(false),
+        }
+    }
 }
 
 pub struct LiveHub {
@@ -81,11 +150,44 @@ pub struct Viewer {
     hub: Arc<LiveHub>,
     key: Key,
     stream: Arc<Stream>,
-    pub frames: watch::Receiver<Option<Arc<Frame>>>,
+    full: watch::Receiver<Option<Arc<Frame>>>,
+    light: watch::Receiver<Option<Arc<Frame>>>,
+    tier: Tier,
+}
+
+impl Viewer {
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// The receiver of the viewer's current tier.
+    pub fn frames(&mut self) -> &mut watch::Receiver<Option<Arc<Frame>>> {
+        match self.tier {
+            Tier::Full => &mut self.full,
+            Tier::Light => &mut self.light,
+        }
+    }
+
+    /// Frames published so far in the viewer's current tier.
+    pub fn published(&self) -> u64 {
+        self.stream.published[self.tier as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn set_tier(&mut self, tier: Tier) {
+        if tier == self.tier {
+            return;
+        }
+        match tier {
+            Tier::Light => self.stream.light_viewers.fetch_add(1, Ordering::SeqCst),
+            Tier::Full => self.stream.light_viewers.fetch_sub(1, Ordering::SeqCst),
+        };
+        self.tier = tier;
+    }
 }
 
 impl Drop for Viewer {
     fn drop(&mut self) {
+        self.set_tier(Tier::Full);
         let mut streams = self.hub.lock();
         if self.stream.viewers.fetch_sub(1, Ordering::SeqCst) == 1 {
             streams.remove(&self.key);
@@ -117,9 +219,22 @@ impl LiveHub {
     /// A frame from a host's stream (dropped when nobody watches any more).
     pub fn publish(&self, host: HostId, frame: pb::LiveFrame) {
         let stream = self.lock().get(&(host, frame.device_id.clone())).cloned();
-        if let Some(s) = stream {
-            s.frames
-                .send_replace(Some(Arc::new(Frame::from_wire(frame))));
+        let Some(s) = stream else {
+            return;
+        };
+        let frame = Arc::new(Frame::from_wire(frame));
+        s.frames.send_replace(Some(frame.clone()));
+        s.published[Tier::Full as usize].fetch_add(1, Ordering::Relaxed);
+        if s.light_viewers.load(Ordering::SeqCst) > 0 && !s.transcoding.swap(true, Ordering::SeqCst)
+        {
+            // Off the host's reader: a decode and an encode of a small picture.
+            tokio::task::spawn_blocking(move || {
+                if let Some(light) = frame.lighter() {
+                    s.light.send_replace(Some(Arc::new(light)));
+                    s.published[Tier::Light as usize].fetch_add(1, Ordering::Relaxed);
+                }
+                s.transcoding.store(false, Ordering::SeqCst);
+            });
         }
     }
 
@@ -134,10 +249,7 @@ impl LiveHub {
             let (s, first) = match streams.get(&key) {
                 Some(s) => (s.clone(), false),
                 None => {
-                    let s = Arc::new(Stream {
-                        frames: watch::channel(None).0,
-                        viewers: AtomicUsize::new(0),
-                    });
+                    let s = Arc::new(Stream::new());
                     streams.insert(key.clone(), s.clone());
                     (s, true)
                 }
@@ -167,7 +279,9 @@ impl LiveHub {
         }
         Viewer {
             hub: self.clone(),
-            frames: stream.frames.subscribe(),
+            full: stream.frames.subscribe(),
+            light: stream.light.subscribe(),
+            tier: Tier::Full,
             key,
             stream,
         }

@@ -356,3 +356,40 @@ async fn a_reservation_keeps_others_off_the_device_until_released_and_everyone_s
     assert_eq!(del(s.admin_key.clone()).await.0, 204);
     agent.stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_cannot_keep_up_gets_the_light_stream() {
+    let (s, base, agent, device) = server_with_one_box().await;
+    // The live player: the picture changes every frame.
+    for key in ["up", "left", "left", "left", "ok"] {
+        press(&base, &s.admin_key, &device, key).await;
+    }
+    let mut ws = open(&base, &s.admin_key, &device).await.expect("open");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut light = false;
+    let mut last_size = (0, 0);
+    while tokio::time::Instant::now() < deadline {
+        match next(&mut ws, WAIT).await {
+            Got::Frame(f) => {
+                last_size = (f.width, f.height);
+                if light && last_size == (640, 360) {
+                    assert_eq!(&f.jpeg[..2], &[0xFF, 0xD8]);
+                    break;
+                }
+                // A slow page: a quarter of a second per frame.
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                ack(&mut ws, &f).await;
+            }
+            Got::Text(v) if v["type"] == "quality" => {
+                assert_eq!(v["tier"], "light", "{v}");
+                light = true;
+            }
+            Got::Text(_) => {}
+            Got::Closed(c, r) => panic!("closed {c} {r}"),
+            Got::Nothing => panic!("no frames"),
+        }
+    }
+    assert!(light, "never moved to the light tier");
+    assert_eq!(last_size, (640, 360), "light frames are half size");
+    agent.stop.cancel();
+}

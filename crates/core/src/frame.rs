@@ -120,6 +120,35 @@ impl Frame {
         Rect::full(self.width, self.height)
     }
 
+    /// The frame at half its width and height (each pixel the mean of a 2x2 block; an odd last
+    /// row or column is dropped). For the live view's lighter stream.
+    pub fn half(&self) -> Frame {
+        let (w, h) = ((self.width / 2).max(1), (self.height / 2).max(1));
+        let src_w = self.width as usize;
+        let mut rgb = Vec::with_capacity(w as usize * h as usize * 3);
+        for y in 0..h as usize {
+            let (y0, y1) = (
+                (2 * y).min(self.height as usize - 1),
+                (2 * y + 1).min(self.height as usize - 1),
+            );
+            for x in 0..w as usize {
+                let (x0, x1) = ((2 * x).min(src_w - 1), (2 * x + 1).min(src_w - 1));
+                for c in 0..3 {
+                    let at = |yy: usize, xx: usize| u16::from(self.rgb[(yy * src_w + xx) * 3 + c]);
+                    let sum = at(y0, x0) + at(y0, x1) + at(y1, x0) + at(y1, x1);
+                    rgb.push(((sum + 2) / 4) as u8);
+                }
+            }
+        }
+        Frame {
+            width: w,
+            height: h,
+            rgb: rgb.into(),
+            captured_at_us: self.captured_at_us,
+            seq: self.seq,
+        }
+    }
+
     /// ITU-R BT.601 luma of the whole frame.
     pub fn to_gray(&self) -> Gray {
         let data = self
@@ -185,6 +214,25 @@ impl Gray {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn half_averages_two_by_two_blocks() {
+        let mut rgb = Vec::new();
+        for v in [0u8, 100, 200, 50, 10, 30, 90, 70, 255, 255] {
+            rgb.extend_from_slice(&[v, v / 2, 255 - v]);
+        }
+        // 5x2: the fifth column is dropped.
+        let f = Frame::from_rgb(5, 2, rgb, 7, 9).expect("frame");
+        let h = f.half();
+        assert_eq!((h.width, h.height, h.captured_at_us, h.seq), (2, 1, 7, 9));
+        // (0 + 100 + 30 + 90) / 4 = 55; (200 + 50 + 70 + 255) / 4 = 143.75 -> 144
+        assert_eq!(h.pixel(0, 0)[0], 55);
+        assert_eq!(h.pixel(1, 0)[0], 144);
+        let one = Frame::from_rgb(1, 1, vec![1, 2, 3], 0, 0)
+            .expect("frame")
+            .half();
+        assert_eq!((one.width, one.height, one.pixel(0, 0)), (1, 1, [1, 2, 3]));
+    }
+
     use super::*;
 
     #[test]

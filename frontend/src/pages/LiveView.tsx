@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
 import { openSocket } from '../api';
 
-export type LiveStats = { frames: number; fps: number; latencyMs: number; seq: number; status: string };
+export type LiveStats = { frames: number; fps: number; latencyMs: number; seq: number; status: string; tier?: string };
 
 /** Parses the 24-byte header of a live frame: captured-at µs, seq, width, height (big-endian). */
 export function parseFrame(buf: ArrayBuffer) {
@@ -39,7 +39,10 @@ export function LiveView({ deviceId }: { deviceId: string }) {
     let drawing = Promise.resolve();
     ws.onmessage = (m) => {
       if (typeof m.data === 'string') {
-        setStats((s) => ({ ...s, status: 'live' }));
+        // `live` first; `quality` when the server moves this viewer between the full stream and
+        // the light one (half size) because of the pace it keeps.
+        const msg = JSON.parse(m.data);
+        setStats((s) => ({ ...s, status: 'live', tier: msg.type === 'quality' ? msg.tier : s.tier }));
         return;
       }
       const f = parseFrame(m.data as ArrayBuffer);
@@ -67,7 +70,7 @@ export function LiveView({ deviceId }: { deviceId: string }) {
           const fps = (windowFrames * 1000) / (now - windowStart);
           windowFrames = 0;
           windowStart = now;
-          setStats({ frames, fps, latencyMs: latency, seq: f.seq, status: 'live' });
+          setStats((s) => ({ ...s, frames, fps, latencyMs: latency, seq: f.seq, status: 'live' }));
         } else {
           setStats((s) => ({ ...s, frames, seq: f.seq, latencyMs: latency }));
         }
@@ -87,6 +90,7 @@ export function LiveView({ deviceId }: { deviceId: string }) {
       <canvas ref={canvas} width={1280} height={720} data-testid="live-canvas" data-frames={stats.frames} data-seq={stats.seq} />
       <div className="live-stats small muted" data-testid="live-stats">
         {stats.status} · {stats.fps.toFixed(0)} fps · {Math.max(0, stats.latencyMs).toFixed(0)} ms · frame {stats.frames}
+        {stats.tier === 'light' && ' · reduced quality (slow connection)'}
       </div>
     </div>
   );

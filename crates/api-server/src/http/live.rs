@@ -19,7 +19,7 @@ use crate::{
     auth::{Caller, WEBSOCKET_PROTOCOL},
     db,
     error::ApiError,
-    live::{FPS, IN_FLIGHT},
+    live::{FPS, IN_FLIGHT, Tier},
 };
 
 /// Close codes of the live view.
@@ -45,6 +45,49 @@ enum ClientMessage {
         #[allow(dead_code)]
         seq: Option<u64>,
     },
+}
+
+/// A viewer's pace, judged every [`HOST_CHECK`]: the share of its tier's frames it drew.
+struct Pace {
+    published: u64,
+    acked: u64,
+    good_windows: u32,
+}
+
+impl Pace {
+    fn new(published: u64) -> Self {
+        Self {
+            published,
+            acked: 0,
+            good_windows: 0,
+        }
+    }
+
+    /// The tier the viewer should move to, if any: below half of the frames in the full tier
+    /// moves it to light; nine in ten in the light tier for three windows in a row moves it
+    /// back. Windows with too few frames (a still picture) say nothing.
+    fn window(&mut self, tier: Tier, published: u64, acked: u64) -> Option<Tier> {
+        let produced = published.saturating_sub(self.published);
+        let drawn = acked.saturating_sub(self.acked);
+        self.published = published;
+        self.acked = acked;
+        if produced < 8 {
+            return None;
+        }
+        let share = drawn as f64 / produced as f64;
+        match tier {
+            Tier::Full if share < 0.5 => Some(Tier::Light),
+            Tier::Light if share >= 0.9 => {
+                self.good_windows += 1;
+                (self.good_windows >= 3).then_some(Tier::Full)
+            }
+            Tier::Light => {
+                self.good_windows = 0;
+                None
+            }
+            Tier::Full => None,
+        }
+    }
 }
 
 async fn close_with(ws: Session, code: u16, reason: impl Into<String>) {
@@ -130,10 +173,11 @@ async fn serve(
     let mut acked: u64 = 0;
     let mut last_seq: Option<u64> = None;
     let mut check = tokio::time::interval(HOST_CHECK);
+    let mut pace = Pace::new(viewer.published());
     loop {
         if sent - acked < IN_FLIGHT {
             let next = viewer
-                .frames
+                .frames()
                 .borrow_and_update()
                 .clone()
                 .filter(|f| last_seq != Some(f.seq));
@@ -148,7 +192,7 @@ async fn serve(
         }
         let can_send = sent - acked < IN_FLIGHT;
         tokio::select! {
-            changed = viewer.frames.changed(), if can_send => {
+            changed = viewer.frames().changed(), if can_send => {
                 if changed.is_err() {
                     return (close::ENDED, "the stream ended".into());
                 }
@@ -174,6 +218,15 @@ async fn serve(
             _ = check.tick() => {
                 if !state.registry.is_connected(host) {
                     return (close::ENDED, "the device's host disconnected".into());
+                }
+                if let Some(tier) = pace.window(viewer.tier(), viewer.published(), acked) {
+                    viewer.set_tier(tier);
+                    pace = Pace::new(viewer.published());
+                    pace.acked = acked;
+                    let note = serde_json::json!({"type": "quality", "tier": tier.as_str()});
+                    if ws.text(note.to_string()).await.is_err() {
+                        return (close::NORMAL, "the viewer left".into());
+                    }
                 }
             }
             _ = state.shutdown.cancelled() => {
@@ -228,4 +281,26 @@ pub async fn events(
         close_with(ws, code, reason).await;
     });
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_viewer_that_draws_less_than_half_goes_light_and_comes_back_when_it_keeps_up() {
+        let mut p = Pace::new(0);
+        // A still picture: no judgement.
+        assert_eq!(p.window(Tier::Full, 3, 0), None);
+        // Keeping up.
+        assert_eq!(p.window(Tier::Full, 63, 58), None);
+        // Drawing a third of the frames.
+        assert_eq!(p.window(Tier::Full, 123, 78), Some(Tier::Light));
+        let mut p = Pace::new(0);
+        assert_eq!(p.window(Tier::Light, 60, 58), None);
+        assert_eq!(p.window(Tier::Light, 120, 100), None, "a bad window resets");
+        assert_eq!(p.window(Tier::Light, 180, 158), None);
+        assert_eq!(p.window(Tier::Light, 240, 215), None);
+        assert_eq!(p.window(Tier::Light, 300, 274), Some(Tier::Full));
+    }
 }
