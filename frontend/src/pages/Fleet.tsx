@@ -1,5 +1,5 @@
 import { useMemo, useRef, useState } from 'react';
-import { api, Device, Host, Page } from '../api';
+import { api, Device, Execution, Host, Page } from '../api';
 import { ago, Badge, Empty, Link, Show, useAsync, useEvents } from '../ui';
 
 export function filterDevices(devices: Device[], status: string, model: string, q: string): Device[] {
@@ -16,6 +16,7 @@ export function filterDevices(devices: Device[], status: string, model: string, 
 export function Fleet() {
   const devices = useAsync(() => api<Page<Device>>('/api/v1/devices?limit=500'), []);
   const hosts = useAsync(() => api<Page<Host>>('/api/v1/hosts?limit=500'), []);
+  const running = useAsync(() => api<Page<Execution>>('/api/v1/executions?status=running&limit=500'), []);
   const [status, setStatus] = useState('');
   const [model, setModel] = useState('');
   const [q, setQ] = useState('');
@@ -28,6 +29,7 @@ export function Fleet() {
       timer.current = window.setTimeout(() => {
         devices.reload();
         hosts.reload();
+        running.reload();
       }, 150);
     }
   });
@@ -108,9 +110,10 @@ export function Fleet() {
                     </td>
                     <td className="wide small">{dev.capabilities.join(', ')}</td>
                     <td className="small">
+                      {activity(dev, running.data?.items ?? [])}
                       {dev.reservation
                         ? `reserved by ${dev.reservation.mine ? 'you' : dev.reservation.holder} until ${new Date(dev.reservation.ends_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`
-                        : dev.status_detail || '—'}
+                        : !running.data?.items.some((e) => e.device_id === dev.id) && (dev.status_detail || '—')}
                     </td>
                   </tr>
                 ))}
@@ -121,4 +124,14 @@ export function Fleet() {
       </Show>
     </section>
   );
+}
+
+/** What a device is doing: the test case running on it, if any. */
+function activity(dev: Device, running: Execution[]) {
+  const run = running.find((e) => e.device_id === dev.id);
+  return run ? (
+    <>
+      running <Link to={`/executions/${run.id}`}>{run.testcase}</Link>{dev.reservation ? ' · ' : ''}
+    </>
+  ) : null;
 }
