@@ -155,6 +155,16 @@ await test('a build of a local repository opens a terminal that runs echo hi', a
   await page.getByTestId('terminal-status').filter({ hasText: /ended|closed/ }).waitFor();
 });
 
+await test('mains power switches a box off and on again', async () => {
+  await page.goto(base + '/#/');
+  await page.getByRole('link', { name: /bedroom/ }).click();
+  await page.getByTestId('power-state').filter({ hasText: 'on' }).waitFor();
+  await page.locator('.power').getByRole('button', { name: 'Off' }).click();
+  await page.getByTestId('power-state').filter({ hasText: 'off' }).waitFor();
+  await page.locator('.power').getByRole('button', { name: 'On' }).click();
+  await page.getByTestId('power-state').filter({ hasText: 'on' }).waitFor();
+});
+
 await test('dark theme and tablet width', async () => {
   await page.setViewportSize({ width: 820, height: 1180 });
   await page.goto(base + '/#/');

@@ -393,3 +393,63 @@ async fn a_viewer_that_cannot_keep_up_gets_the_light_stream() {
     assert_eq!(last_size, (640, 360), "light frames are half size");
     agent.stop.cancel();
 }
+
+async fn power(base: &str, key: &str, device: &str, action: &str) -> (u16, Value) {
+    http(
+        "POST",
+        format!("{base}/api/v1/devices/{device}/power"),
+        Some(key.into()),
+        Some(json!({"action": action})),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mains_power_switches_the_box_off_and_on_and_respects_roles_and_reservations() {
+    let (s, base, agent, device) = server_with_one_box().await;
+    let viewer = s.create_key("viewer", "watcher").await;
+    let (status, body) = power(&base, &viewer, &device, "state").await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("on")),
+        "{body}"
+    );
+    assert_eq!(power(&base, &viewer, &device, "off").await.0, 403);
+    assert_eq!(power(&base, &s.admin_key, &device, "explode").await.0, 400);
+
+    let (status, body) = power(&base, &s.admin_key, &device, "off").await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("off")),
+        "{body}"
+    );
+    // Off is black.
+    let (status, _, jpeg) = get_bytes(
+        format!("{base}/api/v1/devices/{device}/screenshot"),
+        s.admin_key.clone(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let frame = labwright_core::image_io::decode_frame(&jpeg).expect("a JPEG");
+    let mean = frame.rgb.iter().map(|&v| f64::from(v)).sum::<f64>() / frame.rgb.len() as f64;
+    assert!(mean < 5.0, "a powered-off box is black (mean {mean})");
+    let (status, body) = power(&base, &s.admin_key, &device, "on").await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("on")),
+        "{body}"
+    );
+
+    // Another key's reservation keeps the switch away from everyone else.
+    let alice = s.create_key("operator", "alice").await;
+    assert_eq!(reserve(&base, &alice, &device, 5).await.0, 201);
+    let (status, body) = power(&base, &s.admin_key, &device, "cycle").await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = power(&base, &alice, &device, "cycle").await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("on")),
+        "{body}"
+    );
+    agent.stop.cancel();
+}

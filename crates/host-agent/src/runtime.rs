@@ -294,6 +294,7 @@ impl Runtime {
             Some(pb::command::Kind::PressKey(p)) => self.press(p).await,
             Some(pb::command::Kind::CaptureScreenshot(s)) => self.screenshot(&s.device_id).await,
             Some(pb::command::Kind::SetFaults(f)) => self.set_faults(&f),
+            Some(pb::command::Kind::Power(p)) => self.power(p).await,
             // The link answers these itself (they need its sender).
             Some(pb::command::Kind::LiveView(_)) => Err("live view through the link only".into()),
             None => Err("unknown command (this agent is older than the server)".into()),
@@ -340,6 +341,37 @@ impl Runtime {
                 remote.press(key)
             };
             res.map(|()| Vec::new()).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    async fn power(self: &Arc<Self>, p: pb::Power) -> Result<Vec<u8>, String> {
+        use labwright_core::controller::PowerState;
+        let action = pb::PowerAction::try_from(p.action)
+            .ok()
+            .filter(|a| *a != pb::PowerAction::Unspecified)
+            .ok_or("unknown power action")?;
+        if action != pb::PowerAction::State
+            && let Some(e) = self.busy(&p.device_id)
+        {
+            return Err(format!("device is running execution {e}"));
+        }
+        let device = self.driver(&p.device_id)?.as_device_arc();
+        tokio::task::spawn_blocking(move || {
+            let power = device.power().ok_or("device has no power control")?;
+            let done = match action {
+                pb::PowerAction::On => power.set(PowerState::On),
+                pb::PowerAction::Off => power.set(PowerState::Off),
+                pb::PowerAction::Cycle => power.cycle(std::time::Duration::from_secs(2)),
+                pb::PowerAction::State | pb::PowerAction::Unspecified => Ok(()),
+            };
+            done.map_err(|e| e.to_string())?;
+            let state = power.state().map_err(|e| e.to_string())?;
+            Ok(match state {
+                PowerState::On => b"on".to_vec(),
+                PowerState::Off => b"off".to_vec(),
+            })
         })
         .await
         .map_err(|e| e.to_string())?

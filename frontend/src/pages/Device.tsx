@@ -110,6 +110,9 @@ export function DevicePage({ id }: { id: string }) {
             </div>
             <aside>
               <ReservationPanel device={d} onChange={device.reload} />
+              {d.capabilities.includes('power') && (
+                <MainsPower deviceId={id} locked={!!d.reservation && !d.reservation.mine} />
+              )}
               <div className="pad" aria-label="Remote control">
                 {PAD.map(([key, label]) => (
                   <button
@@ -274,6 +277,49 @@ function ReservationPanel({ device, onChange }: { device: Device; onChange: () =
           </span>
         </div>
       )}
+      {error !== undefined && <ErrorBox error={error} />}
+    </div>
+  );
+}
+
+/** The device's mains power (relay, smart plug): its state and on / off / cycle. */
+function MainsPower({ deviceId, locked }: { deviceId: string; locked: boolean }) {
+  const [state, setState] = useState<string>();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  async function act(action: string) {
+    setBusy(true);
+    setError(undefined);
+    try {
+      const r = await api<{ state: string }>(`/api/v1/devices/${deviceId}/power`, { method: 'POST', body: { action } });
+      setState(r.state);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  }
+  useEffect(() => {
+    act('state');
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [deviceId]);
+  return (
+    <div className="card power">
+      <div className="row">
+        <strong>Mains power</strong>
+        <span data-testid="power-state">{busy ? '…' : (state ?? '?')}</span>
+      </div>
+      <div className="row">
+        <button disabled={busy || locked} onClick={() => act('on')}>
+          On
+        </button>
+        <button disabled={busy || locked} onClick={() => act('off')}>
+          Off
+        </button>
+        <button disabled={busy || locked} onClick={() => act('cycle')}>
+          Cycle
+        </button>
+      </div>
       {error !== undefined && <ErrorBox error={error} />}
     </div>
   );

@@ -70,6 +70,70 @@ async fn device(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct PowerBody {
+    /// `on`, `off`, `cycle` (off, 2 s, on) or `state` (only report it).
+    pub action: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PowerView {
+    /// `on` or `off`, after the action.
+    pub state: String,
+}
+
+/// Switches a device's mains power (relay, smart plug, the simulator's switch). Refused while an
+/// execution or another key's reservation holds the device, except `state`.
+#[utoipa::path(post, path = "/api/v1/devices/{id}/power", params(("id" = Uuid, Path)), request_body = PowerBody,
+    responses((status = 200, body = PowerView), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+#[post("/devices/{id}/power")]
+pub async fn power(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: web::Json<PowerBody>,
+) -> Result<web::Json<PowerView>, ApiError> {
+    let action = match body.action.as_str() {
+        "on" => pb::PowerAction::On,
+        "off" => pb::PowerAction::Off,
+        "cycle" => pb::PowerAction::Cycle,
+        "state" => pb::PowerAction::State,
+        other => {
+            return Err(ApiError::InvalidArgument(format!(
+                "action: expected on, off, cycle or state, got {other:?}"
+            )));
+        }
+    };
+    let read_only = action == pb::PowerAction::State;
+    caller.require(if read_only {
+        Permission::ReadFleet
+    } else {
+        Permission::ControlDevices
+    })?;
+    let d = device(
+        &state,
+        &caller,
+        id.into_inner(),
+        Capability::Power,
+        !read_only,
+    )
+    .await?;
+    let result = command(
+        &state,
+        &caller,
+        &d,
+        pb::command::Kind::Power(pb::Power {
+            device_id: d.device_key.clone(),
+            action: action as i32,
+        }),
+    )
+    .await?;
+    Ok(web::Json(PowerView {
+        state: String::from_utf8_lossy(&result.payload).into_owned(),
+    }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReserveBody {
     /// Length of the time box, 1 to 480 minutes.
     pub minutes: i32,

@@ -58,7 +58,7 @@ pub const DEFAULT_PAGE: i64 = 50;
         healthz, readyz,
         fleet::list_hosts, fleet::get_host, fleet::ping_host, fleet::list_devices, fleet::get_device,
         keys::whoami, keys::list_keys, keys::create_key, keys::revoke_key,
-        control::press, control::screenshot, control::set_faults,
+        control::press, control::screenshot, control::set_faults, control::power, control::reserve, control::keep_reservation, control::release_reservation,
         executions::create_execution, executions::list_executions, executions::get_execution,
         executions::cancel_execution, executions::step_screenshot,
         library::put_testcase, library::list_testcases, library::get_testcase, library::get_testcase_version,
@@ -123,6 +123,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(control::press)
                 .service(control::screenshot)
                 .service(control::set_faults)
+                .service(control::power)
                 .service(control::reserve)
                 .service(control::keep_reservation)
                 .service(control::release_reservation)
