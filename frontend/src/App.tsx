@@ -1,6 +1,6 @@
 import { Component, ErrorInfo, ReactNode, useEffect, useState } from 'react';
 import { api, getKey, setKey, WhoAmI } from './api';
-import { ErrorBox, Link, Loading, useRoute } from './ui';
+import { Empty, ErrorBox, Link, Loading, useRoute } from './ui';
 import { SignIn } from './pages/SignIn';
 import { Fleet } from './pages/Fleet';
 import { DevicePage } from './pages/Device';
@@ -51,12 +51,7 @@ export function App() {
   if (me === undefined) return <Loading what="your account" />;
   if (me === null)
     return (
-      <SignIn
-        theme={theme}
-        onSignedIn={(who) => {
-          setMe(who);
-        }}
-      />
+      <SignIn onSignedIn={setMe} />
     );
 
   const [section, id] = route;
@@ -81,7 +76,11 @@ export function App() {
       page = id ? <BuildPage id={id} /> : <Builds />;
       break;
     default:
-      page = <div className="state empty">No such page. <Link to="/">Back to the fleet</Link></div>;
+      page = (
+        <Empty>
+          No such page. <Link to="/">Back to the fleet</Link>
+        </Empty>
+      );
   }
   const current = '/' + (section ?? '');
   return (

@@ -23,12 +23,15 @@ export function setKey(key: string | null) {
   else localStorage.removeItem(KEY);
 }
 
+/** The Authorization header for `key` (default: the stored key), if there is one. */
+function authHeaders(key: string | null = getKey()): Record<string, string> {
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
 type Options = { method?: string; body?: unknown; raw?: BodyInit; contentType?: string; key?: string };
 
 async function request(path: string, opts: Options = {}): Promise<Response> {
-  const key = opts.key ?? getKey();
-  const headers: Record<string, string> = {};
-  if (key) headers['Authorization'] = `Bearer ${key}`;
+  const headers = authHeaders(opts.key ?? getKey());
   let body: BodyInit | undefined;
   if (opts.raw !== undefined) {
     body = opts.raw;
@@ -78,11 +81,7 @@ export async function sse(
   onEvent: (event: string, data: string, id: string | null) => void,
   signal: AbortSignal,
 ): Promise<void> {
-  const key = getKey();
-  const res = await fetch(path, {
-    headers: key ? { Authorization: `Bearer ${key}`, Accept: 'text/event-stream' } : {},
-    signal,
-  });
+  const res = await fetch(path, { headers: { ...authHeaders(), Accept: 'text/event-stream' }, signal });
   if (!res.ok || !res.body) throw new ApiError(res.status, 'http_' + res.status, 'The log stream failed');
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = '';
@@ -109,11 +108,10 @@ export async function sse(
 
 /** Releases a reservation even while the page is being closed (keepalive request). */
 export function releaseOnExit(deviceId: string) {
-  const key = getKey();
   fetch(`/api/v1/devices/${deviceId}/reservation`, {
     method: 'DELETE',
     keepalive: true,
-    headers: key ? { Authorization: `Bearer ${key}` } : {},
+    headers: authHeaders(),
   }).catch(() => {});
 }
 

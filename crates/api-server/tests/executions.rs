@@ -98,18 +98,6 @@ async fn sim_lab() -> (TestServer, String, Agent, String) {
     (s, base, agent, device)
 }
 
-async fn run(base: &str, key: &str, testcase: &str, device: &str) -> Value {
-    let (status, body) = http(
-        "POST",
-        format!("{base}/api/v1/executions"),
-        Some(key.into()),
-        Some(json!({"testcase": testcase, "device": device})),
-    )
-    .await;
-    assert_eq!(status, 201, "{testcase}: {body}");
-    body
-}
-
 async fn finished(base: &str, key: &str, id: &str) -> Value {
     eventually(WAIT, &format!("execution {id} to finish"), || async {
         let (_, e) = http(
@@ -279,15 +267,7 @@ async fn faults_an_injected_freeze_fails_and_a_dropped_key_is_recovered() {
     let goto = "name: To live TV\ndevice_model: sim-stb\nsteps:\n  - goto: player\n";
     let frozen = "name: Frozen check\ndevice_model: sim-stb\nsteps:\n  - verify_not_frozen: {duration_ms: 1000}\n";
     for yaml in [goto, frozen] {
-        let (status, body) = send_bytes(
-            "POST",
-            format!("{base}/api/v1/testcases"),
-            s.admin_key.clone(),
-            "application/yaml",
-            yaml.as_bytes().to_vec(),
-        )
-        .await;
-        assert_eq!(status, 201, "{body}");
+        push_testcase(&base, &s.admin_key, yaml).await;
     }
     let e = run(&base, &s.admin_key, "To live TV", &device).await;
     assert_eq!(
@@ -379,15 +359,7 @@ async fn remote_control_screenshots_cancel_and_the_device_lease() {
 
     // A long run holds the device: direct control is refused, a second run queues, cancel works.
     let long = "name: Long watch\ndevice_model: sim-stb\nsteps:\n  - repeat:\n      count: 50\n      steps:\n        - wait: 200\n";
-    let (status, _) = send_bytes(
-        "POST",
-        format!("{base}/api/v1/testcases"),
-        s.admin_key.clone(),
-        "application/yaml",
-        long.as_bytes().to_vec(),
-    )
-    .await;
-    assert_eq!(status, 201);
+    push_testcase(&base, &s.admin_key, long).await;
     let first = run(&base, &s.admin_key, "Long watch", &device).await;
     let first_id = first["id"].as_str().expect("id").to_string();
     eventually(WAIT, "first run running", || async {
@@ -640,15 +612,7 @@ async fn a_host_that_disconnects_mid_run_leaves_the_execution_interrupted() {
     );
     let device = device_id(&s, &s.admin_key, "sim-host", "stb-1").await;
     let long = "name: Long watch\ndevice_model: sim-stb\nsteps:\n  - repeat:\n      count: 100\n      steps:\n        - wait: 200\n";
-    let (status, _) = send_bytes(
-        "POST",
-        format!("{base}/api/v1/testcases"),
-        s.admin_key.clone(),
-        "application/yaml",
-        long.as_bytes().to_vec(),
-    )
-    .await;
-    assert_eq!(status, 201);
+    push_testcase(&base, &s.admin_key, long).await;
     let e = run(&base, &s.admin_key, "Long watch", &device).await;
     let id = e["id"].as_str().expect("id").to_string();
     eventually(WAIT, "running", || async {
@@ -710,15 +674,7 @@ async fn a_server_killed_mid_execution_loses_no_step_and_stores_none_twice() {
     })
     .await;
     let watch = "name: Watch\ndevice_model: sim-stb\nsteps:\n  - repeat:\n      count: 30\n      steps:\n        - wait: 100\n        - verify_not_black: {}\n";
-    let (status, _) = send_bytes(
-        "POST",
-        format!("{base}/api/v1/testcases"),
-        admin.clone(),
-        "application/yaml",
-        watch.as_bytes().to_vec(),
-    )
-    .await;
-    assert_eq!(status, 201);
+    push_testcase(&base, &admin, watch).await;
     let e = run(&base, &admin, "Watch", &device).await;
     let id = e["id"].as_str().expect("id").to_string();
     eventually(WAIT, "a few steps stored", || async {
@@ -797,15 +753,7 @@ async fn a_run_the_server_ended_is_stopped_on_the_host_and_the_queue_goes_on() {
         "name: Long watch\ndevice_model: sim-stb\nsteps:\n  - repeat:\n      count: 300\n      steps:\n        - wait: 100\n",
         "name: Short\ndevice_model: sim-stb\nsteps:\n  - wait: 10\n",
     ] {
-        let (status, _) = send_bytes(
-            "POST",
-            format!("{base}/api/v1/testcases"),
-            s.admin_key.clone(),
-            "application/yaml",
-            yaml.as_bytes().to_vec(),
-        )
-        .await;
-        assert_eq!(status, 201);
+        push_testcase(&base, &s.admin_key, yaml).await;
     }
     let long = run(&base, &s.admin_key, "Long watch", &device).await["id"]
         .as_str()

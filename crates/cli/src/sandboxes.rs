@@ -349,6 +349,18 @@ fn backoff(attempt: u32) -> Duration {
     wait + wait.mul_f64(f64::from(nanos % 1000) / 2000.0)
 }
 
+/// `limit` and `offset`, and one optional filter.
+fn page_query(
+    limit: u32,
+    offset: u32,
+    filter: &'static str,
+    value: Option<String>,
+) -> Vec<(&'static str, String)> {
+    let mut q = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
+    q.extend(value.map(|v| (filter, v)));
+    q
+}
+
 pub(crate) fn builds(client: &Client, command: BuildsCommand, io: Io<'_>) -> anyhow::Result<()> {
     let Io { out, err, json } = io;
     match command {
@@ -357,10 +369,7 @@ pub(crate) fn builds(client: &Client, command: BuildsCommand, io: Io<'_>) -> any
             limit,
             offset,
         } => {
-            let mut q = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
-            if let Some(st) = stage {
-                q.push(("stage", st));
-            }
+            let q = page_query(limit, offset, "stage", stage);
             let page = client.get("/api/v1/builds", &q)?;
             if json {
                 return print_json(out, &page);
@@ -503,10 +512,7 @@ pub(crate) fn sessions(
             limit,
             offset,
         } => {
-            let mut q = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
-            if let Some(st) = status {
-                q.push(("status", st));
-            }
+            let q = page_query(limit, offset, "status", status);
             let page = client.get("/api/v1/sessions", &q)?;
             if json {
                 return print_json(out, &page);

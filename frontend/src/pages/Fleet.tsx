@@ -1,6 +1,6 @@
 import { useMemo, useRef, useState } from 'react';
 import { api, Device, Execution, Host, Page } from '../api';
-import { ago, Badge, Empty, Link, Show, useAsync, useEvents } from '../ui';
+import { ago, Badge, clock, Empty, Link, Show, useAsync, useEvents } from '../ui';
 
 export function filterDevices(devices: Device[], status: string, model: string, q: string): Device[] {
   const needle = q.trim().toLowerCase();
@@ -109,12 +109,7 @@ export function Fleet() {
                       <Badge value={dev.status} />
                     </td>
                     <td className="wide small">{dev.capabilities.join(', ')}</td>
-                    <td className="small">
-                      {activity(dev, running.data?.items ?? [])}
-                      {dev.reservation
-                        ? `reserved by ${dev.reservation.mine ? 'you' : dev.reservation.holder} until ${new Date(dev.reservation.ends_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`
-                        : !running.data?.items.some((e) => e.device_id === dev.id) && (dev.status_detail || '—')}
-                    </td>
+                    <td className="small">{activity(dev, running.data?.items ?? [])}</td>
                   </tr>
                 ))}
               </tbody>
@@ -126,12 +121,17 @@ export function Fleet() {
   );
 }
 
-/** What a device is doing: the test case running on it, if any. */
+/** What a device is doing: the test case running on it and who holds it reserved, else its
+ * status detail. */
 function activity(dev: Device, running: Execution[]) {
   const run = running.find((e) => e.device_id === dev.id);
-  return run ? (
+  const r = dev.reservation;
+  const held = r && `reserved by ${r.mine ? 'you' : r.holder} until ${clock(r.ends_at)}`;
+  if (!run) return held ?? (dev.status_detail || '—');
+  return (
     <>
-      running <Link to={`/executions/${run.id}`}>{run.testcase}</Link>{dev.reservation ? ' · ' : ''}
+      running <Link to={`/executions/${run.id}`}>{run.testcase}</Link>
+      {held && ` · ${held}`}
     </>
-  ) : null;
+  );
 }

@@ -1,7 +1,7 @@
 import { FormEvent, useState } from 'react';
 import { api, ApiError, setKey, WhoAmI } from '../api';
 
-export function SignIn({ onSignedIn, theme }: { onSignedIn: (w: WhoAmI) => void; theme: string }) {
+export function SignIn({ onSignedIn }: { onSignedIn: (w: WhoAmI) => void }) {
   const [key, setValue] = useState('');
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
@@ -27,7 +27,7 @@ export function SignIn({ onSignedIn, theme }: { onSignedIn: (w: WhoAmI) => void;
   }
 
   return (
-    <div className="signin" data-theme={theme}>
+    <div className="signin">
       <form onSubmit={submit} className="card">
         <h1>Labwright</h1>
         <p>Sign in with an API key. It is remembered in this browser until you sign out.</p>

@@ -41,13 +41,11 @@ export function SessionTerminal({ sessionId }: { sessionId: string }) {
       },
       (e) => setStatus(`No terminal: ${e.message}`),
     );
-    const onResize = () => fit.fit();
-    window.addEventListener('resize', onResize);
-    const observer = new ResizeObserver(onResize);
+    // The terminal follows its box (which follows the window).
+    const observer = new ResizeObserver(() => fit.fit());
     observer.observe(host.current!);
     return () => {
       disposed = true;
-      window.removeEventListener('resize', onResize);
       observer.disconnect();
       ws?.close();
       term.dispose();

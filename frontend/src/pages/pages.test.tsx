@@ -87,7 +87,7 @@ describe('sign-in', () => {
   it('refuses a malformed key without asking the server', async () => {
     const fetch = vi.fn();
     vi.stubGlobal('fetch', fetch);
-    render(<SignIn theme="light" onSignedIn={() => {}} />);
+    render(<SignIn onSignedIn={() => {}} />);
     fireEvent.change(screen.getByLabelText('API key'), { target: { value: 'not-a-key' } });
     fireEvent.click(screen.getByRole('button', { name: 'Sign in' }));
     expect((await screen.findByRole('alert')).textContent).toMatch(/lw_ followed by 64/);
@@ -103,7 +103,7 @@ describe('sign-in', () => {
       .mockResolvedValueOnce(new Response(JSON.stringify(who), { status: 200 }));
     vi.stubGlobal('fetch', fetch);
     const signedIn = vi.fn();
-    render(<SignIn theme="light" onSignedIn={signedIn} />);
+    render(<SignIn onSignedIn={signedIn} />);
     fireEvent.change(screen.getByLabelText('API key'), { target: { value: key } });
     fireEvent.click(screen.getByRole('button', { name: 'Sign in' }));
     expect((await screen.findByRole('alert')).textContent).toContain('unknown or revoked API key');

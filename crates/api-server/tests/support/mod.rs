@@ -651,3 +651,30 @@ pub async fn server_with_one_box() -> (TestServer, String, Agent, String) {
     .await;
     (s, base, agent, device)
 }
+
+/// Stores a test case (YAML) and checks it was accepted; returns the stored version.
+pub async fn push_testcase(base: &str, key: &str, yaml: &str) -> Value {
+    let (status, body) = send_bytes(
+        "POST",
+        format!("{base}/api/v1/testcases"),
+        key.into(),
+        "application/yaml",
+        yaml.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+/// Queues `testcase` on `device` and checks it was accepted; returns the execution.
+pub async fn run(base: &str, key: &str, testcase: &str, device: &str) -> Value {
+    let (status, body) = http(
+        "POST",
+        format!("{base}/api/v1/executions"),
+        Some(key.into()),
+        Some(serde_json::json!({"testcase": testcase, "device": device})),
+    )
+    .await;
+    assert_eq!(status, 201, "{testcase}: {body}");
+    body
+}
