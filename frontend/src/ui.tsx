@@ -92,6 +92,11 @@ export function Show<T>({ state, what, children }: { state: Async<T>; what: stri
   return <Loading what={what} />;
 }
 
+/** Hours and minutes of a time, in the browser's locale. */
+export function clock(iso: string): string {
+  return new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
 export function ago(iso: string | null | undefined): string {
   if (!iso) return '—';
   const s = Math.round((Date.now() - new Date(iso).getTime()) / 1000);
@@ -128,6 +133,9 @@ function connectEvents() {
     }
   };
   ws.onclose = () => {
+    // Only the current socket reconnects: one closed on purpose (its page left) has been
+    // replaced already, and must not drop its successor.
+    if (socket !== ws) return;
     socket = null;
     if (listeners.size > 0) {
       setTimeout(connectEvents, retry);

@@ -168,7 +168,10 @@ await test('mains power switches a box off and on again', async () => {
 await test('dark theme and tablet width', async () => {
   await page.setViewportSize({ width: 820, height: 1180 });
   await page.goto(base + '/#/');
+  const before = await page.evaluate(() => document.documentElement.dataset.theme);
   await page.getByRole('button', { name: /Switch to/ }).click();
+  const after = await page.evaluate(() => document.documentElement.dataset.theme);
+  if (!before || !after || before === after) throw new Error(`theme did not switch: ${before} -> ${after}`);
   await page.getByTestId('device-row').first().waitFor();
   await shot('07-fleet-tablet-theme');
 });

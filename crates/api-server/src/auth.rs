@@ -234,7 +234,7 @@ pub async fn bootstrap(pool: &Pool, data_dir: &Path) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("creating the default tenant: {e}"))?;
     std::fs::create_dir_all(data_dir)?;
     let path = data_dir.join("admin-key");
-    write_secret_file(&path, &key.secret)?;
+    write_secret_file(&path, &key.secret, false)?;
     tracing::info!(path = %path.display(), "first start: created tenant \"default\" and its admin key; read it from this file");
     Ok(())
 }
@@ -250,20 +250,27 @@ pub fn terminal_key(config: &crate::config::Config) -> anyhow::Result<TicketKey>
     };
     if config.terminal_secret_file.is_empty() && !path.exists() {
         std::fs::create_dir_all(&config.data_dir)?;
-        write_secret_file(&path, &TicketKey::generate_secret())
-            .with_context(|| format!("writing {}", path.display()))?;
-        tracing::info!(path = %path.display(), "created the terminal ticket secret; give it to the terminal gateway");
+        // `create_new`: a replica starting at the same moment keeps the secret the first wrote.
+        match write_secret_file(&path, &TicketKey::generate_secret(), true) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "created the terminal ticket secret; give it to the terminal gateway")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("writing {}", path.display())),
+        }
     }
     let secret = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     TicketKey::from_secret(&secret).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
+/// Writes a secret (mode 0600). `fresh`: fail with `AlreadyExists` rather than replace one.
+fn write_secret_file(path: &Path, secret: &str, fresh: bool) -> std::io::Result<()> {
     use std::{io::Write, os::unix::fs::OpenOptionsExt};
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
-        .truncate(true)
+        .create_new(fresh)
+        .truncate(!fresh)
         .mode(0o600)
         .open(path)?;
     f.write_all(secret.as_bytes())?;

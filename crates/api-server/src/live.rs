@@ -179,7 +179,15 @@ impl Viewer {
         }
         match tier {
             Tier::Light => self.stream.light_viewers.fetch_add(1, Ordering::SeqCst),
-            Tier::Full => self.stream.light_viewers.fetch_sub(1, Ordering::SeqCst),
+            Tier::Full => {
+                let before = self.stream.light_viewers.fetch_sub(1, Ordering::SeqCst);
+                if before == 1 {
+                    // Nobody is served light frames now: the next light viewer must not get a
+                    // stale one.
+                    self.stream.light.send_replace(None);
+                }
+                before
+            }
         };
         self.tier = tier;
     }
@@ -191,7 +199,7 @@ impl Drop for Viewer {
         let mut streams = self.hub.lock();
         if self.stream.viewers.fetch_sub(1, Ordering::SeqCst) == 1 {
             streams.remove(&self.key);
-            drop(streams);
+            // Under the lock: a viewer arriving now asks for a new stream after this stop.
             self.hub.ask(self.key.0, &self.key.1, false);
         }
     }
@@ -255,10 +263,12 @@ impl LiveHub {
                 }
             };
             s.viewers.fetch_add(1, Ordering::SeqCst);
+            if first {
+                self.ask(host, device_key, true);
+            }
             (s, first)
         };
         if first {
-            self.ask(host, device_key, true);
             let hub = Arc::downgrade(self);
             let weak_stream = Arc::downgrade(&stream);
             let device_key = device_key.to_string();

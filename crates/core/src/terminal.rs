@@ -203,9 +203,10 @@ impl Control {
             ));
         }
         let c: Control = serde_json::from_str(text).map_err(|e| {
-            let mut m = e.to_string();
-            m.truncate(80);
-            format!("bad control message: {m}")
+            format!(
+                "bad control message: {}",
+                crate::validate::shorten(&e.to_string(), 80)
+            )
         })?;
         if let Control::Resize { cols, rows } = c
             && !((1..=MAX_DIMENSION).contains(&cols) && (1..=MAX_DIMENSION).contains(&rows))
@@ -386,6 +387,12 @@ mod tests {
             assert!(Control::parse(bad).is_err(), "{bad:?}");
         }
         assert!(Control::parse(&" ".repeat(MAX_CONTROL_LEN + 1)).is_err());
+        // The error quotes the input: cut where a character would be split, it must not panic.
+        let tricky = format!(r#"{{"type":"{}é"}}"#, "a".repeat(62));
+        for n in 0..8 {
+            let t = format!("{}{tricky}", " ".repeat(n));
+            assert!(Control::parse(&t).is_err());
+        }
         assert_eq!(
             Event::Pong { id: Some(3.0) }.to_json(),
             r#"{"type":"pong","id":3.0}"#

@@ -23,6 +23,19 @@ impl ValidationError {
     }
 }
 
+/// `text` cut to at most `max` bytes on a character boundary (for echoing input back in
+/// error messages without splitting a character).
+pub fn shorten(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Checks an identifier-like name: `1..=max` characters of ASCII letters, digits, `.`, `_`, `-`,
 /// starting with a letter or digit.
 pub fn slug(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
@@ -82,6 +95,13 @@ pub fn optional_text(field: &str, value: &str, max: usize) -> Result<(), Validat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shorten_never_splits_a_character() {
+        assert_eq!(shorten("abc", 10), "abc");
+        assert_eq!(shorten("abcé", 4), "abc");
+        assert_eq!(shorten("ééé", 5), "éé");
+    }
 
     #[test]
     fn slug_accepts_names_and_rejects_junk() {

@@ -272,6 +272,11 @@ impl Engine {
             match self.exec_state(exec_id).await {
                 Ok((false, _)) => return Ok(true),
                 Ok((true, _)) => {}
+                // The exec went with its container (the session was removed).
+                Err(EngineError::Api(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    ..
+                })) => return Ok(true),
                 Err(e) => return Err(e),
             }
             let script = "for p in /proc/[0-9]*; do \

@@ -199,11 +199,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     })
 }
 
-#[derive(serde::Deserialize)]
+/// The query of a terminal URL. Sizes are read leniently (a bad one gives the default), so a
+/// bad size never hides the ticket.
+#[derive(serde::Deserialize, Default)]
 struct Connect {
     ticket: Option<String>,
-    cols: Option<u16>,
-    rows: Option<u16>,
+    cols: Option<String>,
+    rows: Option<String>,
 }
 
 /// The terminal WebSocket. Every refusal happens after the upgrade, as a close code and reason
@@ -223,16 +225,13 @@ async fn terminal_ws(
     // The query carries the ticket: parse it here, never log it.
     let q = web::Query::<Connect>::from_query(req.query_string())
         .map(|q| q.into_inner())
-        .unwrap_or(Connect {
-            ticket: None,
-            cols: None,
-            rows: None,
-        });
+        .unwrap_or_default();
+    let size = |v: Option<String>, default: u16| v.and_then(|v| v.parse().ok()).unwrap_or(default);
     let request = terminal::Request {
         session: Uuid::parse_str(&session).ok(),
         ticket: q.ticket,
-        cols: q.cols.unwrap_or(80),
-        rows: q.rows.unwrap_or(24),
+        cols: size(q.cols, 80),
+        rows: size(q.rows, 24),
     };
     actix_web::rt::spawn(terminal::serve(gateway.into_inner(), request, ws, stream));
     Ok(response)

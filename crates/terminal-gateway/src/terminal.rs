@@ -52,13 +52,19 @@ impl End {
     }
 }
 
+/// How long a control frame (ping, pong, close) may wait for room in the send queue: a client
+/// that stopped reading must not keep its terminal, its slot and its recording forever.
+const CONTROL_SEND: Duration = Duration::from_secs(5);
+
 async fn close_with(ws: Session, end: End) {
-    let _ = ws
-        .close(Some(CloseReason {
+    let _ = tokio::time::timeout(
+        CONTROL_SEND,
+        ws.close(Some(CloseReason {
             code: CloseCode::from(end.code),
             description: Some(end.reason),
-        }))
-        .await;
+        })),
+    )
+    .await;
 }
 
 fn refuse(gateway: &Gateway, e: ConnectError) {
@@ -279,10 +285,12 @@ impl Pump {
         let output = async {
             let mut carry = Utf8Carry::default();
             let mut buf = vec![0u8; READ_CHUNK];
-            let mut pending = early;
+            // Bytes that came with the attach answer go first.
+            let mut first = Some(early);
             loop {
-                if pending.is_empty() {
-                    tokio::select! {
+                let frame = match first.take() {
+                    Some(early) => carry.push(&early),
+                    None => tokio::select! {
                         biased;
                         Some((c, r)) = resized_rx.recv() => {
                             if let Some(rec) = recording.as_mut() {
@@ -292,12 +300,10 @@ impl Pump {
                         }
                         read = from_shell.read(&mut buf) => match read {
                             Ok(0) | Err(_) => break,
-                            Ok(n) => pending.extend_from_slice(&buf[..n]),
+                            Ok(n) => carry.push(&buf[..n]),
                         },
-                    }
-                }
-                let frame = carry.push(&pending);
-                pending.clear();
+                    },
+                };
                 if frame.is_empty() {
                     continue;
                 }
@@ -323,6 +329,7 @@ impl Pump {
         };
         let last_input = &mut self.last_input;
         let last_heard = &mut self.last_heard;
+        let pong_pending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let ws_in = &mut self.ws;
         let engine = &self.gateway.engine;
         let exec_id = &self.exec_id;
@@ -337,7 +344,9 @@ impl Pump {
                         if last_heard.elapsed() >= PING_EVERY * 3 {
                             return End::new(close::IDLE, "the client stopped answering");
                         }
-                        let _ = ws_in.ping(b"lw").await;
+                        if tokio::time::timeout(CONTROL_SEND, ws_in.ping(b"lw")).await.is_err() {
+                            return End::new(close::IDLE, "the client stopped reading");
+                        }
                         continue;
                     }
                 };
@@ -369,10 +378,16 @@ impl Pump {
                         }
                         Ok(Control::Ping { id }) => {
                             // Not awaited in line: a full send queue must not hold keystrokes.
-                            let mut ws = ws_in.clone();
-                            actix_web::rt::spawn(async move {
-                                let _ = ws.text(Event::Pong { id }.to_json()).await;
-                            });
+                            // One pong on its way at a time; pings meanwhile go unanswered.
+                            if !pong_pending.swap(true, Relaxed) {
+                                let mut ws = ws_in.clone();
+                                let pending = pong_pending.clone();
+                                actix_web::rt::spawn(async move {
+                                    let pong = ws.text(Event::Pong { id }.to_json());
+                                    let _ = tokio::time::timeout(CONTROL_SEND, pong).await;
+                                    pending.store(false, Relaxed);
+                                });
+                            }
                             Input::Continue
                         }
                         Err(reason) => Input::End(End::new(close::BAD_MESSAGE, reason)),

@@ -537,6 +537,15 @@ async fn leaving_ends_the_shell_and_what_it_runs() {
     }
     // The session's own process is untouched.
     assert_eq!(processes(&s, "sleep 3600").await, 1);
+    // Ending the shell finished (the terminal is closed) without counting a leak.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metric(&g.metrics().await, "labwright_terminals_open") > 0.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the terminal stayed open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let m = g.metrics().await;
     assert_eq!(metric(&m, "labwright_terminal_leaked_shells_total"), 0.0);
     s.cleanup().await;
@@ -582,11 +591,22 @@ async fn a_flood_of_output_does_not_hold_back_keystrokes() {
     let s = Session::start().await;
     let g = Gateway::start(&s.engine_namespace, |_| {}).await;
     let mut t = g.open(&s).await;
-    t.send("yes flood-flood-flood-flood\n").await;
+    // In a process of its own (busybox runs `yes` inside the shell), so it can be seen.
+    t.send("sh -c 'yes flood-flood-flood-flood'\n").await;
     t.until_output("flood-flood").await;
-    // Read a little now and then, like a slow browser, while the flood goes on.
+    // Stop reading, like a browser that cannot keep up: output backs up to the shell. Ctrl-C
+    // must still reach it, with nothing read meanwhile.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(processes(&s, "sh -c yes").await, 1, "the flood runs");
     t.send("\x03").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while processes(&s, "sh -c yes").await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Ctrl-C was held behind the output"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     t.send("echo after-$((40+2))\n").await;
     t.until_output("after-42").await;
     s.cleanup().await;

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 import { api, ApiError, blobUrl, Device, Execution, Page, releaseOnExit, TestCase } from '../api';
-import { ago, Badge, Empty, ErrorBox, Link, Show, useAsync, useEvents } from '../ui';
+import { ago, Badge, clock, Empty, ErrorBox, Link, Show, useAsync, useEvents } from '../ui';
 import { LiveView } from './LiveView';
 
 const PAD: [string, string][] = [
@@ -48,6 +48,13 @@ export function DevicePage({ id }: { id: string }) {
   const runs = useAsync(() => api<Page<Execution>>(`/api/v1/executions?device_id=${id}&limit=10`), [id]);
   const [error, setError] = useState<unknown>();
   const [shot, setShot] = useState<string>();
+  // The previous screenshot's object URL goes when a new one comes, and with the page.
+  useEffect(
+    () => () => {
+      if (shot) URL.revokeObjectURL(shot);
+    },
+    [shot],
+  );
 
   useEvents((e) => {
     if (e.kind === 'resync' || (e.event?.device_id === id)) {
@@ -211,7 +218,6 @@ export function RunTestCase({ device, onStarted }: { device: Device; onStarted?:
   );
 }
 
-const until = (iso: string) => new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 
 /** Book the device for a time box; this page keeps the booking alive and gives it back when it
  * goes away (or the time box ends). Others see who holds it and until when. */
@@ -263,7 +269,7 @@ function ReservationPanel({ device, onChange }: { device: Device; onChange: () =
       {r && mine && (
         <div className="row">
           <span>
-            Reserved by you until <strong>{until(r.ends_at)}</strong>
+            Reserved by you until <strong>{clock(r.ends_at)}</strong>
           </span>
           <button className="link" onClick={() => call('DELETE')}>
             Release
@@ -273,7 +279,7 @@ function ReservationPanel({ device, onChange }: { device: Device; onChange: () =
       {r && !mine && (
         <div className="row">
           <span>
-            Reserved by <strong>{r.holder}</strong> until {until(r.ends_at)}: only they can control it.
+            Reserved by <strong>{r.holder}</strong> until {clock(r.ends_at)}: only they can control it.
           </span>
         </div>
       )}

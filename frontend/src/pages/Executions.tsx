@@ -151,6 +151,7 @@ function useBlob(url: string | undefined) {
       (u) => {
         made = u;
         if (live) setSrc(u);
+        else URL.revokeObjectURL(u); // fetched after the component moved on
       },
       () => live && setFailed(true),
     );

@@ -46,7 +46,8 @@ export function LiveView({ deviceId }: { deviceId: string }) {
         return;
       }
       const f = parseFrame(m.data as ArrayBuffer);
-      drawing = drawing.then(async () => {
+      // A frame that fails to decode is skipped; it must not stop the ones after it.
+      drawing = drawing.catch(() => {}).then(async () => {
         if (closed) return;
         const bitmap = await createImageBitmap(new Blob([f.jpeg], { type: 'image/jpeg' }));
         const c = canvas.current;

@@ -1,5 +1,6 @@
 import { useMemo, useState } from 'react';
-import { api, Device, Execution, Page, Tree } from '../api';
+import { stringify } from 'yaml';
+import { api, ApiError, Device, Execution, Page, Tree } from '../api';
 import { Empty, ErrorBox, Link, navigate, Show, useAsync } from '../ui';
 
 type Screen = { id: string; name?: string };
@@ -78,8 +79,23 @@ function Graph({ model }: { model: string }) {
     setError(undefined);
     try {
       const name = `Go to ${screen.id} (${model})`;
-      const yaml = `name: "${name}"\ndescription: Navigate to ${screen.id}, started from the navigation tree page.\ndevice_model: ${model}\nsteps:\n  - goto: ${screen.id}\n`;
-      await api('/api/v1/testcases', { method: 'POST', raw: yaml, contentType: 'application/yaml' });
+      // Stored the first time only (each store would be a new version).
+      const stored = await api(`/api/v1/testcases/${encodeURIComponent(name)}`).then(
+        () => true,
+        (e) => {
+          if (e instanceof ApiError && e.status === 404) return false;
+          throw e;
+        },
+      );
+      if (!stored) {
+        const yaml = stringify({
+          name,
+          description: `Navigate to ${screen.id}, started from the navigation tree page.`,
+          device_model: model,
+          steps: [{ goto: screen.id }],
+        });
+        await api('/api/v1/testcases', { method: 'POST', raw: yaml, contentType: 'application/yaml' });
+      }
       const e = await api<Execution>('/api/v1/executions', { method: 'POST', body: { testcase: name, device } });
       navigate(`/executions/${e.id}`);
     } catch (e) {

@@ -247,11 +247,8 @@ pub async fn get_host(
         ..Default::default()
     };
     let (devices, total) = db::fleet::list_devices(&mut conn, caller.tenant, &q).await?;
-    Ok(web::Json(host_view(
-        host,
-        total,
-        Some(devices.into_iter().map(device_view).collect()),
-    )))
+    let devices = device_views(&mut conn, &caller, devices).await?;
+    Ok(web::Json(host_view(host, total, Some(devices))))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -205,8 +205,7 @@ async fn serve(
                 Some(Ok(AggregatedMessage::Text(t))) => match serde_json::from_str::<ClientMessage>(&t) {
                     Ok(ClientMessage::Ack { .. }) => acked = (acked + 1).min(sent),
                     Err(e) => {
-                        let mut m = e.to_string();
-                        m.truncate(80);
+                        let m = labwright_core::validate::shorten(&e.to_string(), 80).to_string();
                         return (close::BAD_MESSAGE, format!("bad message: {m}"));
                     }
                 },
