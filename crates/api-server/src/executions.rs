@@ -10,7 +10,7 @@ use labwright_core::{
     ids::{HostId, TenantId},
     retry::Backoff,
 };
-use labwright_proto::v1 as pb;
+use labwright_wire::v1 as pb;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;

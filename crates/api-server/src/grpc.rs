@@ -12,7 +12,7 @@ use labwright_core::{
     ids::HostId,
     validate,
 };
-use labwright_proto::v1::{self as pb, host_link_server::HostLink};
+use labwright_wire::v1::{self as pb, host_link_server::HostLink};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status as GrpcStatus, Streaming};

@@ -23,7 +23,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use labwright_core::retry::Backoff;
-use labwright_proto::v1::host_link_server::HostLinkServer;
+use labwright_wire::v1::host_link_server::HostLinkServer;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -161,7 +161,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         )),
     };
     let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(labwright_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(labwright_wire::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("building gRPC reflection")?;
     let grpc_shutdown = shutdown.clone();

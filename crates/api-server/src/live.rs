@@ -19,7 +19,7 @@ use std::{
 
 use bytes::Bytes;
 use labwright_core::ids::HostId;
-use labwright_proto::v1 as pb;
+use labwright_wire::v1 as pb;
 use tokio::sync::watch;
 use uuid::Uuid;
 

@@ -6,7 +6,7 @@ mod support;
 
 use std::{sync::atomic::Ordering, time::Duration};
 
-use labwright_proto::v1::{self as pb, host_link_client::HostLinkClient};
+use labwright_wire::v1::{self as pb, host_link_client::HostLinkClient};
 use serde_json::Value;
 use support::*;
 use tokio_stream::wrappers::ReceiverStream;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use labwright_api_server::auth;
 use labwright_core::fleet::RawDevice;
-use labwright_proto::v1::{self as pb, host_link_client::HostLinkClient};
+use labwright_wire::v1::{self as pb, host_link_client::HostLinkClient};
 use serde_json::json;
 use support::*;
 use tokio_stream::wrappers::ReceiverStream;

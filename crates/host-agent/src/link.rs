@@ -7,7 +7,7 @@ use std::{
 };
 
 use labwright_core::{fleet::RawHello, retry::Backoff};
-use labwright_proto::v1::{self as pb, host_link_client::HostLinkClient};
+use labwright_wire::v1::{self as pb, host_link_client::HostLinkClient};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;

@@ -19,7 +19,7 @@ use labwright_core::{
     controller::Device,
     jpeg::{self, JpegProfile},
 };
-use labwright_proto::v1 as pb;
+use labwright_wire::v1 as pb;
 use tokio::sync::mpsc;
 
 /// A live view stops this long after the server last renewed it.

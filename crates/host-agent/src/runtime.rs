@@ -21,7 +21,7 @@ use labwright_core::{
     sim::{Fault, FaultConfig, SimConfig, SimulatedStb},
     testcase::TestCase,
 };
-use labwright_proto::v1 as pb;
+use labwright_wire::v1 as pb;
 use tokio::sync::Notify;
 
 use crate::{config::DeviceConfig, spool::Spool};

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use labwright_proto::v1 as pb;
+use labwright_wire::v1 as pb;
 use prost::Message;
 
 /// Identity of a report: its execution and step index (`None` for the execution's final report),

@@ -1,6 +1,6 @@
 //! System figures for heartbeats, read from `/proc` and `/sys` (no external tools).
 
-use labwright_proto::v1::SystemStats;
+use labwright_wire::v1::SystemStats;
 
 /// Keeps the previous CPU counters to turn them into a percentage between two heartbeats.
 #[derive(Default)]

@@ -11,7 +11,7 @@ use labwright_core::{
     fleet::{HostStats, Status},
     ids::{HostId, TenantId},
 };
-use labwright_proto::v1 as pb;
+use labwright_wire::v1 as pb;
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 

@@ -10,7 +10,7 @@ use labwright_core::{
     fleet::Capability,
     ids::{DeviceId, HostId},
 };
-use labwright_proto::v1 as pb;
+use labwright_wire::v1 as pb;
 use serde::Deserialize;
 use uuid::Uuid;
 

@@ -10,7 +10,7 @@ use labwright_core::{
     ids::{DeviceId, HostId},
     validate,
 };
-use labwright_proto::v1 as pb;
+use labwright_wire::v1 as pb;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

@@ -1,9 +1,16 @@
-//! Compiles `proto/labwright/v1/*.proto` with protox (no `protoc` needed) and writes the file
-//! descriptor set next to the generated code so the server can offer gRPC reflection.
-
-use std::path::PathBuf;
+//! With the `host-link` feature: compiles `proto/labwright/v1/*.proto` with protox (no `protoc`
+//! needed) and writes the file descriptor set next to the generated code so the server can offer
+//! gRPC reflection.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    #[cfg(feature = "host-link")]
+    host_link()?;
+    Ok(())
+}
+
+#[cfg(feature = "host-link")]
+fn host_link() -> Result<(), Box<dyn std::error::Error>> {
+    use std::path::PathBuf;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let files = ["labwright/v1/host_link.proto"];
     for f in &files {
