@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod build;
+pub mod clock;
 pub mod controller;
 pub mod fleet;
 pub mod frame;
@@ -16,6 +17,7 @@ pub mod jpeg;
 pub mod nav;
 pub mod retry;
 pub mod run;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod terminal;
 pub mod testcase;
