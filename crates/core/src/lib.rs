@@ -9,6 +9,7 @@ pub mod auth;
 pub mod build;
 pub mod clock;
 pub mod controller;
+pub mod execution;
 pub mod fleet;
 pub mod frame;
 pub mod ids;
@@ -24,4 +25,5 @@ pub mod testcase;
 pub mod validate;
 pub mod verify;
 
+pub use execution::ExecutionStatus;
 pub use validate::ValidationError;
