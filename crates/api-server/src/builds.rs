@@ -48,7 +48,7 @@ pub const DEAD_LETTER_REASON: &str =
 const CHANNEL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The repo-sandbox exchange and queue names: each of core's [`topology`] names prefixed with the
-/// namespace (`builds_namespace`, `""` by default). Routing keys and bindings are not prefixed.
+/// namespace (config `namespace`, `""` by default). Routing keys and bindings are not prefixed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
     pub jobs_exchange: String,

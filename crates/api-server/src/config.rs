@@ -1,11 +1,14 @@
 //! api-server configuration: a TOML file (`api-server.example.toml` documents every key) with
-//! `LABWRIGHT_*` environment overrides. Unknown keys are errors; every problem is reported at once.
+//! `LABWRIGHT_<KEY>` environment overrides, loaded by [`labwright_service::config`]. Unknown keys
+//! are errors; every problem is reported at once.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use serde::Deserialize;
+use labwright_service::Settings;
+pub use labwright_service::{ConfigError, LogFormat};
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address of the REST API (and Swagger UI).
@@ -36,7 +39,7 @@ pub struct Config {
     pub builds_allow_private_hosts: bool,
     /// Prefix of every repo-sandbox exchange and queue name (`""`: the plain names). Lets
     /// several deployments, or tests, share one broker; workers must be given the same one.
-    pub builds_namespace: String,
+    pub namespace: String,
     /// Seconds a session lives before it expires, unless extended.
     pub session_ttl_secs: u64,
     /// Seconds after its start past which a session is never extended (workers remove it then
@@ -50,13 +53,6 @@ pub struct Config {
     pub terminal_secret_file: String,
     /// The built web UI, served at `/`.
     pub ui_dir: PathBuf,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 impl Default for Config {
@@ -74,7 +70,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             artifacts_url: ".labwright/artifacts".into(),
             builds_allow_private_hosts: false,
-            builds_namespace: String::new(),
+            namespace: String::new(),
             session_ttl_secs: 1800,
             session_max_ttl_secs: 14_400,
             terminal_url: "ws://127.0.0.1:8090".into(),
@@ -102,97 +98,17 @@ impl Config {
         Duration::from_secs(self.session_max_ttl_secs)
     }
 
-    /// Reads the optional TOML file, then applies `LABWRIGHT_*` variables from `env`.
+    /// Reads the optional TOML file, then applies `LABWRIGHT_*` variables from `env` (see
+    /// [`labwright_service::config`]).
     pub fn load(
         path: Option<&std::path::Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut errors = Vec::new();
-        let mut config = match path {
-            Some(p) => match std::fs::read_to_string(p) {
-                Ok(text) => toml::from_str(&text)
-                    .map_err(|e| ConfigError(vec![format!("{}: {}", p.display(), e.message())]))?,
-                Err(e) => return Err(ConfigError(vec![format!("{}: {e}", p.display())])),
-            },
-            None => Config::default(),
-        };
-        for (key, value) in env {
-            let Some(name) = key.strip_prefix("LABWRIGHT_") else {
-                continue;
-            };
-            let res: Result<(), String> = match name {
-                "HTTP_ADDR" => parse_into(&value, &mut config.http_addr),
-                "GRPC_ADDR" => parse_into(&value, &mut config.grpc_addr),
-                "DATABASE_URL" => {
-                    config.database_url = value;
-                    Ok(())
-                }
-                "DATABASE_POOL_SIZE" => parse_into(&value, &mut config.database_pool_size),
-                "AMQP_URL" => {
-                    config.amqp_url = value;
-                    Ok(())
-                }
-                "EVENTS_EXCHANGE" => {
-                    config.events_exchange = value;
-                    Ok(())
-                }
-                "HEARTBEAT_INTERVAL_MS" => parse_into(&value, &mut config.heartbeat_interval_ms),
-                "MISSED_HEARTBEATS" => parse_into(&value, &mut config.missed_heartbeats),
-                "ARTIFACTS_URL" => {
-                    config.artifacts_url = value;
-                    Ok(())
-                }
-                "BUILDS_ALLOW_PRIVATE_HOSTS" => {
-                    parse_into(&value, &mut config.builds_allow_private_hosts)
-                }
-                "BUILDS_NAMESPACE" => {
-                    config.builds_namespace = value;
-                    Ok(())
-                }
-                "SESSION_TTL_SECS" => parse_into(&value, &mut config.session_ttl_secs),
-                "SESSION_MAX_TTL_SECS" => parse_into(&value, &mut config.session_max_ttl_secs),
-                "TERMINAL_URL" => {
-                    config.terminal_url = value;
-                    Ok(())
-                }
-                "TERMINAL_SECRET_FILE" => {
-                    config.terminal_secret_file = value;
-                    Ok(())
-                }
-                "UI_DIR" => {
-                    config.ui_dir = PathBuf::from(value);
-                    Ok(())
-                }
-                "DATA_DIR" => {
-                    config.data_dir = PathBuf::from(value);
-                    Ok(())
-                }
-                "LOG_FORMAT" => match value.as_str() {
-                    "text" => {
-                        config.log_format = LogFormat::Text;
-                        Ok(())
-                    }
-                    "json" => {
-                        config.log_format = LogFormat::Json;
-                        Ok(())
-                    }
-                    other => Err(format!("expected text or json, got {other:?}")),
-                },
-                // Variables of other binaries (or `LABWRIGHT_LOG`, read by the log filter) are not ours.
-                _ => Ok(()),
-            };
-            if let Err(e) = res {
-                errors.push(format!("{key}: {e}"));
-            }
-        }
-        errors.extend(config.check());
-        if errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError(errors))
-        }
+        labwright_service::config::load(path, env)
     }
+}
 
+impl Settings for Config {
     fn check(&self) -> Vec<String> {
         let mut errors = Vec::new();
         if !(50..=600_000).contains(&self.heartbeat_interval_ms) {
@@ -220,15 +136,14 @@ impl Config {
         if self.events_exchange.is_empty() {
             errors.push("events_exchange: must not be empty".into());
         }
-        if self.builds_namespace.len() > 64
+        if self.namespace.len() > 64
             || !self
-                .builds_namespace
+                .namespace
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         {
-            errors.push(
-                "builds_namespace: at most 64 letters, digits, dots, dashes and underscores".into(),
-            );
+            errors
+                .push("namespace: at most 64 letters, digits, dots, dashes and underscores".into());
         }
         if !(60..=7 * 86_400).contains(&self.session_ttl_secs) {
             errors.push("session_ttl_secs: must be between 60 and 604800".into());
@@ -245,19 +160,6 @@ impl Config {
     }
 }
 
-fn parse_into<T: std::str::FromStr>(value: &str, slot: &mut T) -> Result<(), String>
-where
-    T::Err: std::fmt::Display,
-{
-    *slot = value.parse().map_err(|e: T::Err| e.to_string())?;
-    Ok(())
-}
-
-/// Every configuration problem found, one per line.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration:\n  {}", .0.join("\n  "))]
-pub struct ConfigError(pub Vec<String>);
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +169,7 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("api-server.example.toml");
         let loaded = Config::load(Some(&path), []).expect("example config loads");
         assert_eq!(loaded, Config::default());
+        labwright_service::config::assert_example_is_default::<Config>(&path, &[]);
     }
 
     #[test]

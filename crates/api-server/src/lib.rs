@@ -16,7 +16,6 @@ pub mod http;
 pub mod library;
 pub mod live;
 pub mod tap;
-pub mod telemetry;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -87,7 +86,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let broker = events::Broker::new(
         config.amqp_url.clone(),
         config.events_exchange.clone(),
-        builds::Names::new(&config.builds_namespace),
+        builds::Names::new(&config.namespace),
     );
     let artifacts =
         artifacts::Artifacts::open(&config.artifacts_url).context("opening the artifact store")?;

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use labwright_api_server::{Config, auth, db, telemetry};
+use labwright_api_server::{Config, auth, db};
+use labwright_service::{shutdown, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -42,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
             let server = labwright_api_server::start(config).await?;
             let token = server.shutdown_token();
             tokio::select! {
-                _ = shutdown_signal() => {}
+                _ = shutdown::signal() => {}
                 _ = token.cancelled() => {}
             }
             server.shutdown().await;
@@ -59,19 +60,4 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

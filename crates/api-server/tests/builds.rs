@@ -38,9 +38,9 @@ impl Sandbox {
     async fn start(allow_private_hosts: bool) -> Self {
         let db = fresh_database().await;
         let mut config = test_config(&db);
-        config.builds_namespace = format!("t{}.", Uuid::new_v4().simple());
+        config.namespace = format!("t{}.", Uuid::new_v4().simple());
         config.builds_allow_private_hosts = allow_private_hosts;
-        let names = Names::new(&config.builds_namespace);
+        let names = Names::new(&config.namespace);
         let s = TestServer::start(config).await;
         let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
             .await

@@ -97,7 +97,7 @@ async fn a_git_url_becomes_a_running_session_and_deleting_it_removes_the_contain
     );
 
     let mut config = test_config(&fresh_database().await);
-    config.builds_namespace = namespace.clone();
+    config.namespace = namespace.clone();
     config.builds_allow_private_hosts = true;
     let gateway_addr: std::net::SocketAddr =
         format!("127.0.0.1:{}", free_port()).parse().expect("addr");

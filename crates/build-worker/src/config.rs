@@ -1,22 +1,26 @@
-//! build-worker configuration: a TOML file (`deploy/local/build-worker.toml` shows every key)
-//! with `LABWRIGHT_*` environment overrides. Unknown keys are errors; every problem is reported
+//! build-worker configuration: a TOML file (`build-worker.example.toml` shows every key) with
+//! `LABWRIGHT_<KEY>` environment overrides (`LABWRIGHT_BUILD_IMAGES__<STACK>` for a base image),
+//! loaded by [`labwright_service::config`]. Unknown keys are errors; every problem is reported
 //! at once.
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use labwright_service::Settings;
+pub use labwright_service::{ConfigError, LogFormat};
+use serde::{Deserialize, Serialize};
 
 use crate::detect::BaseImages;
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// RabbitMQ URL (`amqp://user:password@host:port/vhost`).
     pub amqp_url: String,
     /// Topic exchange where build updates go (the api-server's events exchange).
     pub events_exchange: String,
-    /// Prefix of every queue and exchange name (the api-server's `builds_namespace`), so
-    /// several installations or test runs can share one broker.
+    /// Prefix of every queue and exchange name (the api-server's and the terminal gateway's
+    /// `namespace`: one setting, `LABWRIGHT_NAMESPACE`), so several installations or test runs
+    /// can share one broker.
     pub namespace: String,
     /// Docker engine: `unix:///path/docker.sock` or `tcp://host:port`; empty = `DOCKER_HOST` or
     /// the default socket.
@@ -42,7 +46,7 @@ pub struct Config {
     /// Seconds between sweeps of expired and orphaned containers.
     pub sweep_interval_secs: u64,
     /// `text` or `json`.
-    pub log_format: String,
+    pub log_format: LogFormat,
     /// Base images per stack.
     pub build_images: BaseImages,
 }
@@ -65,69 +69,29 @@ impl Default for Config {
             session_cpus: 1.0,
             session_pids: 256,
             sweep_interval_secs: 30,
-            log_format: "text".into(),
+            log_format: LogFormat::Text,
             build_images: BaseImages::default(),
         }
     }
 }
 
-/// Every configuration problem found, one per line.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration:\n  {}", .0.join("\n  "))]
-pub struct ConfigError(pub Vec<String>);
-
 impl Config {
+    /// Reads the optional TOML file, then applies `LABWRIGHT_*` variables from `env`; an empty
+    /// `worker_name` becomes the hostname.
     pub fn load(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut config = match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| ConfigError(vec![format!("{}: {e}", p.display())]))?;
-                toml::from_str(&text)
-                    .map_err(|e| ConfigError(vec![format!("{}: {}", p.display(), e)]))?
-            }
-            None => Config::default(),
-        };
-        let mut errors = Vec::new();
-        for (key, value) in env {
-            let Some(name) = key.strip_prefix("LABWRIGHT_") else {
-                continue;
-            };
-            let mut number = |target: &mut u64| match value.parse() {
-                Ok(v) => *target = v,
-                Err(e) => errors.push(format!("{key}: {e}")),
-            };
-            match name {
-                "AMQP_URL" => config.amqp_url = value,
-                "EVENTS_EXCHANGE" => config.events_exchange = value,
-                "NAMESPACE" => config.namespace = value,
-                "DOCKER_HOST" => config.docker_host = value,
-                "WORKER_NAME" => config.worker_name = value,
-                "SCRATCH_DIR" => config.scratch_dir = PathBuf::from(value),
-                "CLONE_TIMEOUT_SECS" => number(&mut config.clone_timeout_secs),
-                "BUILD_TIMEOUT_SECS" => number(&mut config.build_timeout_secs),
-                "SWEEP_INTERVAL_SECS" => number(&mut config.sweep_interval_secs),
-                "CONCURRENCY" => match value.parse() {
-                    Ok(v) => config.concurrency = v,
-                    Err(e) => errors.push(format!("{key}: {e}")),
-                },
-                "ALLOW_PRIVATE_HOSTS" => config.allow_private_hosts = value == "true",
-                "LOG_FORMAT" => config.log_format = value,
-                _ => {}
-            }
-        }
-        if config.worker_name.is_empty() {
-            config.worker_name = std::fs::read_to_string("/etc/hostname")
+        labwright_service::config::load(path, env)
+    }
+}
+
+impl Settings for Config {
+    fn complete(&mut self) {
+        if self.worker_name.is_empty() {
+            self.worker_name = std::fs::read_to_string("/etc/hostname")
                 .map(|s| s.trim().to_string())
                 .unwrap_or_else(|_| "build-worker".into());
-        }
-        errors.extend(config.check());
-        if errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError(errors))
         }
     }
 
@@ -135,9 +99,6 @@ impl Config {
         let mut errors = Vec::new();
         if !self.amqp_url.starts_with("amqp://") && !self.amqp_url.starts_with("amqps://") {
             errors.push("amqp_url: must be an amqp:// or amqps:// URL".into());
-        }
-        if !matches!(self.log_format.as_str(), "text" | "json") {
-            errors.push("log_format: expected text or json".into());
         }
         if !(1..=64).contains(&self.concurrency) {
             errors.push("concurrency: must be between 1 and 64".into());
@@ -180,6 +141,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).expect("example config");
         let example: Config = toml::from_str(&text).expect("example parses");
         assert_eq!(example, Config::default());
+        labwright_service::config::assert_example_is_default::<Config>(&path, &[]);
     }
 
     #[test]

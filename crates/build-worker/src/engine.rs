@@ -15,12 +15,15 @@ use bollard::{
 };
 use futures::StreamExt;
 use labwright_core::build::labels;
+use labwright_service::docker::DockerError;
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("docker engine: {0}")]
     Docker(#[from] bollard::errors::Error),
+    #[error("docker engine address: {0}")]
+    Address(String),
     #[error("image build failed: {0}")]
     BuildFailed(String),
     #[error("image build took longer than {0} s")]
@@ -76,15 +79,11 @@ impl Engine {
     /// Connects to `host` (`unix://…`, `tcp://…`, or empty for `DOCKER_HOST`/the default
     /// socket) and agrees on an API version the engine speaks.
     pub async fn connect(host: &str, namespace: &str) -> Result<Self, EngineError> {
-        let docker = if host.is_empty() {
-            Docker::connect_with_local_defaults()?
-        } else if let Some(path) = host.strip_prefix("unix://") {
-            Docker::connect_with_unix(path, 600, bollard::API_DEFAULT_VERSION)?
-        } else {
-            Docker::connect_with_http(host, 600, bollard::API_DEFAULT_VERSION)?
+        let docker = match labwright_service::docker::connect(host, 600).await {
+            Ok(c) => c.docker,
+            Err(DockerError::Engine(e)) => return Err(EngineError::Docker(e)),
+            Err(e @ DockerError::Address(_)) => return Err(EngineError::Address(e.to_string())),
         };
-        let docker = docker.negotiate_version().await?;
-        docker.ping().await?;
         let managed = if namespace.is_empty() {
             "default".to_string()
         } else {

@@ -1,12 +1,16 @@
 //! host-agent configuration: a TOML file (`host-agent.example.toml` documents every key) with
-//! `LABWRIGHT_*` environment overrides. Unknown keys are errors; every problem is reported at once.
+//! `LABWRIGHT_<KEY>` environment overrides of its top-level keys (devices are set in the file),
+//! loaded by [`labwright_service::config`]. Unknown keys are errors; every problem is reported at
+//! once.
 
 use std::path::{Path, PathBuf};
 
 use labwright_core::fleet::{HostInfo, RawDevice, RawHello};
-use serde::Deserialize;
+use labwright_service::Settings;
+pub use labwright_service::{ConfigError, LogFormat};
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// gRPC address of the api-server, e.g. `http://127.0.0.1:50051`.
@@ -20,14 +24,14 @@ pub struct Config {
     /// Longest wait between reconnect attempts.
     pub reconnect_max_ms: u64,
     /// `text` or `json`.
-    pub log_format: String,
+    pub log_format: LogFormat,
     /// Where the agent keeps state (the spool of unacknowledged reports).
     pub state_dir: PathBuf,
     /// Devices attached to this host.
     pub devices: Vec<DeviceConfig>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceConfig {
     /// Stable id of the device on this host, e.g. `stb-1`.
@@ -53,89 +57,21 @@ impl Default for Config {
             enrollment_token: None,
             enrollment_token_file: None,
             reconnect_max_ms: 30_000,
-            log_format: "text".into(),
+            log_format: LogFormat::Text,
             state_dir: PathBuf::from("/var/lib/labwright"),
             devices: Vec::new(),
         }
     }
 }
 
-/// Every configuration problem found, one per line.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration:\n  {}", .0.join("\n  "))]
-pub struct ConfigError(pub Vec<String>);
-
 impl Config {
+    /// Reads the optional TOML file, then applies `LABWRIGHT_*` variables from `env`; an empty
+    /// `host_name` becomes the machine's hostname.
     pub fn load(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut config = match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| ConfigError(vec![format!("{}: {e}", p.display())]))?;
-                toml::from_str(&text)
-                    .map_err(|e| ConfigError(vec![format!("{}: {}", p.display(), e)]))?
-            }
-            None => Config::default(),
-        };
-        let mut errors = Vec::new();
-        for (key, value) in env {
-            let Some(name) = key.strip_prefix("LABWRIGHT_") else {
-                continue;
-            };
-            match name {
-                "SERVER" => config.server = value,
-                "HOST_NAME" => config.host_name = value,
-                "ENROLLMENT_TOKEN" => config.enrollment_token = Some(value),
-                "ENROLLMENT_TOKEN_FILE" => {
-                    config.enrollment_token_file = Some(PathBuf::from(value))
-                }
-                "RECONNECT_MAX_MS" => match value.parse() {
-                    Ok(v) => config.reconnect_max_ms = v,
-                    Err(e) => errors.push(format!("{key}: {e}")),
-                },
-                "LOG_FORMAT" => config.log_format = value,
-                "STATE_DIR" => config.state_dir = PathBuf::from(value),
-                _ => {}
-            }
-        }
-        if config.host_name.is_empty() {
-            config.host_name = std::fs::read_to_string("/etc/hostname")
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default();
-        }
-        errors.extend(config.check());
-        if errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError(errors))
-        }
-    }
-
-    fn check(&self) -> Vec<String> {
-        let mut errors = Vec::new();
-        if !self.server.starts_with("http://") && !self.server.starts_with("https://") {
-            errors.push("server: must be an http:// or https:// URL".into());
-        }
-        if !matches!(self.log_format.as_str(), "text" | "json") {
-            errors.push("log_format: expected text or json".into());
-        }
-        if !(100..=3_600_000).contains(&self.reconnect_max_ms) {
-            errors.push("reconnect_max_ms: must be between 100 and 3600000".into());
-        }
-        if self.enrollment_token.is_none() && self.enrollment_token_file.is_none() {
-            errors.push("enrollment_token or enrollment_token_file: one is required".into());
-        }
-        if let Err(e) = self.hello().validate() {
-            errors.push(format!("{e}"));
-        }
-        for d in &self.devices {
-            if let Err(e) = crate::runtime::build_driver(d) {
-                errors.push(e);
-            }
-        }
-        errors
+        labwright_service::config::load(path, env)
     }
 
     /// The enrollment token, from the config or its file.
@@ -184,6 +120,40 @@ impl Config {
     }
 }
 
+impl Settings for Config {
+    const OPTIONAL_KEYS: &'static [&'static str] = &["enrollment_token", "enrollment_token_file"];
+
+    fn complete(&mut self) {
+        if self.host_name.is_empty() {
+            self.host_name = std::fs::read_to_string("/etc/hostname")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default();
+        }
+    }
+
+    fn check(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if !self.server.starts_with("http://") && !self.server.starts_with("https://") {
+            errors.push("server: must be an http:// or https:// URL".into());
+        }
+        if !(100..=3_600_000).contains(&self.reconnect_max_ms) {
+            errors.push("reconnect_max_ms: must be between 100 and 3600000".into());
+        }
+        if self.enrollment_token.is_none() && self.enrollment_token_file.is_none() {
+            errors.push("enrollment_token or enrollment_token_file: one is required".into());
+        }
+        if let Err(e) = self.hello().validate() {
+            errors.push(format!("{e}"));
+        }
+        for d in &self.devices {
+            if let Err(e) = crate::runtime::build_driver(d) {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+}
+
 fn host_info() -> HostInfo {
     let read = |p: &str| {
         std::fs::read_to_string(p)
@@ -213,6 +183,10 @@ mod tests {
     fn example_file_loads_and_declares_a_simulated_device() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("host-agent.example.toml");
         let c = Config::load(Some(&path), []).expect("example config loads");
+        labwright_service::config::assert_example_is_default::<Config>(
+            &path,
+            &["host_name", "enrollment_token_file", "devices"],
+        );
         assert_eq!(c.server, Config::default().server);
         assert_eq!(c.reconnect_max_ms, Config::default().reconnect_max_ms);
         let hello = c.hello().validate().expect("valid hello");

@@ -4,8 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use labwright_host_agent::Config;
-use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
+use labwright_service::{shutdown, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -26,38 +25,11 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Config::load(args.config.as_deref(), std::env::vars())?;
-    let filter =
-        EnvFilter::try_from_env("LABWRIGHT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt().with_env_filter(filter);
-    if config.log_format == "json" {
-        fmt.json().flatten_event(true).init()
-    } else {
-        fmt.init()
-    }
+    telemetry::init(config.log_format);
     if args.check {
-        println!(
-            "configuration ok: host {} with {} device(s)",
-            config.host_name,
-            config.devices.len()
-        );
+        let (host, devices) = (&config.host_name, config.devices.len());
+        println!("configuration ok: host {host} with {devices} device(s)");
         return Ok(());
     }
-    let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-        stop.cancel();
-    });
-    labwright_host_agent::run(config, shutdown).await
+    labwright_host_agent::run(config, shutdown::token(|| {})).await
 }

@@ -1,15 +1,17 @@
 //! terminal-gateway configuration: a TOML file (`terminal-gateway.example.toml` documents every
-//! key) with `LABWRIGHT_*` environment overrides. Unknown keys are errors; every problem is
-//! reported at once.
+//! key) with `LABWRIGHT_<KEY>` environment overrides (all but `shell`, a list), loaded by
+//! [`labwright_service::config`]. Unknown keys are errors; every problem is reported at once.
 
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
 };
 
-use serde::Deserialize;
+pub use labwright_service::{ConfigError, LogFormat};
+use labwright_service::{Settings, docker::EngineAddr};
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address of the WebSocket endpoint (`/terminal/{session}`), `/metrics` and health probes.
@@ -20,7 +22,8 @@ pub struct Config {
     /// Docker engine with the session containers: `unix:///path/docker.sock` or
     /// `tcp://host:port`; empty = `DOCKER_HOST` or the default socket.
     pub docker_host: String,
-    /// The build workers' `namespace`: only containers of this installation are reachable.
+    /// The build workers' (and api-server's) `namespace`: only containers of this installation
+    /// are reachable.
     pub namespace: String,
     /// Command run in the container (through its own user), with `TERM` set.
     pub shell: Vec<String>,
@@ -39,7 +42,7 @@ pub struct Config {
     /// A recording stops (with a note in it) past this size.
     pub recording_max_mib: u64,
     /// `text` or `json`.
-    pub log_format: String,
+    pub log_format: LogFormat,
     /// HTTP worker threads (0 = one per core).
     pub workers: usize,
 }
@@ -63,84 +66,32 @@ impl Default for Config {
             max_frame_bytes: 64 * 1024,
             recordings_url: String::new(),
             recording_max_mib: 64,
-            log_format: "text".into(),
+            log_format: LogFormat::Text,
             workers: 0,
         }
     }
 }
 
-/// Every configuration problem found, one per line.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration:\n  {}", .0.join("\n  "))]
-pub struct ConfigError(pub Vec<String>);
-
 impl Config {
+    /// Reads the optional TOML file, then applies `LABWRIGHT_*` variables from `env`.
     pub fn load(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut config: Config = match path {
-            Some(p) => std::fs::read_to_string(p)
-                .map_err(|e| e.to_string())
-                .and_then(|t| toml::from_str(&t).map_err(|e| e.to_string()))
-                .map_err(|e| ConfigError(vec![format!("{}: {e}", p.display())]))?,
-            None => Config::default(),
-        };
-        let mut errors = Vec::new();
-        for (key, value) in env {
-            let Some(name) = key.strip_prefix("LABWRIGHT_") else {
-                continue;
-            };
-            let parsed = match name {
-                "LISTEN_ADDR" => value
-                    .parse()
-                    .map(|v| config.listen_addr = v)
-                    .err()
-                    .map(|e| e.to_string()),
-                "TICKET_SECRET_FILE" => {
-                    config.ticket_secret_file = PathBuf::from(value);
-                    None
-                }
-                "DOCKER_HOST" => {
-                    config.docker_host = value;
-                    None
-                }
-                "NAMESPACE" => {
-                    config.namespace = value;
-                    None
-                }
-                "RECORDINGS_URL" => {
-                    config.recordings_url = value;
-                    None
-                }
-                "LOG_FORMAT" => {
-                    config.log_format = value;
-                    None
-                }
-                "MAX_TERMINALS_PER_TENANT" => value
-                    .parse()
-                    .map(|v| config.max_terminals_per_tenant = v)
-                    .err()
-                    .map(|e| e.to_string()),
-                "IDLE_TIMEOUT_SECS" => value
-                    .parse()
-                    .map(|v| config.idle_timeout_secs = v)
-                    .err()
-                    .map(|e| e.to_string()),
-                _ => None,
-            };
-            if let Some(e) = parsed {
-                errors.push(format!("{key}: {e}"));
-            }
-        }
-        errors.extend(config.check());
-        if errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError(errors))
-        }
+        labwright_service::config::load(path, env)
     }
 
+    /// Value of the `io.labwright.managed` label on this installation's containers.
+    pub fn managed_label(&self) -> String {
+        if self.namespace.is_empty() {
+            "default".into()
+        } else {
+            self.namespace.trim_end_matches('.').into()
+        }
+    }
+}
+
+impl Settings for Config {
     fn check(&self) -> Vec<String> {
         let mut errors = Vec::new();
         if self.shell.is_empty() || self.shell.iter().any(|a| a.contains('\0')) {
@@ -164,26 +115,10 @@ impl Config {
         if !(1..=4096).contains(&self.recording_max_mib) {
             errors.push("recording_max_mib: must be between 1 and 4096".into());
         }
-        if !matches!(self.log_format.as_str(), "text" | "json") {
-            errors.push("log_format: expected text or json".into());
-        }
-        if !(self.docker_host.is_empty()
-            || self.docker_host.starts_with("unix://")
-            || self.docker_host.starts_with("tcp://")
-            || self.docker_host.starts_with("http://"))
-        {
+        if !EngineAddr::is_supported(&self.docker_host) {
             errors.push("docker_host: expected unix://, tcp:// or http://".into());
         }
         errors
-    }
-
-    /// Value of the `io.labwright.managed` label on this installation's containers.
-    pub fn managed_label(&self) -> String {
-        if self.namespace.is_empty() {
-            "default".into()
-        } else {
-            self.namespace.trim_end_matches('.').into()
-        }
     }
 }
 
@@ -196,6 +131,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("terminal-gateway.example.toml");
         let c = Config::load(Some(&path), Vec::new()).expect("example loads");
         assert_eq!(c, Config::default());
+        labwright_service::config::assert_example_is_default::<Config>(&path, &[]);
         let c = Config::load(
             Some(&path),
             [

@@ -6,47 +6,22 @@
 //! such a byte could stall the terminal. The attach is a plain HTTP upgrade on a connection of
 //! our own, and the stream after it is raw terminal bytes both ways.
 
-use std::{collections::HashMap, io, path::PathBuf, time::Duration};
+use std::{collections::HashMap, io, time::Duration};
 
 use bollard::{
     Docker,
     exec::{CreateExecOptions, ResizeExecOptions},
 };
 use labwright_core::build::labels;
+use labwright_service::docker::DockerError;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{TcpStream, UnixStream},
 };
 use uuid::Uuid;
 
-/// Where the engine listens.
-#[derive(Clone, Debug)]
-pub enum Addr {
-    Unix(PathBuf),
-    Tcp(String),
-}
-
-impl Addr {
-    /// `unix:///path`, `tcp://host:port`, `http://host:port`; empty = `DOCKER_HOST`, else the
-    /// default socket.
-    pub fn parse(host: &str) -> Result<Self, String> {
-        let host = if host.is_empty() {
-            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
-        } else {
-            host.to_string()
-        };
-        if let Some(p) = host.strip_prefix("unix://") {
-            Ok(Self::Unix(PathBuf::from(p)))
-        } else if let Some(a) = host
-            .strip_prefix("tcp://")
-            .or_else(|| host.strip_prefix("http://"))
-        {
-            Ok(Self::Tcp(a.trim_end_matches('/').to_string()))
-        } else {
-            Err(format!("unsupported Docker host {host:?}"))
-        }
-    }
-}
+/// Where the engine listens (parsed once, in `labwright_service::docker`).
+pub use labwright_service::docker::EngineAddr as Addr;
 
 /// A raw duplex connection to the engine.
 pub trait Duplex: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -91,22 +66,15 @@ pub struct Attached {
 
 impl Engine {
     pub async fn connect(host: &str, managed: String) -> Result<Self, EngineError> {
-        let addr = Addr::parse(host).map_err(EngineError::Attach)?;
-        let docker = match &addr {
-            Addr::Unix(p) => {
-                Docker::connect_with_unix(&p.to_string_lossy(), 60, bollard::API_DEFAULT_VERSION)?
-            }
-            Addr::Tcp(a) => {
-                Docker::connect_with_http(&format!("tcp://{a}"), 60, bollard::API_DEFAULT_VERSION)?
-            }
+        let connection = match labwright_service::docker::connect(host, 60).await {
+            Ok(c) => c,
+            Err(DockerError::Engine(e)) => return Err(EngineError::Api(e)),
+            Err(e @ DockerError::Address(_)) => return Err(EngineError::Attach(e.to_string())),
         };
-        let docker = docker.negotiate_version().await?;
-        docker.ping().await?;
-        let v = docker.client_version();
         Ok(Self {
-            version: format!("v{}.{}", v.major_version, v.minor_version),
-            docker,
-            addr,
+            version: connection.version_path(),
+            docker: connection.docker,
+            addr: connection.addr,
             managed,
         })
     }

@@ -130,9 +130,17 @@ impl Running {
     }
 }
 
-/// Reads the ticket secret, connects to the Docker engine, opens the recording store and starts
-/// serving.
+/// Connects to the Docker engine (once), then [`start_with`] it.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let engine = Engine::connect(&config.docker_host, config.managed_label())
+        .await
+        .context("connecting to the Docker engine")?;
+    start_with(config, engine).await
+}
+
+/// Reads the ticket secret, opens the recording store and starts serving with `engine` (the
+/// binary connects it with retries, see `labwright_service::ready`).
+pub async fn start_with(config: Config, engine: Engine) -> anyhow::Result<Running> {
     let secret = std::fs::read(&config.ticket_secret_file).with_context(|| {
         format!(
             "reading the ticket secret {}",
@@ -140,9 +148,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         )
     })?;
     let key = TicketKey::from_secret(&secret).map_err(anyhow::Error::msg)?;
-    let engine = Engine::connect(&config.docker_host, config.managed_label())
-        .await
-        .context("connecting to the Docker engine")?;
     let recordings = if config.recordings_url.is_empty() {
         None
     } else {

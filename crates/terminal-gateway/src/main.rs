@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use labwright_terminal_gateway::{Config, start};
+use labwright_service::{ready, shutdown, telemetry};
+use labwright_terminal_gateway::{Config, engine::Engine, start_with};
 
 #[derive(Parser)]
 #[command(version, about = "Labwright terminal gateway")]
 struct Args {
-    /// TOML config file (see terminal-gateway.example.toml).
+    /// TOML config file (see terminal-gateway.example.toml). Environment variables LABWRIGHT_* override it.
     #[arg(long, env = "LABWRIGHT_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -17,23 +18,16 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Config::load(args.config.as_deref(), std::env::vars())?;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LABWRIGHT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    if config.log_format == "json" {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
-    let running = start(config).await?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("stopping: terminals are closed with code 1001");
+    telemetry::init(config.log_format);
+    let stop = shutdown::token(|| tracing::info!("stopping: terminals are closed with code 1001"));
+    let connect = || Engine::connect(&config.docker_host, config.managed_label());
+    let Some(engine) =
+        ready::until_ready("Docker engine", &stop, ready::start_backoff(), connect).await
+    else {
+        return Ok(());
+    };
+    let running = start_with(config, engine).await?;
+    stop.cancelled().await;
     running.shutdown().await;
     Ok(())
 }

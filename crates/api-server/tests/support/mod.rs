@@ -71,7 +71,7 @@ pub fn test_config(database_url: &str) -> Config {
         missed_heartbeats: 3,
         data_dir: temp_dir("data"),
         artifacts_url: temp_dir("artifacts").to_string_lossy().into_owned(),
-        builds_namespace: SHARED_BUILDS_NAMESPACE.into(),
+        namespace: SHARED_BUILDS_NAMESPACE.into(),
         builds_allow_private_hosts: true,
         ..Config::default()
     }
@@ -582,7 +582,7 @@ pub fn spawn_binary_env(
         )
         .env("LABWRIGHT_DATA_DIR", &config.data_dir)
         .env("LABWRIGHT_ARTIFACTS_URL", &config.artifacts_url)
-        .env("LABWRIGHT_BUILDS_NAMESPACE", &config.builds_namespace)
+        .env("LABWRIGHT_NAMESPACE", &config.namespace)
         .env(
             "LABWRIGHT_BUILDS_ALLOW_PRIVATE_HOSTS",
             config.builds_allow_private_hosts.to_string(),

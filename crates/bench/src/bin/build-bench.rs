@@ -197,7 +197,7 @@ fn main() -> anyhow::Result<()> {
             .env("LABWRIGHT_DATABASE_URL", &args.database_url)
             .env("LABWRIGHT_AMQP_URL", &args.amqp_url)
             .env("LABWRIGHT_EVENTS_EXCHANGE", &exchange)
-            .env("LABWRIGHT_BUILDS_NAMESPACE", &namespace)
+            .env("LABWRIGHT_NAMESPACE", &namespace)
             .env("LABWRIGHT_BUILDS_ALLOW_PRIVATE_HOSTS", "true")
             .env("LABWRIGHT_DATA_DIR", scratch.join("data"))
             .env("LABWRIGHT_ARTIFACTS_URL", scratch.join("artifacts"))
