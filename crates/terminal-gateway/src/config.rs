@@ -176,15 +176,6 @@ impl Config {
         }
         errors
     }
-
-    /// Value of the `io.labwright.managed` label on this installation's containers.
-    pub fn managed_label(&self) -> String {
-        if self.namespace.is_empty() {
-            "default".into()
-        } else {
-            self.namespace.trim_end_matches('.').into()
-        }
-    }
 }
 
 #[cfg(test)]

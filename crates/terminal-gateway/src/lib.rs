@@ -140,7 +140,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         )
     })?;
     let key = TicketKey::from_secret(&secret).map_err(anyhow::Error::msg)?;
-    let engine = Engine::connect(&config.docker_host, config.managed_label())
+    let installation = labwright_wire::docker::Installation::new(&config.namespace);
+    let engine = Engine::connect(&config.docker_host, installation.managed().to_string())
         .await
         .context("connecting to the Docker engine")?;
     let recordings = if config.recordings_url.is_empty() {

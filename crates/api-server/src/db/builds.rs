@@ -13,7 +13,7 @@ use diesel::{
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labwright_core::{
-    build::{BuildJob, BuildUpdate, SessionControl, Stage, UpdateBody, topology},
+    build::{BuildJob, BuildUpdate, SessionControl, Stage, UpdateBody},
     ids::TenantId,
 };
 use serde_json::json;
@@ -177,7 +177,7 @@ pub async fn create(
             conn,
             TenantId(job.tenant_id),
             jobs_exchange,
-            topology::JOBS_ROUTING_KEY,
+            labwright_wire::bus::JOBS_ROUTING_KEY,
             payload,
         )
         .await?;
