@@ -6,25 +6,24 @@
 //! - the **update consumer** stores [`BuildUpdate`]s from the updates queue (one transaction per
 //!   message, acknowledged only after the commit, in queue order);
 //! - the **dead-letter consumer** fails builds whose job went to the dead letters (a worker
-//!   crashed on it, or could not process it, [`topology::DELIVERY_LIMIT`] times);
+//!   crashed on it, or could not process it, [`bus::DELIVERY_LIMIT`] times);
 //! - the **session sweeper** expires sessions past their expiry and regularly tells workers which
 //!   sessions are live ([`SessionControl::Live`]), so nothing outlives a crash anywhere.
 //!
-//! Every exchange and queue name comes from [`Names`]: core's [`topology`] names with the
-//! configured namespace in front.
+//! Every exchange and queue name comes from the broker's [`Names`] (the bus contract in
+//! `labwright_wire::bus`, with the configured namespace in front).
 
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use labwright_core::{
-    build::{BuildJob, BuildUpdate, MAX_UPDATE_BYTES, SessionControl, topology},
+    build::{BuildJob, BuildUpdate, MAX_UPDATE_BYTES, SessionControl},
     retry::Backoff,
 };
+use labwright_wire::bus::{self, BusError, DecodeError, Names, timed};
 use lapin::{
-    Channel,
     message::Delivery,
-    options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions},
-    types::FieldTable,
+    options::{BasicAckOptions, BasicNackOptions},
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -45,41 +44,6 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEAD_LETTER_REASON: &str =
     "the build failed on 3 workers in a row (worker crashed or the job could not be processed)";
 
-const CHANNEL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The repo-sandbox exchange and queue names: each of core's [`topology`] names prefixed with the
-/// namespace (config `namespace`, `""` by default). Routing keys and bindings are not prefixed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Names {
-    pub jobs_exchange: String,
-    pub jobs_queue: String,
-    pub dead_exchange: String,
-    pub dead_queue: String,
-    pub sessions_exchange: String,
-    pub updates_queue: String,
-}
-
-impl Names {
-    pub fn new(namespace: &str) -> Self {
-        let n = |name: &str| format!("{namespace}{name}");
-        Self {
-            jobs_exchange: n(topology::JOBS_EXCHANGE),
-            jobs_queue: n(topology::JOBS_QUEUE),
-            dead_exchange: n(topology::DEAD_EXCHANGE),
-            dead_queue: n(topology::DEAD_QUEUE),
-            sessions_exchange: n(topology::SESSIONS_EXCHANGE),
-            updates_queue: n(topology::UPDATES_QUEUE),
-        }
-    }
-
-    pub fn exchanges(&self) -> db::builds::Exchanges<'_> {
-        db::builds::Exchanges {
-            jobs: &self.jobs_exchange,
-            sessions: &self.sessions_exchange,
-        }
-    }
-}
-
 /// Repo-sandbox settings and the handles the REST API and the background tasks share.
 pub struct Sandboxes {
     pub pool: Pool,
@@ -94,14 +58,14 @@ pub struct Sandboxes {
 enum ConsumeError {
     #[error(transparent)]
     Broker(#[from] PublishError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
     #[error("broker: {0}")]
     Amqp(#[from] lapin::Error),
     #[error("the broker ended the consumer")]
     Ended,
     #[error("database: {0}")]
     Db(#[from] DbError),
-    #[error("broker call timed out")]
-    Timeout,
 }
 
 /// What one message came to.
@@ -174,15 +138,15 @@ impl Sandboxes {
     }
 
     async fn handle_update(&self, d: &Delivery) -> Handled {
-        if d.data.len() > MAX_UPDATE_BYTES {
-            tracing::warn!(bytes = d.data.len(), "build update too large: dropped");
-            return Handled::Done;
-        }
-        let update: BuildUpdate = match serde_json::from_slice(&d.data) {
+        let update: BuildUpdate = match bus::decode(&d.data, MAX_UPDATE_BYTES) {
             Ok(u) => u,
+            Err(e @ DecodeError::TooLarge { .. }) => {
+                tracing::warn!(error = %e, "build update too large: dropped");
+                return Handled::Done;
+            }
             Err(e) => {
                 // Only the position: the message may hold anything.
-                tracing::warn!(line = e.line(), column = e.column(), kind = ?e.classify(), "unreadable build update: dropped");
+                tracing::warn!(error = %e, "unreadable build update: dropped");
                 return Handled::Done;
             }
         };
@@ -221,14 +185,14 @@ impl Sandboxes {
     }
 
     async fn handle_dead_job(&self, d: &Delivery) -> Handled {
-        if d.data.len() > MAX_UPDATE_BYTES {
-            tracing::warn!(bytes = d.data.len(), "dead build job too large: dropped");
-            return Handled::Done;
-        }
-        let job: BuildJob = match serde_json::from_slice(&d.data) {
+        let job: BuildJob = match bus::decode(&d.data, MAX_UPDATE_BYTES) {
             Ok(j) => j,
+            Err(e @ DecodeError::TooLarge { .. }) => {
+                tracing::warn!(error = %e, "dead build job too large: dropped");
+                return Handled::Done;
+            }
             Err(e) => {
-                tracing::warn!(line = e.line(), column = e.column(), kind = ?e.classify(), "unreadable dead build job: dropped");
+                tracing::warn!(error = %e, "unreadable dead build job: dropped");
                 return Handled::Done;
             }
         };
@@ -379,20 +343,8 @@ where
     let channel = broker.open_channel().await?;
     let res = async {
         // Again on this channel: the queue may have been deleted since the connection declared it.
-        timed(crate::events::declare_topology(
-            &channel,
-            broker.exchange(),
-            broker.names(),
-        ))
-        .await?;
-        timed(channel.basic_qos(prefetch, BasicQosOptions::default())).await?;
-        let mut consumer = timed(channel.basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        ))
-        .await?;
+        timed(bus::declare(&channel, broker.names())).await?;
+        let mut consumer = bus::consume_queue(&channel, queue, prefetch, "").await?;
         loop {
             let delivery = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -422,21 +374,6 @@ where
         }
     }
     .await;
-    close(&channel).await;
+    bus::close_channel(&channel).await;
     res
-}
-
-async fn close(channel: &Channel) {
-    if channel.status().connected() {
-        let _ = tokio::time::timeout(CHANNEL_TIMEOUT, channel.close(200, "bye".into())).await;
-    }
-}
-
-async fn timed<T>(
-    fut: impl std::future::Future<Output = Result<T, lapin::Error>>,
-) -> Result<T, ConsumeError> {
-    tokio::time::timeout(CHANNEL_TIMEOUT, fut)
-        .await
-        .map_err(|_| ConsumeError::Timeout)?
-        .map_err(ConsumeError::from)
 }

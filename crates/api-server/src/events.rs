@@ -3,35 +3,28 @@
 //! topic exchange with publisher confirms, deleting a row only once the broker has acknowledged it.
 //! Rows naming another exchange (build jobs, session control) are published there.
 //!
-//! The connection also declares the repo-sandbox topology ([`declare_topology`]), which build
+//! The connection also declares the bus topology (`labwright_wire::bus::declare`), which build
 //! workers declare identically.
 
 use std::{sync::Arc, time::Duration};
 
 use diesel_async::AsyncConnection;
 use labwright_core::retry::Backoff;
+use labwright_wire::bus::{self, Names};
 use lapin::{
-    BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind,
-    options::{
-        BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-        QueueDeclareOptions,
-    },
-    types::{AMQPValue, FieldTable, ShortString},
+    Channel, Connection, ConnectionProperties,
+    options::{BasicPublishOptions, ConfirmSelectOptions},
 };
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    builds::Names,
-    db::{self, DbError, Pool, outbox},
-};
+use crate::db::{self, DbError, Pool, outbox};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const BATCH: i64 = 200;
 
 pub struct Broker {
     url: String,
-    exchange: String,
     names: Names,
     state: Mutex<Option<(Connection, Channel)>>,
     wake: Notify,
@@ -56,22 +49,22 @@ impl From<diesel::result::Error> for PublishError {
 }
 
 impl Broker {
-    /// `names`: the repo-sandbox exchanges and queues (see [`Names`]).
-    pub fn new(url: String, exchange: String, names: Names) -> Arc<Self> {
+    /// `names`: the events exchange and the repo-sandbox exchanges and queues.
+    pub fn new(url: String, names: Names) -> Arc<Self> {
         Arc::new(Self {
             url,
-            exchange,
             names,
             state: Mutex::new(None),
             wake: Notify::new(),
         })
     }
 
+    /// The events exchange.
     pub fn exchange(&self) -> &str {
-        &self.exchange
+        &self.names.events_exchange
     }
 
-    /// The repo-sandbox exchange and queue names.
+    /// The exchange and queue names.
     pub fn names(&self) -> &Names {
         &self.names
     }
@@ -106,13 +99,13 @@ impl Broker {
                 let conn = Connection::connect(&self.url, ConnectionProperties::default()).await?;
                 let ch = conn.create_channel().await?;
                 ch.confirm_select(ConfirmSelectOptions::default()).await?;
-                declare_topology(&ch, &self.exchange, &self.names).await?;
+                bus::declare(&ch, &self.names).await?;
                 Ok::<_, lapin::Error>((conn, ch))
             };
             let pair = tokio::time::timeout(CONNECT_TIMEOUT, fut)
                 .await
                 .map_err(|_| PublishError::Timeout)??;
-            tracing::info!(exchange = %self.exchange, "connected to the message broker");
+            tracing::info!(exchange = %self.names.events_exchange, "connected to the message broker");
             *state = Some(pair);
         }
         state.as_ref().ok_or(PublishError::Timeout)
@@ -129,21 +122,10 @@ impl Broker {
     ) -> Result<(), PublishError> {
         let fut = async {
             let channel = self.channel().await?;
-            let body = serde_json::to_vec(payload).unwrap_or_default();
-            let props = BasicProperties::default()
-                .with_content_type("application/json".into())
-                .with_delivery_mode(2);
-            let confirm = channel
-                .basic_publish(
-                    exchange.into(),
-                    routing_key.into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    props,
-                )
+            let body = bus::encode(payload);
+            if bus::publish_confirmed(&channel, exchange, routing_key, &body, bus::properties())
                 .await?
-                .await?;
-            if confirm.is_ack() {
+            {
                 Ok(())
             } else {
                 Err(PublishError::Nacked(0))
@@ -170,7 +152,7 @@ impl Broker {
         loop {
             let channel = self.channel().await?;
             let mut conn = db::conn(pool).await?;
-            let exchange = self.exchange.clone();
+            let exchange = self.names.events_exchange.clone();
             let n = conn
                 .transaction::<_, PublishError, _>(async move |conn| {
                     let mut events = outbox::claim(conn, BATCH).await?;
@@ -178,17 +160,8 @@ impl Broker {
                     events.sort_unstable_by_key(|e| e.id);
                     let mut confirms = Vec::with_capacity(events.len());
                     for e in &events {
-                        let body = serde_json::to_vec(&e.payload).unwrap_or_default();
-                        let mut headers = FieldTable::default();
-                        headers.insert(
-                            "tenant_id".into(),
-                            AMQPValue::LongString(e.tenant_id.to_string().into()),
-                        );
-                        let props = BasicProperties::default()
-                            .with_content_type("application/json".into())
-                            .with_delivery_mode(2)
-                            .with_message_id(e.id.to_string().into())
-                            .with_headers(headers);
+                        let body = bus::encode(&e.payload);
+                        let props = bus::event_properties(e.id, e.tenant_id);
                         let confirm = channel
                             .basic_publish(
                                 if e.exchange.is_empty() {
@@ -249,97 +222,4 @@ impl Broker {
             }
         }
     }
-}
-
-/// Declares, idempotently and durable, the events exchange and the repo-sandbox topology exactly
-/// as core's [`labwright_core::build::topology`] describes it (names prefixed by the namespace,
-/// see [`Names`]). Build workers declare the same names with the same arguments: any difference
-/// is a channel error on whichever side declares second.
-pub async fn declare_topology(
-    ch: &Channel,
-    events_exchange: &str,
-    names: &Names,
-) -> Result<(), lapin::Error> {
-    use labwright_core::build::topology;
-
-    let durable_exchange = ExchangeDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    let durable_queue = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    let exchange = async |name: &str, kind: ExchangeKind| {
-        ch.exchange_declare(
-            ShortString::from(name),
-            kind,
-            durable_exchange,
-            FieldTable::default(),
-        )
-        .await
-    };
-    let bind = async |queue: &str, exchange: &str, key: &str| {
-        ch.queue_bind(
-            ShortString::from(queue),
-            ShortString::from(exchange),
-            ShortString::from(key),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-    };
-
-    exchange(events_exchange, ExchangeKind::Topic).await?;
-    exchange(&names.jobs_exchange, ExchangeKind::Direct).await?;
-    exchange(&names.dead_exchange, ExchangeKind::Fanout).await?;
-    exchange(&names.sessions_exchange, ExchangeKind::Fanout).await?;
-
-    ch.queue_declare(
-        ShortString::from(names.dead_queue.as_str()),
-        durable_queue,
-        FieldTable::default(),
-    )
-    .await?;
-    bind(&names.dead_queue, &names.dead_exchange, "").await?;
-
-    let mut jobs_args = FieldTable::default();
-    jobs_args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    jobs_args.insert(
-        "x-delivery-limit".into(),
-        AMQPValue::LongLongInt(topology::DELIVERY_LIMIT),
-    );
-    jobs_args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString(names.dead_exchange.as_str().into()),
-    );
-    ch.queue_declare(
-        ShortString::from(names.jobs_queue.as_str()),
-        durable_queue,
-        jobs_args,
-    )
-    .await?;
-    bind(
-        &names.jobs_queue,
-        &names.jobs_exchange,
-        topology::JOBS_ROUTING_KEY,
-    )
-    .await?;
-
-    ch.queue_declare(
-        ShortString::from(names.updates_queue.as_str()),
-        durable_queue,
-        FieldTable::default(),
-    )
-    .await?;
-    bind(
-        &names.updates_queue,
-        events_exchange,
-        topology::UPDATES_BINDING,
-    )
-    .await?;
-    Ok(())
 }

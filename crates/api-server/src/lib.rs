@@ -85,8 +85,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let registry = Arc::new(fleet::Registry::new(config.offline_after()));
     let broker = events::Broker::new(
         config.amqp_url.clone(),
-        config.events_exchange.clone(),
-        builds::Names::new(&config.namespace),
+        labwright_wire::bus::Names::new(&config.namespace, &config.events_exchange),
     );
     let artifacts =
         artifacts::Artifacts::open(&config.artifacts_url).context("opening the artifact store")?;

@@ -7,10 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use labwright_core::retry::Backoff;
-use lapin::{
-    options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
+use labwright_wire::bus;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -45,10 +42,9 @@ impl EventTap {
 
     /// Parses `tenant.<uuid>.<kind>`.
     fn event(routing_key: &str, payload: &[u8]) -> Option<TapEvent> {
-        let rest = routing_key.strip_prefix("tenant.")?;
-        let (tenant, kind) = rest.split_once('.')?;
+        let (tenant, kind) = bus::parse_tenant_event_key(routing_key)?;
         Some(TapEvent {
-            tenant: Uuid::parse_str(tenant).ok()?,
+            tenant,
             kind: kind.to_string(),
             payload: std::str::from_utf8(payload).ok()?.into(),
         })
@@ -83,40 +79,10 @@ impl EventTap {
     ) -> Result<(), String> {
         let channel = broker.open_channel().await.map_err(|e| e.to_string())?;
         // A queue of this replica's own: exclusive, gone with the connection.
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                broker.exchange().into(),
-                "tenant.#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut consumer = channel
-            .basic_consume(
-                queue.name().clone(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut consumer =
+            bus::consume_private(&channel, broker.exchange(), bus::TENANT_EVENTS_BINDING, "")
+                .await
+                .map_err(|e| e.to_string())?;
         backoff.reset();
         loop {
             let d = tokio::select! {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures::StreamExt;
-use labwright_api_server::{builds::Names, events::declare_topology};
 use labwright_core::build::{BuildJob, BuildUpdate, SessionControl, Stage, UpdateBody};
+use labwright_wire::bus::{self, Names};
 use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties, Consumer,
     options::{
@@ -40,7 +40,7 @@ impl Sandbox {
         let mut config = test_config(&db);
         config.namespace = format!("t{}.", Uuid::new_v4().simple());
         config.builds_allow_private_hosts = allow_private_hosts;
-        let names = Names::new(&config.namespace);
+        let names = Names::new(&config.namespace, &config.events_exchange);
         let s = TestServer::start(config).await;
         let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
             .await
@@ -50,7 +50,7 @@ impl Sandbox {
             .await
             .expect("confirms");
         // The worker's side declares the same topology: any difference in arguments fails here.
-        declare_topology(&ch, &s.config.events_exchange, &names)
+        bus::declare(&ch, &names)
             .await
             .expect("the topology declares identically on both sides");
         Self {
@@ -159,8 +159,12 @@ impl Sandbox {
             body,
         };
         let bytes = serde_json::to_vec(&u).expect("json");
-        self.publish(&self.s.config.events_exchange, &u.routing_key(), &bytes)
-            .await;
+        self.publish(
+            &self.s.config.events_exchange,
+            &bus::build_update_key(u.tenant_id),
+            &bytes,
+        )
+        .await;
     }
 
     async fn stage(&self, build: &Value, attempt: Uuid, stage: Stage) {
@@ -656,7 +660,7 @@ async fn garbage_and_foreign_updates_are_acknowledged_and_change_nothing() {
         };
         sb.publish(
             &events,
-            &foreign.routing_key(),
+            &bus::build_update_key(foreign.tenant_id),
             &serde_json::to_vec(&foreign).expect("json"),
         )
         .await;

@@ -237,7 +237,7 @@ async fn a_git_url_becomes_a_running_session_and_deleting_it_removes_the_contain
     let (_, closed) = read_terminal(&mut again, "never").await;
     assert_eq!(
         closed.map(|c| c.0),
-        Some(labwright_core::terminal::close::TICKET_REUSED)
+        Some(labwright_wire::ws::terminal::close::TICKET_REUSED)
     );
 
     let (status, ended) = http(
@@ -264,7 +264,7 @@ async fn a_git_url_becomes_a_running_session_and_deleting_it_removes_the_contain
     let (_, closed) = read_terminal(&mut ws, "never").await;
     assert_eq!(
         closed.map(|c| c.0),
-        Some(labwright_core::terminal::close::SESSION_ENDED)
+        Some(labwright_wire::ws::terminal::close::SESSION_ENDED)
     );
     let (status, body) = http(
         "POST",

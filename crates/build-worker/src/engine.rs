@@ -14,8 +14,8 @@ use bollard::{
     },
 };
 use futures::StreamExt;
-use labwright_core::build::labels;
 use labwright_service::docker::DockerError;
+use labwright_wire::docker::{Installation, labels};
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,9 +65,9 @@ pub struct Started {
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
-    /// Value of the `managed` label on everything this installation creates: sweeps touch only
+    /// Named by the `managed` label on everything this installation creates: sweeps touch only
     /// their own installation's containers when several share an engine.
-    managed: String,
+    installation: Installation,
 }
 
 /// Name of a session's container and network.
@@ -84,27 +84,20 @@ impl Engine {
             Err(DockerError::Engine(e)) => return Err(EngineError::Docker(e)),
             Err(e @ DockerError::Address(_)) => return Err(EngineError::Address(e.to_string())),
         };
-        let managed = if namespace.is_empty() {
-            "default".to_string()
-        } else {
-            namespace.trim_end_matches('.').to_string()
-        };
-        Ok(Self { docker, managed })
+        let installation = Installation::new(namespace);
+        Ok(Self {
+            docker,
+            installation,
+        })
     }
 
     pub fn docker(&self) -> &Docker {
         &self.docker
     }
 
-    /// Tag of a build's image. Images carry no labels (each label would be one more build
-    /// step, ~0.1 s each with the classic builder): the repository name marks them as this
-    /// installation's.
+    /// Tag of a build's image (see [`Installation::image_repository`]).
     pub fn image_tag(&self, build_id: Uuid) -> String {
-        format!("{}:latest", self.image_repo(build_id))
-    }
-
-    fn image_repo(&self, build_id: Uuid) -> String {
-        format!("labwright-{}/build-{}", self.managed, build_id.simple())
+        format!("{}:latest", self.installation.image_repository(build_id))
     }
 
     /// Builds `context` into an image tagged [`Engine::image_tag`]. `dockerfile` is a generated
@@ -188,7 +181,10 @@ impl Engine {
         // A redelivered job finds what its first attempt left: start clean.
         self.remove_session(spec.session_id).await?;
         let labels = HashMap::from([
-            (labels::MANAGED.to_string(), self.managed.clone()),
+            (
+                labels::MANAGED.to_string(),
+                self.installation.managed().to_string(),
+            ),
             (labels::SESSION.to_string(), spec.session_id.to_string()),
             (labels::BUILD.to_string(), spec.build_id.to_string()),
             (labels::TENANT.to_string(), spec.tenant_id.to_string()),
@@ -325,7 +321,7 @@ impl Engine {
                 all: true,
                 filters: Some(HashMap::from([(
                     "label".to_string(),
-                    vec![format!("{}={}", labels::MANAGED, self.managed)],
+                    vec![self.installation.label_filter()],
                 )])),
                 ..Default::default()
             }))
@@ -354,10 +350,8 @@ impl Engine {
     /// container that are older than `min_age` (younger ones may belong to a build in progress).
     pub async fn remove_leftovers(&self, min_age: Duration) -> Result<usize, EngineError> {
         let now = chrono::Utc::now().timestamp();
-        let managed = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{}={}", labels::MANAGED, self.managed)],
-        )]);
+        let managed =
+            HashMap::from([("label".to_string(), vec![self.installation.label_filter()])]);
         let mut removed = 0;
         let in_use: std::collections::HashSet<String> = self
             .sessions()
@@ -371,7 +365,7 @@ impl Engine {
                 all: false,
                 filters: Some(HashMap::from([(
                     "reference".to_string(),
-                    vec![format!("labwright-{}/*", self.managed)],
+                    vec![self.installation.image_filter()],
                 )])),
                 ..Default::default()
             }))

@@ -14,6 +14,7 @@ use labwright_core::{
     build::{BuildJob, BuildUpdate, SessionControl, Stage, UpdateBody},
     retry::Backoff,
 };
+use labwright_wire::bus::Names;
 use lapin::{
     Channel,
     message::Delivery,
@@ -28,7 +29,7 @@ use crate::{
     detect,
     engine::{Engine, EngineError, Limits, SessionSpec},
     git::{self, CloneError, CloneLimits},
-    queue::{self, Names, PublishError},
+    queue::{self, PublishError},
 };
 
 /// How the api-server's live-session snapshot is trusted: containers younger than this are
@@ -75,10 +76,7 @@ impl From<EngineError> for JobError {
 
 impl Worker {
     pub fn new(config: Config, engine: Engine) -> Arc<Self> {
-        let names = Names {
-            namespace: config.namespace.clone(),
-            events_exchange: config.events_exchange.clone(),
-        };
+        let names = Names::new(&config.namespace, &config.events_exchange);
         Arc::new(Self {
             config,
             engine,

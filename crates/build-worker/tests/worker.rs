@@ -8,7 +8,8 @@ mod support;
 use std::{sync::Arc, time::Duration};
 
 use labwright_build_worker::{engine, worker::Worker};
-use labwright_core::build::{SessionControl, Stage, labels};
+use labwright_core::build::{SessionControl, Stage};
+use labwright_wire::docker::labels;
 use support::*;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;

@@ -1,10 +1,7 @@
 //! Terminals into sandbox sessions: the ticket the api-server signs and the terminal gateway
-//! verifies (no database between them), the JSON control messages of the WebSocket protocol,
-//! its close codes, and the UTF-8 framing rule for terminal output.
-//!
-//! The protocol (`docs/terminal.md`): binary frames carry terminal bytes both ways; text frames
-//! carry one JSON control message each (`resize`, `ping` from the client; `ready`, `pong`,
-//! `exit` from the gateway).
+//! verifies (no database between them), and the UTF-8 framing rule for terminal output. The
+//! WebSocket protocol itself (control messages, close codes) is a contract of `labwright-wire`
+//! (`ws::terminal`, `docs/terminal.md`).
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
@@ -48,17 +45,6 @@ pub enum TicketError {
     Expired,
     #[error("the ticket is for another session")]
     OtherSession,
-}
-
-impl TicketError {
-    /// The WebSocket close code the gateway uses for it.
-    pub fn close_code(&self) -> u16 {
-        match self {
-            Self::Malformed | Self::Forged => close::BAD_TICKET,
-            Self::Expired => close::TICKET_EXPIRED,
-            Self::OtherSession => close::OTHER_SESSION,
-        }
-    }
 }
 
 /// The shared secret both sides sign and verify with.
@@ -143,99 +129,6 @@ impl TicketKey {
             return Err(TicketError::OtherSession);
         }
         Ok(claims)
-    }
-}
-
-/// WebSocket close codes of the terminal protocol (stable; the web UI and CLI show the reason
-/// that comes with them).
-pub mod close {
-    /// The shell exited or the user left.
-    pub const NORMAL: u16 = 1000;
-    /// The gateway is shutting down.
-    pub const GOING_AWAY: u16 = 1001;
-    /// A frame over the size limit.
-    pub const TOO_BIG: u16 = 1009;
-    /// The gateway failed (the Docker engine is unreachable, ...).
-    pub const INTERNAL: u16 = 1011;
-    /// A control message that is not valid JSON of a known type, or out of range.
-    pub const BAD_MESSAGE: u16 = 4400;
-    /// No ticket, or a malformed or forged one.
-    pub const BAD_TICKET: u16 = 4401;
-    pub const TICKET_EXPIRED: u16 = 4402;
-    /// The ticket is for another session than the one in the URL.
-    pub const OTHER_SESSION: u16 = 4403;
-    /// The session's container does not exist (or is not the ticket's tenant's).
-    pub const NO_SESSION: u16 = 4404;
-    /// No input for the idle timeout, or the client stopped answering pings.
-    pub const IDLE: u16 = 4408;
-    /// The ticket was used already.
-    pub const TICKET_REUSED: u16 = 4409;
-    /// The session's container stopped (ended, expired, or killed).
-    pub const SESSION_ENDED: u16 = 4410;
-    /// The tenant (or the gateway) has as many terminals open as allowed.
-    pub const TOO_MANY: u16 = 4429;
-}
-
-/// Largest text (control) frame accepted.
-pub const MAX_CONTROL_LEN: usize = 1024;
-/// Largest terminal, in columns and rows.
-pub const MAX_DIMENSION: u16 = 1000;
-
-/// A control message from the client.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum Control {
-    /// Applied to the terminal (the shell gets SIGWINCH).
-    Resize { cols: u16, rows: u16 },
-    /// Answered with a `pong` carrying the same `id` (clients measure latency with it).
-    Ping {
-        #[serde(default)]
-        id: Option<f64>,
-    },
-}
-
-impl Control {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if text.len() > MAX_CONTROL_LEN {
-            return Err(format!(
-                "control message of {} bytes (at most {MAX_CONTROL_LEN})",
-                text.len()
-            ));
-        }
-        let c: Control = serde_json::from_str(text).map_err(|e| {
-            format!(
-                "bad control message: {}",
-                crate::validate::shorten(&e.to_string(), 80)
-            )
-        })?;
-        if let Control::Resize { cols, rows } = c
-            && !((1..=MAX_DIMENSION).contains(&cols) && (1..=MAX_DIMENSION).contains(&rows))
-        {
-            return Err(format!(
-                "resize: cols and rows must be between 1 and {MAX_DIMENSION}"
-            ));
-        }
-        Ok(c)
-    }
-}
-
-/// A control message from the gateway.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum Event {
-    /// The shell is attached with this size.
-    Ready { cols: u16, rows: u16 },
-    Pong {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        id: Option<f64>,
-    },
-    /// The shell exited with this code (sent just before the close).
-    Exit { code: i64 },
-}
-
-impl Event {
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -354,53 +247,6 @@ mod tests {
     fn short_secrets_are_refused() {
         assert!(TicketKey::from_secret(b"  short  ").is_err());
         assert_eq!(TicketKey::generate_secret().len(), 64);
-    }
-
-    #[test]
-    fn control_messages_parse_or_say_why() {
-        assert_eq!(
-            Control::parse(r#"{"type":"resize","cols":120,"rows":40}"#),
-            Ok(Control::Resize {
-                cols: 120,
-                rows: 40
-            })
-        );
-        assert_eq!(
-            Control::parse(r#"{"type":"ping","id":12.5}"#),
-            Ok(Control::Ping { id: Some(12.5) })
-        );
-        assert_eq!(
-            Control::parse(r#"{"type":"ping"}"#),
-            Ok(Control::Ping { id: None })
-        );
-        for bad in [
-            "",
-            "hello",
-            "{}",
-            r#"{"type":"resize","cols":0,"rows":40}"#,
-            r#"{"type":"resize","cols":80,"rows":1001}"#,
-            r#"{"type":"resize","cols":-1,"rows":10}"#,
-            r#"{"type":"resize","cols":80}"#,
-            r#"{"type":"exec","cmd":"rm"}"#,
-            r#"{"type":"ping","id":1,"extra":true}"#,
-        ] {
-            assert!(Control::parse(bad).is_err(), "{bad:?}");
-        }
-        assert!(Control::parse(&" ".repeat(MAX_CONTROL_LEN + 1)).is_err());
-        // The error quotes the input: cut where a character would be split, it must not panic.
-        let tricky = format!(r#"{{"type":"{}é"}}"#, "a".repeat(62));
-        for n in 0..8 {
-            let t = format!("{}{tricky}", " ".repeat(n));
-            assert!(Control::parse(&t).is_err());
-        }
-        assert_eq!(
-            Event::Pong { id: Some(3.0) }.to_json(),
-            r#"{"type":"pong","id":3.0}"#
-        );
-        assert_eq!(
-            Event::Exit { code: 2 }.to_json(),
-            r#"{"type":"exit","code":2}"#
-        );
     }
 
     #[test]

@@ -83,11 +83,9 @@ impl Config {
 
     /// Value of the `io.labwright.managed` label on this installation's containers.
     pub fn managed_label(&self) -> String {
-        if self.namespace.is_empty() {
-            "default".into()
-        } else {
-            self.namespace.trim_end_matches('.').into()
-        }
+        labwright_wire::docker::Installation::new(&self.namespace)
+            .managed()
+            .to_string()
     }
 }
 

@@ -12,8 +12,8 @@ use bollard::{
     Docker,
     exec::{CreateExecOptions, ResizeExecOptions},
 };
-use labwright_core::build::labels;
 use labwright_service::docker::DockerError;
+use labwright_wire::docker::labels;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{TcpStream, UnixStream},

@@ -10,8 +10,12 @@ use std::{
     time::Duration,
 };
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
-use labwright_core::terminal::{Control, Event, TicketError, Utf8Carry, close};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, Session};
+use labwright_core::terminal::{TicketError, Utf8Carry};
+use labwright_wire::ws::{
+    self,
+    terminal::{Control, Event, MAX_DIMENSION, close},
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     time::Instant,
@@ -52,19 +56,22 @@ impl End {
     }
 }
 
-/// How long a control frame (ping, pong, close) may wait for room in the send queue: a client
-/// that stopped reading must not keep its terminal, its slot and its recording forever.
+/// How long a control frame (ping, pong) may wait for room in the send queue: a client that
+/// stopped reading must not keep its terminal, its slot and its recording forever (a close
+/// frame waits as long: `ws::CLOSE_SEND`).
 const CONTROL_SEND: Duration = Duration::from_secs(5);
 
 async fn close_with(ws: Session, end: End) {
-    let _ = tokio::time::timeout(
-        CONTROL_SEND,
-        ws.close(Some(CloseReason {
-            code: CloseCode::from(end.code),
-            description: Some(end.reason),
-        })),
-    )
-    .await;
+    ws::close_with(ws, end.code, end.reason).await;
+}
+
+/// The close code for a ticket that was refused.
+fn ticket_close_code(e: &TicketError) -> u16 {
+    match e {
+        TicketError::Malformed | TicketError::Forged => close::BAD_TICKET,
+        TicketError::Expired => close::TICKET_EXPIRED,
+        TicketError::OtherSession => close::OTHER_SESSION,
+    }
 }
 
 fn refuse(gateway: &Gateway, e: ConnectError) {
@@ -97,7 +104,7 @@ pub(crate) async fn serve(
                     TicketError::OtherSession => ConnectError::OtherSession,
                 },
             );
-            return close_with(ws, End::new(e.close_code(), e.to_string())).await;
+            return close_with(ws, End::new(ticket_close_code(&e), e.to_string())).await;
         }
     };
     if !gateway.first_use(claims.jti, claims.exp, now) {
@@ -176,8 +183,8 @@ pub(crate) async fn serve(
     gateway.metrics.opened.fetch_add(1, Relaxed);
     tracing::info!(%session, %terminal, tenant = %claims.tenant, key = %claims.key, "terminal opened");
     let exec_id = attached.exec_id.clone();
-    let cols = req.cols.clamp(1, labwright_core::terminal::MAX_DIMENSION);
-    let rows = req.rows.clamp(1, labwright_core::terminal::MAX_DIMENSION);
+    let cols = req.cols.clamp(1, MAX_DIMENSION);
+    let rows = req.rows.clamp(1, MAX_DIMENSION);
     let recording = match &gateway.recordings {
         Some(r) => r
             .start(
@@ -357,7 +364,10 @@ impl Pump {
                         close::TOO_BIG,
                         format!("frame over {} bytes", gateway.config.max_frame_bytes),
                     )),
-                    Some(Err(e)) => Input::End(End::new(1002, format!("protocol error: {e}"))),
+                    Some(Err(e)) => Input::End(End::new(
+                        close::PROTOCOL_ERROR,
+                        format!("protocol error: {e}"),
+                    )),
                     Some(Ok(AggregatedMessage::Binary(b))) => {
                         *last_input = Instant::now();
                         gateway.metrics.bytes_in.fetch_add(b.len() as u64, Relaxed);

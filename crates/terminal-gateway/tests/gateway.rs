@@ -10,8 +10,9 @@ use std::{path::PathBuf, time::Duration};
 
 use futures::{SinkExt, StreamExt};
 use labwright_build_worker::engine::{self, Engine};
-use labwright_core::terminal::{Event, TicketClaims, TicketKey, close};
+use labwright_core::terminal::{TicketClaims, TicketKey};
 use labwright_terminal_gateway::{Config, Running, recording::Recordings};
+use labwright_wire::ws::terminal::{Event, close};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 use uuid::Uuid;

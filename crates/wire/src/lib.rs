@@ -3,11 +3,21 @@
 //! - `v1` (feature `host-link`): the host link, generated from `proto/labwright/v1/*.proto`.
 //!   Wire types are mapped onto `labwright-core` domain types here, once for both ends, and never
 //!   leak into `core`.
+//! - [`bus`] (feature `bus`): the RabbitMQ contract between the api-server and build workers:
+//!   names, routing keys, topology, consumer setup, message encoding.
+//! - [`docker`]: the Docker labels and image names of what build workers create.
+//! - [`ws`]: WebSocket control messages and close codes (terminal, live view, events); closing an
+//!   actix-ws socket with them behind feature `actix-ws`.
 //!
 //! Each contract sits behind a feature so a crate pulls only the transport it speaks: core never
 //! depends on this crate, and the CLI takes it without tonic or lapin.
 
 #![allow(clippy::derive_partial_eq_without_eq)]
+
+#[cfg(feature = "bus")]
+pub mod bus;
+pub mod docker;
+pub mod ws;
 
 #[cfg(feature = "host-link")]
 pub mod v1 {

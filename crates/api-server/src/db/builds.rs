@@ -16,7 +16,6 @@ use labwright_core::{
     build::{
         BuildJob, BuildUpdate, SessionControl, Stage,
         stage::{self, BuildState, Decision},
-        topology,
     },
     ids::TenantId,
 };
@@ -181,7 +180,7 @@ pub async fn create(
             conn,
             TenantId(job.tenant_id),
             jobs_exchange,
-            topology::JOBS_ROUTING_KEY,
+            labwright_wire::bus::JOBS_ROUTING_KEY,
             payload,
         )
         .await?;

@@ -21,7 +21,7 @@ pub async fn push(
     diesel::insert_into(outbox_events::table)
         .values((
             outbox_events::tenant_id.eq(tenant.0),
-            outbox_events::routing_key.eq(format!("tenant.{tenant}.{kind}")),
+            outbox_events::routing_key.eq(labwright_wire::bus::tenant_event_key(tenant.0, kind)),
             outbox_events::payload.eq(payload),
         ))
         .execute(conn)

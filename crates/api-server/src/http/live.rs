@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
+use actix_ws::{AggregatedMessage, Session};
 use labwright_core::{
     auth::Permission,
     fleet::Capability,
     ids::{DeviceId, HostId},
 };
+use labwright_wire::ws::{close_with, live::close};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -21,18 +22,6 @@ use crate::{
     error::ApiError,
     live::{FPS, IN_FLIGHT, Tier},
 };
-
-/// Close codes of the live view.
-pub mod close {
-    pub const NORMAL: u16 = 1000;
-    pub const GOING_AWAY: u16 = 1001;
-    pub const BAD_MESSAGE: u16 = 4400;
-    pub const NO_DEVICE: u16 = 4404;
-    /// Offline, without video, or its host is connected to another replica.
-    pub const UNAVAILABLE: u16 = 4409;
-    /// The device's host went away while watching.
-    pub const ENDED: u16 = 4410;
-}
 
 const HOST_CHECK: Duration = Duration::from_secs(2);
 
@@ -88,15 +77,6 @@ impl Pace {
             Tier::Full => None,
         }
     }
-}
-
-async fn close_with(ws: Session, code: u16, reason: impl Into<String>) {
-    let _ = ws
-        .close(Some(CloseReason {
-            code: CloseCode::from(code),
-            description: Some(reason.into()),
-        }))
-        .await;
 }
 
 /// Streams a device's screen while the socket is open.

@@ -12,14 +12,11 @@ use std::{
 
 use bollard::query_parameters::CreateImageOptions;
 use futures::StreamExt;
-use labwright_build_worker::{
-    Config,
-    engine::Engine,
-    queue::{self, Names},
-};
+use labwright_build_worker::{Config, engine::Engine};
 use labwright_core::build::{
-    BuildJob, BuildUpdate, SessionControl, Stage, UpdateBody, source::RepoUrl, topology,
+    BuildJob, BuildUpdate, SessionControl, Stage, UpdateBody, source::RepoUrl,
 };
+use labwright_wire::bus::{self, Names};
 use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties, Consumer,
     options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions},
@@ -239,10 +236,10 @@ impl FakeServer {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .expect("confirms");
-        queue::declare(&channel, &names).await.expect("topology");
+        bus::declare(&channel, &names).await.expect("topology");
         let updates = channel
             .basic_consume(
-                names.of(topology::UPDATES_QUEUE).into(),
+                names.updates_queue.as_str().into(),
                 "fake-server".into(),
                 BasicConsumeOptions {
                     no_ack: true,
@@ -283,8 +280,8 @@ impl FakeServer {
     pub async fn publish_raw(&self, body: &[u8]) {
         self.channel
             .basic_publish(
-                self.names.of(topology::JOBS_EXCHANGE).as_str().into(),
-                topology::JOBS_ROUTING_KEY.into(),
+                self.names.jobs_exchange.as_str().into(),
+                bus::JOBS_ROUTING_KEY.into(),
                 BasicPublishOptions::default(),
                 body,
                 BasicProperties::default().with_delivery_mode(2),
@@ -298,7 +295,7 @@ impl FakeServer {
     pub async fn control(&self, msg: &SessionControl) {
         self.channel
             .basic_publish(
-                self.names.of(topology::SESSIONS_EXCHANGE).as_str().into(),
+                self.names.sessions_exchange.as_str().into(),
                 "".into(),
                 BasicPublishOptions::default(),
                 &serde_json::to_vec(msg).expect("json"),
@@ -389,19 +386,13 @@ impl Drop for FakeServer {
                 let Ok(ch) = conn.create_channel().await else {
                     return;
                 };
-                for q in [
-                    topology::JOBS_QUEUE,
-                    topology::DEAD_QUEUE,
-                    topology::UPDATES_QUEUE,
-                ] {
-                    let _ = ch
-                        .queue_delete(names.of(q).into(), Default::default())
-                        .await;
+                for q in [&names.jobs_queue, &names.dead_queue, &names.updates_queue] {
+                    let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
                 }
                 for x in [
-                    names.of(topology::JOBS_EXCHANGE),
-                    names.of(topology::DEAD_EXCHANGE),
-                    names.of(topology::SESSIONS_EXCHANGE),
+                    names.jobs_exchange.clone(),
+                    names.dead_exchange.clone(),
+                    names.sessions_exchange.clone(),
                     names.events_exchange.clone(),
                 ] {
                     let _ = ch.exchange_delete(x.into(), Default::default()).await;
@@ -437,10 +428,7 @@ pub fn namespace() -> String {
 }
 
 pub fn names(ns: &str) -> Names {
-    Names {
-        namespace: ns.to_string(),
-        events_exchange: format!("{ns}events"),
-    }
+    Names::new(ns, &format!("{ns}events"))
 }
 
 pub fn labels_of(c: &bollard::models::ContainerInspectResponse) -> HashMap<String, String> {

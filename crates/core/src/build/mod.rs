@@ -1,12 +1,12 @@
 //! Repo sandboxes: what a build is (its source, its stages) and the messages between the
-//! api-server and build workers. Pure types and validation; the queue and Docker live in the
-//! edge crates.
+//! api-server and build workers. Pure types and validation; the queue names, topology and
+//! Docker labels are contracts of `labwright-wire` (`bus`, `docker`).
 //!
-//! Flow: the api-server stores a build and queues a [`BuildJob`] (outbox → [`topology::JOBS_EXCHANGE`]);
-//! a worker takes it (manual ack, prefetch), and reports progress as [`BuildUpdate`]s on the events
-//! exchange (routing key `tenant.<id>.builds.update`), which the api-server stores. The
-//! api-server owns sessions: it asks workers to stop one, and regularly tells them which sessions
-//! are live, with [`SessionControl`] messages on [`topology::SESSIONS_EXCHANGE`].
+//! Flow: the api-server stores a build and queues a [`BuildJob`] (outbox → the jobs exchange);
+//! a worker takes it (manual ack, prefetch), and reports progress as [`BuildUpdate`]s on the
+//! events exchange, which the api-server stores. The api-server owns sessions: it asks workers to
+//! stop one, and regularly tells them which sessions are live, with [`SessionControl`] messages
+//! on the sessions exchange.
 
 pub mod source;
 pub mod stage;
@@ -16,38 +16,6 @@ use uuid::Uuid;
 
 use crate::validate::ValidationError;
 use source::RepoUrl;
-
-/// RabbitMQ names and arguments both sides declare (identically: a mismatch is a channel error).
-pub mod topology {
-    /// Direct exchange for build jobs.
-    pub const JOBS_EXCHANGE: &str = "labwright.builds";
-    /// Quorum queue of build jobs, consumed by every worker.
-    pub const JOBS_QUEUE: &str = "labwright.builds";
-    pub const JOBS_ROUTING_KEY: &str = "build";
-    /// A job delivered this many times (its worker died or failed it) goes to the dead letters.
-    pub const DELIVERY_LIMIT: i64 = 3;
-    /// Fanout exchange and queue for jobs that failed repeatedly; the api-server fails their builds.
-    pub const DEAD_EXCHANGE: &str = "labwright.builds.dead";
-    pub const DEAD_QUEUE: &str = "labwright.builds.dead";
-    /// Fanout exchange for [`super::SessionControl`]; each worker binds a queue of its own.
-    pub const SESSIONS_EXCHANGE: &str = "labwright.sessions";
-    /// Durable queue on the events exchange where the api-server collects build updates.
-    pub const UPDATES_QUEUE: &str = "labwright.build-updates";
-    pub const UPDATES_BINDING: &str = "tenant.*.builds.update";
-}
-
-/// Docker labels on everything a worker creates, so sweeps can find it.
-pub mod labels {
-    /// Its value names the installation (its namespace, `default` without one): a sweep only
-    /// touches what its own installation made.
-    pub const MANAGED: &str = "io.labwright.managed";
-    pub const TENANT: &str = "io.labwright.tenant";
-    pub const BUILD: &str = "io.labwright.build";
-    pub const SESSION: &str = "io.labwright.session";
-    /// Unix seconds after which the session must be gone whatever the api-server says (the
-    /// extension cap): the safety net if the api-server is unreachable.
-    pub const HARD_EXPIRY: &str = "io.labwright.hard-expiry";
-}
 
 /// Where a build is. `queued → cloning → detecting → building → starting → running`, ending
 /// `failed`, `expired` (its session timed out), `cancelled` (before it ran) or `stopped` (its
@@ -202,10 +170,6 @@ pub enum UpdateBody {
 pub const MAX_UPDATE_BYTES: usize = 1 << 20;
 
 impl BuildUpdate {
-    pub fn routing_key(&self) -> String {
-        format!("tenant.{}.builds.update", self.tenant_id)
-    }
-
     /// Checks an update as the api-server receives it.
     pub fn validate(&self) -> Result<(), ValidationError> {
         match &self.body {
