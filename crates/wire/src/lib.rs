@@ -1,13 +1,18 @@
 //! Every contract between Labwright processes, declared once.
 //!
 //! - `v1` (feature `host-link`): the host link, generated from `proto/labwright/v1/*.proto`.
-//!   Wire types are mapped onto `labwright-core` domain types here, once for both ends, and never
-//!   leak into `core`.
+//! - `host_link` (feature `host-link`): the same link in domain terms (`FromHost`, `ToHost`,
+//!   `HostCommand`, `Report`, ...) over `labwright-core` types, and the one `From`/`TryFrom`
+//!   mapping to and from `v1`, used by both ends. Only the link modules of the api-server and
+//!   the host-agent name `v1`; wire types never leak into `core`.
 //!
 //! Each contract sits behind a feature so a crate pulls only the transport it speaks: core never
 //! depends on this crate, and the CLI takes it without tonic or lapin.
 
 #![allow(clippy::derive_partial_eq_without_eq)]
+
+#[cfg(feature = "host-link")]
+pub mod host_link;
 
 #[cfg(feature = "host-link")]
 pub mod v1 {
