@@ -200,3 +200,116 @@ impl Runtime {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DeviceConfig;
+
+    fn runtime(name: &str) -> Arc<Runtime> {
+        let dir = std::env::temp_dir().join(format!("lw-commands-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let device = DeviceConfig {
+            id: "stb-1".into(),
+            name: "STB".into(),
+            model: "sim-stb".into(),
+            driver: "simulated".into(),
+            tags: vec![],
+            settings: toml::Table::new(),
+        };
+        Arc::new(Runtime::new(&[device], &dir).expect("runtime"))
+    }
+
+    async fn send(rt: &Arc<Runtime>, kind: HostCommand) -> Result<Vec<u8>, Refusal> {
+        let reply = rt
+            .handle(Command {
+                command_id: "c-1".into(),
+                kind,
+            })
+            .await;
+        assert_eq!(reply.command_id, "c-1");
+        reply.outcome
+    }
+
+    #[tokio::test]
+    async fn commands_are_answered_with_typed_codes() {
+        let rt = runtime("codes");
+        assert_eq!(
+            send(
+                &rt,
+                HostCommand::Ping {
+                    payload: b"p".to_vec()
+                }
+            )
+            .await,
+            Ok(b"p".to_vec())
+        );
+        let power = |action| HostCommand::Power {
+            device_id: "stb-1".into(),
+            action,
+        };
+        assert_eq!(
+            send(&rt, power(PowerAction::State)).await,
+            Ok(b"on".to_vec())
+        );
+        let missing = send(
+            &rt,
+            HostCommand::Screenshot {
+                device_id: "nope".into(),
+            },
+        )
+        .await
+        .expect_err("no such device");
+        assert_eq!(missing.code, ResultCode::NotFound);
+        assert_eq!(missing.message, "no device \"nope\" on this host");
+        let not_running = send(
+            &rt,
+            HostCommand::Cancel {
+                execution_id: "e-1".into(),
+            },
+        )
+        .await
+        .expect_err("not running");
+        assert_eq!(not_running.code, ResultCode::NotFound);
+        let live = send(
+            &rt,
+            HostCommand::LiveView(LiveView {
+                device_id: "stb-1".into(),
+                on: true,
+                max_fps: 5,
+                quality: 50,
+            }),
+        )
+        .await
+        .expect_err("live view goes through the link");
+        assert_eq!(live.code, ResultCode::Unsupported);
+        assert_eq!(
+            send(
+                &rt,
+                HostCommand::SetFaults {
+                    device_id: "stb-1".into(),
+                    faults: FaultConfig {
+                        frozen: true,
+                        ..FaultConfig::default()
+                    },
+                },
+            )
+            .await,
+            Ok(Vec::new())
+        );
+    }
+
+    #[test]
+    fn a_link_without_devices_only_answers_pings() {
+        let reply = handle_without_runtime(Command {
+            command_id: "c".into(),
+            kind: HostCommand::Screenshot {
+                device_id: "stb-1".into(),
+            },
+        });
+        assert_eq!(
+            reply.outcome.expect_err("refused").code,
+            ResultCode::Unsupported
+        );
+    }
+}

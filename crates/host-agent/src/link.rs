@@ -11,7 +11,9 @@ use std::{
 
 use labwright_core::{fleet::RawHello, retry::Backoff};
 use labwright_wire::{
-    host_link::{CommandReply, ConvertError, FromHost, Heartbeat, Hello, HostCommand, ToHost},
+    host_link::{
+        Command, CommandReply, ConvertError, FromHost, Heartbeat, Hello, HostCommand, ToHost,
+    },
     v1::{self as pb, host_link_client::HostLinkClient},
 };
 use tokio::sync::mpsc;
@@ -248,26 +250,23 @@ async fn session(
                         let rtt = unix_micros().saturating_sub(sent_at_unix_micros);
                         observer.heartbeat_acked(Duration::from_micros(rtt));
                     }
-                    ToHost::Command(cmd) => match (&runtime, cmd.kind) {
-                        // Answered in line: it only starts, renews or stops a capture thread.
-                        (_, HostCommand::LiveView(lv)) => {
-                            let outcome = match &runtime {
-                                Some(rt) => rt.live_view(&lv, tx.clone()).map_err(|e| e.refusal()),
-                                None => Err(commands::CommandError::NoDevices.refusal()),
-                            };
-                            let reply = CommandReply { command_id: cmd.command_id, outcome: outcome.map(|()| Vec::new()) };
-                            tx.send(FromHost::CommandResult(reply)).await.map_err(|_| LinkError::Closed)?;
-                        }
-                        (Some(rt), kind) => {
+                    // Answered in line: it only starts, renews or stops a capture thread.
+                    ToHost::Command(Command { command_id, kind: HostCommand::LiveView(lv) }) => {
+                        let outcome = match &runtime {
+                            Some(rt) => rt.live_view(&lv, tx.clone()).map(|()| Vec::new()).map_err(|e| e.refusal()),
+                            None => Err(commands::CommandError::NoDevices.refusal()),
+                        };
+                        tx.send(FromHost::CommandResult(CommandReply { command_id, outcome })).await.map_err(|_| LinkError::Closed)?;
+                    }
+                    ToHost::Command(cmd) => match &runtime {
+                        Some(rt) => {
                             let (rt, tx) = (rt.clone(), tx.clone());
-                            let cmd = labwright_wire::host_link::Command { command_id: cmd.command_id, kind };
                             tokio::spawn(async move {
                                 let reply = rt.handle(cmd).await;
                                 let _ = tx.send(FromHost::CommandResult(reply)).await;
                             });
                         }
-                        (None, kind) => {
-                            let cmd = labwright_wire::host_link::Command { command_id: cmd.command_id, kind };
+                        None => {
                             let reply = commands::handle_without_runtime(cmd);
                             tx.send(FromHost::CommandResult(reply)).await.map_err(|_| LinkError::Closed)?;
                         }
