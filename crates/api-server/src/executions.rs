@@ -6,11 +6,12 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::{TimeZone, Utc};
+use labwright_core::run::Verdict;
 use labwright_core::{
     ids::{HostId, TenantId},
     retry::Backoff,
 };
-use labwright_wire::v1 as pb;
+use labwright_wire::host_link::{self, HostCommand, ResultCode, ToHost};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -30,45 +31,27 @@ pub struct Report {
     pub body: ReportBody,
 }
 
-pub enum ReportBody {
-    Step(pb::StepReport),
-    Screenshot(pb::ScreenshotReport),
-    Execution(pb::ExecutionReport),
+pub use host_link::Report as ReportBody;
+
+/// Bytes a report holds (its screenshot, if any, dominates).
+fn report_size(r: &ReportBody) -> usize {
+    match r {
+        ReportBody::Step(s) => s.screenshot_jpeg.len() + s.reason.len() + 256,
+        ReportBody::Screenshot(s) => s.jpeg.len() + 64,
+        ReportBody::Execution(x) => {
+            x.edge_observations
+                .iter()
+                .map(|o| o.edge_id.len() + 32)
+                .sum::<usize>()
+                + x.reason.len()
+                + 256
+        }
+    }
 }
 
-impl ReportBody {
-    /// Bytes it holds (its screenshot, if any, dominates).
-    fn size(&self) -> usize {
-        match self {
-            ReportBody::Step(s) => s.screenshot_jpeg.len() + s.reason.len() + 256,
-            ReportBody::Screenshot(s) => s.jpeg.len() + 64,
-            ReportBody::Execution(x) => x.edge_observations_json.len() + x.reason.len() + 256,
-        }
-    }
-
-    fn execution_id(&self) -> &str {
-        match self {
-            ReportBody::Step(s) => &s.execution_id,
-            ReportBody::Screenshot(s) => &s.execution_id,
-            ReportBody::Execution(x) => &x.execution_id,
-        }
-    }
-
-    /// The acknowledgement that lets the host forget this report.
-    fn ack(&self) -> pb::ServerMessage {
-        let (step_index, screenshot) = match self {
-            ReportBody::Step(s) => (Some(s.index), false),
-            ReportBody::Screenshot(s) => (Some(s.index), true),
-            ReportBody::Execution(_) => (None, false),
-        };
-        pb::ServerMessage {
-            body: Some(pb::server_message::Body::ReportAck(pb::ReportAck {
-                execution_id: self.execution_id().to_string(),
-                step_index,
-                screenshot,
-            })),
-        }
-    }
+/// The acknowledgement that lets the host forget a report.
+fn ack(r: &ReportBody) -> ToHost {
+    ToHost::ReportAck(r.ack())
 }
 
 /// Reports queued for storage. When full, new reports are dropped unacknowledged: the host
@@ -148,7 +131,7 @@ impl Lab {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         id.hash(&mut h);
         let queue = &self.reports[(h.finish() % self.reports.len() as u64) as usize];
-        let kib = u32::try_from(report.body.size().div_ceil(1024))
+        let kib = u32::try_from(report_size(&report.body).div_ceil(1024))
             .unwrap_or(u32::MAX)
             .clamp(1, REPORT_QUEUE_KIB);
         let Ok(budget) = self.report_bytes.clone().try_acquire_many_owned(kib) else {
@@ -268,18 +251,23 @@ impl Lab {
                     .map_err(|err| ApiError::Internal(err.into()))?;
                 references.insert(r.name, bytes.to_vec());
             }
-            let run = pb::RunExecution {
+            // Stored documents are the core types' JSON, validated when they were stored.
+            let stored = |what: &str, e: serde_json::Error| {
+                ApiError::Internal(anyhow::anyhow!("stored {what} does not read back: {e}"))
+            };
+            let run = host_link::RunExecution {
                 execution_id: e.id.to_string(),
                 device_id: device.device_key.clone(),
-                testcase_json: testcase.document.to_string(),
-                navigation_tree_json: plan.tree.map(|t| t.to_string()).unwrap_or_default(),
+                testcase: serde_json::from_value(testcase.document)
+                    .map_err(|e| stored("test case", e))?,
+                navigation_tree: plan
+                    .tree
+                    .map(serde_json::from_value)
+                    .transpose()
+                    .map_err(|e| stored("navigation tree", e))?,
                 references,
             };
-            let cmd = pb::Command {
-                command_id: Uuid::new_v4().to_string(),
-                kind: Some(pb::command::Kind::RunExecution(run)),
-            };
-            (cmd, HostId(device.host_id))
+            (HostCommand::Run(Box::new(run)), HostId(device.host_id))
         };
         tracing::debug!(execution_id = %e.id, "sending the run");
         let rx = self
@@ -290,13 +278,12 @@ impl Lab {
             .await
             .map_err(|_| ApiError::Timeout("host did not accept the run in time".into()))?
             .map_err(|_| ApiError::Conflict("host disconnected before accepting the run".into()))?;
-        if !result.ok && result.code == "busy" {
-            return Ok(Started::Busy(result.error));
-        }
-        if !result.ok {
+        if let Err(refusal) = result.outcome {
+            if refusal.code == ResultCode::Busy {
+                return Ok(Started::Busy(refusal.message));
+            }
             return Err(ApiError::Conflict(format!(
-                "host refused the run: {}",
-                result.error
+                "host refused the run: {refusal}"
             )));
         }
         tracing::info!(execution_id = %e.id, host_id = %host, "execution started");
@@ -304,7 +291,7 @@ impl Lab {
     }
 
     async fn store_report(&self, report: Report) {
-        let ack = report.body.ack();
+        let ack = ack(&report.body);
         let execution_id = report.body.execution_id().to_string();
         match self.store(report.host, report.tenant, report.body).await {
             Ok(()) => {
@@ -354,7 +341,9 @@ impl Lab {
             ReportBody::Step(s) => {
                 let index = i32::try_from(s.index)
                     .map_err(|_| StoreError::Reject("step index out of range".into()))?;
-                let verdict = verdict_name(s.verdict)
+                let verdict = s
+                    .verdict
+                    .map(Verdict::as_str)
                     .ok_or_else(|| StoreError::Reject("step verdict unspecified".into()))?;
                 let key = if s.screenshot_jpeg.is_empty() {
                     None
@@ -421,9 +410,9 @@ impl Lab {
                 let status = if x.cancelled {
                     "cancelled"
                 } else {
-                    match pb::Verdict::try_from(x.verdict).unwrap_or(pb::Verdict::Unspecified) {
-                        pb::Verdict::Pass => "passed",
-                        pb::Verdict::Fail => "failed",
+                    match x.verdict {
+                        Some(Verdict::Pass) => "passed",
+                        Some(Verdict::Fail) => "failed",
                         _ => "error",
                     }
                 };
@@ -451,7 +440,7 @@ impl Lab {
                         &mut conn,
                         tenant,
                         exec.device_id,
-                        &x.edge_observations_json,
+                        &x.edge_observations,
                     )
                     .await
                 {
@@ -546,11 +535,8 @@ impl Lab {
         let Some(tenant) = self.registry.tenant_of(host) else {
             return;
         };
-        let cmd = pb::Command {
-            command_id: Uuid::new_v4().to_string(),
-            kind: Some(pb::command::Kind::CancelExecution(pb::CancelExecution {
-                execution_id: execution_id.to_string(),
-            })),
+        let cmd = HostCommand::Cancel {
+            execution_id: execution_id.to_string(),
         };
         let _ = self.registry.send_command(tenant, host, cmd);
     }
@@ -594,11 +580,8 @@ impl Lab {
         .map(|d| d.0);
         let host = device.map(|d| HostId(d.host_id));
         let sent = host.and_then(|h| {
-            let cmd = pb::Command {
-                command_id: Uuid::new_v4().to_string(),
-                kind: Some(pb::command::Kind::CancelExecution(pb::CancelExecution {
-                    execution_id: id.to_string(),
-                })),
+            let cmd = HostCommand::Cancel {
+                execution_id: id.to_string(),
             };
             self.registry.send_command(tenant, h, cmd)
         });
@@ -637,16 +620,6 @@ enum StoreError {
 impl From<DbError> for StoreError {
     fn from(e: DbError) -> Self {
         StoreError::Retry(e.to_string())
-    }
-}
-
-fn verdict_name(v: i32) -> Option<&'static str> {
-    match pb::Verdict::try_from(v).ok()? {
-        pb::Verdict::Pass => Some("pass"),
-        pb::Verdict::Fail => Some("fail"),
-        pb::Verdict::Error => Some("error"),
-        pb::Verdict::Skipped => Some("skipped"),
-        pb::Verdict::Unspecified => None,
     }
 }
 

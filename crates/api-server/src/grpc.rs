@@ -1,18 +1,22 @@
 //! The gRPC host link: one bidirectional stream per host. Authenticates the enrollment token,
 //! validates the hello, persists the host and its devices, then relays heartbeats, device status
 //! changes and command results to the live registry, and server commands down to the host.
+//!
+//! The only module of the api-server that names wire (`v1`) types: the rest of the server speaks
+//! the link's domain types (`labwright_wire::host_link`), converted here at the stream.
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 
 use chrono::Utc;
 use futures::Stream;
-use labwright_core::{
-    auth::Permission,
-    fleet::{HostInfo, HostStats, RawDevice, RawHello, Status},
-    ids::HostId,
-    validate,
+use labwright_core::{auth::Permission, fleet::Status, ids::HostId, validate};
+use labwright_wire::{
+    host_link::{ConvertError, DeviceStatusChange, FromHost, ToHost, Welcome},
+    v1::{
+        self as pb,
+        host_link_server::{HostLink, HostLinkServer},
+    },
 };
-use labwright_wire::v1::{self as pb, host_link_server::HostLink};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status as GrpcStatus, Streaming};
@@ -47,6 +51,13 @@ pub struct HostLinkService {
 const ADMISSION_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl HostLinkService {
+    /// The tonic service, taking messages up to `max_message` bytes each way.
+    pub fn into_server(self, max_message: usize) -> HostLinkServer<Self> {
+        HostLinkServer::new(self)
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(max_message)
+    }
+
     async fn admit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, GrpcStatus> {
         match tokio::time::timeout(ADMISSION_TIMEOUT, self.admission.acquire()).await {
             Ok(Ok(permit)) => Ok(permit),
@@ -82,10 +93,7 @@ impl HostLink for HostLinkService {
         let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
             .await
             .map_err(|_| GrpcStatus::deadline_exceeded("no hello within 10 s"))??;
-        let Some(pb::HostMessage {
-            body: Some(pb::host_message::Body::Hello(hello)),
-        }) = first
-        else {
+        let Some(Ok(FromHost::Hello(hello))) = first.map(FromHost::try_from) else {
             return Err(
                 ApiError::InvalidArgument("the first message must be a hello".into()).into(),
             );
@@ -95,8 +103,8 @@ impl HostLink for HostLinkService {
                 ApiError::InvalidArgument("running_executions: at most 1024".into()).into(),
             );
         }
-        let running = hello.running_executions.clone();
-        let hello = raw_hello(hello).validate().map_err(ApiError::from)?;
+        let running = hello.running_executions;
+        let hello = hello.raw.validate().map_err(ApiError::from)?;
 
         let connection_id = Uuid::new_v4();
         let host = {
@@ -110,14 +118,12 @@ impl HostLink for HostLinkService {
         tracing::info!(host_id = %host, host_name = %hello.host_name, tenant_id = %caller.tenant, devices = hello.devices.len(), "host connected");
 
         let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);
-        let welcome = pb::ServerMessage {
-            body: Some(pb::server_message::Body::Welcome(pb::Welcome {
-                host_id: host.to_string(),
-                tenant_id: caller.tenant.to_string(),
-                heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u32,
-                server_version: env!("CARGO_PKG_VERSION").into(),
-            })),
-        };
+        let welcome = ToHost::Welcome(Welcome {
+            host_id: host.to_string(),
+            tenant_id: caller.tenant.to_string(),
+            heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u32,
+            server_version: env!("CARGO_PKG_VERSION").into(),
+        });
         tx.try_send(Ok(Box::new(welcome)))
             .map_err(|_| GrpcStatus::internal("outbound buffer full"))?;
         let killed = self
@@ -144,7 +150,7 @@ impl HostLink for HostLinkService {
         ));
         Ok(Response::new(Box::pin(tokio_stream::StreamExt::map(
             ReceiverStream::new(rx),
-            |m: crate::fleet::Outgoing| m.map(|b| *b).map_err(|e| *e),
+            |m: crate::fleet::Outgoing| m.map(|b| pb::ServerMessage::from(*b)).map_err(|e| *e),
         ))))
     }
 }
@@ -168,9 +174,14 @@ async fn read_stream(
             reason = &mut killed => break reason.unwrap_or(DisconnectReason::Closed),
             msg = inbound.message() => msg,
         };
-        let body = match msg {
-            Ok(Some(pb::HostMessage { body: Some(body) })) => body,
-            Ok(Some(pb::HostMessage { body: None })) => continue,
+        let body = match msg.map(|m| m.map(FromHost::try_from)) {
+            Ok(Some(Ok(body))) => body,
+            // Empty (or from a newer host, unknown): nothing to do.
+            Ok(Some(Err(ConvertError::Empty))) => continue,
+            Ok(Some(Err(e))) => {
+                tracing::debug!(host_id = %host, error = %e, "unreadable message from host");
+                continue;
+            }
             Ok(None) => break DisconnectReason::Closed,
             Err(status) => {
                 tracing::debug!(host_id = %host, error = %status, "host stream error");
@@ -178,60 +189,42 @@ async fn read_stream(
             }
         };
         match body {
-            pb::host_message::Body::Heartbeat(hb) => {
-                if !registry.heartbeat(host, connection_id, hb.stats.map(stats)) {
+            FromHost::Heartbeat(hb) => {
+                if !registry.heartbeat(host, connection_id, hb.stats.map(|s| s.sanitized())) {
                     break DisconnectReason::Superseded;
                 }
-                let ack = pb::ServerMessage {
-                    body: Some(pb::server_message::Body::HeartbeatAck(pb::HeartbeatAck {
-                        sent_at_unix_micros: hb.sent_at_unix_micros,
-                    })),
+                let ack = ToHost::HeartbeatAck {
+                    sent_at_unix_micros: hb.sent_at_unix_micros,
                 };
                 if tx.send(Ok(Box::new(ack))).await.is_err() {
                     break DisconnectReason::Closed;
                 }
             }
-            pb::host_message::Body::DeviceStatus(change) => {
-                match device_change(&change, &device_keys) {
-                    Ok((status, detail)) => registry.queue(crate::fleet::registry_change(
-                        host,
-                        connection_id,
-                        change.device_id,
-                        status,
-                        detail,
-                    )),
-                    Err(e) => {
-                        tracing::warn!(host_id = %host, error = %e, "invalid device status from host");
-                        let _ = tx.send(Err(Box::new(ApiError::from(e).into()))).await;
-                        break DisconnectReason::Closed;
-                    }
+            FromHost::DeviceStatus(change) => match device_change(&change, &device_keys) {
+                Ok((status, detail)) => registry.queue(crate::fleet::registry_change(
+                    host,
+                    connection_id,
+                    change.device_id,
+                    status,
+                    detail,
+                )),
+                Err(e) => {
+                    tracing::warn!(host_id = %host, error = %e, "invalid device status from host");
+                    let _ = tx.send(Err(Box::new(ApiError::from(e).into()))).await;
+                    break DisconnectReason::Closed;
                 }
-            }
-            pb::host_message::Body::Step(step) => lab.submit(crate::executions::Report {
-                host,
-                tenant,
-                body: crate::executions::ReportBody::Step(step),
-            }),
-            pb::host_message::Body::Screenshot(shot) => lab.submit(crate::executions::Report {
-                host,
-                tenant,
-                body: crate::executions::ReportBody::Screenshot(shot),
-            }),
-            pb::host_message::Body::Execution(report) => lab.submit(crate::executions::Report {
-                host,
-                tenant,
-                body: crate::executions::ReportBody::Execution(report),
-            }),
-            pb::host_message::Body::LiveFrame(frame) => {
+            },
+            FromHost::Report(body) => lab.submit(crate::executions::Report { host, tenant, body }),
+            FromHost::LiveFrame(frame) => {
                 // Only the host's own devices; a frame for anything else is ignored.
                 if device_keys.contains(&frame.device_id) {
                     live.publish(host, frame);
                 }
             }
-            pb::host_message::Body::CommandResult(result) => {
+            FromHost::CommandResult(result) => {
                 registry.complete_command(host, connection_id, result)
             }
-            pb::host_message::Body::Hello(_) => {
+            FromHost::Hello(_) => {
                 let _ = tx
                     .send(Err(Box::new(GrpcStatus::invalid_argument(
                         "hello may only be sent once per stream",
@@ -246,7 +239,7 @@ async fn read_stream(
 }
 
 fn device_change(
-    c: &pb::DeviceStatusChanged,
+    c: &DeviceStatusChange,
     known: &[String],
 ) -> Result<(Status, String), labwright_core::ValidationError> {
     validate::slug(
@@ -260,59 +253,9 @@ fn device_change(
             format!("device {:?} was not declared in the hello", c.device_id),
         ));
     }
-    let status = status_from_wire(c.status).ok_or_else(|| {
+    let status = c.status.ok_or_else(|| {
         labwright_core::ValidationError::new("status", "must be online, offline or error")
     })?;
     validate::optional_text("detail", &c.detail, labwright_core::fleet::MAX_INFO_LEN)?;
     Ok((status, c.detail.clone()))
-}
-
-fn status_from_wire(v: i32) -> Option<Status> {
-    match pb::DeviceStatus::try_from(v).ok()? {
-        pb::DeviceStatus::Online => Some(Status::Online),
-        pb::DeviceStatus::Offline => Some(Status::Offline),
-        pb::DeviceStatus::Error => Some(Status::Error),
-        pb::DeviceStatus::Unspecified => None,
-    }
-}
-
-fn stats(s: pb::SystemStats) -> HostStats {
-    HostStats {
-        cpu_percent: s.cpu_percent,
-        mem_used_bytes: s.mem_used_bytes,
-        mem_total_bytes: s.mem_total_bytes,
-        load1: s.load1,
-        uptime_secs: s.uptime_secs,
-        temperature_c: s.temperature_c,
-        disk_free_bytes: s.disk_free_bytes,
-    }
-    .sanitized()
-}
-
-fn raw_hello(h: pb::Hello) -> RawHello {
-    let info = h.info.unwrap_or_default();
-    RawHello {
-        host_name: h.host_name,
-        agent_version: h.agent_version,
-        info: HostInfo {
-            hostname: info.hostname,
-            os: info.os,
-            arch: info.arch,
-            kernel: info.kernel,
-        },
-        devices: h
-            .devices
-            .into_iter()
-            .map(|d| RawDevice {
-                status: status_from_wire(d.status),
-                key: d.device_id,
-                name: d.name,
-                model: d.model,
-                driver: d.driver,
-                capabilities: d.capabilities,
-                tags: d.tags,
-                status_detail: d.status_detail,
-            })
-            .collect(),
-    }
 }

@@ -22,7 +22,6 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use labwright_core::retry::Backoff;
-use labwright_wire::v1::host_link_server::HostLinkServer;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -179,11 +178,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         let res = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .add_service(
-                HostLinkServer::new(service)
-                    .max_decoding_message_size(MAX_HOST_MESSAGE)
-                    .max_encoding_message_size(MAX_HOST_MESSAGE),
-            )
+            .add_service(service.into_server(MAX_HOST_MESSAGE))
             .add_service(reflection)
             .serve_with_incoming_shutdown(incoming, grpc_shutdown.cancelled_owned())
             .await;

@@ -204,13 +204,11 @@ pub async fn record_edge_observations(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     device: Uuid,
-    json: &str,
+    observations: &[EdgeObservation],
 ) -> Result<(), ApiError> {
-    if json.trim().is_empty() {
+    if observations.is_empty() {
         return Ok(());
     }
-    let observations: Vec<EdgeObservation> = serde_json::from_str(json)
-        .map_err(|e| ApiError::InvalidArgument(format!("edge_observations_json: {e}")))?;
     let Some((d, _, _)) = db::fleet::get_device(conn, tenant, DeviceId(device)).await? else {
         return Ok(());
     };

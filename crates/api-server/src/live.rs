@@ -19,9 +19,8 @@ use std::{
 
 use bytes::Bytes;
 use labwright_core::ids::HostId;
-use labwright_wire::v1 as pb;
+use labwright_wire::host_link::{self, HostCommand};
 use tokio::sync::watch;
-use uuid::Uuid;
 
 use crate::fleet::Registry;
 
@@ -70,7 +69,7 @@ pub struct Frame {
 }
 
 impl Frame {
-    fn from_wire(f: pb::LiveFrame) -> Self {
+    fn from_host(f: host_link::LiveFrame) -> Self {
         Self::new(f.seq, f.captured_at_unix_micros, f.width, f.height, &f.jpeg)
     }
 
@@ -225,12 +224,12 @@ impl LiveHub {
     }
 
     /// A frame from a host's stream (dropped when nobody watches any more).
-    pub fn publish(&self, host: HostId, frame: pb::LiveFrame) {
+    pub fn publish(&self, host: HostId, frame: host_link::LiveFrame) {
         let stream = self.lock().get(&(host, frame.device_id.clone())).cloned();
         let Some(s) = stream else {
             return;
         };
-        let frame = Arc::new(Frame::from_wire(frame));
+        let frame = Arc::new(Frame::from_host(frame));
         s.frames.send_replace(Some(frame.clone()));
         s.published[Tier::Full as usize].fetch_add(1, Ordering::Relaxed);
         if s.light_viewers.load(Ordering::SeqCst) > 0 && !s.transcoding.swap(true, Ordering::SeqCst)
@@ -303,15 +302,12 @@ impl LiveHub {
         let Some(tenant) = self.registry.tenant_of(host) else {
             return;
         };
-        let cmd = pb::Command {
-            command_id: Uuid::new_v4().to_string(),
-            kind: Some(pb::command::Kind::LiveView(pb::LiveView {
-                device_id: device_key.to_string(),
-                on,
-                max_fps: FPS,
-                quality: QUALITY,
-            })),
-        };
+        let cmd = HostCommand::LiveView(host_link::LiveView {
+            device_id: device_key.to_string(),
+            on,
+            max_fps: FPS,
+            quality: QUALITY,
+        });
         let _ = self.registry.send_command(tenant, host, cmd);
     }
 }

@@ -146,8 +146,8 @@ impl Settings for Config {
             errors.push(format!("{e}"));
         }
         for d in &self.devices {
-            if let Err(e) = crate::runtime::build_driver(d) {
-                errors.push(e);
+            if let Err(e) = crate::drivers::build(&d.id, &d.driver, &d.settings) {
+                errors.push(e.to_string());
             }
         }
         errors

@@ -1,9 +1,18 @@
 //! Labwright host-agent: runs on a lab host (a Raspberry Pi in production, anything Linux here),
 //! drives the devices attached to it and keeps one gRPC stream open to the api-server.
+//!
+//! Modules, one job each: `config` (the file and environment), `drivers` (the driver registry:
+//! devices built from config), `runtime` (the host's state: devices, running executions, spool,
+//! live views), `commands` (the server's direct commands), `runner` (executions and their
+//! screenshot encoder), `spool` (reports on disk until acknowledged), `live` (live view),
+//! `link` (the stream to the server: the only module that names wire types), `stats`, `systemd`.
 
+pub mod commands;
 pub mod config;
+pub mod drivers;
 pub mod link;
 pub mod live;
+pub mod runner;
 pub mod runtime;
 pub mod spool;
 pub mod stats;

@@ -1,5 +1,8 @@
 //! The host's side of the host link: dial the server, say hello, heartbeat, answer commands, and
 //! reconnect forever with capped exponential backoff and jitter.
+//!
+//! The only module of the agent that names wire (`v1`) types: everything else speaks the link's
+//! domain types (`labwright_wire::host_link`), converted here at the stream.
 
 use std::{
     sync::Arc,
@@ -7,13 +10,18 @@ use std::{
 };
 
 use labwright_core::{fleet::RawHello, retry::Backoff};
-use labwright_wire::v1::{self as pb, host_link_client::HostLinkClient};
+use labwright_wire::{
+    host_link::{
+        Command, CommandReply, ConvertError, FromHost, Heartbeat, Hello, HostCommand, ToHost,
+    },
+    v1::{self as pb, host_link_client::HostLinkClient},
+};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, transport::Endpoint};
 
-use crate::stats::StatsReader;
+use crate::{commands, stats::StatsReader};
 
 /// Everything one link needs.
 #[derive(Clone)]
@@ -149,16 +157,19 @@ async fn session(
     let mut client = HostLinkClient::new(channel)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
-    let (tx, rx) = mpsc::channel::<pb::HostMessage>(16);
-    let running = params
+    let (tx, rx) = mpsc::channel::<FromHost>(16);
+    let running_executions = params
         .runtime
         .as_ref()
         .map(|r| r.running_executions())
         .unwrap_or_default();
-    tx.send(hello_message(&params.hello, running))
-        .await
-        .map_err(|_| LinkError::Closed)?;
-    let mut request = Request::new(ReceiverStream::new(rx));
+    tx.send(FromHost::Hello(Hello {
+        raw: params.hello.clone(),
+        running_executions,
+    }))
+    .await
+    .map_err(|_| LinkError::Closed)?;
+    let mut request = Request::new(ReceiverStream::new(rx).map(pb::HostMessage::from));
     let auth = format!("Bearer {}", params.token)
         .parse()
         .map_err(|_| LinkError::Protocol("token is not a valid header value".into()))?;
@@ -169,10 +180,13 @@ async fn session(
         .map_err(LinkError::from_status)?
         .into_inner();
 
-    let welcome = match inbound.message().await.map_err(LinkError::from_status)? {
-        Some(pb::ServerMessage {
-            body: Some(pb::server_message::Body::Welcome(w)),
-        }) => w,
+    let welcome = match inbound
+        .message()
+        .await
+        .map_err(LinkError::from_status)?
+        .map(ToHost::try_from)
+    {
+        Some(Ok(ToHost::Welcome(w))) => w,
         Some(_) => return Err(LinkError::Protocol("expected a welcome first".into())),
         None => return Err(LinkError::Closed),
     };
@@ -197,8 +211,8 @@ async fn session(
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             _ = ticker.tick() => {
-                let hb = pb::Heartbeat { sent_at_unix_micros: unix_micros(), stats: stats.as_mut().map(StatsReader::read) };
-                tx.send(pb::HostMessage { body: Some(pb::host_message::Body::Heartbeat(hb)) }).await.map_err(|_| LinkError::Closed)?;
+                let hb = Heartbeat { sent_at_unix_micros: unix_micros(), stats: stats.as_mut().map(StatsReader::read) };
+                tx.send(FromHost::Heartbeat(hb)).await.map_err(|_| LinkError::Closed)?;
             }
             _ = async {
                 match &runtime {
@@ -217,46 +231,52 @@ async fn session(
             }
             msg = inbound.message() => {
                 let Some(msg) = msg.map_err(LinkError::from_status)? else { return Err(LinkError::Closed) };
-                match msg.body {
-                    Some(pb::server_message::Body::HeartbeatAck(ack)) => {
-                        let rtt = unix_micros().saturating_sub(ack.sent_at_unix_micros);
+                let msg = match ToHost::try_from(msg) {
+                    Ok(msg) => msg,
+                    // A command this agent cannot understand is still answered.
+                    Err(e) => {
+                        if let Some(command_id) = e.command_id() {
+                            tracing::warn!(command_id, error = %e, "command refused");
+                            let reply = CommandReply { command_id: command_id.to_string(), outcome: Err(e.refusal()) };
+                            tx.send(FromHost::CommandResult(reply)).await.map_err(|_| LinkError::Closed)?;
+                        } else if !matches!(e, ConvertError::Empty) {
+                            tracing::warn!(error = %e, "message from the server ignored");
+                        }
+                        continue;
+                    }
+                };
+                match msg {
+                    ToHost::HeartbeatAck { sent_at_unix_micros } => {
+                        let rtt = unix_micros().saturating_sub(sent_at_unix_micros);
                         observer.heartbeat_acked(Duration::from_micros(rtt));
                     }
-                    Some(pb::server_message::Body::Command(pb::Command { command_id, kind: Some(pb::command::Kind::LiveView(lv)) })) => {
-                        // Answered in line: it only starts, renews or stops a capture thread.
+                    // Answered in line: it only starts, renews or stops a capture thread.
+                    ToHost::Command(Command { command_id, kind: HostCommand::LiveView(lv) }) => {
                         let outcome = match &runtime {
-                            Some(rt) => rt.live_view(&lv, tx.clone()),
-                            None => Err("this agent has no devices".to_string()),
+                            Some(rt) => rt.live_view(&lv, tx.clone()).map(|()| Vec::new()).map_err(|e| e.refusal()),
+                            None => Err(commands::CommandError::NoDevices.refusal()),
                         };
-                        let result = pb::CommandResult {
-                            command_id,
-                            ok: outcome.is_ok(),
-                            code: if outcome.is_ok() { String::new() } else { "unsupported".into() },
-                            error: outcome.err().unwrap_or_default(),
-                            payload: Vec::new(),
-                        };
-                        tx.send(pb::HostMessage { body: Some(pb::host_message::Body::CommandResult(result)) }).await.map_err(|_| LinkError::Closed)?;
+                        tx.send(FromHost::CommandResult(CommandReply { command_id, outcome })).await.map_err(|_| LinkError::Closed)?;
                     }
-                    Some(pb::server_message::Body::Command(cmd)) => match &runtime {
+                    ToHost::Command(cmd) => match &runtime {
                         Some(rt) => {
                             let (rt, tx) = (rt.clone(), tx.clone());
                             tokio::spawn(async move {
-                                let result = rt.handle(cmd).await;
-                                let _ = tx.send(pb::HostMessage { body: Some(pb::host_message::Body::CommandResult(result)) }).await;
+                                let reply = rt.handle(cmd).await;
+                                let _ = tx.send(FromHost::CommandResult(reply)).await;
                             });
                         }
                         None => {
-                            let result = handle_command(cmd);
-                            tx.send(pb::HostMessage { body: Some(pb::host_message::Body::CommandResult(result)) }).await.map_err(|_| LinkError::Closed)?;
+                            let reply = commands::handle_without_runtime(cmd);
+                            tx.send(FromHost::CommandResult(reply)).await.map_err(|_| LinkError::Closed)?;
                         }
                     },
-                    Some(pb::server_message::Body::ReportAck(ack)) => {
+                    ToHost::ReportAck(ack) => {
                         if let Some(rt) = &runtime {
                             rt.spool.ack(&ack);
                         }
                     }
-                    Some(pb::server_message::Body::Welcome(_)) => return Err(LinkError::Protocol("unexpected second welcome".into())),
-                    None => {}
+                    ToHost::Welcome(_) => return Err(LinkError::Protocol("unexpected second welcome".into())),
                 }
             }
         }
@@ -265,60 +285,12 @@ async fn session(
 
 async fn send_reports(
     rt: &crate::runtime::Runtime,
-    tx: &mpsc::Sender<pb::HostMessage>,
+    tx: &mpsc::Sender<FromHost>,
 ) -> Result<(), LinkError> {
-    for msg in rt.spool.due(RESEND_AFTER) {
-        tx.send(msg).await.map_err(|_| LinkError::Closed)?;
+    for report in rt.spool.due(RESEND_AFTER) {
+        tx.send(FromHost::Report(report))
+            .await
+            .map_err(|_| LinkError::Closed)?;
     }
     Ok(())
-}
-
-/// Commands without a runtime (lightweight links): only pings.
-fn handle_command(cmd: pb::Command) -> pb::CommandResult {
-    match cmd.kind {
-        Some(pb::command::Kind::Ping(p)) => pb::CommandResult {
-            command_id: cmd.command_id,
-            ok: true,
-            error: String::new(),
-            payload: p.payload,
-            code: String::new(),
-        },
-        _ => pb::CommandResult {
-            command_id: cmd.command_id,
-            ok: false,
-            error: "this link has no devices".into(),
-            payload: Vec::new(),
-            code: "unsupported".into(),
-        },
-    }
-}
-
-fn hello_message(h: &RawHello, running_executions: Vec<String>) -> pb::HostMessage {
-    pb::HostMessage {
-        body: Some(pb::host_message::Body::Hello(pb::Hello {
-            host_name: h.host_name.clone(),
-            agent_version: h.agent_version.clone(),
-            info: Some(pb::HostInfo {
-                hostname: h.info.hostname.clone(),
-                os: h.info.os.clone(),
-                arch: h.info.arch.clone(),
-                kernel: h.info.kernel.clone(),
-            }),
-            devices: h
-                .devices
-                .iter()
-                .map(|d| pb::DeviceInfo {
-                    device_id: d.key.clone(),
-                    name: d.name.clone(),
-                    model: d.model.clone(),
-                    driver: d.driver.clone(),
-                    capabilities: d.capabilities.clone(),
-                    tags: d.tags.clone(),
-                    status: pb::DeviceStatus::Online as i32,
-                    status_detail: d.status_detail.clone(),
-                })
-                .collect(),
-            running_executions,
-        })),
-    }
 }

@@ -19,8 +19,17 @@ use labwright_core::{
     controller::Device,
     jpeg::{self, JpegProfile},
 };
-use labwright_wire::v1 as pb;
+use labwright_wire::host_link::{FromHost, LiveFrame, LiveView};
 use tokio::sync::mpsc;
+
+/// Why a live view could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("device has no video capture")]
+    NoVideo,
+    #[error("live view thread: {0}")]
+    Thread(std::io::Error),
+}
 
 /// A live view stops this long after the server last renewed it.
 pub const LEASE: Duration = Duration::from_secs(10);
@@ -58,10 +67,10 @@ impl Live {
     /// Starts, renews (with new settings) or stops the live view of `device`.
     pub fn set(
         self: &Arc<Self>,
-        cmd: &pb::LiveView,
+        cmd: &LiveView,
         device: Arc<dyn Device>,
-        link: mpsc::Sender<pb::HostMessage>,
-    ) -> Result<(), String> {
+        link: mpsc::Sender<FromHost>,
+    ) -> Result<(), LiveError> {
         let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         if !cmd.on {
             if let Some(s) = streams.remove(&cmd.device_id) {
@@ -70,7 +79,7 @@ impl Live {
             return Ok(());
         }
         if device.video().is_none() {
-            return Err("device has no video capture".into());
+            return Err(LiveError::NoVideo);
         }
         let fps = cmd.max_fps.clamp(1, 60);
         let quality = cmd.quality.clamp(10, 95);
@@ -101,7 +110,7 @@ impl Live {
         std::thread::Builder::new()
             .name(format!("live-{}", cmd.device_id))
             .spawn(move || worker.run())
-            .map_err(|e| format!("live view thread: {e}"))?;
+            .map_err(LiveError::Thread)?;
         tracing::info!(device = %cmd.device_id, fps, quality, "live view started");
         streams.insert(cmd.device_id.clone(), s);
         Ok(())
@@ -134,7 +143,7 @@ struct Worker {
     live: Arc<Live>,
     device_id: String,
     device: Arc<dyn Device>,
-    link: mpsc::Sender<pb::HostMessage>,
+    link: mpsc::Sender<FromHost>,
     stop: Arc<AtomicBool>,
     fps: Arc<AtomicU32>,
     quality: Arc<AtomicU32>,
@@ -202,16 +211,14 @@ impl Worker {
             };
             last_seq = Some(frame.seq);
             last_sent = Some(Instant::now());
-            let msg = pb::HostMessage {
-                body: Some(pb::host_message::Body::LiveFrame(pb::LiveFrame {
-                    device_id: self.device_id.clone(),
-                    seq: frame.seq,
-                    captured_at_unix_micros: frame.captured_at_us,
-                    width: frame.width,
-                    height: frame.height,
-                    jpeg,
-                })),
-            };
+            let msg = FromHost::LiveFrame(LiveFrame {
+                device_id: self.device_id.clone(),
+                seq: frame.seq,
+                captured_at_unix_micros: frame.captured_at_us,
+                width: frame.width,
+                height: frame.height,
+                jpeg,
+            });
             if let Err(mpsc::error::TrySendError::Closed(_)) = self.link.try_send(msg) {
                 break "link closed";
             }

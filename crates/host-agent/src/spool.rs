@@ -9,8 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use labwright_wire::v1 as pb;
-use prost::Message;
+use labwright_wire::host_link::{Report, ReportAck};
 
 /// Identity of a report: its execution and step index (`None` for the execution's final report),
 /// and whether it is the step's screenshot rather than the step.
@@ -47,30 +46,22 @@ impl ReportKey {
         }
     }
 
-    pub fn of(msg: &pb::HostMessage) -> Option<Self> {
-        match &msg.body {
-            Some(pb::host_message::Body::Step(s)) => Some(Self {
-                execution_id: s.execution_id.clone(),
-                step: Some(s.index),
-                screenshot: false,
-            }),
-            Some(pb::host_message::Body::Screenshot(s)) => Some(Self {
-                execution_id: s.execution_id.clone(),
-                step: Some(s.index),
-                screenshot: true,
-            }),
-            Some(pb::host_message::Body::Execution(e)) => Some(Self {
-                execution_id: e.execution_id.clone(),
-                step: None,
-                screenshot: false,
-            }),
-            _ => None,
+    pub fn of(report: &Report) -> Self {
+        Self::acked(&report.ack())
+    }
+
+    /// The report an acknowledgement is for.
+    pub fn acked(ack: &ReportAck) -> Self {
+        Self {
+            execution_id: ack.execution_id.clone(),
+            step: ack.step_index,
+            screenshot: ack.screenshot,
         }
     }
 }
 
 struct Entry {
-    msg: pb::HostMessage,
+    report: Report,
     /// When it was last handed to a connection; `None` = never on the current connection.
     sent_at: Option<Instant>,
 }
@@ -87,8 +78,6 @@ pub enum SpoolError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("not a report")]
-    NotAReport,
 }
 
 impl Spool {
@@ -108,13 +97,13 @@ impl Spool {
             }
             let decoded = std::fs::read(&path)
                 .ok()
-                .and_then(|b| pb::HostMessage::decode(b.as_slice()).ok());
-            match decoded.as_ref().and_then(ReportKey::of) {
-                Some(key) => {
+                .and_then(|b| Report::from_bytes(&b).ok());
+            match decoded {
+                Some(report) => {
                     entries.insert(
-                        key,
+                        ReportKey::of(&report),
                         Entry {
-                            msg: decoded.unwrap_or_default(),
+                            report,
                             sent_at: None,
                         },
                     );
@@ -142,8 +131,8 @@ impl Spool {
     }
 
     /// Queues a report and persists it (fsync'd). See [`Spool::push_then`].
-    pub fn push(&self, msg: pb::HostMessage) -> Result<(), SpoolError> {
-        self.push_then(msg, || {})
+    pub fn push(&self, report: Report) -> Result<(), SpoolError> {
+        self.push_then(report, || {})
     }
 
     /// Queues a report for sending, calls `queued` (which wakes the sender), then persists it
@@ -151,12 +140,17 @@ impl Spool {
     /// that a crash a moment earlier would not have, and the step reaches the server ~0.5 ms
     /// sooner. If the server acknowledges the report before the file is in place, the file is
     /// removed at once instead of lingering until the next start.
-    pub fn push_then(&self, msg: pb::HostMessage, queued: impl FnOnce()) -> Result<(), SpoolError> {
-        let key = ReportKey::of(&msg).ok_or(SpoolError::NotAReport)?;
-        let bytes = msg.encode_to_vec();
+    pub fn push_then(&self, report: Report, queued: impl FnOnce()) -> Result<(), SpoolError> {
+        let key = ReportKey::of(&report);
+        let bytes = report.to_bytes();
         let path = self.dir.join(key.file_name());
-        self.lock()
-            .insert(key.clone(), Entry { msg, sent_at: None });
+        self.lock().insert(
+            key.clone(),
+            Entry {
+                report,
+                sent_at: None,
+            },
+        );
         queued();
         let tmp = path.with_extension("tmp");
         let io = |source| SpoolError::Io {
@@ -179,12 +173,8 @@ impl Spool {
     }
 
     /// The server stored the report: forget it.
-    pub fn ack(&self, ack: &pb::ReportAck) {
-        let key = ReportKey {
-            execution_id: ack.execution_id.clone(),
-            step: ack.step_index,
-            screenshot: ack.screenshot,
-        };
+    pub fn ack(&self, ack: &ReportAck) {
+        let key = ReportKey::acked(ack);
         if self.lock().remove(&key).is_some() {
             let _ = std::fs::remove_file(self.dir.join(key.file_name()));
         }
@@ -199,7 +189,7 @@ impl Spool {
 
     /// Reports to send now: never sent on this connection, or unacknowledged for `resend_after`.
     /// Marks them sent. Oldest execution and lowest step first.
-    pub fn due(&self, resend_after: Duration) -> Vec<pb::HostMessage> {
+    pub fn due(&self, resend_after: Duration) -> Vec<Report> {
         let now = Instant::now();
         self.lock()
             .values_mut()
@@ -209,7 +199,7 @@ impl Spool {
             })
             .map(|e| {
                 e.sent_at = Some(now);
-                e.msg.clone()
+                e.report.clone()
             })
             .collect()
     }
@@ -232,17 +222,24 @@ impl Spool {
 
 #[cfg(test)]
 mod tests {
+    use labwright_wire::host_link::{ExecutionReport, StepReport};
+
     use super::*;
 
-    fn step(exec: &str, index: u32) -> pb::HostMessage {
-        pb::HostMessage {
-            body: Some(pb::host_message::Body::Step(pb::StepReport {
-                execution_id: exec.into(),
-                index,
-                reason: "ok".into(),
-                ..Default::default()
-            })),
-        }
+    fn step(exec: &str, index: u32) -> Report {
+        Report::Step(StepReport {
+            execution_id: exec.into(),
+            index,
+            path: String::new(),
+            kind: String::new(),
+            verdict: None,
+            reason: "ok".into(),
+            started_at_unix_micros: 0,
+            duration_micros: 0,
+            screenshot_jpeg: Vec::new(),
+            measurements: Default::default(),
+            screenshot_pending: false,
+        })
     }
 
     #[test]
@@ -257,7 +254,7 @@ mod tests {
                     1,
                     "sendable at once"
                 );
-                spool.ack(&pb::ReportAck {
+                spool.ack(&ReportAck {
                     execution_id: "e1".into(),
                     step_index: Some(0),
                     screenshot: false,
@@ -278,19 +275,22 @@ mod tests {
         spool.push(step("e1", 0)).expect("push");
         spool.push(step("e1", 1)).expect("push");
         spool
-            .push(pb::HostMessage {
-                body: Some(pb::host_message::Body::Execution(pb::ExecutionReport {
-                    execution_id: "e1".into(),
-                    ..Default::default()
-                })),
-            })
+            .push(Report::Execution(ExecutionReport {
+                execution_id: "e1".into(),
+                verdict: None,
+                reason: String::new(),
+                steps_total: 0,
+                cancelled: false,
+                edge_observations: Vec::new(),
+                finished_at_unix_micros: 0,
+            }))
             .expect("push");
         assert_eq!(spool.due(Duration::from_secs(10)).len(), 3);
         assert!(
             spool.due(Duration::from_secs(10)).is_empty(),
             "not resent before the resend delay"
         );
-        spool.ack(&pb::ReportAck {
+        spool.ack(&ReportAck {
             execution_id: "e1".into(),
             step_index: Some(0),
             screenshot: false,
@@ -309,7 +309,7 @@ mod tests {
             "corrupt files are kept aside"
         );
         let due = reopened.due(Duration::from_secs(10));
-        let keys: Vec<_> = due.iter().filter_map(ReportKey::of).collect();
+        let keys: Vec<_> = due.iter().map(ReportKey::of).collect();
         assert_eq!(
             keys,
             vec![
@@ -332,12 +332,12 @@ mod tests {
             2,
             "a new connection resends everything"
         );
-        reopened.ack(&pb::ReportAck {
+        reopened.ack(&ReportAck {
             execution_id: "e1".into(),
             step_index: None,
             screenshot: false,
         });
-        reopened.ack(&pb::ReportAck {
+        reopened.ack(&ReportAck {
             execution_id: "e1".into(),
             step_index: Some(1),
             screenshot: false,

@@ -1,6 +1,6 @@
 //! System figures for heartbeats, read from `/proc` and `/sys` (no external tools).
 
-use labwright_wire::v1::SystemStats;
+use labwright_core::fleet::HostStats;
 
 /// Keeps the previous CPU counters to turn them into a percentage between two heartbeats.
 #[derive(Default)]
@@ -9,7 +9,7 @@ pub struct StatsReader {
 }
 
 impl StatsReader {
-    pub fn read(&mut self) -> SystemStats {
+    pub fn read(&mut self) -> HostStats {
         let cpu = read_cpu();
         let cpu_percent = match (self.last_cpu, cpu) {
             (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
@@ -21,7 +21,7 @@ impl StatsReader {
             self.last_cpu = cpu;
         }
         let (mem_total_bytes, mem_used_bytes) = read_mem().unwrap_or((0, 0));
-        SystemStats {
+        HostStats {
             cpu_percent,
             mem_used_bytes,
             mem_total_bytes,

@@ -1,8 +1,10 @@
 //! Every contract between Labwright processes, declared once.
 //!
 //! - `v1` (feature `host-link`): the host link, generated from `proto/labwright/v1/*.proto`.
-//!   Wire types are mapped onto `labwright-core` domain types here, once for both ends, and never
-//!   leak into `core`.
+//! - `host_link` (feature `host-link`): the same link in domain terms (`FromHost`, `ToHost`,
+//!   `HostCommand`, `Report`, ...) over `labwright-core` types, and the one `From`/`TryFrom`
+//!   mapping to and from `v1`, used by both ends. Only the link modules of the api-server and
+//!   the host-agent name `v1`; wire types never leak into `core`.
 //! - [`bus`] (feature `bus`): the RabbitMQ contract between the api-server and build workers:
 //!   names, routing keys, topology, consumer setup, message encoding.
 //! - [`docker`]: the Docker labels and image names of what build workers create.
@@ -18,6 +20,9 @@
 pub mod bus;
 pub mod docker;
 pub mod ws;
+
+#[cfg(feature = "host-link")]
+pub mod host_link;
 
 #[cfg(feature = "host-link")]
 pub mod v1 {

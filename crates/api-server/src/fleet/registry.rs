@@ -11,15 +11,16 @@ use labwright_core::{
     fleet::{HostStats, Status},
     ids::{HostId, TenantId},
 };
-use labwright_wire::v1 as pb;
+use labwright_wire::host_link::{Command, CommandReply, HostCommand, ToHost};
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::db::fleet::Liveness;
 
-/// Messages are boxed: a channel allocates slots in blocks of 32, and an unboxed `ServerMessage`
-/// or `Status` is hundreds of bytes, which at 10,000 hosts is tens of MiB of mostly empty slots.
-pub type Outgoing = Result<Box<pb::ServerMessage>, Box<tonic::Status>>;
+/// Messages are boxed: a channel allocates slots in blocks of 32, and an unboxed message or
+/// `Status` is hundreds of bytes, which at 10,000 hosts is tens of MiB of mostly empty slots.
+/// The host link (`grpc.rs`) puts them on the wire.
+pub type Outgoing = Result<Box<ToHost>, Box<tonic::Status>>;
 
 /// What the server sends down a host's stream.
 pub type Outbound = mpsc::Sender<Outgoing>;
@@ -61,7 +62,7 @@ struct LiveHost {
     outbound: Outbound,
     /// Dropping this ends the stream's reader task.
     kill: oneshot::Sender<DisconnectReason>,
-    commands: HashMap<String, oneshot::Sender<pb::CommandResult>>,
+    commands: HashMap<String, oneshot::Sender<CommandReply>>,
 }
 
 /// A status change waiting to be written.
@@ -313,7 +314,7 @@ impl Registry {
 
     /// Sends a message down a host's current stream without waiting (dropped if the buffer is full;
     /// used for acknowledgements, which the host recovers from by resending).
-    pub fn try_send(&self, host: HostId, msg: pb::ServerMessage) -> bool {
+    pub fn try_send(&self, host: HostId, msg: ToHost) -> bool {
         let outbound = self.hosts().get(&host).map(|h| h.outbound.clone());
         outbound.is_some_and(|o| o.try_send(Ok(Box::new(msg))).is_ok())
     }
@@ -331,13 +332,18 @@ impl Registry {
         self.hosts().contains_key(&host)
     }
 
-    /// Pushes a command down a host's stream and returns a receiver for its result.
+    /// Pushes a command (with a fresh id) down a host's stream and returns a receiver for its
+    /// result.
     pub fn send_command(
         &self,
         tenant: TenantId,
         host: HostId,
-        command: pb::Command,
-    ) -> Option<oneshot::Receiver<pb::CommandResult>> {
+        kind: HostCommand,
+    ) -> Option<oneshot::Receiver<CommandReply>> {
+        let command = Command {
+            command_id: Uuid::new_v4().to_string(),
+            kind,
+        };
         let (tx, rx) = oneshot::channel();
         let outbound = {
             let mut hosts = self.hosts();
@@ -346,15 +352,14 @@ impl Registry {
             h.commands.insert(command.command_id.clone(), tx);
             h.outbound.clone()
         };
-        let msg = pb::ServerMessage {
-            body: Some(pb::server_message::Body::Command(command)),
-        };
-        outbound.try_send(Ok(Box::new(msg))).ok()?;
+        outbound
+            .try_send(Ok(Box::new(ToHost::Command(command))))
+            .ok()?;
         Some(rx)
     }
 
     /// Delivers a command result from the host to whoever is waiting for it.
-    pub fn complete_command(&self, host: HostId, connection_id: Uuid, result: pb::CommandResult) {
+    pub fn complete_command(&self, host: HostId, connection_id: Uuid, result: CommandReply) {
         let waiter = {
             let mut hosts = self.hosts();
             hosts

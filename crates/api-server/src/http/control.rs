@@ -9,8 +9,9 @@ use labwright_core::{
     controller::Key,
     fleet::Capability,
     ids::{DeviceId, HostId},
+    sim::FaultConfig,
 };
-use labwright_wire::v1 as pb;
+use labwright_wire::host_link::{HostCommand, PowerAction};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -93,17 +94,17 @@ pub async fn power(
     body: web::Json<PowerBody>,
 ) -> Result<web::Json<PowerView>, ApiError> {
     let action = match body.action.as_str() {
-        "on" => pb::PowerAction::On,
-        "off" => pb::PowerAction::Off,
-        "cycle" => pb::PowerAction::Cycle,
-        "state" => pb::PowerAction::State,
+        "on" => PowerAction::On,
+        "off" => PowerAction::Off,
+        "cycle" => PowerAction::Cycle,
+        "state" => PowerAction::State,
         other => {
             return Err(ApiError::InvalidArgument(format!(
                 "action: expected on, off, cycle or state, got {other:?}"
             )));
         }
     };
-    let read_only = action == pb::PowerAction::State;
+    let read_only = action == PowerAction::State;
     caller.require(if read_only {
         Permission::ReadFleet
     } else {
@@ -121,14 +122,14 @@ pub async fn power(
         &state,
         &caller,
         &d,
-        pb::command::Kind::Power(pb::Power {
+        HostCommand::Power {
             device_id: d.device_key.clone(),
-            action: action as i32,
-        }),
+            action,
+        },
     )
     .await?;
     Ok(web::Json(PowerView {
-        state: String::from_utf8_lossy(&result.payload).into_owned(),
+        state: String::from_utf8_lossy(&result).into_owned(),
     }))
 }
 
@@ -231,21 +232,17 @@ async fn command(
     state: &AppState,
     caller: &Caller,
     d: &DeviceRow,
-    kind: pb::command::Kind,
-) -> Result<pb::CommandResult, ApiError> {
+    kind: HostCommand,
+) -> Result<Vec<u8>, ApiError> {
     // A long press takes as long as the key is held.
     let timeout = COMMAND_TIMEOUT
         + match &kind {
-            pb::command::Kind::PressKey(p) => Duration::from_millis(u64::from(p.hold_ms)),
+            HostCommand::PressKey { hold_ms, .. } => Duration::from_millis(u64::from(*hold_ms)),
             _ => Duration::ZERO,
         };
-    let cmd = pb::Command {
-        command_id: Uuid::new_v4().to_string(),
-        kind: Some(kind),
-    };
     let rx = state
         .registry
-        .send_command(caller.tenant, HostId(d.host_id), cmd)
+        .send_command(caller.tenant, HostId(d.host_id), kind)
         .ok_or_else(|| {
             ApiError::Conflict("the device's host is not connected to this server".into())
         })?;
@@ -253,14 +250,9 @@ async fn command(
         .await
         .map_err(|_| ApiError::Timeout("the host did not answer in time".into()))?
         .map_err(|_| ApiError::Conflict("the host disconnected before answering".into()))?;
-    if result.ok {
-        Ok(result)
-    } else {
-        Err(ApiError::Conflict(format!(
-            "device refused: {}",
-            result.error
-        )))
-    }
+    result
+        .outcome
+        .map_err(|refusal| ApiError::Conflict(format!("device refused: {refusal}")))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -300,11 +292,11 @@ pub async fn press(
         &state,
         &caller,
         &d,
-        pb::command::Kind::PressKey(pb::PressKey {
+        HostCommand::PressKey {
             device_id: d.device_key.clone(),
-            key: key.to_string(),
+            key,
             hold_ms: body.hold_ms,
-        }),
+        },
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -332,15 +324,15 @@ pub async fn screenshot(
         &state,
         &caller,
         &d,
-        pb::command::Kind::CaptureScreenshot(pb::CaptureScreenshot {
+        HostCommand::Screenshot {
             device_id: d.device_key.clone(),
-        }),
+        },
     )
     .await?;
     Ok(HttpResponse::Ok()
         .content_type("image/jpeg")
         .insert_header(("Cache-Control", "no-store"))
-        .body(r.payload))
+        .body(r))
 }
 
 /// Replaces the faults injected into a simulated device (e.g. `{"frozen": true}`); `{}` clears them.
@@ -370,14 +362,18 @@ pub async fn set_faults(
             d.driver
         )));
     }
+    // The host link carries the faults as a declared message: a body that is not the
+    // simulator's fault settings is refused here, as the device did before.
+    let faults: FaultConfig = serde_json::from_value(body.into_inner())
+        .map_err(|e| ApiError::Conflict(format!("device refused: faults: {e}")))?;
     command(
         &state,
         &caller,
         &d,
-        pb::command::Kind::SetFaults(pb::SetFaults {
+        HostCommand::SetFaults {
             device_id: d.device_key.clone(),
-            faults_json: body.to_string(),
-        }),
+            faults,
+        },
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -10,7 +10,7 @@ use labwright_core::{
     ids::{DeviceId, HostId},
     validate,
 };
-use labwright_wire::v1 as pb;
+use labwright_wire::host_link::HostCommand;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -274,11 +274,8 @@ pub async fn ping_host(
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("host {id}")))?;
     }
-    let command = pb::Command {
-        command_id: Uuid::new_v4().to_string(),
-        kind: Some(pb::command::Kind::Ping(pb::Ping {
-            payload: b"ping".to_vec(),
-        })),
+    let command = HostCommand::Ping {
+        payload: b"ping".to_vec(),
     };
     let started = Instant::now();
     let rx = state
@@ -289,10 +286,9 @@ pub async fn ping_host(
         .await
         .map_err(|_| ApiError::Timeout("host did not answer within 5 s".into()))?
         .map_err(|_| ApiError::Conflict("host disconnected before answering".into()))?;
-    if !result.ok {
+    if let Err(refusal) = result.outcome {
         return Err(ApiError::Conflict(format!(
-            "host refused the command: {}",
-            result.error
+            "host refused the command: {refusal}"
         )));
     }
     Ok(web::Json(PingResult {

@@ -1,0 +1,149 @@
+//! The driver registry: how a configured device becomes a driven one. Each [`DriverKind`] has a
+//! constructor in [`REGISTRY`]; a device is built from its config's `driver` name and `settings`
+//! table through it, so adding a driver kind is one constructor and one table row.
+
+use std::sync::Arc;
+
+use labwright_core::{
+    controller::Device,
+    fleet::DriverKind,
+    sim::{Fault, FaultConfig, SimConfig, SimulatedStb},
+};
+
+/// A device as this host drives it: the device behind core's controller traits, plus the
+/// host-side extras a driver kind may offer.
+pub struct Driver {
+    device: Arc<dyn Device>,
+    faults: Option<Arc<dyn FaultInjection>>,
+}
+
+impl Driver {
+    pub fn device(&self) -> &dyn Device {
+        self.device.as_ref()
+    }
+
+    /// The device, for work on another thread.
+    pub fn device_arc(&self) -> Arc<dyn Device> {
+        self.device.clone()
+    }
+
+    /// Fault injection, for drivers that offer it (the simulator).
+    pub fn faults(&self) -> Option<&dyn FaultInjection> {
+        self.faults.as_deref()
+    }
+}
+
+/// Replaces the faults injected into a device (simulated devices).
+pub trait FaultInjection: Send + Sync {
+    fn set_faults(&self, faults: &FaultConfig);
+}
+
+impl FaultInjection for SimulatedStb {
+    fn set_faults(&self, faults: &FaultConfig) {
+        self.clear_faults();
+        if faults.frozen {
+            self.inject(Fault::Frozen);
+        }
+        if faults.drop_keys > 0 {
+            self.inject(Fault::DropKeys {
+                count: faults.drop_keys,
+            });
+        }
+        if faults.slow_ms > 0 {
+            self.inject(Fault::Slow {
+                extra_ms: faults.slow_ms,
+            });
+        }
+        if faults.reboot {
+            self.inject(Fault::Reboot);
+        }
+    }
+}
+
+/// Why a configured device could not be built; the message names the device and setting.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("devices.{device}.driver: unknown driver kind {kind:?}")]
+    UnknownKind { device: String, kind: String },
+    /// The settings table does not fit the driver's settings.
+    #[error("devices.{device}.settings: {message}")]
+    Settings { device: String, message: String },
+    /// A setting's value is invalid; `message` starts with the setting's name.
+    #[error("devices.{device}.settings.{message}")]
+    Setting { device: String, message: String },
+}
+
+/// Builds one driver kind's device from its id and settings table.
+pub type Constructor = fn(&str, &toml::Table) -> Result<Driver, DriverError>;
+
+/// Every driver kind this host can drive, with its constructor.
+pub const REGISTRY: &[(DriverKind, Constructor)] = &[(DriverKind::Simulated, simulated)];
+
+/// Builds the driver of one configured device (`driver` is the kind's name, e.g. `simulated`).
+pub fn build(device: &str, driver: &str, settings: &toml::Table) -> Result<Driver, DriverError> {
+    let unknown = || DriverError::UnknownKind {
+        device: device.to_string(),
+        kind: driver.to_string(),
+    };
+    let kind: DriverKind = driver.parse().map_err(|_| unknown())?;
+    let (_, construct) = REGISTRY
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .ok_or_else(unknown)?;
+    construct(device, settings)
+}
+
+fn simulated(device: &str, settings: &toml::Table) -> Result<Driver, DriverError> {
+    let settings_error = |message: String| DriverError::Settings {
+        device: device.to_string(),
+        message,
+    };
+    let config: SimConfig = toml::Value::Table(settings.clone())
+        .try_into()
+        .map_err(|e| settings_error(e.to_string()))?;
+    // The simulator names the offending setting (`box_name: ...`): keep it in the path.
+    let sim = SimulatedStb::new(config).map_err(|e| DriverError::Setting {
+        device: device.to_string(),
+        message: e.to_string(),
+    })?;
+    let sim = Arc::new(sim);
+    Ok(Driver {
+        device: sim.clone(),
+        faults: Some(sim),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_driver_kind_has_a_constructor() {
+        for kind in DriverKind::ALL {
+            assert!(
+                REGISTRY.iter().any(|(k, _)| *k == kind),
+                "{kind:?} has no constructor"
+            );
+        }
+    }
+
+    #[test]
+    fn devices_are_built_through_the_registry() {
+        let d = build("stb-1", "simulated", &toml::Table::new()).expect("built");
+        assert!(d.device().remote().is_some());
+        assert!(d.faults().is_some());
+        let e = build("stb-1", "warp", &toml::Table::new())
+            .err()
+            .expect("unknown kind");
+        assert_eq!(
+            e.to_string(),
+            "devices.stb-1.driver: unknown driver kind \"warp\""
+        );
+        let mut bad = toml::Table::new();
+        bad.insert("nonsense".into(), toml::Value::Boolean(true));
+        let e = build("stb-1", "simulated", &bad)
+            .err()
+            .expect("bad settings");
+        assert!(e.to_string().starts_with("devices.stb-1.settings"), "{e}");
+    }
+}
