@@ -6,10 +6,10 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::{TimeZone, Utc};
-use labwright_core::run::Verdict;
 use labwright_core::{
     ids::{HostId, TenantId},
     retry::Backoff,
+    run::Verdict,
 };
 use labwright_wire::host_link::{self, HostCommand, ResultCode, ToHost};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
