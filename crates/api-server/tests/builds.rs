@@ -10,12 +10,13 @@ use std::time::Duration;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures::StreamExt;
 use labwright_core::build::{BuildJob, BuildUpdate, SessionControl, Stage, UpdateBody};
+use labwright_testkit::broker;
 use labwright_wire::bus::{self, Names};
 use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties, Consumer,
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
-        ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+        ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
     },
     types::FieldTable,
 };
@@ -78,6 +79,24 @@ impl Sandbox {
         http("DELETE", self.s.url(path), Some(key.into()), None).await
     }
 
+    /// POST /api/v1/builds/{id}/cancel.
+    async fn cancel(&self, key: &str, id: &str) -> (u16, Value) {
+        self.post(key, &format!("/api/v1/builds/{id}/cancel"), json!({}))
+            .await
+    }
+
+    /// POST /api/v1/sessions/{id}/extend.
+    async fn extend(&self, key: &str, id: &str, body: Value) -> (u16, Value) {
+        self.post(key, &format!("/api/v1/sessions/{id}/extend"), body)
+            .await
+    }
+
+    /// A build of the example repository, queued.
+    async fn create_app_build(&self) -> Value {
+        self.create_build(json!({"repo_url": "https://example.com/org/app.git"}))
+            .await
+    }
+
     async fn create_build(&self, body: Value) -> Value {
         let (status, b) = self.post(&self.key(), "/api/v1/builds", body).await;
         assert_eq!(status, 201, "{b}");
@@ -100,38 +119,7 @@ impl Sandbox {
     /// A queue of the test's own on the sessions exchange, as each worker binds.
     async fn session_tap(&self) -> Consumer {
         let ch = self.conn.create_channel().await.expect("channel");
-        let q = ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("queue");
-        ch.queue_bind(
-            q.name().clone(),
-            self.names.sessions_exchange.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-        ch.basic_consume(
-            q.name().clone(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume")
+        broker::tap(&ch, &self.names.sessions_exchange, "").await
     }
 
     async fn publish(&self, exchange: &str, routing_key: &str, body: &[u8]) {
@@ -195,9 +183,7 @@ impl Sandbox {
 
     /// Takes a build through every stage to `running` with a session, as a worker would.
     async fn run_build(&self, jobs: &mut Consumer) -> (Value, Uuid) {
-        let b = self
-            .create_build(json!({"repo_url": "https://example.com/org/app.git"}))
-            .await;
+        let b = self.create_app_build().await;
         let job = next_job(jobs).await;
         assert_eq!(job.build_id.to_string(), b["id"].as_str().expect("id"));
         let attempt = Uuid::new_v4();
@@ -620,9 +606,7 @@ async fn bad_sources_are_refused_naming_the_field_and_nothing_is_stored_or_queue
 async fn garbage_and_foreign_updates_are_acknowledged_and_change_nothing() {
     let sb = Sandbox::start(true).await;
     let mut jobs = sb.jobs().await;
-    let b = sb
-        .create_build(json!({"repo_url": "https://example.com/org/app.git"}))
-        .await;
+    let b = sb.create_app_build().await;
     let id = b["id"].as_str().expect("id").to_string();
     next_job(&mut jobs).await;
     let tenant = sb.tenant().await;
@@ -708,9 +692,7 @@ async fn garbage_and_foreign_updates_are_acknowledged_and_change_nothing() {
         assert_eq!(status, 404, "{path}: {body}");
         assert_eq!(body["error"]["code"], "not_found");
     }
-    let (status, _) = sb
-        .post(&other, &format!("/api/v1/builds/{id}/cancel"), json!({}))
-        .await;
+    let (status, _) = sb.cancel(&other, &id).await;
     assert_eq!(status, 404);
     let (_, page) = sb.get(&other, "/api/v1/builds").await;
     assert_eq!(page["total"], 0);
@@ -744,17 +726,9 @@ async fn viewers_read_sandboxes_but_cannot_start_or_end_them() {
         let (status, body) = sb.get(&viewer, &path).await;
         assert_eq!(status, 200, "{path}: {body}");
     }
-    let (status, _) = sb
-        .post(&viewer, &format!("/api/v1/builds/{id}/cancel"), json!({}))
-        .await;
+    let (status, _) = sb.cancel(&viewer, id).await;
     assert_eq!(status, 403);
-    let (status, _) = sb
-        .post(
-            &viewer,
-            &format!("/api/v1/sessions/{id}/extend"),
-            json!({"seconds": 60}),
-        )
-        .await;
+    let (status, _) = sb.extend(&viewer, id, json!({"seconds": 60})).await;
     assert_eq!(status, 403);
     let (status, _) = sb.delete(&viewer, &format!("/api/v1/sessions/{id}")).await;
     assert_eq!(status, 403);
@@ -808,13 +782,7 @@ async fn deleting_a_session_stops_it_and_tells_the_workers() {
         .delete(&sb.key(), &format!("/api/v1/sessions/{id}"))
         .await;
     assert_eq!((status, &again["status"]), (200, &json!("stopped")));
-    let (status, body) = sb
-        .post(
-            &sb.key(),
-            &format!("/api/v1/sessions/{id}/extend"),
-            json!({"seconds": 60}),
-        )
-        .await;
+    let (status, body) = sb.extend(&sb.key(), &id, json!({"seconds": 60})).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("conflict"))
@@ -837,25 +805,13 @@ async fn sessions_extend_up_to_their_hard_limit() {
         chrono::DateTime::parse_from_rfc3339(v[k].as_str().expect("time")).expect("rfc3339")
     };
 
-    let (status, after) = sb
-        .post(
-            &sb.key(),
-            &format!("/api/v1/sessions/{id}/extend"),
-            json!({"seconds": 600}),
-        )
-        .await;
+    let (status, after) = sb.extend(&sb.key(), &id, json!({"seconds": 600})).await;
     assert_eq!(status, 200, "{after}");
     let moved = (at(&after, "expires_at") - at(&before, "expires_at")).num_seconds();
     assert!((599..=601).contains(&moved), "{moved}");
 
     // 1800 s to live, 14400 s at most: 13000 s more would pass the cap by about 1000 s.
-    let (status, body) = sb
-        .post(
-            &sb.key(),
-            &format!("/api/v1/sessions/{id}/extend"),
-            json!({"seconds": 13_000}),
-        )
-        .await;
+    let (status, body) = sb.extend(&sb.key(), &id, json!({"seconds": 13_000})).await;
     assert_eq!(status, 400, "{body}");
     let message = body["error"]["message"].as_str().expect("message");
     assert!(
@@ -865,13 +821,7 @@ async fn sessions_extend_up_to_their_hard_limit() {
     let (_, unchanged) = sb.get(&sb.key(), &format!("/api/v1/sessions/{id}")).await;
     assert_eq!(unchanged["expires_at"], after["expires_at"]);
     for bad in [json!({"seconds": 0}), json!({"seconds": -5}), json!({})] {
-        let (status, _) = sb
-            .post(
-                &sb.key(),
-                &format!("/api/v1/sessions/{id}/extend"),
-                bad.clone(),
-            )
-            .await;
+        let (status, _) = sb.extend(&sb.key(), &id, bad.clone()).await;
         assert_eq!(status, 400, "{bad}");
     }
     sb.finish().await;
@@ -941,9 +891,7 @@ async fn expired_sessions_are_swept_and_workers_get_the_live_ones() {
 async fn a_dead_lettered_job_fails_its_build() {
     let sb = Sandbox::start(true).await;
     let mut jobs = sb.jobs().await;
-    let b = sb
-        .create_build(json!({"repo_url": "https://example.com/org/app.git"}))
-        .await;
+    let b = sb.create_app_build().await;
     let id = b["id"].as_str().expect("id").to_string();
     let job = next_job(&mut jobs).await;
     sb.publish(&sb.names.dead_exchange, "", b"garbage").await;
@@ -975,18 +923,10 @@ async fn builds_are_cancelled_before_they_run_and_not_after() {
     let mut tap = sb.session_tap().await;
 
     // Queued: cancelled at once; a worker picking it up later is ignored.
-    let queued = sb
-        .create_build(json!({"repo_url": "https://example.com/org/app.git"}))
-        .await;
+    let queued = sb.create_app_build().await;
     let qid = queued["id"].as_str().expect("id").to_string();
     next_job(&mut jobs).await;
-    let (status, c) = sb
-        .post(
-            &sb.key(),
-            &format!("/api/v1/builds/{qid}/cancel"),
-            json!({}),
-        )
-        .await;
+    let (status, c) = sb.cancel(&sb.key(), &qid).await;
     assert_eq!(status, 200, "{c}");
     assert_eq!(c["stage"], "cancelled");
     assert!(
@@ -999,22 +939,14 @@ async fn builds_are_cancelled_before_they_run_and_not_after() {
     sb.stage(&queued, attempt, Stage::Cloning).await;
 
     // Building: cancelled, and the workers are told (the session id is the build id).
-    let building = sb
-        .create_build(json!({"repo_url": "https://example.com/org/app.git"}))
-        .await;
+    let building = sb.create_app_build().await;
     let bid = uuid(&building["id"]);
     next_job(&mut jobs).await;
     sb.stage(&building, attempt, Stage::Cloning).await;
     sb.stage(&building, attempt, Stage::Building).await;
     sb.build_where(&bid.to_string(), "building", |b| b["stage"] == "building")
         .await;
-    let (status, c) = sb
-        .post(
-            &sb.key(),
-            &format!("/api/v1/builds/{bid}/cancel"),
-            json!({}),
-        )
-        .await;
+    let (status, c) = sb.cancel(&sb.key(), &bid.to_string()).await;
     assert_eq!(
         (status, c["stage"].as_str()),
         (200, Some("cancelled")),
@@ -1050,26 +982,14 @@ async fn builds_are_cancelled_before_they_run_and_not_after() {
     // Running: delete the session instead. Ended: nothing to cancel.
     let (running, _) = sb.run_build(&mut jobs).await;
     let rid = running["id"].as_str().expect("id");
-    let (status, body) = sb
-        .post(
-            &sb.key(),
-            &format!("/api/v1/builds/{rid}/cancel"),
-            json!({}),
-        )
-        .await;
+    let (status, body) = sb.cancel(&sb.key(), rid).await;
     assert_eq!(status, 409, "{body}");
     assert!(
         body["error"]["message"]
             .as_str()
             .is_some_and(|m| m.contains("session"))
     );
-    let (status, _) = sb
-        .post(
-            &sb.key(),
-            &format!("/api/v1/builds/{qid}/cancel"),
-            json!({}),
-        )
-        .await;
+    let (status, _) = sb.cancel(&sb.key(), &qid).await;
     assert_eq!(status, 409);
     sb.finish().await;
 }

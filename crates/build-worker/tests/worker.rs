@@ -20,7 +20,7 @@ struct Running {
     worker: Arc<Worker>,
     server: FakeServer,
     stop: CancellationToken,
-    git: GitServer,
+    git: GitDaemon,
 }
 
 impl Running {
@@ -49,7 +49,7 @@ async fn start(configure: impl FnOnce(&mut labwright_build_worker::Config)) -> R
         worker,
         server,
         stop,
-        git: GitServer::start().await,
+        git: GitDaemon::start().await,
     }
 }
 
@@ -426,7 +426,7 @@ async fn a_worker_killed_mid_build_loses_nothing_and_leaves_nothing() {
     let e = engine(&ns).await;
     ensure_base_image(&e).await;
     let mut server = FakeServer::start(names(&ns)).await;
-    let git = GitServer::start().await;
+    let git = GitDaemon::start().await;
     let config = worker_config(&ns);
     let url = git.repo(
         "slow",
@@ -438,12 +438,7 @@ async fn a_worker_killed_mid_build_loses_nothing_and_leaves_nothing() {
     let mut first = spawn_worker_binary(&config, "first");
     let job = server.queue_job(&url, None, None).await;
     let p = server
-        .until(
-            job.build_id,
-            SETTLE,
-            |s| s == Stage::Building,
-            Progress::default(),
-        )
+        .until_stage(job.build_id, Stage::Building, SETTLE)
         .await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // well into `RUN sleep 4`
     first.kill().expect("SIGKILL");
@@ -656,12 +651,7 @@ async fn a_build_cancelled_while_building_stops_and_is_not_retried() {
     let job = lab.server.queue_job(&url, None, None).await;
     let p = lab
         .server
-        .until(
-            job.build_id,
-            SETTLE,
-            |s| s == Stage::Building,
-            Progress::default(),
-        )
+        .until_stage(job.build_id, Stage::Building, SETTLE)
         .await;
     lab.server
         .control(&SessionControl::Stop {

@@ -32,8 +32,7 @@ fn check_accepts_the_example_and_rejects_a_bad_config_listing_every_problem() {
             .contains("configuration ok: host pi-lab-01 with 1 device(s)")
     );
 
-    let dir = std::env::temp_dir().join(format!("lw-agent-bin-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = labwright_testkit::temp_dir("agent-bin");
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "server = \"ftp://x\"\nhost_name = \"ok\"\nenrollment_token = \"t\"\nlog_format = \"xml\"\n[[devices]]\nid = \"a\"\nname = \"A\"\nmodel = \"m\"\ndriver = \"nope\"\n").expect("write");
     let out = agent()

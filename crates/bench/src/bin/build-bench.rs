@@ -6,12 +6,13 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use labwright_testkit::git::{self, GitDaemon};
 
 #[derive(Parser)]
 struct Args {
@@ -96,27 +97,16 @@ fn ms(d: Duration) -> f64 {
 /// A repository with a Dockerfile, committed, in `root/name`.
 fn make_repo(root: &Path, name: &str, base: &str) -> anyhow::Result<PathBuf> {
     let dir = root.join(name);
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(
-        dir.join("Dockerfile"),
-        format!("FROM {base}\nCOPY app.sh /app/app.sh\nCMD [\"sh\", \"/app/app.sh\"]\n"),
-    )?;
-    std::fs::write(dir.join("app.sh"), "echo up\nexec sleep 600\n")?;
-    for args in [
-        vec!["init", "-q", "-b", "main"],
-        vec!["add", "-A"],
-        vec!["commit", "-q", "-m", "app"],
-    ] {
-        run(Command::new("git")
-            .args([
-                "-c",
-                "user.name=Bench",
-                "-c",
-                "user.email=bench@example.com",
-            ])
-            .args(&args)
-            .current_dir(&dir))?;
-    }
+    let dockerfile =
+        format!("FROM {base}\nCOPY app.sh /app/app.sh\nCMD [\"sh\", \"/app/app.sh\"]\n");
+    git::commit(
+        &dir,
+        &[
+            ("Dockerfile", &dockerfile),
+            ("app.sh", "echo up\nexec sleep 600\n"),
+        ],
+    )
+    .context("commit the repository")?;
     Ok(dir)
 }
 
@@ -169,19 +159,7 @@ fn main() -> anyhow::Result<()> {
 
     let repo = make_repo(&scratch.join("repos"), "app", &args.base_image)?;
     let git_port = 19418;
-    let _git = Process(
-        Command::new(git_daemon_bin())
-            .args([
-                "--reuseaddr",
-                "--listen=127.0.0.1",
-                &format!("--port={git_port}"),
-                "--export-all",
-                &format!("--base-path={}", scratch.join("repos").display()),
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .context("git daemon")?,
-    );
+    let _git = GitDaemon::spawn(&scratch.join("repos"), git_port).context("git daemon")?;
     let url = format!("git://127.0.0.1:{git_port}/app");
 
     let server = Process(
@@ -362,13 +340,4 @@ impl Tap for Command {
         f(self);
         self
     }
-}
-
-/// `git-daemon` itself: `git daemon` runs it as a child, which outlives a kill of `git`.
-fn git_daemon_bin() -> std::path::PathBuf {
-    let out = std::process::Command::new("git")
-        .arg("--exec-path")
-        .output()
-        .expect("git --exec-path");
-    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("git-daemon")
 }

@@ -1,20 +1,20 @@
 //! Test support for the build worker: a real RabbitMQ (namespaced per test), a real Docker engine
 //! with a busybox base image made by `docker import` (no registry), git repositories served by a
-//! real `git daemon` on loopback, and a fake api-server that queues jobs and collects updates.
-#![allow(dead_code)]
+//! real `git daemon` on loopback (from `labwright-testkit`, like the other generic pieces
+//! re-exported here), and a fake api-server that queues jobs and collects updates.
+// Each test binary uses a part of it (re-exports included).
+#![allow(dead_code, unused_imports)]
 
-use std::{
-    collections::HashMap,
-    path::{Path, PathBuf},
-    process::{Child, Command},
-    time::Duration,
-};
+use std::{collections::HashMap, path::Path, process::Command, time::Duration};
 
 use bollard::query_parameters::CreateImageOptions;
 use futures::StreamExt;
 use labwright_build_worker::{Config, engine::Engine};
 use labwright_core::build::{
     BuildJob, BuildUpdate, SessionControl, Stage, UpdateBody, source::RepoUrl,
+};
+pub use labwright_testkit::{
+    broker::namespace, docker_host, env, free_port, git::GitDaemon, temp_dir,
 };
 use labwright_wire::bus::{self, Names};
 use lapin::{
@@ -25,25 +25,6 @@ use lapin::{
 use uuid::Uuid;
 
 pub const BASE_IMAGE: &str = "labwright-test/busybox:1";
-
-pub fn env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test"))
-}
-
-pub fn docker_host() -> String {
-    std::env::var("LABWRIGHT_DOCKER_HOST")
-        .or_else(|_| std::env::var("DOCKER_HOST"))
-        .unwrap_or_else(|_| {
-            panic!("LABWRIGHT_DOCKER_HOST is not set: run the tests through scripts/test")
-        })
-}
-
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lw-bw-{tag}-{}", Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
 
 pub async fn engine(namespace: &str) -> Engine {
     Engine::connect(&docker_host(), namespace)
@@ -110,89 +91,6 @@ pub async fn ensure_base_image(engine: &Engine) {
     );
     while let Some(r) = stream.next().await {
         r.expect("docker import");
-    }
-}
-
-/// A git daemon on loopback serving every repository under its root.
-pub struct GitServer {
-    pub root: PathBuf,
-    pub port: u16,
-    child: Child,
-}
-
-impl Drop for GitServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-impl GitServer {
-    pub async fn start() -> Self {
-        let root = temp_dir("git");
-        let port = free_port();
-        let child = Command::new(git_daemon_bin())
-            .args([
-                "--reuseaddr",
-                "--listen=127.0.0.1",
-                &format!("--port={port}"),
-                "--export-all",
-                &format!("--base-path={}", root.display()),
-                &root.display().to_string(),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("git daemon");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Self { root, port, child }
-    }
-
-    /// Creates repository `name` with `files` committed on branch `main`; returns its URL.
-    pub fn repo(&self, name: &str, files: &[(&str, &str)]) -> String {
-        let dir = self.root.join(name);
-        std::fs::create_dir_all(&dir).expect("repo dir");
-        for (path, content) in files {
-            let p = dir.join(path);
-            if let Some(parent) = p.parent() {
-                std::fs::create_dir_all(parent).expect("dirs");
-            }
-            std::fs::write(p, content).expect("write");
-        }
-        let git = |args: &[&str]| {
-            let out = Command::new("git")
-                .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-                .args(args)
-                .current_dir(&dir)
-                .output()
-                .expect("git");
-            assert!(
-                out.status.success(),
-                "git {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        git(&["init", "-q", "-b", "main"]);
-        git(&["add", "-A"]);
-        git(&["commit", "-q", "-m", "initial"]);
-        self.url(name)
-    }
-
-    pub fn url(&self, name: &str) -> String {
-        format!("git://127.0.0.1:{}/{name}", self.port)
     }
 }
 
@@ -318,6 +216,12 @@ impl FakeServer {
         .await
     }
 
+    /// Collects updates for `build` until it reaches `stage`.
+    pub async fn until_stage(&mut self, build: Uuid, stage: Stage, timeout: Duration) -> Progress {
+        self.until(build, timeout, |s| s == stage, Progress::default())
+            .await
+    }
+
     /// Collects updates for `build` (adding to `p`) until a stage satisfies `done`.
     pub async fn until(
         &mut self,
@@ -423,10 +327,6 @@ impl Progress {
     }
 }
 
-pub fn namespace() -> String {
-    format!("t{}.", &Uuid::new_v4().simple().to_string()[..12])
-}
-
 pub fn names(ns: &str) -> Names {
     Names::new(ns, &format!("{ns}events"))
 }
@@ -440,13 +340,4 @@ pub fn labels_of(c: &bollard::models::ContainerInspectResponse) -> HashMap<Strin
 
 pub fn dir_exists(p: &Path) -> bool {
     p.is_dir()
-}
-
-/// `git-daemon` itself: `git daemon` runs it as a child, which outlives a kill of `git`.
-fn git_daemon_bin() -> std::path::PathBuf {
-    let out = std::process::Command::new("git")
-        .arg("--exec-path")
-        .output()
-        .expect("git --exec-path");
-    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("git-daemon")
 }

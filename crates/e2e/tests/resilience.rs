@@ -10,6 +10,15 @@ use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Waits until `/readyz` answers `status`; returns its body.
+async fn readyz(s: &TestServer, status: u16, what: &str) -> Value {
+    eventually(WAIT, what, || async {
+        let (got, body) = http("GET", s.url("/readyz"), None, None).await;
+        (got == status).then_some(body)
+    })
+    .await
+}
+
 async fn get(base: &str, key: &str, path: &str) -> (u16, Value) {
     http("GET", format!("{base}{path}"), Some(key.to_string()), None).await
 }
@@ -18,17 +27,10 @@ async fn get(base: &str, key: &str, path: &str) -> (u16, Value) {
 async fn a_killed_server_comes_back_and_the_agent_reconnects_without_duplicates() {
     let db = fresh_database().await;
     let (config, mut server, base, admin) = start_binary(&db).await;
-    let (status, created) = http(
-        "POST",
-        format!("{base}/api/v1/keys"),
-        Some(admin.clone()),
-        Some(serde_json::json!({"name": "pi", "role": "host"})),
-    )
-    .await;
-    assert_eq!(status, 201);
+    let token = create_key(&base, &admin, "host", "pi").await;
     let agent = spawn_agent(
         format!("http://{}", config.grpc_addr),
-        created["secret"].as_str().expect("secret"),
+        &token,
         hello(
             "pi-restart",
             vec![
@@ -128,11 +130,7 @@ async fn a_database_outage_gives_503_keeps_hosts_connected_and_loses_nothing() {
     .await;
 
     proxy.cut();
-    let ready = eventually(WAIT, "readyz reports the database", || async {
-        let (status, body) = http("GET", s.url("/readyz"), None, None).await;
-        (status == 503).then_some(body)
-    })
-    .await;
+    let ready = readyz(&s, 503, "readyz reports the database").await;
     assert_eq!(
         (ready["database"].as_str(), ready["broker"].as_str()),
         (Some("unavailable"), Some("ok"))
@@ -157,10 +155,7 @@ async fn a_database_outage_gives_503_keeps_hosts_connected_and_loses_nothing() {
     );
 
     proxy.restore();
-    eventually(WAIT, "ready again", || async {
-        (http("GET", s.url("/readyz"), None, None).await.0 == 200).then_some(())
-    })
-    .await;
+    readyz(&s, 200, "ready again").await;
     // The departure that happened during the outage is written and published once the database is back.
     eventually(WAIT, "pi-leaves offline", || async {
         let (_, page) = s.get(&s.admin_key, "/api/v1/hosts?status=offline").await;
@@ -187,17 +182,10 @@ async fn a_broker_outage_keeps_events_in_the_outbox_and_publishes_them_after() {
     let s = TestServer::start(config).await;
     // The tap talks to the broker directly, not through the proxy.
     let mut tap = EventTap::bind(&s.config.events_exchange).await;
-    eventually(WAIT, "ready", || async {
-        (http("GET", s.url("/readyz"), None, None).await.0 == 200).then_some(())
-    })
-    .await;
+    readyz(&s, 200, "ready").await;
 
     proxy.cut();
-    let ready = eventually(WAIT, "readyz reports the broker", || async {
-        let (status, body) = http("GET", s.url("/readyz"), None, None).await;
-        (status == 503).then_some(body)
-    })
-    .await;
+    let ready = readyz(&s, 503, "readyz reports the broker").await;
     assert_eq!(
         (ready["database"].as_str(), ready["broker"].as_str()),
         (Some("ok"), Some("unavailable"))

@@ -6,9 +6,10 @@
 
 mod support;
 
-use std::{path::Path, process::Command, time::Duration};
+use std::time::Duration;
 
 use labwright_build_worker::{engine::Engine, worker::Worker};
+use labwright_testkit::{broker, docker_host, git::GitDaemon};
 use serde_json::{Value, json};
 use support::*;
 use tokio_util::sync::CancellationToken;
@@ -16,61 +17,6 @@ use uuid::Uuid;
 
 /// Made by `scripts/build-images` (scripts/test runs it).
 const BASE: &str = "labwright/runtime:12";
-
-struct GitDaemon(std::process::Child);
-
-impl Drop for GitDaemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Serves `root` over git:// on loopback; returns the daemon and its port.
-async fn git_daemon(root: &Path) -> (GitDaemon, u16) {
-    let port = free_port();
-    let child = Command::new(git_daemon_bin())
-        .args([
-            "--reuseaddr",
-            "--listen=127.0.0.1",
-            &format!("--port={port}"),
-            "--export-all",
-            &format!("--base-path={}", root.display()),
-            &root.display().to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("git daemon");
-    eventually(Duration::from_secs(10), "git daemon up", || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-    })
-    .await;
-    (GitDaemon(child), port)
-}
-
-fn commit_repo(dir: &Path, files: &[(&str, &str)]) {
-    std::fs::create_dir_all(dir).expect("repo dir");
-    for (name, content) in files {
-        std::fs::write(dir.join(name), content).expect("write");
-    }
-    for args in [
-        vec!["init", "-q", "-b", "main"],
-        vec!["add", "-A"],
-        vec!["commit", "-q", "-m", "initial"],
-    ] {
-        let ok = Command::new("git")
-            .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-            .args(&args)
-            .current_dir(dir)
-            .status()
-            .expect("git")
-            .success();
-        assert!(ok, "git {args:?}");
-    }
-}
 
 async fn build_view(base: &str, key: &str, id: &str) -> Value {
     let (status, body) = http(
@@ -86,8 +32,8 @@ async fn build_view(base: &str, key: &str, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_git_url_becomes_a_running_session_and_deleting_it_removes_the_container() {
-    let namespace = format!("t{}.", &Uuid::new_v4().simple().to_string()[..12]);
-    let docker_host = env("LABWRIGHT_DOCKER_HOST");
+    let namespace = broker::namespace();
+    let docker_host = docker_host();
     let engine = Engine::connect(&docker_host, &namespace)
         .await
         .expect("docker engine");
@@ -131,9 +77,9 @@ async fn a_git_url_becomes_a_running_session_and_deleting_it_removes_the_contain
     let _stop_guard = stop.clone().drop_guard();
     tokio::spawn(Worker::new(worker_config, engine.clone()).run(stop.clone()));
 
-    let repos = temp_dir("repos");
-    commit_repo(
-        &repos.join("hello"),
+    let git = GitDaemon::start().await;
+    let repo_url = git.repo(
+        "hello",
         &[
             (
                 "Dockerfile",
@@ -142,13 +88,12 @@ async fn a_git_url_becomes_a_running_session_and_deleting_it_removes_the_contain
             ("greeting.txt", "hello from a sandbox\n"),
         ],
     );
-    let (_daemon, port) = git_daemon(&repos).await;
 
     let (status, build) = http(
         "POST",
         format!("{base}/api/v1/builds"),
         Some(key.clone()),
-        Some(json!({"repo_url": format!("git://127.0.0.1:{port}/hello"), "ref": "main"})),
+        Some(json!({"repo_url": repo_url, "ref": "main"})),
     )
     .await;
     assert_eq!(status, 201, "{build}");
@@ -316,13 +261,4 @@ async fn read_terminal(ws: &mut Ws, needle: &str) -> (String, Option<(u16, Strin
             Ok(None) | Ok(Some(Err(_))) => return (text, Some((1006, String::new()))),
         }
     }
-}
-
-/// `git-daemon` itself: `git daemon` runs it as a child, which outlives a kill of `git`.
-fn git_daemon_bin() -> std::path::PathBuf {
-    let out = std::process::Command::new("git")
-        .arg("--exec-path")
-        .output()
-        .expect("git --exec-path");
-    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("git-daemon")
 }

@@ -5,6 +5,7 @@ mod support;
 
 use std::{path::PathBuf, time::Duration};
 
+use labwright_host_agent::config::DeviceConfig;
 use serde_json::{Value, json};
 use support::*;
 
@@ -80,33 +81,98 @@ async fn device_id(s: &TestServer, key: &str, host: &str, device: &str) -> Strin
     .await
 }
 
-/// A server with the sample library and a host with one simulated box, `stb-1`, online.
-async fn sim_lab() -> (TestServer, String, Agent, String) {
+/// A fresh server, with the sample library uploaded if `samples`, and host `sim-host` with
+/// `devices` connected.
+struct Lab {
+    s: TestServer,
+    base: String,
+    agent: Agent,
+    /// The names of the sample test cases uploaded.
+    samples: Vec<String>,
+}
+
+async fn lab(samples: bool, devices: Vec<DeviceConfig>) -> Lab {
     let db = fresh_database().await;
     let s = TestServer::start(test_config(&db)).await;
     let base = s.url("");
-    upload_samples(&base, &s.admin_key).await;
+    let samples = if samples {
+        upload_samples(&base, &s.admin_key).await
+    } else {
+        Vec::new()
+    };
     let token = s.create_key("host", "sim host").await;
-    let agent = spawn_host(
-        s.grpc(),
-        &token,
-        "sim-host",
-        vec![sim_device("stb-1", "")],
-        &temp_dir("agent"),
-    );
+    let agent = spawn_host(s.grpc(), &token, "sim-host", devices, &temp_dir("agent"));
+    Lab {
+        s,
+        base,
+        agent,
+        samples,
+    }
+}
+
+/// A server with the sample library and a host with one simulated box, `stb-1`, online.
+async fn sim_lab() -> (TestServer, String, Agent, String) {
+    let Lab { s, base, agent, .. } = lab(true, vec![sim_device("stb-1", "")]).await;
     let device = device_id(&s, &s.admin_key, "sim-host", "stb-1").await;
     (s, base, agent, device)
 }
 
+/// GET /api/v1/executions/{id}.
+async fn execution(base: &str, key: &str, id: &str) -> Value {
+    http(
+        "GET",
+        format!("{base}/api/v1/executions/{id}"),
+        Some(key.into()),
+        None,
+    )
+    .await
+    .1
+}
+
+/// Waits until execution `id` is running.
+async fn until_running(base: &str, key: &str, id: &str, what: &str) {
+    eventually(WAIT, what, || async {
+        (execution(base, key, id).await["status"] == "running").then_some(())
+    })
+    .await
+}
+
+/// POST /api/v1/executions, whatever the answer.
+async fn queue(base: &str, key: &str, body: Value) -> (u16, Value) {
+    http(
+        "POST",
+        format!("{base}/api/v1/executions"),
+        Some(key.into()),
+        Some(body),
+    )
+    .await
+}
+
+/// POST /api/v1/executions/{id}/cancel.
+async fn cancel(base: &str, key: &str, id: &str) -> (u16, Value) {
+    http(
+        "POST",
+        format!("{base}/api/v1/executions/{id}/cancel"),
+        Some(key.into()),
+        None,
+    )
+    .await
+}
+
+/// PUT /api/v1/devices/{device}/faults.
+async fn set_faults(base: &str, key: &str, device: &str, faults: Value) -> (u16, Value) {
+    http(
+        "PUT",
+        format!("{base}/api/v1/devices/{device}/faults"),
+        Some(key.into()),
+        Some(faults),
+    )
+    .await
+}
+
 async fn finished(base: &str, key: &str, id: &str) -> Value {
     eventually(WAIT, &format!("execution {id} to finish"), || async {
-        let (_, e) = http(
-            "GET",
-            format!("{base}/api/v1/executions/{id}"),
-            Some(key.into()),
-            None,
-        )
-        .await;
+        let e = execution(base, key, id).await;
         ["passed", "failed", "error", "cancelled", "interrupted"]
             .contains(&e["status"].as_str()?)
             .then_some(e)
@@ -120,22 +186,15 @@ fn steps(e: &Value) -> &Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_suite_runs_queued_on_one_device_with_a_screenshot_per_step() {
-    let db = fresh_database().await;
-    let s = TestServer::start(test_config(&db)).await;
-    let base = s.url("");
-    let names = upload_samples(&base, &s.admin_key).await;
+    let Lab {
+        s,
+        base,
+        agent,
+        samples: names,
+    } = lab(true, vec![sim_device("stb-1", "")]).await;
     assert!(
         names.len() >= 5,
         "at least five sample test cases: {names:?}"
-    );
-    let token = s.create_key("host", "sim host").await;
-    let state = temp_dir("agent");
-    let agent = spawn_host(
-        s.grpc(),
-        &token,
-        "sim-host",
-        vec![sim_device("stb-1", "")],
-        &state,
     );
     let device = device_id(&s, &s.admin_key, "sim-host", "stb-1").await;
 
@@ -246,13 +305,7 @@ async fn faults_an_injected_freeze_fails_and_a_dropped_key_is_recovered() {
     let (s, base, agent, device) = sim_lab().await;
 
     // A key dropped on the way: navigation notices, re-locates and re-plans, and the run passes.
-    let (status, body) = http(
-        "PUT",
-        format!("{base}/api/v1/devices/{device}/faults"),
-        Some(s.admin_key.clone()),
-        Some(json!({"drop_keys": 1})),
-    )
-    .await;
+    let (status, body) = set_faults(&base, &s.admin_key, &device, json!({"drop_keys": 1})).await;
     assert_eq!(status, 204, "{body}");
     let e = run(&base, &s.admin_key, "Open Settings and go back", &device).await;
     let e = finished(&base, &s.admin_key, e["id"].as_str().expect("id")).await;
@@ -274,13 +327,7 @@ async fn faults_an_injected_freeze_fails_and_a_dropped_key_is_recovered() {
         finished(&base, &s.admin_key, e["id"].as_str().expect("id")).await["status"],
         "passed"
     );
-    let (status, _) = http(
-        "PUT",
-        format!("{base}/api/v1/devices/{device}/faults"),
-        Some(s.admin_key.clone()),
-        Some(json!({"frozen": true})),
-    )
-    .await;
+    let (status, _) = set_faults(&base, &s.admin_key, &device, json!({"frozen": true})).await;
     assert_eq!(status, 204);
     let e = run(&base, &s.admin_key, "Frozen check", &device).await;
     let e = finished(&base, &s.admin_key, e["id"].as_str().expect("id")).await;
@@ -303,13 +350,7 @@ async fn faults_an_injected_freeze_fails_and_a_dropped_key_is_recovered() {
     assert!(jpeg.starts_with(&[0xFF, 0xD8]));
 
     // Clearing the faults makes the same check pass.
-    let (status, _) = http(
-        "PUT",
-        format!("{base}/api/v1/devices/{device}/faults"),
-        Some(s.admin_key.clone()),
-        Some(json!({})),
-    )
-    .await;
+    let (status, _) = set_faults(&base, &s.admin_key, &device, json!({})).await;
     assert_eq!(status, 204);
     let e = run(&base, &s.admin_key, "Frozen check", &device).await;
     assert_eq!(
@@ -362,17 +403,7 @@ async fn remote_control_screenshots_cancel_and_the_device_lease() {
     push_testcase(&base, &s.admin_key, long).await;
     let first = run(&base, &s.admin_key, "Long watch", &device).await;
     let first_id = first["id"].as_str().expect("id").to_string();
-    eventually(WAIT, "first run running", || async {
-        let (_, e) = http(
-            "GET",
-            format!("{base}/api/v1/executions/{first_id}"),
-            Some(s.admin_key.clone()),
-            None,
-        )
-        .await;
-        (e["status"] == "running").then_some(())
-    })
-    .await;
+    until_running(&base, &s.admin_key, &first_id, "first run running").await;
     let second = run(&base, &s.admin_key, "Long watch", &device).await;
     assert_eq!(second["status"], "queued");
     assert_eq!(second["queue_position"], 0);
@@ -386,36 +417,18 @@ async fn remote_control_screenshots_cancel_and_the_device_lease() {
     assert_eq!(status, 409, "leased devices refuse direct control: {body}");
 
     let second_id = second["id"].as_str().expect("id").to_string();
-    let (status, e) = http(
-        "POST",
-        format!("{base}/api/v1/executions/{second_id}/cancel"),
-        Some(s.admin_key.clone()),
-        None,
-    )
-    .await;
+    let (status, e) = cancel(&base, &s.admin_key, &second_id).await;
     assert_eq!(
         (status, e["status"].as_str()),
         (200, Some("cancelled")),
         "queued runs cancel at once"
     );
-    let (status, _) = http(
-        "POST",
-        format!("{base}/api/v1/executions/{first_id}/cancel"),
-        Some(s.admin_key.clone()),
-        None,
-    )
-    .await;
+    let (status, _) = cancel(&base, &s.admin_key, &first_id).await;
     assert_eq!(status, 200);
     let e = finished(&base, &s.admin_key, &first_id).await;
     assert_eq!(e["status"], "cancelled", "{e}");
     assert!(steps(&e).len() < 50, "the run stopped early");
-    let (status, _) = http(
-        "POST",
-        format!("{base}/api/v1/executions/{first_id}/cancel"),
-        Some(s.admin_key.clone()),
-        None,
-    )
-    .await;
+    let (status, _) = cancel(&base, &s.admin_key, &first_id).await;
     assert_eq!(status, 409, "a finished run cannot be cancelled");
     agent.stop.cancel();
     s.server.shutdown().await;
@@ -423,22 +436,15 @@ async fn remote_control_screenshots_cancel_and_the_device_lease() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_before_anything_runs() {
-    let db = fresh_database().await;
-    let s = TestServer::start(test_config(&db)).await;
-    let base = s.url("");
-    upload_samples(&base, &s.admin_key).await;
-    let token = s.create_key("host", "sim host").await;
-    let agent = spawn_host(
-        s.grpc(),
-        &token,
-        "sim-host",
+    let Lab { s, base, agent, .. } = lab(
+        true,
         vec![sim_device("stb-1", ""), {
             let mut d = sim_device("odd-1", "");
             d.model = "odd-box".into();
             d
         }],
-        &temp_dir("agent"),
-    );
+    )
+    .await;
     let device = device_id(&s, &s.admin_key, "sim-host", "stb-1").await;
     let odd = device_id(&s, &s.admin_key, "sim-host", "odd-1").await;
     let post_tc = |yaml: &'static str| {
@@ -488,11 +494,10 @@ async fn bad_input_is_refused_before_anything_runs() {
     ] {
         let (status, body) = post_tc(yaml).await;
         let (status, body) = if status == 201 {
-            http(
-                "POST",
-                format!("{base}/api/v1/executions"),
-                Some(s.admin_key.clone()),
-                Some(json!({"testcase": name, "device": device})),
+            queue(
+                &base,
+                &s.admin_key,
+                json!({"testcase": name, "device": device}),
             )
             .await
         } else {
@@ -521,11 +526,10 @@ async fn bad_input_is_refused_before_anything_runs() {
     let (status, body) =
         post_tc("name: To the island\ndevice_model: odd-box\nsteps:\n  - goto: island\n").await;
     let (status, body) = if status == 201 {
-        http(
-            "POST",
-            format!("{base}/api/v1/executions"),
-            Some(s.admin_key.clone()),
-            Some(json!({"testcase": "To the island", "device": odd})),
+        queue(
+            &base,
+            &s.admin_key,
+            json!({"testcase": "To the island", "device": odd}),
         )
         .await
     } else {
@@ -540,27 +544,24 @@ async fn bad_input_is_refused_before_anything_runs() {
         "{body}"
     );
     // Model mismatch, unknown device, unknown test case.
-    let (status, body) = http(
-        "POST",
-        format!("{base}/api/v1/executions"),
-        Some(s.admin_key.clone()),
-        Some(json!({"testcase": "Open Settings and go back", "device": odd})),
+    let (status, body) = queue(
+        &base,
+        &s.admin_key,
+        json!({"testcase": "Open Settings and go back", "device": odd}),
     )
     .await;
     assert_eq!(status, 400, "{body}");
-    let (status, _) = http(
-        "POST",
-        format!("{base}/api/v1/executions"),
-        Some(s.admin_key.clone()),
-        Some(json!({"testcase": "Open Settings and go back", "device": uuid::Uuid::new_v4()})),
+    let (status, _) = queue(
+        &base,
+        &s.admin_key,
+        json!({"testcase": "Open Settings and go back", "device": uuid::Uuid::new_v4()}),
     )
     .await;
     assert_eq!(status, 404);
-    let (status, _) = http(
-        "POST",
-        format!("{base}/api/v1/executions"),
-        Some(s.admin_key.clone()),
-        Some(json!({"testcase": "No such test", "device": device})),
+    let (status, _) = queue(
+        &base,
+        &s.admin_key,
+        json!({"testcase": "No such test", "device": device}),
     )
     .await;
     assert_eq!(status, 404);
@@ -599,33 +600,13 @@ async fn bad_input_is_refused_before_anything_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_that_disconnects_mid_run_leaves_the_execution_interrupted() {
-    let db = fresh_database().await;
-    let s = TestServer::start(test_config(&db)).await;
-    let base = s.url("");
-    let token = s.create_key("host", "sim host").await;
-    let agent = spawn_host(
-        s.grpc(),
-        &token,
-        "sim-host",
-        vec![sim_device("stb-1", "")],
-        &temp_dir("agent"),
-    );
+    let Lab { s, base, agent, .. } = lab(false, vec![sim_device("stb-1", "")]).await;
     let device = device_id(&s, &s.admin_key, "sim-host", "stb-1").await;
     let long = "name: Long watch\ndevice_model: sim-stb\nsteps:\n  - repeat:\n      count: 100\n      steps:\n        - wait: 200\n";
     push_testcase(&base, &s.admin_key, long).await;
     let e = run(&base, &s.admin_key, "Long watch", &device).await;
     let id = e["id"].as_str().expect("id").to_string();
-    eventually(WAIT, "running", || async {
-        let (_, e) = http(
-            "GET",
-            format!("{base}/api/v1/executions/{id}"),
-            Some(s.admin_key.clone()),
-            None,
-        )
-        .await;
-        (e["status"] == "running").then_some(())
-    })
-    .await;
+    until_running(&base, &s.admin_key, &id, "running").await;
     // The host vanishes (its link stops; it never comes back).
     agent.stop.cancel();
     let _ = agent.task.await;
@@ -645,17 +626,10 @@ async fn a_host_that_disconnects_mid_run_leaves_the_execution_interrupted() {
 async fn a_server_killed_mid_execution_loses_no_step_and_stores_none_twice() {
     let db = fresh_database().await;
     let (config, mut server, base, admin) = start_binary(&db).await;
-    let (status, created) = http(
-        "POST",
-        format!("{base}/api/v1/keys"),
-        Some(admin.clone()),
-        Some(json!({"name": "pi", "role": "host"})),
-    )
-    .await;
-    assert_eq!(status, 201);
+    let token = create_key(&base, &admin, "host", "pi").await;
     let agent = spawn_host(
         format!("http://{}", config.grpc_addr),
-        created["secret"].as_str().expect("secret"),
+        &token,
         "sim-host",
         vec![sim_device("stb-1", "")],
         &temp_dir("agent"),
@@ -678,13 +652,7 @@ async fn a_server_killed_mid_execution_loses_no_step_and_stores_none_twice() {
     let e = run(&base, &admin, "Watch", &device).await;
     let id = e["id"].as_str().expect("id").to_string();
     eventually(WAIT, "a few steps stored", || async {
-        let (_, e) = http(
-            "GET",
-            format!("{base}/api/v1/executions/{id}"),
-            Some(admin.clone()),
-            None,
-        )
-        .await;
+        let e = execution(&base, &admin, &id).await;
         (e["steps"].as_array().map_or(0, Vec::len) >= 4).then_some(())
     })
     .await;
@@ -694,13 +662,7 @@ async fn a_server_killed_mid_execution_loses_no_step_and_stores_none_twice() {
     server.wait().expect("reap");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut server = spawn_binary(&config);
-    eventually(WAIT, "ready again", || async {
-        let up = tokio::net::TcpStream::connect(config.http_addr)
-            .await
-            .is_ok();
-        (up && http("GET", format!("{base}/readyz"), None, None).await.0 == 200).then_some(())
-    })
-    .await;
+    until_ready(&config, WAIT, "ready again").await;
 
     let e = finished(&base, &admin, &id).await;
     assert_eq!(
@@ -735,17 +697,12 @@ async fn a_run_the_server_ended_is_stopped_on_the_host_and_the_queue_goes_on() {
     let s = TestServer::start(test_config(&db)).await;
     let base = s.url("");
     let token = s.create_key("host", "sim host").await;
-    let config = labwright_host_agent::Config {
-        server: s.grpc(),
-        host_name: "sim-host".into(),
-        enrollment_token: Some(token.clone()),
-        state_dir: temp_dir("agent"),
-        devices: vec![sim_device("stb-1", "")],
-        ..labwright_host_agent::Config::default()
-    };
-    let runtime = std::sync::Arc::new(
-        labwright_host_agent::runtime::Runtime::new(&config.devices, &config.state_dir)
-            .expect("runtime"),
+    let (config, runtime) = host_runtime(
+        s.grpc(),
+        &token,
+        "sim-host",
+        vec![sim_device("stb-1", "")],
+        &temp_dir("agent"),
     );
     let link = spawn_link(s.grpc(), &token, config.hello(), Some(runtime.clone()));
     let device = device_id(&s, &s.admin_key, "sim-host", "stb-1").await;
@@ -759,17 +716,7 @@ async fn a_run_the_server_ended_is_stopped_on_the_host_and_the_queue_goes_on() {
         .as_str()
         .expect("id")
         .to_string();
-    eventually(WAIT, "long run running", || async {
-        let (_, e) = http(
-            "GET",
-            format!("{base}/api/v1/executions/{long}"),
-            Some(s.admin_key.clone()),
-            None,
-        )
-        .await;
-        (e["status"] == "running").then_some(())
-    })
-    .await;
+    until_running(&base, &s.admin_key, &long, "long run running").await;
     // The link drops; the run goes on inside the agent. The server gives up on it.
     link.stop.cancel();
     let _ = link.task.await;
@@ -790,13 +737,7 @@ async fn a_run_the_server_ended_is_stopped_on_the_host_and_the_queue_goes_on() {
     let link = spawn_link(s.grpc(), &token, config.hello(), Some(runtime.clone()));
     let e = finished(&base, &s.admin_key, &short).await;
     assert_eq!(e["status"], "passed", "{e}");
-    let (_, long_after) = http(
-        "GET",
-        format!("{base}/api/v1/executions/{long}"),
-        Some(s.admin_key.clone()),
-        None,
-    )
-    .await;
+    let long_after = execution(&base, &s.admin_key, &long).await;
     assert_eq!(
         long_after["status"], "interrupted",
         "an ended run stays ended"
