@@ -10,14 +10,11 @@ use labwright_core::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AppState, Page, page};
+use crate::http::{AppState, Page, page};
 use crate::{
-    auth::Caller,
-    db::{
-        self,
-        executions::{ExecutionRow, StepRow},
-    },
     error::ApiError,
+    executions::db::{ExecutionRow, StepRow},
+    keys::Caller,
 };
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -93,15 +90,15 @@ async fn view(
     e: ExecutionRow,
     with_steps: bool,
 ) -> Result<ExecutionView, ApiError> {
-    let tc = db::library::get_testcase_by_id(conn, tenant, e.testcase_id).await?;
+    let tc = crate::library::db::get_testcase_by_id(conn, tenant, e.testcase_id).await?;
     let queue_position = if e.status == "queued" {
-        Some(db::executions::queue_position(conn, &e).await?)
+        Some(crate::executions::db::queue_position(conn, &e).await?)
     } else {
         None
     };
     let steps = if with_steps {
         Some(
-            db::executions::steps(conn, e.id)
+            crate::executions::db::steps(conn, e.id)
                 .await?
                 .into_iter()
                 .map(step_view)
@@ -141,23 +138,25 @@ pub async fn create_execution(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ControlDevices)?;
     validate::label("testcase", &body.testcase, 128)?;
-    let mut conn = db::conn(&state.pool).await?;
-    let tc = db::library::get_testcase(&mut conn, caller.tenant, &body.testcase, body.version)
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "test case {:?}{}",
-                body.testcase,
-                body.version
-                    .map(|v| format!(" version {v}"))
-                    .unwrap_or_default()
-            ))
-        })?;
-    let (device, _, _) = db::fleet::get_device(&mut conn, caller.tenant, DeviceId(body.device))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("device {}", body.device)))?;
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let tc =
+        crate::library::db::get_testcase(&mut conn, caller.tenant, &body.testcase, body.version)
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "test case {:?}{}",
+                    body.testcase,
+                    body.version
+                        .map(|v| format!(" version {v}"))
+                        .unwrap_or_default()
+                ))
+            })?;
+    let (device, _, _) =
+        crate::fleet::db::get_device(&mut conn, caller.tenant, DeviceId(body.device))
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("device {}", body.device)))?;
     crate::library::check_runnable(&mut conn, caller.tenant, &device, &tc.document).await?;
-    let e = db::executions::create(
+    let e = crate::executions::db::create(
         &mut conn,
         caller.tenant,
         DeviceId(device.id),
@@ -193,22 +192,22 @@ pub async fn list_executions(
     let p = params.into_inner();
     let (limit, offset) = page(p.limit, p.offset)?;
     if let Some(s) = &p.status
-        && !db::executions::ACTIVE.contains(&s.as_str())
-        && !db::executions::FINAL.contains(&s.as_str())
+        && !crate::executions::db::ACTIVE.contains(&s.as_str())
+        && !crate::executions::db::FINAL.contains(&s.as_str())
         && s != "queued"
     {
         return Err(ApiError::InvalidArgument(format!(
             "status: unknown execution status {s:?}"
         )));
     }
-    let mut conn = db::conn(&state.pool).await?;
-    let q = db::executions::ListQuery {
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let q = crate::executions::db::ListQuery {
         status: p.status,
         device: p.device_id,
         limit,
         offset,
     };
-    let (rows, total) = db::executions::list(&mut conn, caller.tenant, &q).await?;
+    let (rows, total) = crate::executions::db::list(&mut conn, caller.tenant, &q).await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
         items.push(view(&mut conn, caller.tenant, r, false).await?);
@@ -231,8 +230,8 @@ pub async fn get_execution(
 ) -> Result<web::Json<ExecutionView>, ApiError> {
     caller.require(Permission::ReadFleet)?;
     let id = id.into_inner();
-    let mut conn = db::conn(&state.pool).await?;
-    let e = db::executions::get(&mut conn, caller.tenant, id)
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let e = crate::executions::db::get(&mut conn, caller.tenant, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("execution {id}")))?;
     Ok(web::Json(view(&mut conn, caller.tenant, e, true).await?))
@@ -248,7 +247,7 @@ pub async fn cancel_execution(
 ) -> Result<web::Json<ExecutionView>, ApiError> {
     caller.require(Permission::ControlDevices)?;
     let e = state.lab.cancel(caller.tenant, id.into_inner()).await?;
-    let mut conn = db::conn(&state.pool).await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
     Ok(web::Json(view(&mut conn, caller.tenant, e, false).await?))
 }
 
@@ -264,11 +263,11 @@ pub async fn step_screenshot(
     caller.require(Permission::ReadFleet)?;
     let (id, index) = path.into_inner();
     let key = {
-        let mut conn = db::conn(&state.pool).await?;
-        db::executions::get(&mut conn, caller.tenant, id)
+        let mut conn = crate::db::conn(&state.pool).await?;
+        crate::executions::db::get(&mut conn, caller.tenant, id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("execution {id}")))?;
-        db::executions::steps(&mut conn, id)
+        crate::executions::db::steps(&mut conn, id)
             .await?
             .into_iter()
             .find(|s| s.idx == index)

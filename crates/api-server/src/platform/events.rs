@@ -22,8 +22,8 @@ use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    builds::Names,
-    db::{self, DbError, Pool, outbox},
+    db::{DbError, Pool, outbox},
+    sandboxes::Names,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -169,7 +169,7 @@ impl Broker {
         let mut total = 0;
         loop {
             let channel = self.channel().await?;
-            let mut conn = db::conn(pool).await?;
+            let mut conn = crate::db::conn(pool).await?;
             let exchange = self.exchange.clone();
             let n = conn
                 .transaction::<_, PublishError, _>(async move |conn| {

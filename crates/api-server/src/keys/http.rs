@@ -9,11 +9,10 @@ use labwright_core::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::AppState;
+use crate::http::AppState;
 use crate::{
-    auth::{self, Caller},
-    db::{self, keys},
     error::ApiError,
+    keys::{self as auth, Caller, db as keys},
 };
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -32,7 +31,7 @@ pub async fn whoami(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<web::Json<WhoAmI>, ApiError> {
-    let mut conn = db::conn(&state.pool).await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
     let tenant_name = keys::tenant_name(&mut conn, caller.tenant).await?;
     Ok(web::Json(WhoAmI {
         tenant_id: caller.tenant.0,
@@ -77,7 +76,7 @@ pub async fn list_keys(
     caller: Caller,
 ) -> Result<web::Json<Vec<KeyView>>, ApiError> {
     caller.require(Permission::ManageKeys)?;
-    let mut conn = db::conn(&state.pool).await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
     Ok(web::Json(
         keys::list(&mut conn, caller.tenant)
             .await?
@@ -117,7 +116,7 @@ pub async fn create_key(
     let (id, generated) =
         auth::create_key(&state.pool, caller.tenant, body.name.trim(), role).await?;
     tracing::info!(key_id = %id, role = %role, by = %caller.key_id, "api key created");
-    let mut conn = db::conn(&state.pool).await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
     let row = keys::list(&mut conn, caller.tenant)
         .await?
         .into_iter()
@@ -144,7 +143,7 @@ pub async fn revoke_key(
     if id == caller.key_id {
         return Err(ApiError::Conflict("a key cannot revoke itself".into()));
     }
-    let mut conn = db::conn(&state.pool).await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
     if !keys::revoke(&mut conn, caller.tenant, id).await? {
         return Err(ApiError::NotFound(format!("key {id}")));
     }

@@ -12,7 +12,7 @@ use labwright_core::ids::{DeviceId, TenantId};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{
+use crate::db::{
     DbError, outbox,
     schema::{execution_steps, executions},
     statement::Statement,
@@ -473,7 +473,7 @@ pub async fn active_on_host(
     conn: &mut AsyncPgConnection,
     host: Uuid,
 ) -> Result<Vec<ExecutionRow>, DbError> {
-    use super::schema::devices;
+    use crate::db::schema::devices;
     Ok(executions::table
         .inner_join(devices::table)
         .filter(devices::host_id.eq(host))
@@ -489,7 +489,7 @@ pub async fn abandoned(
     conn: &mut AsyncPgConnection,
     cutoff: DateTime<Utc>,
 ) -> Result<Vec<(ExecutionRow, String)>, DbError> {
-    use super::schema::{devices, hosts};
+    use crate::db::schema::{devices, hosts};
     Ok(executions::table
         .inner_join(devices::table.inner_join(hosts::table))
         .filter(executions::status.eq_any(ACTIVE))
@@ -508,7 +508,7 @@ pub async fn with_host(
     conn: &mut AsyncPgConnection,
     id: Uuid,
 ) -> Result<Option<(ExecutionRow, Uuid)>, DbError> {
-    use super::schema::devices;
+    use crate::db::schema::devices;
     Ok(executions::table
         .inner_join(devices::table)
         .filter(executions::id.eq(id))

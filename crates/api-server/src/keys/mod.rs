@@ -2,6 +2,9 @@
 //! thing with different roles: `lw_` followed by 64 hex digits (256 random bits). Only their
 //! SHA-256 is stored; the key itself is shown once, at creation, and never logged.
 
+pub mod db;
+pub mod http;
+
 use std::{future::Future, path::Path, pin::Pin};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
@@ -13,11 +16,8 @@ use labwright_core::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::{
-    db::{self, Pool, keys},
-    error::ApiError,
-    http::AppState,
-};
+use self::db as keys;
+use crate::{db::Pool, error::ApiError, http::AppState};
 
 const KEY_PREFIX: &str = "lw_";
 const KEY_HEX_LEN: usize = 64;
@@ -97,7 +97,7 @@ pub async fn authenticate(pool: &Pool, token: &str) -> Result<Caller, ApiError> 
         );
         return Err(ApiError::Unauthenticated);
     }
-    let mut conn = db::conn(pool).await?;
+    let mut conn = crate::db::conn(pool).await?;
     let Some(row) = keys::active_by_hash(&mut conn, &hash_key(token)).await? else {
         tracing::warn!(
             reason = "unknown or revoked",
@@ -186,7 +186,7 @@ pub async fn create_key(
     validate::label("name", name, 100)?;
     let key = generate_key();
     let id = ApiKeyId::new();
-    let mut conn = db::conn(pool).await?;
+    let mut conn = crate::db::conn(pool).await?;
     keys::insert(
         &mut conn,
         keys::NewKey {
@@ -206,7 +206,7 @@ pub async fn create_key(
 pub async fn create_tenant(pool: &Pool, name: &str) -> Result<(TenantId, GeneratedKey), ApiError> {
     validate::slug("name", name, 63)?;
     let tenant = {
-        let mut conn = db::conn(pool).await?;
+        let mut conn = crate::db::conn(pool).await?;
         keys::create_tenant(&mut conn, name).await.map_err(|e| {
             if e.is_unique_violation() {
                 ApiError::Conflict(format!("tenant {name:?} already exists"))
@@ -223,7 +223,7 @@ pub async fn create_tenant(pool: &Pool, name: &str) -> Result<(TenantId, Generat
 /// `<data_dir>/admin-key` with mode 0600. The key never appears in logs, only the file's path.
 pub async fn bootstrap(pool: &Pool, data_dir: &Path) -> anyhow::Result<()> {
     let count = {
-        let mut conn = db::conn(pool).await?;
+        let mut conn = crate::db::conn(pool).await?;
         keys::count_tenants(&mut conn).await?
     };
     if count > 0 {

@@ -13,6 +13,9 @@
 //! Every exchange and queue name comes from [`Names`]: core's [`topology`] names with the
 //! configured namespace in front.
 
+pub mod db;
+pub mod http;
+
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
@@ -29,11 +32,9 @@ use lapin::{
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use self::db::{Applied, SessionTtl};
 use crate::{
-    db::{
-        self, DbError, Pool,
-        builds::{Applied, SessionTtl},
-    },
+    db::{DbError, Pool},
     events::{Broker, PublishError},
 };
 
@@ -72,8 +73,8 @@ impl Names {
         }
     }
 
-    pub fn exchanges(&self) -> db::builds::Exchanges<'_> {
-        db::builds::Exchanges {
+    pub fn exchanges(&self) -> crate::sandboxes::db::Exchanges<'_> {
+        crate::sandboxes::db::Exchanges {
             jobs: &self.jobs_exchange,
             sessions: &self.sessions_exchange,
         }
@@ -191,8 +192,8 @@ impl Sandboxes {
             return Handled::Done;
         }
         let applied = async {
-            let mut conn = db::conn(&self.pool).await?;
-            db::builds::apply_update(
+            let mut conn = crate::db::conn(&self.pool).await?;
+            crate::sandboxes::db::apply_update(
                 &mut conn,
                 &update,
                 self.ttl,
@@ -233,8 +234,8 @@ impl Sandboxes {
             }
         };
         let failed = async {
-            let mut conn = db::conn(&self.pool).await?;
-            db::builds::fail_dead_job(
+            let mut conn = crate::db::conn(&self.pool).await?;
+            crate::sandboxes::db::fail_dead_job(
                 &mut conn,
                 &job,
                 DEAD_LETTER_REASON,
@@ -287,10 +288,11 @@ impl Sandboxes {
     /// One sweep. Returns how many sessions expired.
     pub async fn sweep_once(&self) -> Result<usize, SweepError> {
         let (expired, live) = {
-            let mut conn = db::conn(&self.pool).await?;
+            let mut conn = crate::db::conn(&self.pool).await?;
             let expired =
-                db::builds::sweep_expired(&mut conn, &self.names().sessions_exchange).await?;
-            let live = db::builds::running_session_ids(&mut conn).await?;
+                crate::sandboxes::db::sweep_expired(&mut conn, &self.names().sessions_exchange)
+                    .await?;
+            let live = crate::sandboxes::db::running_session_ids(&mut conn).await?;
             (expired.len(), live)
         };
         if expired > 0 {
