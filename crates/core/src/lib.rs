@@ -7,7 +7,9 @@
 
 pub mod auth;
 pub mod build;
+pub mod clock;
 pub mod controller;
+pub mod execution;
 pub mod fleet;
 pub mod frame;
 pub mod ids;
@@ -16,10 +18,12 @@ pub mod jpeg;
 pub mod nav;
 pub mod retry;
 pub mod run;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod terminal;
 pub mod testcase;
 pub mod validate;
 pub mod verify;
 
+pub use execution::ExecutionStatus;
 pub use validate::ValidationError;

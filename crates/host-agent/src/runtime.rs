@@ -13,9 +13,9 @@ use std::{
 };
 
 use labwright_core::{
+    clock::SystemClock,
     controller::{Device, Key},
     jpeg::{self, JpegProfile},
-    nav::SystemClock,
     nav::{NavigationTree, ReferenceSet},
     run::{self, RunContext, RunOptions, RunVerdict, StepResult, StepSink, Verdict},
     sim::{Fault, FaultConfig, SimConfig, SimulatedStb},

@@ -13,7 +13,11 @@ use diesel::{
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labwright_core::{
-    build::{BuildJob, BuildUpdate, SessionControl, Stage, UpdateBody, topology},
+    build::{
+        BuildJob, BuildUpdate, SessionControl, Stage,
+        stage::{self, BuildState, Decision},
+        topology,
+    },
     ids::TenantId,
 };
 use serde_json::json;
@@ -410,19 +414,6 @@ pub enum Applied {
     Unknown,
 }
 
-/// Order of the non-final stages; a worker's stage never goes back within one attempt.
-fn rank(s: Stage) -> u8 {
-    match s {
-        Stage::Queued => 0,
-        Stage::Cloning => 1,
-        Stage::Detecting => 2,
-        Stage::Building => 3,
-        Stage::Starting => 4,
-        Stage::Running => 5,
-        Stage::Failed | Stage::Expired | Stage::Cancelled | Stage::Stopped => 6,
-    }
-}
-
 /// Session lifetimes given to a new session.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionTtl {
@@ -430,7 +421,8 @@ pub struct SessionTtl {
     pub max_ttl_secs: u64,
 }
 
-/// Applies one (validated) worker update in one transaction.
+/// Applies one (validated) worker update in one transaction: [`stage::decide`] says what it
+/// does, this stores it.
 pub async fn apply_update(
     conn: &mut AsyncPgConnection,
     u: &BuildUpdate,
@@ -444,41 +436,27 @@ pub async fn apply_update(
         if b.tenant_id != u.tenant_id {
             return Ok(Applied::Unknown);
         }
-        let current = b.stage();
-        let current_attempt = b.attempt.is_none_or(|a| a == u.attempt);
-        match &u.body {
-            UpdateBody::Stage { stage, reason } => {
-                let stage = *stage;
-                if current.is_final() {
-                    return Ok(Applied::Ignored("the build already ended"));
-                }
-                if !current_attempt && stage != Stage::Cloning {
-                    return Ok(Applied::Ignored("a stage of an earlier attempt"));
-                }
-                if current_attempt && rank(stage) <= rank(current) {
-                    return Ok(Applied::Ignored("a stage already passed"));
-                }
+        let state = BuildState {
+            stage: b.stage(),
+            attempt: b.attempt,
+        };
+        match stage::decide(state, u) {
+            Decision::SetStage {
+                stage,
+                reason,
+                end_session,
+            } => {
                 let row = set_stage(conn, &b, stage, reason, Some(u.attempt)).await?;
-                if stage.is_final() {
-                    let why = if reason.is_empty() {
-                        format!("the build {}", stage.as_str())
-                    } else {
-                        reason.clone()
-                    };
+                if let Some(why) = end_session {
                     end_session_of(conn, &row, &why, None).await?;
                 }
                 Ok(Applied::Stored { queued: true })
             }
-            UpdateBody::Detected {
+            Decision::SetDetected {
                 stack,
                 dockerfile,
                 own_dockerfile,
             } => {
-                if current.is_final() || !current_attempt {
-                    return Ok(Applied::Ignored(
-                        "detection of an ended build or earlier attempt",
-                    ));
-                }
                 diesel::update(builds::table.find(b.id))
                     .set((
                         builds::stack.eq(stack),
@@ -490,28 +468,14 @@ pub async fn apply_update(
                     .await?;
                 Ok(Applied::Stored { queued: false })
             }
-            UpdateBody::Image { image } => {
-                if current.is_final() || !current_attempt {
-                    return Ok(Applied::Ignored(
-                        "image of an ended build or earlier attempt",
-                    ));
-                }
+            Decision::SetImage { image } => {
                 diesel::update(builds::table.find(b.id))
                     .set((builds::image.eq(image), builds::updated_at.eq(Utc::now())))
                     .execute(conn)
                     .await?;
                 Ok(Applied::Stored { queued: false })
             }
-            UpdateBody::Log { first_line, lines } => {
-                let Ok(first) = i64::try_from(*first_line) else {
-                    return Ok(Applied::Ignored("line number out of range"));
-                };
-                if lines.is_empty() {
-                    return Ok(Applied::Stored { queued: false });
-                }
-                if first.checked_add(lines.len() as i64).is_none() {
-                    return Ok(Applied::Ignored("line number out of range"));
-                }
+            Decision::AppendLog { first_line, lines } => {
                 let lines: Vec<String> = lines
                     .iter()
                     .map(|l| cut(storable(l).into_owned(), MAX_LINE_BYTES))
@@ -524,28 +488,17 @@ pub async fn apply_update(
                 )
                 .bind::<sql_types::Uuid, _>(b.id)
                 .bind::<sql_types::Uuid, _>(u.attempt)
-                .bind::<sql_types::BigInt, _>(first)
+                .bind::<sql_types::BigInt, _>(first_line)
                 .bind::<sql_types::Array<sql_types::Text>, _>(&lines)
                 .execute(conn)
                 .await?;
                 Ok(Applied::Stored { queued: false })
             }
-            UpdateBody::Session {
+            Decision::Nothing => Ok(Applied::Stored { queued: false }),
+            Decision::StartSession {
                 container_id,
                 network,
             } => {
-                if current.is_final() {
-                    // The container came up after the build was cancelled or failed: remove it.
-                    let msg = SessionControl::Stop {
-                        session_id: b.id,
-                        reason: format!("the build is {}", current.as_str()),
-                    };
-                    control(conn, b.tenant_id, sessions_exchange, &msg).await?;
-                    return Ok(Applied::Stored { queued: true });
-                }
-                if !current_attempt {
-                    return Ok(Applied::Ignored("a session of an earlier attempt"));
-                }
                 Statement::new(
                     "INSERT INTO sessions (id, tenant_id, build_id, container_id, network, status, \
                        expires_at, hard_expires_at) \
@@ -563,6 +516,16 @@ pub async fn apply_update(
                 .await?;
                 Ok(Applied::Stored { queued: false })
             }
+            Decision::StopLateSession { reason } => {
+                // The container came up after the build was cancelled or failed: remove it.
+                let msg = SessionControl::Stop {
+                    session_id: b.id,
+                    reason,
+                };
+                control(conn, b.tenant_id, sessions_exchange, &msg).await?;
+                Ok(Applied::Stored { queued: true })
+            }
+            Decision::Ignore(why) => Ok(Applied::Ignored(why)),
         }
     })
     .await

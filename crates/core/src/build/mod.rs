@@ -9,6 +9,7 @@
 //! are live, with [`SessionControl`] messages on [`topology::SESSIONS_EXCHANGE`].
 
 pub mod source;
+pub mod stage;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -21,10 +21,11 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Clock, DirectedEdge, EdgeObservation, NavError, NavigationTree, ReferenceImages, Screen,
-    ScreenCheck, plan,
+    DirectedEdge, EdgeObservation, NavError, NavigationTree, ReferenceImages, Screen, ScreenCheck,
+    plan,
 };
 use crate::{
+    clock::Clock,
     controller::{Device, RemoteControl, VideoCapture},
     frame::{Frame, Gray},
     verify::{self, BlackParams},

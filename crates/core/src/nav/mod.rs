@@ -23,9 +23,6 @@ pub use tree::{
     Screen, ScreenCheck,
 };
 
-/// Time for navigation and runs: the simulator's clock trait, so a run against a simulated box
-/// on a [`crate::sim::ManualClock`] is deterministic and never sleeps for real.
-pub use crate::sim::{Clock, SystemClock};
 use crate::{controller::ControlError, frame::Gray, verify::VerifyError};
 
 /// Reference images by name (`home-title`), as cut from real frames of the device model.

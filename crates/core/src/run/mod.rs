@@ -28,8 +28,9 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    clock::Clock,
     controller::Device,
-    nav::{Clock, EdgeObservation, GotoOptions, NavigationTree, ReferenceImages, Resolution},
+    nav::{EdgeObservation, GotoOptions, NavigationTree, ReferenceImages, Resolution},
     testcase::{Action, Step, TestCase, ValidationEnv},
     validate::ValidationError,
 };
@@ -408,5 +409,5 @@ impl Runner<'_, '_> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sim"))]
 mod tests;

@@ -13,11 +13,12 @@ use std::{
 
 use super::*;
 use crate::{
+    clock::ManualClock,
     controller::{ControlError, Key, RemoteControl, VideoCapture},
     frame::{Frame, Rect},
     image_io,
     nav::{Navigator, ReferenceSet},
-    sim::{Fault, ManualClock, SimConfig, SimulatedStb},
+    sim::{Fault, SimConfig, SimulatedStb},
     testcase,
 };
 

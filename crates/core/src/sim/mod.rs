@@ -8,21 +8,20 @@
 //! power on shows a boot screen. Faults ([`Fault`]) can be injected at run time or from the config.
 //!
 //! **Determinism:** the box is a pure function of its config and the times at which things happen
-//! ([`state`] replays key presses and timers in time order). With a [`ManualClock`] the same key
+//! ([`state`] replays key presses and timers in time order). With a [`ManualClock`](crate::clock::ManualClock) the same key
 //! sequence at the same times gives bit-identical frames and samples, and tests jump over seconds
-//! without sleeping. [`SystemClock`] is the real-time default.
+//! without sleeping. [`SystemClock`](crate::clock::SystemClock) is the real-time default.
 //!
 //! **Video:** `grab` renders the state at "now". The frame's `seq` increases only when the content
 //! changes: menus are static (same `seq`) until something happens or the clock minute turns; the
 //! player produces a new frame each tick of `fps`. `captured_at_us` is the time of the grab.
 //!
-//! **Audio:** `read(d)` blocks for `d` on the box's clock (instantly on a [`ManualClock`]), then
+//! **Audio:** `read(d)` blocks for `d` on the box's clock (instantly on a [`ManualClock`](crate::clock::ManualClock)), then
 //! returns the samples of exactly that window, synthesised from a log of what the box was playing,
 //! so a zap or mute in the middle of a read shows up at the right sample.
 
 mod audio;
 mod canvas;
-mod clock;
 mod config;
 mod font;
 pub mod layout;
@@ -39,7 +38,6 @@ use serde::{Deserialize, Serialize};
 
 pub use self::{
     audio::SAMPLE_RATE,
-    clock::{Clock, ManualClock, SystemClock},
     config::{FaultConfig, MAX_CHANNELS, SimConfig},
     lineup::{channel_name, programme, tone_hz},
     state::{
@@ -52,6 +50,7 @@ use self::{
     state::{Machine, Press},
 };
 use crate::{
+    clock::{Clock, SystemClock},
     controller::{
         AudioCapture, AudioChunk, ControlError, Device, Key, PowerControl, PowerState,
         RemoteControl, VideoCapture,
@@ -132,7 +131,7 @@ impl SimulatedStb {
         Self::with_clock(config, Arc::new(SystemClock))
     }
 
-    /// A box running on `clock` (a [`ManualClock`] for deterministic tests).
+    /// A box running on `clock` (a [`ManualClock`](crate::clock::ManualClock) for deterministic tests).
     pub fn with_clock(config: SimConfig, clock: Arc<dyn Clock>) -> Result<Self, ValidationError> {
         config.validate()?;
         let machine = Machine::new(&config, clock.now_us());

@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use super::*;
-use crate::frame::Rect;
+use crate::{clock::ManualClock, frame::Rect};
 
 /// 2023-11-14 22:13:20 UTC.
 const T0: u64 = 1_700_000_000_000_000;

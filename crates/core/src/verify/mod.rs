@@ -17,7 +17,7 @@ pub mod image;
 pub mod screen;
 pub mod wait;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sim"))]
 mod sim_tests;
 
 pub use self::image::{TemplateMatch, find_template, match_template};

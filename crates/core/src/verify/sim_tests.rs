@@ -5,9 +5,10 @@ use std::{sync::Arc, time::Duration};
 
 use super::*;
 use crate::{
+    clock::ManualClock,
     controller::{AudioCapture, Key, RemoteControl, VideoCapture},
     frame::Gray,
-    sim::{ManualClock, Screen, SimConfig, SimulatedStb, layout},
+    sim::{Screen, SimConfig, SimulatedStb, layout},
 };
 
 /// 2023-11-14 22:13:20 UTC.

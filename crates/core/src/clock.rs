@@ -1,6 +1,9 @@
-//! Time for the simulator. Everything the simulated box shows or plays is a function of the
-//! clock's readings, so a [`ManualClock`] makes it fully deterministic and lets tests jump over
-//! seconds of boot or zapping without sleeping. [`SystemClock`] is the real-time default.
+//! Time, injectable. Navigation, the test runner and the simulator read the time and wait through
+//! a [`Clock`], so on a [`ManualClock`] a run is fully deterministic and tests jump over seconds
+//! of boot, zapping or retries without sleeping. [`SystemClock`] is the real-time default.
+//!
+//! Its own module (not part of `sim`) so that everything else compiles with the simulator
+//! feature off.
 
 use std::{
     fmt,
