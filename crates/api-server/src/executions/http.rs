@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use labwright_core::{
     auth::Permission,
+    execution::ExecutionStatus,
     ids::{DeviceId, TenantId},
     validate,
 };
@@ -91,7 +92,7 @@ async fn view(
     with_steps: bool,
 ) -> Result<ExecutionView, ApiError> {
     let tc = crate::library::db::get_testcase_by_id(conn, tenant, e.testcase_id).await?;
-    let queue_position = if e.status == "queued" {
+    let queue_position = if e.state() == Some(ExecutionStatus::Queued) {
         Some(crate::executions::db::queue_position(conn, &e).await?)
     } else {
         None
@@ -192,9 +193,7 @@ pub async fn list_executions(
     let p = params.into_inner();
     let (limit, offset) = page(p.limit, p.offset)?;
     if let Some(s) = &p.status
-        && !crate::executions::db::ACTIVE.contains(&s.as_str())
-        && !crate::executions::db::FINAL.contains(&s.as_str())
-        && s != "queued"
+        && s.parse::<ExecutionStatus>().is_err()
     {
         return Err(ApiError::InvalidArgument(format!(
             "status: unknown execution status {s:?}"

@@ -10,6 +10,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::{TimeZone, Utc};
 use labwright_core::{
+    execution::ExecutionStatus,
     ids::{HostId, TenantId},
     retry::Backoff,
 };
@@ -227,7 +228,7 @@ impl Lab {
                         crate::executions::db::transition(
                             &mut conn,
                             e.id,
-                            "error",
+                            ExecutionStatus::Error,
                             &format!("could not start: {err}"),
                             None,
                         )
@@ -348,7 +349,7 @@ impl Lab {
             ));
         }
         if matches!(body, ReportBody::Step(_))
-            && crate::executions::db::FINAL.contains(&exec.status.as_str())
+            && exec.state().is_some_and(ExecutionStatus::is_final)
         {
             // The server ended this run (e.g. interrupted while its host was away) but the host
             // goes on: keep the evidence, and tell the host to stop.
@@ -425,12 +426,12 @@ impl Lab {
             }
             ReportBody::Execution(x) => {
                 let status = if x.cancelled {
-                    "cancelled"
+                    ExecutionStatus::Cancelled
                 } else {
                     match pb::Verdict::try_from(x.verdict).unwrap_or(pb::Verdict::Unspecified) {
-                        pb::Verdict::Pass => "passed",
-                        pb::Verdict::Fail => "failed",
-                        _ => "error",
+                        pb::Verdict::Pass => ExecutionStatus::Passed,
+                        pb::Verdict::Fail => ExecutionStatus::Failed,
+                        _ => ExecutionStatus::Error,
                     }
                 };
                 let total = i32::try_from(x.steps_total).ok();
@@ -479,9 +480,15 @@ impl Lab {
                 .unwrap_or(chrono::Duration::seconds(20));
         for e in crate::executions::db::stale_dispatched(&mut conn, accept_cutoff).await? {
             let reason = "the host never accepted the run";
-            if crate::executions::db::transition(&mut conn, e.id, "error", reason, None)
-                .await?
-                .is_some()
+            if crate::executions::db::transition(
+                &mut conn,
+                e.id,
+                ExecutionStatus::Error,
+                reason,
+                None,
+            )
+            .await?
+            .is_some()
             {
                 tracing::warn!(execution_id = %e.id, reason, "execution failed");
                 self.broker.wake();
@@ -493,9 +500,15 @@ impl Lab {
                 "host {host_name} disconnected mid-run and did not come back within {} s",
                 self.grace.as_secs()
             );
-            if crate::executions::db::transition(&mut conn, e.id, "interrupted", &reason, None)
-                .await?
-                .is_some()
+            if crate::executions::db::transition(
+                &mut conn,
+                e.id,
+                ExecutionStatus::Interrupted,
+                &reason,
+                None,
+            )
+            .await?
+            .is_some()
             {
                 tracing::info!(execution_id = %e.id, reason, "execution interrupted");
                 self.broker.wake();
@@ -519,7 +532,7 @@ impl Lab {
         }
         for e in active.iter().filter(|e| !still.contains(&e.id)) {
             // A run dispatched moments ago may not have been accepted yet; leave it to the sweep.
-            if e.status == "dispatched"
+            if e.state() == Some(ExecutionStatus::Dispatched)
                 && e.dispatched_at
                     .is_some_and(|t| Utc::now() - t < chrono::Duration::seconds(15))
             {
@@ -528,7 +541,7 @@ impl Lab {
             crate::executions::db::transition(
                 &mut conn,
                 e.id,
-                "interrupted",
+                ExecutionStatus::Interrupted,
                 "the host restarted and lost the run",
                 None,
             )
@@ -567,20 +580,20 @@ impl Lab {
         let e = crate::executions::db::get(&mut conn, tenant, id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("execution {id}")))?;
-        if crate::executions::db::FINAL.contains(&e.status.as_str()) {
+        if e.state().is_some_and(ExecutionStatus::is_final) {
             return Err(ApiError::Conflict(format!(
                 "execution already {}",
                 e.status
             )));
         }
-        if e.status == "queued" {
+        if e.state() == Some(ExecutionStatus::Queued) {
             // Only while still queued: if the dispatcher leased it a moment ago, it is on its
             // way to the host and is cancelled there like any started run.
             if let Some(row) = crate::executions::db::transition_from(
                 &mut conn,
                 id,
-                &["queued"],
-                "cancelled",
+                &[ExecutionStatus::Queued],
+                ExecutionStatus::Cancelled,
                 "cancelled before it started",
                 None,
             )
@@ -612,7 +625,7 @@ impl Lab {
             let row = crate::executions::db::transition(
                 &mut conn,
                 id,
-                "cancelled",
+                ExecutionStatus::Cancelled,
                 "cancelled while its host was not connected",
                 None,
             )
