@@ -214,9 +214,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             url: config.terminal_url.trim_end_matches('/').to_string(),
         },
     });
+    let authenticator = web::Data::new(keys::Authenticator::new(pool.clone()));
     let http_server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(authenticator.clone())
             .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("labwright::http"))
             .configure(http::configure)
     })

@@ -1,6 +1,9 @@
-//! `/api/v1/keys` (admin only) and `/api/v1/whoami`.
+//! The HTTP side of keys: the [`Caller`] extractor (a bearer key in `Authorization`, or as a
+//! WebSocket subprotocol), `/api/v1/keys` (admin only) and `/api/v1/whoami`.
 
-use actix_web::{HttpResponse, delete, get, post, web};
+use std::{future::Future, pin::Pin};
+
+use actix_web::{FromRequest, HttpRequest, HttpResponse, delete, dev::Payload, get, post, web};
 use chrono::{DateTime, Utc};
 use labwright_core::{
     auth::{Permission, Role},
@@ -9,11 +12,56 @@ use labwright_core::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::http::AppState;
 use crate::{
     error::ApiError,
-    keys::{self as auth, Caller, db as keys},
+    http::AppState,
+    keys::{self as auth, Authenticator, Caller, bearer, db as keys},
 };
+
+/// Browsers cannot set headers on a WebSocket: they offer the key as a subprotocol
+/// (`new WebSocket(url, ["labwright", "bearer.<key>"])`), and the server answers `labwright`.
+/// Only on WebSocket upgrades, never for plain requests.
+fn websocket_bearer(req: &HttpRequest) -> Option<String> {
+    let upgrade = req.headers().get("upgrade")?.to_str().ok()?;
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return None;
+    }
+    req.headers()
+        .get_all("sec-websocket-protocol")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix("bearer.").map(str::to_owned))
+}
+
+/// The subprotocol the server answers WebSocket clients with.
+pub const WEBSOCKET_PROTOCOL: &str = "labwright";
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let auth = req.app_data::<web::Data<Authenticator>>().cloned();
+        let header = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| websocket_bearer(req).map(|t| format!("Bearer {t}")));
+        Box::pin(async move {
+            let auth =
+                auth.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))?;
+            let token = bearer(header.as_deref())?;
+            let caller = auth.authenticate(token).await?;
+            if caller.role == Role::Host {
+                return Err(ApiError::Forbidden(
+                    "host enrollment tokens may only open the host link".into(),
+                ));
+            }
+            Ok(caller)
+        })
+    }
+}
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct WhoAmI {
