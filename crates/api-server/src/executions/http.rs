@@ -6,7 +6,6 @@ use labwright_core::{
     auth::Permission,
     execution::ExecutionStatus,
     ids::{DeviceId, TenantId},
-    validate,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -138,36 +137,17 @@ pub async fn create_execution(
     body: web::Json<CreateExecution>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ControlDevices)?;
-    validate::label("testcase", &body.testcase, 128)?;
+    let e = state
+        .lab
+        .create_execution(
+            caller.tenant,
+            caller.key_id,
+            &body.testcase,
+            body.version,
+            DeviceId(body.device),
+        )
+        .await?;
     let mut conn = crate::db::conn(&state.pool).await?;
-    let tc =
-        crate::library::db::get_testcase(&mut conn, caller.tenant, &body.testcase, body.version)
-            .await?
-            .ok_or_else(|| {
-                ApiError::NotFound(format!(
-                    "test case {:?}{}",
-                    body.testcase,
-                    body.version
-                        .map(|v| format!(" version {v}"))
-                        .unwrap_or_default()
-                ))
-            })?;
-    let (device, _, _) =
-        crate::fleet::db::get_device(&mut conn, caller.tenant, DeviceId(body.device))
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("device {}", body.device)))?;
-    crate::library::check_runnable(&mut conn, caller.tenant, &device, &tc.document).await?;
-    let e = crate::executions::db::create(
-        &mut conn,
-        caller.tenant,
-        DeviceId(device.id),
-        tc.id,
-        caller.key_id.0,
-    )
-    .await?;
-    state.lab.wake();
-    state.broker.wake();
-    tracing::info!(execution_id = %e.id, device_id = %device.id, testcase = %tc.name, version = tc.version, "execution queued");
     let v = view(&mut conn, caller.tenant, e, false).await?;
     Ok(HttpResponse::Created().json(v))
 }

@@ -11,8 +11,9 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use chrono::{TimeZone, Utc};
 use labwright_core::{
     execution::ExecutionStatus,
-    ids::{HostId, TenantId},
+    ids::{ApiKeyId, DeviceId, HostId, TenantId},
     retry::Backoff,
+    validate,
 };
 use labwright_wire::v1 as pb;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
@@ -572,6 +573,46 @@ impl Lab {
             })),
         };
         let _ = self.registry.send_command(tenant, host, cmd);
+    }
+
+    /// Queues a run of `testcase` (`version`, or the newest) on `device`. Everything that can be
+    /// checked is checked first (test case, device, capabilities, navigation tree and target
+    /// screens, reference images); the dispatcher and the event publisher are woken.
+    pub async fn create_execution(
+        &self,
+        tenant: TenantId,
+        created_by: ApiKeyId,
+        testcase: &str,
+        version: Option<i32>,
+        device: DeviceId,
+    ) -> Result<ExecutionRow, ApiError> {
+        validate::label("testcase", testcase, 128)?;
+        let mut conn = crate::db::conn(&self.pool).await?;
+        let tc = crate::library::db::get_testcase(&mut conn, tenant, testcase, version)
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "test case {:?}{}",
+                    testcase,
+                    version.map(|v| format!(" version {v}")).unwrap_or_default()
+                ))
+            })?;
+        let (device, _, _) = crate::fleet::db::get_device(&mut conn, tenant, device)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("device {}", device.0)))?;
+        crate::library::check_runnable(&mut conn, tenant, &device, &tc.document).await?;
+        let e = crate::executions::db::create(
+            &mut conn,
+            tenant,
+            DeviceId(device.id),
+            tc.id,
+            created_by.0,
+        )
+        .await?;
+        self.wake();
+        self.broker.wake();
+        tracing::info!(execution_id = %e.id, device_id = %device.id, testcase = %tc.name, version = tc.version, "execution queued");
+        Ok(e)
     }
 
     /// Cancels an execution: at once if it is queued or its host is gone, otherwise by asking the host.

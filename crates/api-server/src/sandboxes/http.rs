@@ -12,10 +12,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use labwright_core::{
     auth::Permission,
-    build::{
-        BuildJob, Stage,
-        source::{RepoUrl, validate_ref, validate_subdir},
-    },
+    build::Stage,
     ids::TenantId,
     terminal::{TICKET_TTL_SECS, TicketClaims},
 };
@@ -219,45 +216,16 @@ pub async fn create_build(
     body: web::Json<CreateBuild>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::UseSandboxes)?;
-    let sandboxes = &state.sandboxes;
-    let url = RepoUrl::parse(&body.repo_url)?;
-    let git_ref = given(&body.git_ref);
-    if let Some(r) = git_ref {
-        validate_ref(r)?;
-    }
-    let subdir = given(&body.subdir);
-    if let Some(s) = subdir {
-        validate_subdir(s)?;
-    }
-    if url.is_private_host() && !sandboxes.allow_private_hosts {
-        return Err(ApiError::InvalidArgument(format!(
-            "repo_url: {} is a private, loopback or link-local address; this server only builds \
-             repositories on public hosts",
-            url.host()
-        )));
-    }
-    let job = BuildJob {
-        build_id: Uuid::new_v4(),
-        tenant_id: caller.tenant.0,
-        repo_url: url,
-        git_ref: git_ref.map(str::to_owned),
-        subdir: subdir.map(str::to_owned),
-        session_ttl_secs: sandboxes.ttl.ttl_secs,
-        hard_ttl_secs: sandboxes.ttl.max_ttl_secs,
-    };
-    let mut conn = crate::db::conn(&state.pool).await?;
-    let b = crate::sandboxes::db::create(
-        &mut conn,
-        crate::sandboxes::db::NewBuild {
-            created_by: caller.key_id.0,
-            job: &job,
-        },
-        &sandboxes.names().jobs_exchange,
-    )
-    .await?;
-    state.broker.wake();
-    // The host only: the URL carries no credentials (RepoUrl refuses them), but logs stay lean.
-    tracing::info!(build_id = %b.id, host = job.repo_url.host(), "build queued");
+    let b = state
+        .sandboxes
+        .create_build(
+            caller.tenant,
+            caller.key_id,
+            &body.repo_url,
+            given(&body.git_ref),
+            given(&body.subdir),
+        )
+        .await?;
     Ok(HttpResponse::Created().json(build_view(b, None, Some(Vec::new()))))
 }
 
@@ -494,16 +462,11 @@ pub async fn cancel_build(
 ) -> Result<web::Json<BuildView>, ApiError> {
     caller.require(Permission::UseSandboxes)?;
     let id = id.into_inner();
-    let mut conn = crate::db::conn(&state.pool).await?;
     let reason = format!("cancelled by {}", caller.key_name);
-    let outcome = crate::sandboxes::db::cancel(
-        &mut conn,
-        caller.tenant,
-        id,
-        &reason,
-        &state.sandboxes.names().sessions_exchange,
-    )
-    .await?;
+    let outcome = state
+        .sandboxes
+        .cancel_build(caller.tenant, id, &reason)
+        .await?;
     let b = match outcome {
         CancelOutcome::Cancelled(b) => b,
         CancelOutcome::NotFound => return Err(ApiError::NotFound(format!("build {id}"))),
@@ -519,8 +482,8 @@ pub async fn cancel_build(
             )));
         }
     };
-    state.broker.wake();
     tracing::info!(build_id = %id, "build cancelled");
+    let mut conn = crate::db::conn(&state.pool).await?;
     Ok(web::Json(full_view(&mut conn, caller.tenant, b).await?))
 }
 
@@ -594,18 +557,12 @@ pub async fn delete_session(
 ) -> Result<web::Json<SessionView>, ApiError> {
     caller.require(Permission::UseSandboxes)?;
     let id = id.into_inner();
-    let mut conn = crate::db::conn(&state.pool).await?;
     let reason = format!("deleted by {}", caller.key_name);
-    let s = crate::sandboxes::db::stop_session(
-        &mut conn,
-        caller.tenant,
-        id,
-        &reason,
-        &state.sandboxes.names().sessions_exchange,
-    )
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("session {id}")))?;
-    state.broker.wake();
+    let s = state
+        .sandboxes
+        .stop_session(caller.tenant, id, &reason)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("session {id}")))?;
     tracing::info!(session_id = %id, "session deleted");
     Ok(web::Json(session_view(s)))
 }
