@@ -23,11 +23,11 @@ use tonic::{Request, Response, Status as GrpcStatus, Streaming};
 use uuid::Uuid;
 
 use crate::{
-    auth,
-    db::{self, Pool},
+    db::Pool,
     error::ApiError,
     events::Broker,
     fleet::{DisconnectReason, Registry},
+    keys as auth,
 };
 
 /// How long a host has to send its hello after opening the stream.
@@ -109,10 +109,16 @@ impl HostLink for HostLinkService {
         let connection_id = Uuid::new_v4();
         let host = {
             let _permit = self.admit().await?;
-            let mut conn = db::conn(&self.pool).await.map_err(ApiError::from)?;
-            db::fleet::upsert_hello(&mut conn, caller.tenant, &hello, connection_id, Utc::now())
-                .await
-                .map_err(ApiError::from)?
+            let mut conn = crate::db::conn(&self.pool).await.map_err(ApiError::from)?;
+            crate::fleet::db::upsert_hello(
+                &mut conn,
+                caller.tenant,
+                &hello,
+                connection_id,
+                Utc::now(),
+            )
+            .await
+            .map_err(ApiError::from)?
         };
         self.broker.wake();
         tracing::info!(host_id = %host, host_name = %hello.host_name, tenant_id = %caller.tenant, devices = hello.devices.len(), "host connected");

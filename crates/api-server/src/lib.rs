@@ -2,20 +2,21 @@
 //! keep open. `main.rs` only parses arguments; everything else is here so tests can run a real
 //! server in-process (`start`) on ephemeral ports.
 
-pub mod artifacts;
-pub mod auth;
-pub mod builds;
-pub mod config;
-pub mod db;
-pub mod error;
-pub mod events;
 pub mod executions;
 pub mod fleet;
 pub mod grpc;
 pub mod http;
+pub mod keys;
 pub mod library;
 pub mod live;
-pub mod tap;
+pub mod platform;
+pub mod sandboxes;
+
+/// The platform modules at their short paths: every feature uses them, and `main.rs` and the
+/// tests name them (`labwright_api_server::db::migrate`, ...).
+pub use platform::{artifacts, config, db, error, events};
+/// Former module names, still used by `main.rs`, the integration tests and other crates.
+pub use {keys as auth, sandboxes as builds};
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -35,9 +36,9 @@ pub const MAX_HOST_MESSAGE: usize = 64 << 20;
 pub struct RunningServer {
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
-    pub pool: db::Pool,
+    pub pool: crate::db::Pool,
     pub registry: Arc<fleet::Registry>,
-    pub sandboxes: Arc<builds::Sandboxes>,
+    pub sandboxes: Arc<sandboxes::Sandboxes>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     http: actix_web::dev::ServerHandle,
@@ -67,7 +68,7 @@ impl RunningServer {
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
-        match db::migrate(&config.database_url).await {
+        match crate::db::migrate(&config.database_url).await {
             Ok(()) => break,
             Err(e) => {
                 let delay = backoff.next_delay();
@@ -76,8 +77,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             }
         }
     }
-    let pool = db::pool(&config.database_url, config.database_pool_size);
-    auth::bootstrap(&pool, &config.data_dir)
+    let pool = crate::db::pool(&config.database_url, config.database_pool_size);
+    keys::bootstrap(&pool, &config.data_dir)
         .await
         .context("bootstrapping the first tenant")?;
 
@@ -106,11 +107,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     tasks.push(tokio::spawn(
         broker.clone().run_publisher(pool.clone(), shutdown.clone()),
     ));
-    let sandboxes = builds::Sandboxes::new(
+    let sandboxes = sandboxes::Sandboxes::new(
         pool.clone(),
         broker.clone(),
         config.builds_allow_private_hosts,
-        db::builds::SessionTtl {
+        crate::sandboxes::db::SessionTtl {
             ttl_secs: config.session_ttl_secs,
             max_ttl_secs: config.session_max_ttl_secs,
         },
@@ -139,7 +140,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("binding gRPC on {}", config.grpc_addr))?;
     let grpc_addr = grpc_listener.local_addr()?;
     let live = live::LiveHub::new(registry.clone());
-    let tap = tap::EventTap::new();
+    let tap = live::tap::EventTap::new();
     tasks.push(tokio::spawn(
         tap.clone().run(broker.clone(), shutdown.clone()),
     ));
@@ -203,13 +204,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         ui_dir: config.ui_dir.clone(),
         shutdown: shutdown.clone(),
         terminals: http::Terminals {
-            key: auth::terminal_key(&config)?,
+            key: keys::terminal_key(&config)?,
             url: config.terminal_url.trim_end_matches('/').to_string(),
         },
     });
+    let authenticator = web::Data::new(keys::Authenticator::new(pool.clone()));
     let http_server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(authenticator.clone())
             .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("labwright::http"))
             .configure(http::configure)
     })

@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::registry::{Change, DisconnectReason, Registry};
 use crate::{
-    db::{self, DbError, Pool, fleet},
+    db::{DbError, Pool},
     events::Broker,
+    fleet::db as fleet,
 };
 
 /// Timing of the flusher, derived from the heartbeat settings.
@@ -85,7 +86,7 @@ async fn flush_once(
     pool: &Pool,
     timing: FlushTiming,
 ) -> Result<bool, DbError> {
-    let mut conn = db::conn(pool).await?;
+    let mut conn = crate::db::conn(pool).await?;
     let mut events = false;
 
     let liveness = registry.take_liveness();

@@ -6,6 +6,9 @@
 //! with their outbox events; while the database is down they wait here and are retried, so hosts stay
 //! connected and nothing is lost.
 
+pub mod db;
+pub mod http;
+
 mod flusher;
 pub use flusher::FlushTiming;
 mod registry;

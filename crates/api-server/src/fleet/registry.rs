@@ -15,7 +15,7 @@ use labwright_wire::host_link::{Command, CommandReply, HostCommand, ToHost};
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::db::fleet::Liveness;
+use crate::fleet::db::Liveness;
 
 /// Messages are boxed: a channel allocates slots in blocks of 32, and an unboxed message or
 /// `Status` is hundreds of bytes, which at 10,000 hosts is tens of MiB of mostly empty slots.

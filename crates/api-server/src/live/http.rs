@@ -15,11 +15,10 @@ use labwright_wire::ws::{close_with, live::close};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::AppState;
+use crate::http::AppState;
 use crate::{
-    auth::{Caller, WEBSOCKET_PROTOCOL},
-    db,
     error::ApiError,
+    keys::{Caller, WEBSOCKET_PROTOCOL},
     live::{FPS, IN_FLIGHT, Tier},
 };
 
@@ -97,8 +96,10 @@ pub async fn live(
         .max_continuation_size(4096);
     let id = id.into_inner();
     actix_web::rt::spawn(async move {
-        let device = match db::conn(&state.pool).await {
-            Ok(mut conn) => db::fleet::get_device(&mut conn, caller.tenant, DeviceId(id)).await,
+        let device = match crate::db::conn(&state.pool).await {
+            Ok(mut conn) => {
+                crate::fleet::db::get_device(&mut conn, caller.tenant, DeviceId(id)).await
+            }
             Err(e) => Err(e),
         };
         let d = match device {

@@ -2,6 +2,8 @@
 //! REST API. Writes that come from a host's stream are guarded by the stream's `connection_id`, so a
 //! late write from an older stream of the same host never overwrites the current one.
 
+pub mod reservations;
+
 use chrono::{DateTime, Utc};
 use diesel::{
     BoolExpressionMethods, ExpressionMethods, OptionalExtension, PgArrayExpressionMethods,
@@ -16,7 +18,7 @@ use labwright_core::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{
+use crate::db::{
     DbError, outbox,
     schema::{devices, hosts},
 };
@@ -325,7 +327,7 @@ pub async fn flush_liveness(
         .iter()
         .map(|l| l.stats.as_ref().and_then(|s| serde_json::to_value(s).ok()))
         .collect();
-    let rows: Vec<IdRow> = super::statement::Statement::new(
+    let rows: Vec<IdRow> = crate::db::statement::Statement::new(
         "UPDATE hosts SET last_seen_at = v.seen, stats = COALESCE(v.stats, hosts.stats), updated_at = now() \
          FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS conn, unnest($3::timestamptz[]) AS seen, \
                unnest($4::jsonb[]) AS stats) v \

@@ -1,6 +1,9 @@
-//! `/api/v1/keys` (admin only) and `/api/v1/whoami`.
+//! The HTTP side of keys: the [`Caller`] extractor (a bearer key in `Authorization`, or as a
+//! WebSocket subprotocol), `/api/v1/keys` (admin only) and `/api/v1/whoami`.
 
-use actix_web::{HttpResponse, delete, get, post, web};
+use std::{future::Future, pin::Pin};
+
+use actix_web::{FromRequest, HttpRequest, HttpResponse, delete, dev::Payload, get, post, web};
 use chrono::{DateTime, Utc};
 use labwright_core::{
     auth::{Permission, Role},
@@ -9,12 +12,56 @@ use labwright_core::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::AppState;
 use crate::{
-    auth::{self, Caller},
-    db::{self, keys},
     error::ApiError,
+    http::AppState,
+    keys::{self as auth, Authenticator, Caller, bearer, db as keys},
 };
+
+/// Browsers cannot set headers on a WebSocket: they offer the key as a subprotocol
+/// (`new WebSocket(url, ["labwright", "bearer.<key>"])`), and the server answers `labwright`.
+/// Only on WebSocket upgrades, never for plain requests.
+fn websocket_bearer(req: &HttpRequest) -> Option<String> {
+    let upgrade = req.headers().get("upgrade")?.to_str().ok()?;
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return None;
+    }
+    req.headers()
+        .get_all("sec-websocket-protocol")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix("bearer.").map(str::to_owned))
+}
+
+/// The subprotocol the server answers WebSocket clients with.
+pub const WEBSOCKET_PROTOCOL: &str = "labwright";
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let auth = req.app_data::<web::Data<Authenticator>>().cloned();
+        let header = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| websocket_bearer(req).map(|t| format!("Bearer {t}")));
+        Box::pin(async move {
+            let auth =
+                auth.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))?;
+            let token = bearer(header.as_deref())?;
+            let caller = auth.authenticate(token).await?;
+            if caller.role == Role::Host {
+                return Err(ApiError::Forbidden(
+                    "host enrollment tokens may only open the host link".into(),
+                ));
+            }
+            Ok(caller)
+        })
+    }
+}
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct WhoAmI {
@@ -32,7 +79,7 @@ pub async fn whoami(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<web::Json<WhoAmI>, ApiError> {
-    let mut conn = db::conn(&state.pool).await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
     let tenant_name = keys::tenant_name(&mut conn, caller.tenant).await?;
     Ok(web::Json(WhoAmI {
         tenant_id: caller.tenant.0,
@@ -77,7 +124,7 @@ pub async fn list_keys(
     caller: Caller,
 ) -> Result<web::Json<Vec<KeyView>>, ApiError> {
     caller.require(Permission::ManageKeys)?;
-    let mut conn = db::conn(&state.pool).await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
     Ok(web::Json(
         keys::list(&mut conn, caller.tenant)
             .await?
@@ -117,7 +164,7 @@ pub async fn create_key(
     let (id, generated) =
         auth::create_key(&state.pool, caller.tenant, body.name.trim(), role).await?;
     tracing::info!(key_id = %id, role = %role, by = %caller.key_id, "api key created");
-    let mut conn = db::conn(&state.pool).await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
     let row = keys::list(&mut conn, caller.tenant)
         .await?
         .into_iter()
@@ -144,7 +191,7 @@ pub async fn revoke_key(
     if id == caller.key_id {
         return Err(ApiError::Conflict("a key cannot revoke itself".into()));
     }
-    let mut conn = db::conn(&state.pool).await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
     if !keys::revoke(&mut conn, caller.tenant, id).await? {
         return Err(ApiError::NotFound(format!("key {id}")));
     }

@@ -1,5 +1,7 @@
 //! `/api/v1/hosts` and `/api/v1/devices`.
 
+pub mod control;
+
 use std::time::{Duration, Instant};
 
 use actix_web::{get, post, web};
@@ -14,14 +16,11 @@ use labwright_wire::host_link::HostCommand;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AppState, Page, page};
+use crate::http::{AppState, Page, page};
 use crate::{
-    auth::Caller,
-    db::{
-        self,
-        fleet::{DeviceRow, FleetQuery, HostRow},
-    },
     error::ApiError,
+    fleet::db::{DeviceRow, FleetQuery, HostRow},
+    keys::Caller,
 };
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -74,7 +73,10 @@ pub struct ReservationView {
     pub mine: bool,
 }
 
-pub fn reservation_view(r: &db::reservations::ReservationRow, caller: &Caller) -> ReservationView {
+pub fn reservation_view(
+    r: &crate::fleet::db::reservations::ReservationRow,
+    caller: &Caller,
+) -> ReservationView {
     ReservationView {
         holder: r.holder.clone(),
         key_id: r.key_id,
@@ -92,7 +94,7 @@ async fn device_views(
     rows: Vec<(DeviceRow, String, DateTime<Utc>)>,
 ) -> Result<Vec<DeviceView>, ApiError> {
     let ids: Vec<Uuid> = rows.iter().map(|(d, _, _)| d.id).collect();
-    let reservations = db::reservations::active(conn, caller.tenant, &ids).await?;
+    let reservations = crate::fleet::db::reservations::active(conn, caller.tenant, &ids).await?;
     Ok(rows
         .into_iter()
         .map(|row| {
@@ -203,11 +205,11 @@ pub async fn list_hosts(
 ) -> Result<web::Json<Page<HostView>>, ApiError> {
     caller.require(Permission::ReadFleet)?;
     let q = params.into_inner().into_query()?;
-    let mut conn = db::conn(&state.pool).await?;
-    let (rows, total) = db::fleet::list_hosts(&mut conn, caller.tenant, &q).await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let (rows, total) = crate::fleet::db::list_hosts(&mut conn, caller.tenant, &q).await?;
     let ids: Vec<Uuid> = rows.iter().map(|h| h.id).collect();
     let counts: std::collections::HashMap<Uuid, i64> =
-        db::fleet::device_counts(&mut conn, caller.tenant, &ids)
+        crate::fleet::db::device_counts(&mut conn, caller.tenant, &ids)
             .await?
             .into_iter()
             .collect();
@@ -237,8 +239,8 @@ pub async fn get_host(
 ) -> Result<web::Json<HostView>, ApiError> {
     caller.require(Permission::ReadFleet)?;
     let id = HostId(id.into_inner());
-    let mut conn = db::conn(&state.pool).await?;
-    let host = db::fleet::get_host(&mut conn, caller.tenant, id)
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let host = crate::fleet::db::get_host(&mut conn, caller.tenant, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("host {id}")))?;
     let q = FleetQuery {
@@ -246,7 +248,7 @@ pub async fn get_host(
         limit: labwright_core::fleet::MAX_DEVICES_PER_HOST as i64,
         ..Default::default()
     };
-    let (devices, total) = db::fleet::list_devices(&mut conn, caller.tenant, &q).await?;
+    let (devices, total) = crate::fleet::db::list_devices(&mut conn, caller.tenant, &q).await?;
     let devices = device_views(&mut conn, &caller, devices).await?;
     Ok(web::Json(host_view(host, total, Some(devices))))
 }
@@ -269,8 +271,8 @@ pub async fn ping_host(
     caller.require(Permission::ControlDevices)?;
     let id = HostId(id.into_inner());
     {
-        let mut conn = db::conn(&state.pool).await?;
-        db::fleet::get_host(&mut conn, caller.tenant, id)
+        let mut conn = crate::db::conn(&state.pool).await?;
+        crate::fleet::db::get_host(&mut conn, caller.tenant, id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("host {id}")))?;
     }
@@ -307,8 +309,8 @@ pub async fn list_devices(
 ) -> Result<web::Json<Page<DeviceView>>, ApiError> {
     caller.require(Permission::ReadFleet)?;
     let q = params.into_inner().into_query()?;
-    let mut conn = db::conn(&state.pool).await?;
-    let (rows, total) = db::fleet::list_devices(&mut conn, caller.tenant, &q).await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let (rows, total) = crate::fleet::db::list_devices(&mut conn, caller.tenant, &q).await?;
     Ok(web::Json(Page {
         items: device_views(&mut conn, &caller, rows).await?,
         total,
@@ -328,8 +330,8 @@ pub async fn get_device(
 ) -> Result<web::Json<DeviceView>, ApiError> {
     caller.require(Permission::ReadFleet)?;
     let id = DeviceId(id.into_inner());
-    let mut conn = db::conn(&state.pool).await?;
-    let row = db::fleet::get_device(&mut conn, caller.tenant, id)
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let row = crate::fleet::db::get_device(&mut conn, caller.tenant, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
     let view = device_views(&mut conn, &caller, vec![row]).await?;

@@ -13,13 +13,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::AppState;
+use crate::http::AppState;
 use crate::{
     artifacts,
-    auth::Caller,
-    db::{self, library::TestCaseRow},
     error::ApiError,
-    library,
+    keys::Caller,
+    library::{self, db::TestCaseRow},
 };
 
 const MAX_TESTCASE_BYTES: usize = 1 << 20;
@@ -85,7 +84,7 @@ pub async fn put_testcase(
     caller.require(Permission::ControlDevices)?;
     let source = text(&body, MAX_TESTCASE_BYTES, "test case")?;
     let tc = testcase::parse(&source).map_err(parse_error)?;
-    let mut conn = db::conn(&state.pool).await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
     // Checked against the model's tree when there is one; everything that depends on a device
     // is checked again when the test case is run.
     let tree = match &tc.device_model {
@@ -101,7 +100,7 @@ pub async fn put_testcase(
     };
     tc.validate(&env).map_err(library::invalid)?;
     let document = serde_json::to_value(&tc).map_err(|e| ApiError::Internal(e.into()))?;
-    let row = db::library::add_testcase(
+    let row = crate::library::db::add_testcase(
         &mut conn,
         caller.tenant,
         &tc.name,
@@ -122,9 +121,9 @@ pub async fn list_testcases(
     caller: Caller,
 ) -> Result<web::Json<Vec<TestCaseView>>, ApiError> {
     caller.require(Permission::ReadFleet)?;
-    let mut conn = db::conn(&state.pool).await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
     Ok(web::Json(
-        db::library::list_testcases(&mut conn, caller.tenant)
+        crate::library::db::list_testcases(&mut conn, caller.tenant)
             .await?
             .into_iter()
             .map(|r| tc_view(r, None))
@@ -141,11 +140,11 @@ pub async fn get_testcase(
     name: web::Path<String>,
 ) -> Result<web::Json<TestCaseView>, ApiError> {
     caller.require(Permission::ReadFleet)?;
-    let mut conn = db::conn(&state.pool).await?;
-    let row = db::library::get_testcase(&mut conn, caller.tenant, &name, None)
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let row = crate::library::db::get_testcase(&mut conn, caller.tenant, &name, None)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("test case {name:?}")))?;
-    let versions = db::library::testcase_versions(&mut conn, caller.tenant, &name)
+    let versions = crate::library::db::testcase_versions(&mut conn, caller.tenant, &name)
         .await?
         .into_iter()
         .map(|(version, created_at)| VersionView {
@@ -166,8 +165,8 @@ pub async fn get_testcase_version(
 ) -> Result<web::Json<TestCaseView>, ApiError> {
     caller.require(Permission::ReadFleet)?;
     let (name, version) = path.into_inner();
-    let mut conn = db::conn(&state.pool).await?;
-    let row = db::library::get_testcase(&mut conn, caller.tenant, &name, Some(version))
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let row = crate::library::db::get_testcase(&mut conn, caller.tenant, &name, Some(version))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("test case {name:?} version {version}")))?;
     Ok(web::Json(tc_view(row, None)))
@@ -207,9 +206,9 @@ pub async fn put_tree(
     tree.validate().map_err(library::invalid)?;
     // Statistics are learned by the server, never uploaded.
     tree.stats.clear();
-    let mut conn = db::conn(&state.pool).await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
     let names = library::tree_references(&tree);
-    let present = db::library::references_named(&mut conn, caller.tenant, &names).await?;
+    let present = crate::library::db::references_named(&mut conn, caller.tenant, &names).await?;
     let missing: Vec<&String> = names
         .iter()
         .filter(|n| !present.iter().any(|r| &r.name == *n))
@@ -226,7 +225,8 @@ pub async fn put_tree(
     }
     let document = serde_json::to_value(&tree).map_err(|e| ApiError::Internal(e.into()))?;
     let row =
-        db::library::add_tree(&mut conn, caller.tenant, &model, document, caller.key_id.0).await?;
+        crate::library::db::add_tree(&mut conn, caller.tenant, &model, document, caller.key_id.0)
+            .await?;
     tracing::info!(model = %row.model, version = row.version, "navigation tree saved");
     Ok(HttpResponse::Created().json(TreeView {
         model: row.model,
@@ -244,8 +244,8 @@ pub async fn list_trees(
     caller: Caller,
 ) -> Result<web::Json<Vec<TreeView>>, ApiError> {
     caller.require(Permission::ReadFleet)?;
-    let mut conn = db::conn(&state.pool).await?;
-    let rows = db::library::list_trees(&mut conn, caller.tenant).await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let rows = crate::library::db::list_trees(&mut conn, caller.tenant).await?;
     Ok(web::Json(
         rows.into_iter()
             .map(|r| TreeView {
@@ -267,8 +267,8 @@ pub async fn get_tree(
     model: web::Path<String>,
 ) -> Result<web::Json<TreeView>, ApiError> {
     caller.require(Permission::ReadFleet)?;
-    let mut conn = db::conn(&state.pool).await?;
-    let row = db::library::latest_tree(&mut conn, caller.tenant, &model)
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let row = crate::library::db::latest_tree(&mut conn, caller.tenant, &model)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("navigation tree for {model:?}")))?;
     let (tree, _) = library::tree_with_stats(&mut conn, caller.tenant, &model)
@@ -292,7 +292,7 @@ pub struct ReferenceView {
     pub url: String,
 }
 
-fn ref_view(r: db::library::ReferenceRow) -> ReferenceView {
+fn ref_view(r: crate::library::db::ReferenceRow) -> ReferenceView {
     ReferenceView {
         url: format!("/api/v1/references/{}", r.name),
         name: r.name,
@@ -336,8 +336,8 @@ pub async fn put_reference(
         .put(&key, bytes)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let mut conn = db::conn(&state.pool).await?;
-    let row = db::library::put_reference(
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let row = crate::library::db::put_reference(
         &mut conn,
         caller.tenant,
         &name,
@@ -358,9 +358,9 @@ pub async fn list_references(
     caller: Caller,
 ) -> Result<web::Json<Vec<ReferenceView>>, ApiError> {
     caller.require(Permission::ReadFleet)?;
-    let mut conn = db::conn(&state.pool).await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
     Ok(web::Json(
-        db::library::list_references(&mut conn, caller.tenant)
+        crate::library::db::list_references(&mut conn, caller.tenant)
             .await?
             .into_iter()
             .map(ref_view)
@@ -377,9 +377,10 @@ pub async fn get_reference(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ReadFleet)?;
-    let mut conn = db::conn(&state.pool).await?;
-    let rows = db::library::references_named(&mut conn, caller.tenant, std::slice::from_ref(&name))
-        .await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let rows =
+        crate::library::db::references_named(&mut conn, caller.tenant, std::slice::from_ref(&name))
+            .await?;
     let row = rows
         .into_iter()
         .next()

@@ -22,7 +22,7 @@ use labwright_core::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{
+use crate::db::{
     DbError, outbox,
     schema::{build_logs, builds, sessions},
     statement::Statement,

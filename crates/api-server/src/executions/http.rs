@@ -4,20 +4,17 @@ use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use labwright_core::{
     auth::Permission,
+    execution::ExecutionStatus,
     ids::{DeviceId, TenantId},
-    validate,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AppState, Page, page};
+use crate::http::{AppState, Page, page};
 use crate::{
-    auth::Caller,
-    db::{
-        self,
-        executions::{ExecutionRow, StepRow},
-    },
     error::ApiError,
+    executions::db::{ExecutionRow, StepRow},
+    keys::Caller,
 };
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -93,15 +90,15 @@ async fn view(
     e: ExecutionRow,
     with_steps: bool,
 ) -> Result<ExecutionView, ApiError> {
-    let tc = db::library::get_testcase_by_id(conn, tenant, e.testcase_id).await?;
-    let queue_position = if e.status == "queued" {
-        Some(db::executions::queue_position(conn, &e).await?)
+    let tc = crate::library::db::get_testcase_by_id(conn, tenant, e.testcase_id).await?;
+    let queue_position = if e.state() == Some(ExecutionStatus::Queued) {
+        Some(crate::executions::db::queue_position(conn, &e).await?)
     } else {
         None
     };
     let steps = if with_steps {
         Some(
-            db::executions::steps(conn, e.id)
+            crate::executions::db::steps(conn, e.id)
                 .await?
                 .into_iter()
                 .map(step_view)
@@ -140,34 +137,17 @@ pub async fn create_execution(
     body: web::Json<CreateExecution>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ControlDevices)?;
-    validate::label("testcase", &body.testcase, 128)?;
-    let mut conn = db::conn(&state.pool).await?;
-    let tc = db::library::get_testcase(&mut conn, caller.tenant, &body.testcase, body.version)
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "test case {:?}{}",
-                body.testcase,
-                body.version
-                    .map(|v| format!(" version {v}"))
-                    .unwrap_or_default()
-            ))
-        })?;
-    let (device, _, _) = db::fleet::get_device(&mut conn, caller.tenant, DeviceId(body.device))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("device {}", body.device)))?;
-    crate::library::check_runnable(&mut conn, caller.tenant, &device, &tc.document).await?;
-    let e = db::executions::create(
-        &mut conn,
-        caller.tenant,
-        DeviceId(device.id),
-        tc.id,
-        caller.key_id.0,
-    )
-    .await?;
-    state.lab.wake();
-    state.broker.wake();
-    tracing::info!(execution_id = %e.id, device_id = %device.id, testcase = %tc.name, version = tc.version, "execution queued");
+    let e = state
+        .lab
+        .create_execution(
+            caller.tenant,
+            caller.key_id,
+            &body.testcase,
+            body.version,
+            DeviceId(body.device),
+        )
+        .await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
     let v = view(&mut conn, caller.tenant, e, false).await?;
     Ok(HttpResponse::Created().json(v))
 }
@@ -193,22 +173,20 @@ pub async fn list_executions(
     let p = params.into_inner();
     let (limit, offset) = page(p.limit, p.offset)?;
     if let Some(s) = &p.status
-        && !db::executions::ACTIVE.contains(&s.as_str())
-        && !db::executions::FINAL.contains(&s.as_str())
-        && s != "queued"
+        && s.parse::<ExecutionStatus>().is_err()
     {
         return Err(ApiError::InvalidArgument(format!(
             "status: unknown execution status {s:?}"
         )));
     }
-    let mut conn = db::conn(&state.pool).await?;
-    let q = db::executions::ListQuery {
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let q = crate::executions::db::ListQuery {
         status: p.status,
         device: p.device_id,
         limit,
         offset,
     };
-    let (rows, total) = db::executions::list(&mut conn, caller.tenant, &q).await?;
+    let (rows, total) = crate::executions::db::list(&mut conn, caller.tenant, &q).await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
         items.push(view(&mut conn, caller.tenant, r, false).await?);
@@ -231,8 +209,8 @@ pub async fn get_execution(
 ) -> Result<web::Json<ExecutionView>, ApiError> {
     caller.require(Permission::ReadFleet)?;
     let id = id.into_inner();
-    let mut conn = db::conn(&state.pool).await?;
-    let e = db::executions::get(&mut conn, caller.tenant, id)
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let e = crate::executions::db::get(&mut conn, caller.tenant, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("execution {id}")))?;
     Ok(web::Json(view(&mut conn, caller.tenant, e, true).await?))
@@ -248,7 +226,7 @@ pub async fn cancel_execution(
 ) -> Result<web::Json<ExecutionView>, ApiError> {
     caller.require(Permission::ControlDevices)?;
     let e = state.lab.cancel(caller.tenant, id.into_inner()).await?;
-    let mut conn = db::conn(&state.pool).await?;
+    let mut conn = crate::db::conn(&state.pool).await?;
     Ok(web::Json(view(&mut conn, caller.tenant, e, false).await?))
 }
 
@@ -264,11 +242,11 @@ pub async fn step_screenshot(
     caller.require(Permission::ReadFleet)?;
     let (id, index) = path.into_inner();
     let key = {
-        let mut conn = db::conn(&state.pool).await?;
-        db::executions::get(&mut conn, caller.tenant, id)
+        let mut conn = crate::db::conn(&state.pool).await?;
+        crate::executions::db::get(&mut conn, caller.tenant, id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("execution {id}")))?;
-        db::executions::steps(&mut conn, id)
+        crate::executions::db::steps(&mut conn, id)
             .await?
             .into_iter()
             .find(|s| s.idx == index)

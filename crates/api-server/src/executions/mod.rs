@@ -3,22 +3,28 @@
 //! the host can forget them), cancellation, and the sweep that interrupts runs whose host went
 //! away and did not come back.
 
+pub mod db;
+pub mod http;
+
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::{TimeZone, Utc};
 use labwright_core::{
-    ids::{HostId, TenantId},
+    execution::ExecutionStatus,
+    ids::{ApiKeyId, DeviceId, HostId, TenantId},
     retry::Backoff,
     run::Verdict,
+    validate,
 };
 use labwright_wire::host_link::{self, HostCommand, ResultCode, ToHost};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use self::db::ExecutionRow;
 use crate::{
     artifacts::{self, Artifacts},
-    db::{self, DbError, Pool, executions::ExecutionRow},
+    db::{DbError, Pool},
     error::ApiError,
     events::Broker,
     fleet::Registry,
@@ -178,16 +184,16 @@ impl Lab {
             return Ok(());
         }
         let claimed = {
-            let mut conn = db::conn(&self.pool).await?;
-            db::executions::claim_next(&mut conn, &hosts).await?
+            let mut conn = crate::db::conn(&self.pool).await?;
+            crate::executions::db::claim_next(&mut conn, &hosts).await?
         };
         // Every claimed run is started or failed here; one that cannot even be failed (database
         // gone) is left `dispatched` and the sweep fails it once the accept timeout has passed.
         for e in claimed {
             match self.start(&e).await {
                 Ok(Started::Yes(host)) => {
-                    let mut conn = db::conn(&self.pool).await?;
-                    if db::executions::accepted(&mut conn, e.id).await? {
+                    let mut conn = crate::db::conn(&self.pool).await?;
+                    if crate::executions::db::accepted(&mut conn, e.id).await? {
                         tracing::info!(execution_id = %e.id, "cancelled while on its way; telling the host");
                         self.stop_on_host(host, &e.id.to_string());
                     }
@@ -196,17 +202,17 @@ impl Lab {
                     // The host still runs something the server no longer counts (e.g. a run it
                     // interrupted); the host is told to stop that one, and this one waits.
                     tracing::info!(execution_id = %e.id, why, "device busy on the host; run requeued");
-                    let mut conn = db::conn(&self.pool).await?;
-                    db::executions::requeue(&mut conn, e.id).await?;
+                    let mut conn = crate::db::conn(&self.pool).await?;
+                    crate::executions::db::requeue(&mut conn, e.id).await?;
                 }
                 Err(err) => {
                     tracing::warn!(execution_id = %e.id, error = %err, "could not start execution");
                     let failed = async {
-                        let mut conn = db::conn(&self.pool).await?;
-                        db::executions::transition(
+                        let mut conn = crate::db::conn(&self.pool).await?;
+                        crate::executions::db::transition(
                             &mut conn,
                             e.id,
-                            "error",
+                            ExecutionStatus::Error,
                             &format!("could not start: {err}"),
                             None,
                         )
@@ -227,8 +233,8 @@ impl Lab {
         tracing::debug!(execution_id = %e.id, "starting");
         let tenant = TenantId(e.tenant_id);
         let (command, host) = {
-            let mut conn = db::conn(&self.pool).await?;
-            let device = db::fleet::get_device(
+            let mut conn = crate::db::conn(&self.pool).await?;
+            let device = crate::fleet::db::get_device(
                 &mut conn,
                 tenant,
                 labwright_core::ids::DeviceId(e.device_id),
@@ -236,7 +242,7 @@ impl Lab {
             .await?
             .ok_or_else(|| ApiError::NotFound("device".into()))?
             .0;
-            let testcase = db::library::get_testcase_by_id(&mut conn, tenant, e.testcase_id)
+            let testcase = crate::library::db::get_testcase_by_id(&mut conn, tenant, e.testcase_id)
                 .await?
                 .ok_or_else(|| ApiError::NotFound("test case".into()))?;
             let plan =
@@ -321,8 +327,8 @@ impl Lab {
             .execution_id()
             .parse()
             .map_err(|_| StoreError::Reject("execution id is not a uuid".into()))?;
-        let mut conn = db::conn(&self.pool).await?;
-        let Some((exec, owner)) = db::executions::with_host(&mut conn, id).await? else {
+        let mut conn = crate::db::conn(&self.pool).await?;
+        let Some((exec, owner)) = crate::executions::db::with_host(&mut conn, id).await? else {
             return Err(StoreError::Reject("unknown execution".into()));
         };
         if exec.tenant_id != tenant.0 || owner != host.0 {
@@ -331,7 +337,7 @@ impl Lab {
             ));
         }
         if matches!(body, ReportBody::Step(_))
-            && db::executions::FINAL.contains(&exec.status.as_str())
+            && exec.state().is_some_and(ExecutionStatus::is_final)
         {
             // The server ended this run (e.g. interrupted while its host was away) but the host
             // goes on: keep the evidence, and tell the host to stop.
@@ -363,9 +369,9 @@ impl Lab {
                     .into_iter()
                     .filter(|(_, v)| v.is_finite())
                     .collect();
-                db::executions::record_step(
+                crate::executions::db::record_step(
                     &mut conn,
-                    db::executions::NewStep {
+                    crate::executions::db::NewStep {
                         execution: id,
                         tenant,
                         index,
@@ -402,31 +408,33 @@ impl Lab {
                         .map_err(|e| StoreError::Retry(e.to_string()))?;
                     Some(key)
                 };
-                if !db::executions::attach_screenshot(&mut conn, id, index, key.as_deref()).await? {
+                if !crate::executions::db::attach_screenshot(&mut conn, id, index, key.as_deref())
+                    .await?
+                {
                     return Err(StoreError::Retry(format!("step {index} not stored yet")));
                 }
             }
             ReportBody::Execution(x) => {
                 let status = if x.cancelled {
-                    "cancelled"
+                    ExecutionStatus::Cancelled
                 } else {
                     match x.verdict {
-                        Some(Verdict::Pass) => "passed",
-                        Some(Verdict::Fail) => "failed",
-                        _ => "error",
+                        Some(Verdict::Pass) => ExecutionStatus::Passed,
+                        Some(Verdict::Fail) => ExecutionStatus::Failed,
+                        _ => ExecutionStatus::Error,
                     }
                 };
                 let total = i32::try_from(x.steps_total).ok();
                 // The end comes last: while a step is missing, leave the end report unacknowledged
                 // (the host resends it) so an execution never reads finished with steps to come.
-                let (stored, pending) = db::executions::step_counts(&mut conn, id).await?;
+                let (stored, pending) = crate::executions::db::step_counts(&mut conn, id).await?;
                 if (stored as u64) < u64::from(x.steps_total) || pending > 0 {
                     return Err(StoreError::Retry(format!(
                         "{stored} of {} steps stored, {pending} screenshots to come",
                         x.steps_total
                     )));
                 }
-                let changed = db::executions::transition(
+                let changed = crate::executions::db::transition(
                     &mut conn,
                     id,
                     status,
@@ -456,29 +464,41 @@ impl Lab {
     pub async fn sweep(&self) -> Result<(), ApiError> {
         let cutoff = Utc::now()
             - chrono::Duration::from_std(self.grace).unwrap_or(chrono::Duration::seconds(30));
-        let mut conn = db::conn(&self.pool).await?;
+        let mut conn = crate::db::conn(&self.pool).await?;
         let accept_cutoff = Utc::now()
             - chrono::Duration::from_std(ACCEPT_TIMEOUT * 2)
                 .unwrap_or(chrono::Duration::seconds(20));
-        for e in db::executions::stale_dispatched(&mut conn, accept_cutoff).await? {
+        for e in crate::executions::db::stale_dispatched(&mut conn, accept_cutoff).await? {
             let reason = "the host never accepted the run";
-            if db::executions::transition(&mut conn, e.id, "error", reason, None)
-                .await?
-                .is_some()
+            if crate::executions::db::transition(
+                &mut conn,
+                e.id,
+                ExecutionStatus::Error,
+                reason,
+                None,
+            )
+            .await?
+            .is_some()
             {
                 tracing::warn!(execution_id = %e.id, reason, "execution failed");
                 self.broker.wake();
                 self.wake();
             }
         }
-        for (e, host_name) in db::executions::abandoned(&mut conn, cutoff).await? {
+        for (e, host_name) in crate::executions::db::abandoned(&mut conn, cutoff).await? {
             let reason = format!(
                 "host {host_name} disconnected mid-run and did not come back within {} s",
                 self.grace.as_secs()
             );
-            if db::executions::transition(&mut conn, e.id, "interrupted", &reason, None)
-                .await?
-                .is_some()
+            if crate::executions::db::transition(
+                &mut conn,
+                e.id,
+                ExecutionStatus::Interrupted,
+                &reason,
+                None,
+            )
+            .await?
+            .is_some()
             {
                 tracing::info!(execution_id = %e.id, reason, "execution interrupted");
                 self.broker.wake();
@@ -490,28 +510,28 @@ impl Lab {
 
     /// A host (re)connected: keep the runs it still has, interrupt the ones it lost.
     pub async fn host_connected(&self, host: HostId, running: &[String]) -> Result<(), ApiError> {
-        let mut conn = db::conn(&self.pool).await?;
-        let active = db::executions::active_on_host(&mut conn, host.0).await?;
+        let mut conn = crate::db::conn(&self.pool).await?;
+        let active = crate::executions::db::active_on_host(&mut conn, host.0).await?;
         let still: Vec<Uuid> = active
             .iter()
             .filter(|e| running.contains(&e.id.to_string()))
             .map(|e| e.id)
             .collect();
         if !still.is_empty() {
-            db::executions::touch(&mut conn, &still).await?;
+            crate::executions::db::touch(&mut conn, &still).await?;
         }
         for e in active.iter().filter(|e| !still.contains(&e.id)) {
             // A run dispatched moments ago may not have been accepted yet; leave it to the sweep.
-            if e.status == "dispatched"
+            if e.state() == Some(ExecutionStatus::Dispatched)
                 && e.dispatched_at
                     .is_some_and(|t| Utc::now() - t < chrono::Duration::seconds(15))
             {
                 continue;
             }
-            db::executions::transition(
+            crate::executions::db::transition(
                 &mut conn,
                 e.id,
-                "interrupted",
+                ExecutionStatus::Interrupted,
                 "the host restarted and lost the run",
                 None,
             )
@@ -541,26 +561,66 @@ impl Lab {
         let _ = self.registry.send_command(tenant, host, cmd);
     }
 
+    /// Queues a run of `testcase` (`version`, or the newest) on `device`. Everything that can be
+    /// checked is checked first (test case, device, capabilities, navigation tree and target
+    /// screens, reference images); the dispatcher and the event publisher are woken.
+    pub async fn create_execution(
+        &self,
+        tenant: TenantId,
+        created_by: ApiKeyId,
+        testcase: &str,
+        version: Option<i32>,
+        device: DeviceId,
+    ) -> Result<ExecutionRow, ApiError> {
+        validate::label("testcase", testcase, 128)?;
+        let mut conn = crate::db::conn(&self.pool).await?;
+        let tc = crate::library::db::get_testcase(&mut conn, tenant, testcase, version)
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "test case {:?}{}",
+                    testcase,
+                    version.map(|v| format!(" version {v}")).unwrap_or_default()
+                ))
+            })?;
+        let (device, _, _) = crate::fleet::db::get_device(&mut conn, tenant, device)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("device {}", device.0)))?;
+        crate::library::check_runnable(&mut conn, tenant, &device, &tc.document).await?;
+        let e = crate::executions::db::create(
+            &mut conn,
+            tenant,
+            DeviceId(device.id),
+            tc.id,
+            created_by.0,
+        )
+        .await?;
+        self.wake();
+        self.broker.wake();
+        tracing::info!(execution_id = %e.id, device_id = %device.id, testcase = %tc.name, version = tc.version, "execution queued");
+        Ok(e)
+    }
+
     /// Cancels an execution: at once if it is queued or its host is gone, otherwise by asking the host.
     pub async fn cancel(&self, tenant: TenantId, id: Uuid) -> Result<ExecutionRow, ApiError> {
-        let mut conn = db::conn(&self.pool).await?;
-        let e = db::executions::get(&mut conn, tenant, id)
+        let mut conn = crate::db::conn(&self.pool).await?;
+        let e = crate::executions::db::get(&mut conn, tenant, id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("execution {id}")))?;
-        if db::executions::FINAL.contains(&e.status.as_str()) {
+        if e.state().is_some_and(ExecutionStatus::is_final) {
             return Err(ApiError::Conflict(format!(
                 "execution already {}",
                 e.status
             )));
         }
-        if e.status == "queued" {
+        if e.state() == Some(ExecutionStatus::Queued) {
             // Only while still queued: if the dispatcher leased it a moment ago, it is on its
             // way to the host and is cancelled there like any started run.
-            if let Some(row) = db::executions::transition_from(
+            if let Some(row) = crate::executions::db::transition_from(
                 &mut conn,
                 id,
-                &["queued"],
-                "cancelled",
+                &[ExecutionStatus::Queued],
+                ExecutionStatus::Cancelled,
                 "cancelled before it started",
                 None,
             )
@@ -570,8 +630,8 @@ impl Lab {
                 return Ok(row);
             }
         }
-        db::executions::request_cancel(&mut conn, id).await?;
-        let device = db::fleet::get_device(
+        crate::executions::db::request_cancel(&mut conn, id).await?;
+        let device = crate::fleet::db::get_device(
             &mut conn,
             tenant,
             labwright_core::ids::DeviceId(e.device_id),
@@ -586,10 +646,10 @@ impl Lab {
             self.registry.send_command(tenant, h, cmd)
         });
         if sent.is_none() {
-            let row = db::executions::transition(
+            let row = crate::executions::db::transition(
                 &mut conn,
                 id,
-                "cancelled",
+                ExecutionStatus::Cancelled,
                 "cancelled while its host was not connected",
                 None,
             )
@@ -598,7 +658,7 @@ impl Lab {
             return row
                 .ok_or_else(|| ApiError::Conflict("execution changed state; try again".into()));
         }
-        Ok(db::executions::get(&mut conn, tenant, id)
+        Ok(crate::executions::db::get(&mut conn, tenant, id)
             .await?
             .unwrap_or(e))
     }

@@ -13,11 +13,18 @@
 //! Every exchange and queue name comes from the broker's [`Names`] (the bus contract in
 //! `labwright_wire::bus`, with the configured namespace in front).
 
+pub mod db;
+pub mod http;
+
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use labwright_core::{
-    build::{BuildJob, BuildUpdate, MAX_UPDATE_BYTES, SessionControl},
+    build::{
+        BuildJob, BuildUpdate, MAX_UPDATE_BYTES, SessionControl,
+        source::{RepoUrl, validate_ref, validate_subdir},
+    },
+    ids::{ApiKeyId, TenantId},
     retry::Backoff,
 };
 use labwright_wire::bus::{self, BusError, DecodeError, Names, timed};
@@ -27,12 +34,12 @@ use lapin::{
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
+use self::db::{Applied, SessionTtl};
 use crate::{
-    db::{
-        self, DbError, Pool,
-        builds::{Applied, SessionTtl},
-    },
+    db::{DbError, Pool},
+    error::ApiError,
     events::{Broker, PublishError},
 };
 
@@ -97,6 +104,102 @@ impl Sandboxes {
     }
 
     /// Asks the sweeper to run now rather than at its next tick.
+    /// Stores a build of `repo_url` and queues its job for a build worker (through the outbox,
+    /// with the build; the publisher is woken). The URL, ref and subdirectory are checked before
+    /// anything is stored.
+    pub async fn create_build(
+        &self,
+        tenant: TenantId,
+        created_by: ApiKeyId,
+        repo_url: &str,
+        git_ref: Option<&str>,
+        subdir: Option<&str>,
+    ) -> Result<db::BuildRow, ApiError> {
+        let url = RepoUrl::parse(repo_url)?;
+        if let Some(r) = git_ref {
+            validate_ref(r)?;
+        }
+        if let Some(s) = subdir {
+            validate_subdir(s)?;
+        }
+        if url.is_private_host() && !self.allow_private_hosts {
+            return Err(ApiError::InvalidArgument(format!(
+                "repo_url: {} is a private, loopback or link-local address; this server only builds \
+                 repositories on public hosts",
+                url.host()
+            )));
+        }
+        let job = BuildJob {
+            build_id: Uuid::new_v4(),
+            tenant_id: tenant.0,
+            repo_url: url,
+            git_ref: git_ref.map(str::to_owned),
+            subdir: subdir.map(str::to_owned),
+            session_ttl_secs: self.ttl.ttl_secs,
+            hard_ttl_secs: self.ttl.max_ttl_secs,
+        };
+        let mut conn = crate::db::conn(&self.pool).await?;
+        let b = db::create(
+            &mut conn,
+            db::NewBuild {
+                created_by: created_by.0,
+                job: &job,
+            },
+            &self.names().jobs_exchange,
+        )
+        .await?;
+        self.broker.wake();
+        // The host only: the URL carries no credentials (RepoUrl refuses them), but logs stay lean.
+        tracing::info!(build_id = %b.id, host = job.repo_url.host(), "build queued");
+        Ok(b)
+    }
+
+    /// Cancels a build that has not started its session yet (workers are told through the
+    /// outbox; the publisher is woken).
+    pub async fn cancel_build(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        reason: &str,
+    ) -> Result<db::CancelOutcome, ApiError> {
+        let mut conn = crate::db::conn(&self.pool).await?;
+        let outcome = db::cancel(
+            &mut conn,
+            tenant,
+            id,
+            reason,
+            &self.names().sessions_exchange,
+        )
+        .await?;
+        if matches!(outcome, db::CancelOutcome::Cancelled(_)) {
+            self.broker.wake();
+        }
+        Ok(outcome)
+    }
+
+    /// Stops a session (its worker is told through the outbox; the publisher is woken). `None`:
+    /// no such session in the tenant.
+    pub async fn stop_session(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        reason: &str,
+    ) -> Result<Option<db::SessionRow>, ApiError> {
+        let mut conn = crate::db::conn(&self.pool).await?;
+        let stopped = db::stop_session(
+            &mut conn,
+            tenant,
+            id,
+            reason,
+            &self.names().sessions_exchange,
+        )
+        .await?;
+        if stopped.is_some() {
+            self.broker.wake();
+        }
+        Ok(stopped)
+    }
+
     pub fn wake_sweeper(&self) {
         self.sweep.notify_one();
     }
@@ -155,8 +258,8 @@ impl Sandboxes {
             return Handled::Done;
         }
         let applied = async {
-            let mut conn = db::conn(&self.pool).await?;
-            db::builds::apply_update(
+            let mut conn = crate::db::conn(&self.pool).await?;
+            crate::sandboxes::db::apply_update(
                 &mut conn,
                 &update,
                 self.ttl,
@@ -197,8 +300,8 @@ impl Sandboxes {
             }
         };
         let failed = async {
-            let mut conn = db::conn(&self.pool).await?;
-            db::builds::fail_dead_job(
+            let mut conn = crate::db::conn(&self.pool).await?;
+            crate::sandboxes::db::fail_dead_job(
                 &mut conn,
                 &job,
                 DEAD_LETTER_REASON,
@@ -251,10 +354,11 @@ impl Sandboxes {
     /// One sweep. Returns how many sessions expired.
     pub async fn sweep_once(&self) -> Result<usize, SweepError> {
         let (expired, live) = {
-            let mut conn = db::conn(&self.pool).await?;
+            let mut conn = crate::db::conn(&self.pool).await?;
             let expired =
-                db::builds::sweep_expired(&mut conn, &self.names().sessions_exchange).await?;
-            let live = db::builds::running_session_ids(&mut conn).await?;
+                crate::sandboxes::db::sweep_expired(&mut conn, &self.names().sessions_exchange)
+                    .await?;
+            let live = crate::sandboxes::db::running_session_ids(&mut conn).await?;
             (expired.len(), live)
         };
         if expired > 0 {

@@ -1,12 +1,13 @@
 //! The REST API (`/api/v1`), health probes, the OpenAPI document and Swagger UI.
 
-mod builds;
-mod control;
-mod executions;
-mod fleet;
-mod keys;
-mod library;
-mod live;
+use crate::{
+    executions::http as executions,
+    fleet::http::{self as fleet, control},
+    keys::http as keys,
+    library::http as library,
+    live::http as live,
+    sandboxes::http as builds,
+};
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,12 +19,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{
-    db::{self, Pool},
-    error::ApiError,
-    events::Broker,
-    fleet::Registry,
-};
+use crate::{db::Pool, error::ApiError, events::Broker, fleet::Registry};
 
 pub struct AppState {
     pub pool: Pool,
@@ -31,10 +27,10 @@ pub struct AppState {
     pub broker: Arc<Broker>,
     pub lab: Arc<crate::executions::Lab>,
     pub artifacts: crate::artifacts::Artifacts,
-    pub sandboxes: Arc<crate::builds::Sandboxes>,
+    pub sandboxes: Arc<crate::sandboxes::Sandboxes>,
     pub terminals: Terminals,
     pub live: Arc<crate::live::LiveHub>,
-    pub tap: Arc<crate::tap::EventTap>,
+    pub tap: Arc<crate::live::tap::EventTap>,
     /// The built web UI (`frontend/dist`), served at `/`.
     pub ui_dir: std::path::PathBuf,
     /// Cancelled when the server stops: long-lived sockets close with 1001.
@@ -197,11 +193,14 @@ struct Readiness {
 #[utoipa::path(get, path = "/readyz", security(), responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> impl Responder {
-    let (db_ok, broker_ok) = tokio::join!(db::ping(&state.pool, Duration::from_secs(2)), async {
-        tokio::time::timeout(Duration::from_secs(3), state.broker.ready())
-            .await
-            .unwrap_or(false)
-    });
+    let (db_ok, broker_ok) = tokio::join!(
+        crate::db::ping(&state.pool, Duration::from_secs(2)),
+        async {
+            tokio::time::timeout(Duration::from_secs(3), state.broker.ready())
+                .await
+                .unwrap_or(false)
+        }
+    );
     let body = Readiness {
         status: if db_ok.is_ok() && broker_ok {
             "ready"

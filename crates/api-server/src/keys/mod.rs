@@ -1,23 +1,27 @@
 //! Authentication and authorization. API keys (people, CI) and host enrollment tokens are the same
 //! thing with different roles: `lw_` followed by 64 hex digits (256 random bits). Only their
 //! SHA-256 is stored; the key itself is shown once, at creation, and never logged.
+//!
+//! This module: key generation and hashing, resolving a key to its [`Caller`], creating keys and
+//! tenants. [`http`]: the `Caller` extractor and the `/api/v1/keys` handlers. `bootstrap`: the
+//! first start and the secret files.
 
-use std::{future::Future, path::Path, pin::Pin};
+mod bootstrap;
+pub mod db;
+pub mod http;
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+pub use bootstrap::{bootstrap, terminal_key};
+pub use http::WEBSOCKET_PROTOCOL;
+
 use labwright_core::{
     auth::{Permission, Role},
     ids::{ApiKeyId, TenantId},
-    terminal::TicketKey,
     validate,
 };
 use sha2::{Digest, Sha256};
 
-use crate::{
-    db::{self, Pool, keys},
-    error::ApiError,
-    http::AppState,
-};
+use self::db as keys;
+use crate::{db::Pool, error::ApiError};
 
 const KEY_PREFIX: &str = "lw_";
 const KEY_HEX_LEN: usize = 64;
@@ -97,7 +101,7 @@ pub async fn authenticate(pool: &Pool, token: &str) -> Result<Caller, ApiError> 
         );
         return Err(ApiError::Unauthenticated);
     }
-    let mut conn = db::conn(pool).await?;
+    let mut conn = crate::db::conn(pool).await?;
     let Some(row) = keys::active_by_hash(&mut conn, &hash_key(token)).await? else {
         tracing::warn!(
             reason = "unknown or revoked",
@@ -131,48 +135,21 @@ pub fn bearer(header: Option<&str>) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-/// Browsers cannot set headers on a WebSocket: they offer the key as a subprotocol
-/// (`new WebSocket(url, ["labwright", "bearer.<key>"])`), and the server answers `labwright`.
-/// Only on WebSocket upgrades, never for plain requests.
-fn websocket_bearer(req: &HttpRequest) -> Option<String> {
-    let upgrade = req.headers().get("upgrade")?.to_str().ok()?;
-    if !upgrade.eq_ignore_ascii_case("websocket") {
-        return None;
-    }
-    req.headers()
-        .get_all("sec-websocket-protocol")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .find_map(|p| p.trim().strip_prefix("bearer.").map(str::to_owned))
+/// What the HTTP extractor ([`Caller`]'s `FromRequest`, in [`http`]) needs from the app: a way
+/// to resolve a key, not the whole application state.
+#[derive(Clone)]
+pub struct Authenticator {
+    pool: Pool,
 }
 
-/// The subprotocol the server answers WebSocket clients with.
-pub const WEBSOCKET_PROTOCOL: &str = "labwright";
+impl Authenticator {
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
 
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let header = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| websocket_bearer(req).map(|t| format!("Bearer {t}")));
-        Box::pin(async move {
-            let state =
-                state.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))?;
-            let token = bearer(header.as_deref())?;
-            let caller = authenticate(&state.pool, token).await?;
-            if caller.role == Role::Host {
-                return Err(ApiError::Forbidden(
-                    "host enrollment tokens may only open the host link".into(),
-                ));
-            }
-            Ok(caller)
-        })
+    /// [`authenticate`] against this authenticator's database.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
+        authenticate(&self.pool, token).await
     }
 }
 
@@ -186,7 +163,7 @@ pub async fn create_key(
     validate::label("name", name, 100)?;
     let key = generate_key();
     let id = ApiKeyId::new();
-    let mut conn = db::conn(pool).await?;
+    let mut conn = crate::db::conn(pool).await?;
     keys::insert(
         &mut conn,
         keys::NewKey {
@@ -206,7 +183,7 @@ pub async fn create_key(
 pub async fn create_tenant(pool: &Pool, name: &str) -> Result<(TenantId, GeneratedKey), ApiError> {
     validate::slug("name", name, 63)?;
     let tenant = {
-        let mut conn = db::conn(pool).await?;
+        let mut conn = crate::db::conn(pool).await?;
         keys::create_tenant(&mut conn, name).await.map_err(|e| {
             if e.is_unique_violation() {
                 ApiError::Conflict(format!("tenant {name:?} already exists"))
@@ -217,64 +194,6 @@ pub async fn create_tenant(pool: &Pool, name: &str) -> Result<(TenantId, Generat
     };
     let (_, key) = create_key(pool, tenant, "admin (created with the tenant)", Role::Admin).await?;
     Ok((tenant, key))
-}
-
-/// On the very first start (no tenant yet) creates the `default` tenant and an admin key, written to
-/// `<data_dir>/admin-key` with mode 0600. The key never appears in logs, only the file's path.
-pub async fn bootstrap(pool: &Pool, data_dir: &Path) -> anyhow::Result<()> {
-    let count = {
-        let mut conn = db::conn(pool).await?;
-        keys::count_tenants(&mut conn).await?
-    };
-    if count > 0 {
-        return Ok(());
-    }
-    let (_, key) = create_tenant(pool, "default")
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the default tenant: {e}"))?;
-    std::fs::create_dir_all(data_dir)?;
-    let path = data_dir.join("admin-key");
-    write_secret_file(&path, &key.secret, false)?;
-    tracing::info!(path = %path.display(), "first start: created tenant \"default\" and its admin key; read it from this file");
-    Ok(())
-}
-
-/// The key terminal tickets are signed with: `terminal_secret_file`, or
-/// `<data_dir>/terminal-secret`, created (mode 0600) if it does not exist yet.
-pub fn terminal_key(config: &crate::config::Config) -> anyhow::Result<TicketKey> {
-    use anyhow::Context;
-    let path = if config.terminal_secret_file.is_empty() {
-        config.data_dir.join("terminal-secret")
-    } else {
-        std::path::PathBuf::from(&config.terminal_secret_file)
-    };
-    if config.terminal_secret_file.is_empty() && !path.exists() {
-        std::fs::create_dir_all(&config.data_dir)?;
-        // `create_new`: a replica starting at the same moment keeps the secret the first wrote.
-        match write_secret_file(&path, &TicketKey::generate_secret(), true) {
-            Ok(()) => {
-                tracing::info!(path = %path.display(), "created the terminal ticket secret; give it to the terminal gateway")
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e).with_context(|| format!("writing {}", path.display())),
-        }
-    }
-    let secret = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    TicketKey::from_secret(&secret).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
-
-/// Writes a secret (mode 0600). `fresh`: fail with `AlreadyExists` rather than replace one.
-fn write_secret_file(path: &Path, secret: &str, fresh: bool) -> std::io::Result<()> {
-    use std::{io::Write, os::unix::fs::OpenOptionsExt};
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .create_new(fresh)
-        .truncate(!fresh)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(secret.as_bytes())?;
-    f.write_all(b"\n")
 }
 
 #[cfg(test)]

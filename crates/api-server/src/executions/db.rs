@@ -8,19 +8,23 @@ use diesel::{
     SelectableHelper, sql_types,
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use labwright_core::ids::{DeviceId, TenantId};
+use labwright_core::{
+    execution::ExecutionStatus,
+    ids::{DeviceId, TenantId},
+};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{
+use crate::db::{
     DbError, outbox,
     schema::{execution_steps, executions},
     statement::Statement,
 };
 
-/// Execution states. `queued → dispatched → running → (passed | failed | error | cancelled | interrupted)`.
-pub const ACTIVE: [&str; 2] = ["dispatched", "running"];
-pub const FINAL: [&str; 5] = ["passed", "failed", "error", "cancelled", "interrupted"];
+/// The stored forms of a set of statuses, for `status = ANY(...)` filters.
+fn stored(statuses: &[ExecutionStatus]) -> Vec<&'static str> {
+    statuses.iter().map(|s| s.as_str()).collect()
+}
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = executions)]
@@ -38,6 +42,13 @@ pub struct ExecutionRow {
     pub dispatched_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub heartbeat_at: Option<DateTime<Utc>>,
+}
+
+impl ExecutionRow {
+    /// The stored status as the enum; `None` only if the column holds an unknown string.
+    pub fn state(&self) -> Option<ExecutionStatus> {
+        self.status.parse().ok()
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -177,7 +188,7 @@ pub async fn queue_position(
 ) -> Result<i64, DbError> {
     Ok(executions::table
         .filter(executions::device_id.eq(e.device_id))
-        .filter(executions::status.eq("queued"))
+        .filter(executions::status.eq(ExecutionStatus::Queued.as_str()))
         .filter(executions::created_at.lt(e.created_at))
         .count()
         .get_result(conn)
@@ -232,12 +243,19 @@ pub async fn claim_next(
 pub async fn transition(
     conn: &mut AsyncPgConnection,
     id: Uuid,
-    status: &str,
+    status: ExecutionStatus,
     reason: &str,
     steps_total: Option<i32>,
 ) -> Result<Option<ExecutionRow>, DbError> {
-    const NOT_FINAL: [&str; 3] = ["queued", "dispatched", "running"];
-    transition_from(conn, id, &NOT_FINAL, status, reason, steps_total).await
+    transition_from(
+        conn,
+        id,
+        ExecutionStatus::NOT_FINAL,
+        status,
+        reason,
+        steps_total,
+    )
+    .await
 }
 
 /// Moves an execution to `status` if it is in one of the `from` states (checked in the same
@@ -245,20 +263,21 @@ pub async fn transition(
 pub async fn transition_from(
     conn: &mut AsyncPgConnection,
     id: Uuid,
-    from: &[&str],
-    status: &str,
+    from: &[ExecutionStatus],
+    status: ExecutionStatus,
     reason: &str,
     steps_total: Option<i32>,
 ) -> Result<Option<ExecutionRow>, DbError> {
+    let from = stored(from);
     conn.transaction::<_, DbError, _>(async move |conn| {
-        let finished = FINAL.contains(&status).then(Utc::now);
+        let finished = status.is_final().then(Utc::now);
         let row: Option<ExecutionRow> = diesel::update(
             executions::table
                 .find(id)
                 .filter(executions::status.eq_any(from)),
         )
         .set((
-            executions::status.eq(status),
+            executions::status.eq(status.as_str()),
             executions::reason.eq(reason),
             executions::finished_at.eq(finished),
             executions::heartbeat_at.eq(Utc::now()),
@@ -289,7 +308,7 @@ pub async fn touch(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Result<(), DbE
     diesel::update(
         executions::table
             .filter(executions::id.eq_any(ids))
-            .filter(executions::status.eq_any(ACTIVE)),
+            .filter(executions::status.eq_any(stored(ExecutionStatus::ACTIVE))),
     )
     .set(executions::heartbeat_at.eq(Utc::now()))
     .execute(conn)
@@ -408,7 +427,7 @@ pub async fn active_on_device(
 ) -> Result<Option<ExecutionRow>, DbError> {
     Ok(executions::table
         .filter(executions::device_id.eq(device))
-        .filter(executions::status.eq_any(ACTIVE))
+        .filter(executions::status.eq_any(stored(ExecutionStatus::ACTIVE)))
         .select(ExecutionRow::as_select())
         .first(conn)
         .await
@@ -443,10 +462,10 @@ pub async fn requeue(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(), DbErr
     diesel::update(
         executions::table
             .find(id)
-            .filter(executions::status.eq("dispatched")),
+            .filter(executions::status.eq(ExecutionStatus::Dispatched.as_str())),
     )
     .set((
-        executions::status.eq("queued"),
+        executions::status.eq(ExecutionStatus::Queued.as_str()),
         executions::dispatched_at.eq(None::<DateTime<Utc>>),
     ))
     .execute(conn)
@@ -461,7 +480,7 @@ pub async fn stale_dispatched(
     cutoff: DateTime<Utc>,
 ) -> Result<Vec<ExecutionRow>, DbError> {
     Ok(executions::table
-        .filter(executions::status.eq("dispatched"))
+        .filter(executions::status.eq(ExecutionStatus::Dispatched.as_str()))
         .filter(executions::dispatched_at.lt(cutoff))
         .select(ExecutionRow::as_select())
         .load(conn)
@@ -473,11 +492,11 @@ pub async fn active_on_host(
     conn: &mut AsyncPgConnection,
     host: Uuid,
 ) -> Result<Vec<ExecutionRow>, DbError> {
-    use super::schema::devices;
+    use crate::db::schema::devices;
     Ok(executions::table
         .inner_join(devices::table)
         .filter(devices::host_id.eq(host))
-        .filter(executions::status.eq_any(ACTIVE))
+        .filter(executions::status.eq_any(stored(ExecutionStatus::ACTIVE)))
         .select(ExecutionRow::as_select())
         .load(conn)
         .await?)
@@ -489,10 +508,10 @@ pub async fn abandoned(
     conn: &mut AsyncPgConnection,
     cutoff: DateTime<Utc>,
 ) -> Result<Vec<(ExecutionRow, String)>, DbError> {
-    use super::schema::{devices, hosts};
+    use crate::db::schema::{devices, hosts};
     Ok(executions::table
         .inner_join(devices::table.inner_join(hosts::table))
-        .filter(executions::status.eq_any(ACTIVE))
+        .filter(executions::status.eq_any(stored(ExecutionStatus::ACTIVE)))
         .filter(hosts::status.ne("online"))
         .filter(executions::heartbeat_at.lt(cutoff))
         // Silent since the cutoff both as a run and as a host: a long step on a host that was
@@ -508,7 +527,7 @@ pub async fn with_host(
     conn: &mut AsyncPgConnection,
     id: Uuid,
 ) -> Result<Option<(ExecutionRow, Uuid)>, DbError> {
-    use super::schema::devices;
+    use crate::db::schema::devices;
     Ok(executions::table
         .inner_join(devices::table)
         .filter(executions::id.eq(id))

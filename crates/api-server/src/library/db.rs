@@ -9,7 +9,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labwright_core::ids::TenantId;
 use uuid::Uuid;
 
-use super::{
+use crate::db::{
     DbError,
     schema::{nav_edge_stats, navigation_trees, reference_images, testcases},
 };
@@ -238,7 +238,7 @@ pub async fn observe_edge(
     success: bool,
 ) -> Result<(), DbError> {
     use diesel::sql_types::{BigInt, Double, Text, Uuid as SqlUuid};
-    super::statement::Statement::new(
+    crate::db::statement::Statement::new(
         "INSERT INTO nav_edge_stats (tenant_id, model, edge_id, attempts, successes, mean_duration_ms) \
          VALUES ($1, $2, $3, 1, $4, $5) \
          ON CONFLICT (tenant_id, model, edge_id) DO UPDATE SET \

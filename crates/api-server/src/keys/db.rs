@@ -9,7 +9,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use labwright_core::ids::{ApiKeyId, TenantId};
 use uuid::Uuid;
 
-use super::{
+use crate::db::{
     DbError,
     schema::{api_keys, tenants},
 };

@@ -8,6 +8,9 @@
 //! and lower quality, made here once per frame for all light viewers (only while there are any);
 //! it moves back when it keeps up again.
 
+pub mod http;
+pub mod tap;
+
 use std::{
     collections::HashMap,
     sync::{

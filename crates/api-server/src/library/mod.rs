@@ -3,6 +3,9 @@
 //! and folding navigation observations back into edge statistics. The rules themselves live in
 //! `labwright_core::{testcase, nav}`; this module feeds them what the database knows.
 
+pub mod db;
+pub mod http;
+
 use std::sync::Arc;
 
 use diesel_async::AsyncPgConnection;
@@ -16,10 +19,8 @@ use labwright_core::{
 };
 use uuid::Uuid;
 
-use crate::{
-    db::{self, fleet::DeviceRow, library::ReferenceRow},
-    error::ApiError,
-};
+use self::db::ReferenceRow;
+use crate::{error::ApiError, fleet::db::DeviceRow};
 
 /// Everything a host needs to run a test case besides the test case itself.
 pub struct RunPlan {
@@ -96,11 +97,11 @@ pub async fn tree_with_stats(
     tenant: TenantId,
     model: &str,
 ) -> Result<Option<(NavigationTree, i32)>, ApiError> {
-    let Some(row) = db::library::latest_tree(conn, tenant, model).await? else {
+    let Some(row) = crate::library::db::latest_tree(conn, tenant, model).await? else {
         return Ok(None);
     };
     let mut tree: NavigationTree = stored("navigation tree", &row.document)?;
-    for s in db::library::edge_stats(conn, tenant, model).await? {
+    for s in crate::library::db::edge_stats(conn, tenant, model).await? {
         tree.stats.insert(
             s.edge_id,
             EdgeStats {
@@ -161,7 +162,7 @@ pub async fn check_runnable(
     if let Some(t) = &tree {
         names.extend(tree_references(t));
     }
-    let rows = db::library::references_named(conn, tenant, &names).await?;
+    let rows = crate::library::db::references_named(conn, tenant, &names).await?;
     let shapes = reference_shapes(&rows);
     let env = ValidationEnv {
         nav: tree.as_ref(),
@@ -194,7 +195,7 @@ pub async fn prepare_run(
     if let Some(t) = &tree {
         names.extend(tree_references(t));
     }
-    let references = db::library::references_named(conn, tenant, &names).await?;
+    let references = crate::library::db::references_named(conn, tenant, &names).await?;
     let tree = tree.map(|t| serde_json::to_value(t).unwrap_or_default());
     Ok(RunPlan { tree, references })
 }
@@ -209,7 +210,8 @@ pub async fn record_edge_observations(
     if observations.is_empty() {
         return Ok(());
     }
-    let Some((d, _, _)) = db::fleet::get_device(conn, tenant, DeviceId(device)).await? else {
+    let Some((d, _, _)) = crate::fleet::db::get_device(conn, tenant, DeviceId(device)).await?
+    else {
         return Ok(());
     };
     for o in observations.iter().take(10_000) {
@@ -218,7 +220,7 @@ pub async fn record_edge_observations(
         {
             continue;
         }
-        db::library::observe_edge(
+        crate::library::db::observe_edge(
             conn,
             tenant,
             &d.model,

@@ -12,24 +12,19 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use labwright_core::{
     auth::Permission,
-    build::{
-        BuildJob, Stage,
-        source::{RepoUrl, validate_ref, validate_subdir},
-    },
+    build::Stage,
     ids::TenantId,
     terminal::{TICKET_TTL_SECS, TicketClaims},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AppState, Page, page};
+use crate::http::{AppState, Page, page};
 use crate::{
-    auth::Caller,
-    db::{
-        self, Pool,
-        builds::{BuildRow, CancelOutcome, ExtendOutcome, SessionRow},
-    },
+    db::Pool,
     error::ApiError,
+    keys::Caller,
+    sandboxes::db::{BuildRow, CancelOutcome, ExtendOutcome, SessionRow},
 };
 
 /// Lines in a build's `log_tail`.
@@ -197,11 +192,11 @@ async fn full_view(
     tenant: TenantId,
     b: BuildRow,
 ) -> Result<BuildView, ApiError> {
-    let session = db::builds::sessions_of(conn, tenant, &[b.id])
+    let session = crate::sandboxes::db::sessions_of(conn, tenant, &[b.id])
         .await?
         .into_iter()
         .next();
-    let tail = db::builds::log_tail(conn, b.id, LOG_TAIL).await?;
+    let tail = crate::sandboxes::db::log_tail(conn, b.id, LOG_TAIL).await?;
     Ok(build_view(b, session, Some(tail)))
 }
 
@@ -221,45 +216,16 @@ pub async fn create_build(
     body: web::Json<CreateBuild>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::UseSandboxes)?;
-    let sandboxes = &state.sandboxes;
-    let url = RepoUrl::parse(&body.repo_url)?;
-    let git_ref = given(&body.git_ref);
-    if let Some(r) = git_ref {
-        validate_ref(r)?;
-    }
-    let subdir = given(&body.subdir);
-    if let Some(s) = subdir {
-        validate_subdir(s)?;
-    }
-    if url.is_private_host() && !sandboxes.allow_private_hosts {
-        return Err(ApiError::InvalidArgument(format!(
-            "repo_url: {} is a private, loopback or link-local address; this server only builds \
-             repositories on public hosts",
-            url.host()
-        )));
-    }
-    let job = BuildJob {
-        build_id: Uuid::new_v4(),
-        tenant_id: caller.tenant.0,
-        repo_url: url,
-        git_ref: git_ref.map(str::to_owned),
-        subdir: subdir.map(str::to_owned),
-        session_ttl_secs: sandboxes.ttl.ttl_secs,
-        hard_ttl_secs: sandboxes.ttl.max_ttl_secs,
-    };
-    let mut conn = db::conn(&state.pool).await?;
-    let b = db::builds::create(
-        &mut conn,
-        db::builds::NewBuild {
-            created_by: caller.key_id.0,
-            job: &job,
-        },
-        &sandboxes.names().jobs_exchange,
-    )
-    .await?;
-    state.broker.wake();
-    // The host only: the URL carries no credentials (RepoUrl refuses them), but logs stay lean.
-    tracing::info!(build_id = %b.id, host = job.repo_url.host(), "build queued");
+    let b = state
+        .sandboxes
+        .create_build(
+            caller.tenant,
+            caller.key_id,
+            &body.repo_url,
+            given(&body.git_ref),
+            given(&body.subdir),
+        )
+        .await?;
     Ok(HttpResponse::Created().json(build_view(b, None, Some(Vec::new()))))
 }
 
@@ -289,15 +255,15 @@ pub async fn list_builds(
             ApiError::InvalidArgument(format!("stage: unknown build stage {s:?}"))
         })?),
     };
-    let mut conn = db::conn(&state.pool).await?;
-    let q = db::builds::ListQuery {
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let q = crate::sandboxes::db::ListQuery {
         stage,
         limit,
         offset,
     };
-    let (rows, total) = db::builds::list(&mut conn, caller.tenant, &q).await?;
+    let (rows, total) = crate::sandboxes::db::list(&mut conn, caller.tenant, &q).await?;
     let ids: Vec<Uuid> = rows.iter().map(|b| b.id).collect();
-    let mut sessions = db::builds::sessions_of(&mut conn, caller.tenant, &ids).await?;
+    let mut sessions = crate::sandboxes::db::sessions_of(&mut conn, caller.tenant, &ids).await?;
     let items = rows
         .into_iter()
         .map(|b| {
@@ -326,8 +292,8 @@ pub async fn get_build(
 ) -> Result<web::Json<BuildView>, ApiError> {
     caller.require(Permission::ReadFleet)?;
     let id = id.into_inner();
-    let mut conn = db::conn(&state.pool).await?;
-    let b = db::builds::get(&mut conn, caller.tenant, id)
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let b = crate::sandboxes::db::get(&mut conn, caller.tenant, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("build {id}")))?;
     Ok(web::Json(full_view(&mut conn, caller.tenant, b).await?))
@@ -371,8 +337,8 @@ pub async fn build_logs(
         },
     };
     {
-        let mut conn = db::conn(&state.pool).await?;
-        db::builds::get(&mut conn, caller.tenant, id)
+        let mut conn = crate::db::conn(&state.pool).await?;
+        crate::sandboxes::db::get(&mut conn, caller.tenant, id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("build {id}")))?;
     }
@@ -417,11 +383,12 @@ impl LogStream {
             // The stage is read before the lines: lines stored before the build ended are then
             // always seen before the end.
             let read = async {
-                let mut conn = db::conn(&self.pool).await?;
-                let stage = db::builds::stage_of(&mut conn, self.build).await?;
+                let mut conn = crate::db::conn(&self.pool).await?;
+                let stage = crate::sandboxes::db::stage_of(&mut conn, self.build).await?;
                 let lines =
-                    db::builds::log_page(&mut conn, self.build, self.after, LOG_PAGE).await?;
-                Ok::<_, db::DbError>((stage, lines))
+                    crate::sandboxes::db::log_page(&mut conn, self.build, self.after, LOG_PAGE)
+                        .await?;
+                Ok::<_, crate::db::DbError>((stage, lines))
             };
             let (stage, lines) = match read.await {
                 Ok(r) => r,
@@ -495,16 +462,11 @@ pub async fn cancel_build(
 ) -> Result<web::Json<BuildView>, ApiError> {
     caller.require(Permission::UseSandboxes)?;
     let id = id.into_inner();
-    let mut conn = db::conn(&state.pool).await?;
     let reason = format!("cancelled by {}", caller.key_name);
-    let outcome = db::builds::cancel(
-        &mut conn,
-        caller.tenant,
-        id,
-        &reason,
-        &state.sandboxes.names().sessions_exchange,
-    )
-    .await?;
+    let outcome = state
+        .sandboxes
+        .cancel_build(caller.tenant, id, &reason)
+        .await?;
     let b = match outcome {
         CancelOutcome::Cancelled(b) => b,
         CancelOutcome::NotFound => return Err(ApiError::NotFound(format!("build {id}"))),
@@ -520,8 +482,8 @@ pub async fn cancel_build(
             )));
         }
     };
-    state.broker.wake();
     tracing::info!(build_id = %id, "build cancelled");
+    let mut conn = crate::db::conn(&state.pool).await?;
     Ok(web::Json(full_view(&mut conn, caller.tenant, b).await?))
 }
 
@@ -546,19 +508,19 @@ pub async fn list_sessions(
     let p = params.into_inner();
     let (limit, offset) = page(p.limit, p.offset)?;
     if let Some(s) = &p.status
-        && !db::builds::SESSION_STATUSES.contains(&s.as_str())
+        && !crate::sandboxes::db::SESSION_STATUSES.contains(&s.as_str())
     {
         return Err(ApiError::InvalidArgument(format!(
             "status: unknown session status {s:?}"
         )));
     }
-    let mut conn = db::conn(&state.pool).await?;
-    let q = db::builds::SessionQuery {
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let q = crate::sandboxes::db::SessionQuery {
         status: p.status,
         limit,
         offset,
     };
-    let (rows, total) = db::builds::list_sessions(&mut conn, caller.tenant, &q).await?;
+    let (rows, total) = crate::sandboxes::db::list_sessions(&mut conn, caller.tenant, &q).await?;
     Ok(web::Json(Page {
         items: rows.into_iter().map(session_view).collect(),
         total,
@@ -577,8 +539,8 @@ pub async fn get_session(
 ) -> Result<web::Json<SessionView>, ApiError> {
     caller.require(Permission::ReadFleet)?;
     let id = id.into_inner();
-    let mut conn = db::conn(&state.pool).await?;
-    let s = db::builds::get_session(&mut conn, caller.tenant, id)
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let s = crate::sandboxes::db::get_session(&mut conn, caller.tenant, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("session {id}")))?;
     Ok(web::Json(session_view(s)))
@@ -595,18 +557,12 @@ pub async fn delete_session(
 ) -> Result<web::Json<SessionView>, ApiError> {
     caller.require(Permission::UseSandboxes)?;
     let id = id.into_inner();
-    let mut conn = db::conn(&state.pool).await?;
     let reason = format!("deleted by {}", caller.key_name);
-    let s = db::builds::stop_session(
-        &mut conn,
-        caller.tenant,
-        id,
-        &reason,
-        &state.sandboxes.names().sessions_exchange,
-    )
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("session {id}")))?;
-    state.broker.wake();
+    let s = state
+        .sandboxes
+        .stop_session(caller.tenant, id, &reason)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("session {id}")))?;
     tracing::info!(session_id = %id, "session deleted");
     Ok(web::Json(session_view(s)))
 }
@@ -636,8 +592,8 @@ pub async fn extend_session(
             "seconds: must be between 1 and {max}"
         )));
     }
-    let mut conn = db::conn(&state.pool).await?;
-    match db::builds::extend_session(&mut conn, caller.tenant, id, body.seconds).await? {
+    let mut conn = crate::db::conn(&state.pool).await?;
+    match crate::sandboxes::db::extend_session(&mut conn, caller.tenant, id, body.seconds).await? {
         ExtendOutcome::Extended(s) => Ok(web::Json(session_view(s))),
         ExtendOutcome::NotFound => Err(ApiError::NotFound(format!("session {id}"))),
         ExtendOutcome::NotRunning(s) => Err(ApiError::Conflict(format!(
@@ -680,8 +636,8 @@ pub async fn terminal_ticket(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::UseSandboxes)?;
     let id = id.into_inner();
-    let mut conn = db::conn(&state.pool).await?;
-    let s = db::builds::get_session(&mut conn, caller.tenant, id)
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let s = crate::sandboxes::db::get_session(&mut conn, caller.tenant, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("session {id}")))?;
     if s.status != "running" || s.expires_at < Utc::now() {

@@ -15,12 +15,8 @@ use labwright_wire::host_link::{HostCommand, PowerAction};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::AppState;
-use crate::{
-    auth::Caller,
-    db::{self, fleet::DeviceRow},
-    error::ApiError,
-};
+use crate::http::AppState;
+use crate::{error::ApiError, fleet::db::DeviceRow, keys::Caller};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -31,8 +27,8 @@ async fn device(
     needs: Capability,
     exclusive: bool,
 ) -> Result<DeviceRow, ApiError> {
-    let mut conn = db::conn(&state.pool).await?;
-    let (d, _, _) = db::fleet::get_device(&mut conn, caller.tenant, DeviceId(id))
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let (d, _, _) = crate::fleet::db::get_device(&mut conn, caller.tenant, DeviceId(id))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
     if !d.capabilities.iter().flatten().any(|c| c == needs.as_str()) {
@@ -47,14 +43,16 @@ async fn device(
             d.device_key, d.status
         )));
     }
-    if exclusive && let Some(active) = db::executions::active_on_device(&mut conn, d.id).await? {
+    if exclusive
+        && let Some(active) = crate::executions::db::active_on_device(&mut conn, d.id).await?
+    {
         return Err(ApiError::Conflict(format!(
             "device {} is leased by execution {}",
             d.device_key, active.id
         )));
     }
     if exclusive
-        && let Some(r) = db::reservations::active(&mut conn, caller.tenant, &[d.id])
+        && let Some(r) = crate::fleet::db::reservations::active(&mut conn, caller.tenant, &[d.id])
             .await?
             .into_iter()
             .find(|r| r.key_id != caller.key_id.0)
@@ -144,7 +142,7 @@ pub struct ReserveBody {
 /// box). While it lasts only this key may control the device and only its executions run
 /// there. The holder keeps it alive with `PUT` at least every 60 s.
 #[utoipa::path(post, path = "/api/v1/devices/{id}/reservation", params(("id" = Uuid, Path)), request_body = ReserveBody,
-    responses((status = 201, body = super::fleet::ReservationView), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = super::ReservationView), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 #[post("/devices/{id}/reservation")]
 pub async fn reserve(
     state: web::Data<AppState>,
@@ -159,11 +157,11 @@ pub async fn reserve(
         ));
     }
     let id = id.into_inner();
-    let mut conn = db::conn(&state.pool).await?;
-    db::fleet::get_device(&mut conn, caller.tenant, DeviceId(id))
+    let mut conn = crate::db::conn(&state.pool).await?;
+    crate::fleet::db::get_device(&mut conn, caller.tenant, DeviceId(id))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
-    match db::reservations::reserve(
+    match crate::fleet::db::reservations::reserve(
         &mut conn,
         caller.tenant,
         id,
@@ -173,16 +171,16 @@ pub async fn reserve(
     )
     .await?
     {
-        db::reservations::Reserve::Reserved(r) => {
+        crate::fleet::db::reservations::Reserve::Reserved(r) => {
             state.broker.wake();
-            Ok(HttpResponse::Created().json(super::fleet::reservation_view(&r, &caller)))
+            Ok(HttpResponse::Created().json(super::reservation_view(&r, &caller)))
         }
-        db::reservations::Reserve::Held(r) => Err(ApiError::Conflict(format!(
+        crate::fleet::db::reservations::Reserve::Held(r) => Err(ApiError::Conflict(format!(
             "the device is reserved by {} until {}",
             r.holder,
             r.until().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ))),
-        db::reservations::Reserve::Changed => Err(ApiError::Conflict(
+        crate::fleet::db::reservations::Reserve::Changed => Err(ApiError::Conflict(
             "the reservation changed meanwhile; try again".into(),
         )),
     }
@@ -190,22 +188,23 @@ pub async fn reserve(
 
 /// Keeps the caller's reservation alive for another 60 s (within its time box).
 #[utoipa::path(put, path = "/api/v1/devices/{id}/reservation", params(("id" = Uuid, Path)),
-    responses((status = 200, body = super::fleet::ReservationView), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = super::ReservationView), (status = 404, body = crate::error::ErrorBody)))]
 #[put("/devices/{id}/reservation")]
 pub async fn keep_reservation(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Uuid>,
-) -> Result<web::Json<super::fleet::ReservationView>, ApiError> {
+) -> Result<web::Json<super::ReservationView>, ApiError> {
     caller.require(Permission::ControlDevices)?;
     let id = id.into_inner();
-    let mut conn = db::conn(&state.pool).await?;
-    let r = db::reservations::keep_alive(&mut conn, caller.tenant, id, caller.key_id.0)
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("no reservation of yours on device {id} (it ended)"))
-        })?;
-    Ok(web::Json(super::fleet::reservation_view(&r, &caller)))
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let r =
+        crate::fleet::db::reservations::keep_alive(&mut conn, caller.tenant, id, caller.key_id.0)
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("no reservation of yours on device {id} (it ended)"))
+            })?;
+    Ok(web::Json(super::reservation_view(&r, &caller)))
 }
 
 /// Releases a reservation: the holder's own; admins may release anyone's.
@@ -220,8 +219,8 @@ pub async fn release_reservation(
     caller.require(Permission::ControlDevices)?;
     let id = id.into_inner();
     let any = caller.require(Permission::ManageKeys).is_ok();
-    let mut conn = db::conn(&state.pool).await?;
-    db::reservations::release(&mut conn, caller.tenant, id, caller.key_id.0, any)
+    let mut conn = crate::db::conn(&state.pool).await?;
+    crate::fleet::db::reservations::release(&mut conn, caller.tenant, id, caller.key_id.0, any)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no reservation of yours on device {id}")))?;
     state.broker.wake();
@@ -351,10 +350,11 @@ pub async fn set_faults(
             "faults must be a JSON object".into(),
         ));
     }
-    let mut conn = db::conn(&state.pool).await?;
-    let (d, _, _) = db::fleet::get_device(&mut conn, caller.tenant, DeviceId(id.into_inner()))
-        .await?
-        .ok_or_else(|| ApiError::NotFound("device".into()))?;
+    let mut conn = crate::db::conn(&state.pool).await?;
+    let (d, _, _) =
+        crate::fleet::db::get_device(&mut conn, caller.tenant, DeviceId(id.into_inner()))
+            .await?
+            .ok_or_else(|| ApiError::NotFound("device".into()))?;
     drop(conn);
     if d.driver != "simulated" {
         return Err(ApiError::InvalidArgument(format!(

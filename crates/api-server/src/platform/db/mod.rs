@@ -1,13 +1,7 @@
 //! PostgreSQL access through diesel-async with a bb8 pool. Queries live in one module per area;
 //! every query that touches tenant data takes the caller's `TenantId` and filters by it.
 
-pub mod builds;
-pub mod executions;
-pub mod fleet;
-pub mod keys;
-pub mod library;
 pub mod outbox;
-pub mod reservations;
 pub mod schema;
 pub mod statement;
 

@@ -9,7 +9,7 @@ use labwright_core::ids::TenantId;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{DbError, outbox, statement::Statement};
+use crate::db::{DbError, outbox, statement::Statement};
 
 /// A page that stops renewing loses its reservation after this long.
 pub const KEEP_ALIVE_SECS: f64 = 60.0;
