@@ -1,6 +1,7 @@
 //! Remote control of a device from the API: press a key, fetch its current screen, inject faults
 //! into simulated devices. Refused while an execution holds the device's lease.
 
+pub use labwright_wire::rest::control::{PowerBody, PowerView, PressBody, ReserveBody};
 use std::time::Duration;
 
 use actix_web::{HttpResponse, delete, get, post, put, web};
@@ -11,7 +12,6 @@ use labwright_core::{
     ids::{DeviceId, HostId},
 };
 use labwright_wire::v1 as pb;
-use serde::Deserialize;
 use uuid::Uuid;
 
 use super::AppState;
@@ -68,19 +68,6 @@ async fn device(
     Ok(d)
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PowerBody {
-    /// `on`, `off`, `cycle` (off, 2 s, on) or `state` (only report it).
-    pub action: String,
-}
-
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct PowerView {
-    /// `on` or `off`, after the action.
-    pub state: String,
-}
-
 /// Switches a device's mains power (relay, smart plug, the simulator's switch). Refused while an
 /// execution or another key's reservation holds the device, except `state`.
 #[utoipa::path(post, path = "/api/v1/devices/{id}/power", params(("id" = Uuid, Path)), request_body = PowerBody,
@@ -130,13 +117,6 @@ pub async fn power(
     Ok(web::Json(PowerView {
         state: String::from_utf8_lossy(&result.payload).into_owned(),
     }))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReserveBody {
-    /// Length of the time box, 1 to 480 minutes.
-    pub minutes: i32,
 }
 
 /// Reserves a device for the caller's key (or renews the caller's reservation with a new time
@@ -261,16 +241,6 @@ async fn command(
             result.error
         )))
     }
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PressBody {
-    /// Key name: up, down, left, right, ok, back, home, menu, info, power, ch_up, ch_down, vol_up, vol_down, mute, play_pause, 0-9.
-    pub key: String,
-    /// Hold the key this long (long press).
-    #[serde(default)]
-    pub hold_ms: u32,
 }
 
 /// Presses a key on the device's remote control.
