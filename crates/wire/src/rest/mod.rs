@@ -12,6 +12,7 @@ pub mod executions;
 pub mod fleet;
 pub mod keys;
 pub mod library;
+pub mod typescript;
 
 use serde::{Deserialize, Serialize};
 
