@@ -126,71 +126,17 @@ export function openSocket(path: string): WebSocket {
   return new WebSocket(wsUrl(path), ['labwright', `bearer.${key}`]);
 }
 
-// Shapes of the API's answers (the parts the UI uses).
-export type Page<T> = { items: T[]; total: number; limit: number; offset: number };
-export type WhoAmI = { tenant_id: string; tenant_name: string; key_id: string; key_name: string; role: string };
-export type Device = {
-  id: string;
-  host_id: string;
-  host_name: string;
-  device_key: string;
-  name: string;
-  model: string;
-  driver: string;
-  capabilities: string[];
-  tags: string[];
-  status: string;
-  status_detail: string;
-  last_seen_at: string;
-  reservation: Reservation | null;
-};
-export type Reservation = { holder: string; key_id: string; since: string; ends_at: string; until: string; mine: boolean };
-export type Host = {
-  id: string;
-  name: string;
-  status: string;
-  agent_version: string;
-  last_seen_at: string;
-  device_count: number;
-};
-export type Step = {
-  index: number;
-  path: string;
-  kind: string;
-  verdict: string;
-  reason: string;
-  started_at: string;
-  duration_ms: number;
-  screenshot_url: string | null;
-  measurements: Record<string, number>;
-};
-export type Execution = {
-  id: string;
-  device_id: string;
-  testcase: string;
-  testcase_version: number;
-  status: string;
-  reason: string;
-  queue_position: number | null;
-  steps_total: number | null;
-  created_at: string;
-  finished_at: string | null;
-  steps?: Step[];
-};
-export type TestCase = { id: string; name: string; version: number; created_at: string; source: string; document: any };
-export type Tree = { model: string; version: number; created_at: string; document: any };
-export type Session = { id: string; status: string; expires_at: string; container_id: string };
-export type Build = {
-  id: string;
-  repo_url: string;
-  ref: string | null;
-  stage: string;
-  reason: string;
-  stack: string | null;
-  dockerfile: string | null;
-  image: string | null;
-  created_at: string;
-  log_tail: string[] | null;
-  session: Session | null;
-};
-export type TerminalTicket = { ticket: string; url: string; expires_at: string };
+// Shapes of the API's answers: the REST views, generated into api-types.ts from the server's
+// OpenAPI document (never edited by hand), under the names the pages use.
+export type { ErrorBody, ErrorCode, Page, TerminalTicket, WhoAmI } from './api-types';
+export type {
+  BuildView as Build,
+  DeviceView as Device,
+  ExecutionView as Execution,
+  HostView as Host,
+  ReservationView as Reservation,
+  SessionSummary as Session,
+  StepView as Step,
+  TestCaseView as TestCase,
+  TreeView as Tree,
+} from './api-types';

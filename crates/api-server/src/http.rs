@@ -9,6 +9,7 @@ use crate::{
     sandboxes::http as builds,
 };
 
+pub use labwright_wire::rest::Page;
 use std::{sync::Arc, time::Duration};
 
 use actix_web::{HttpRequest, HttpResponse, Responder, get, web};
@@ -63,7 +64,7 @@ pub const DEFAULT_PAGE: i64 = 50;
         builds::create_build, builds::list_builds, builds::get_build, builds::build_logs, builds::cancel_build,
         builds::list_sessions, builds::get_session, builds::delete_session, builds::extend_session, builds::terminal_ticket,
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::ErrorCode)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]
@@ -232,15 +233,6 @@ pub(crate) fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64)
         ));
     }
     Ok((limit, offset))
-}
-
-/// A page of results with the total that matched.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub total: i64,
-    pub limit: i64,
-    pub offset: i64,
 }
 
 /// The web UI's page (a single page: navigation is in the URL fragment).

@@ -2,6 +2,8 @@
 
 use std::{io::Read, time::Duration};
 
+use labwright_wire::rest::ErrorBody;
+use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 pub struct Client {
@@ -81,7 +83,7 @@ impl Client {
         Self::finish(req.call())
     }
 
-    pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+    pub fn post<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> anyhow::Result<Value> {
         let req = self
             .agent
             .post(format!("{}{path}", self.base))
@@ -138,17 +140,22 @@ impl Client {
     }
 
     fn error(status: u16, text: &str) -> ApiError {
-        let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-        ApiError {
-            status,
-            code: body["error"]["code"]
-                .as_str()
-                .unwrap_or("http_error")
-                .to_string(),
-            message: body["error"]["message"]
-                .as_str()
-                .unwrap_or(text.trim())
-                .to_string(),
+        match serde_json::from_str::<ErrorBody>(text) {
+            Ok(body) => ApiError {
+                status,
+                code: body.error.code,
+                message: body.error.message,
+            },
+            Err(_) => ApiError {
+                status,
+                code: "http_error".to_string(),
+                message: text.trim().to_string(),
+            },
         }
     }
+}
+
+/// An answer read as its REST view (`labwright_wire::rest`).
+pub fn decode<T: DeserializeOwned>(answer: &Value) -> anyhow::Result<T> {
+    T::deserialize(answer).map_err(|e| anyhow::anyhow!("unexpected answer from the server: {e}"))
 }

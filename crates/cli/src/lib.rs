@@ -2,6 +2,11 @@
 //! `--json` for scripts. Exit code 0 on success, 1 on an API or network error, 2 on usage errors.
 
 pub mod client;
+mod executions;
+mod fleet;
+mod keys;
+mod library;
+mod output;
 pub mod sandboxes;
 pub mod sse;
 pub mod table;
@@ -10,9 +15,9 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use serde_json::{Value, json};
 
 pub use client::Client;
+use output::Io;
 use sandboxes::{BuildArgs, BuildsCommand, SessionsCommand};
 
 #[derive(Parser, Debug)]
@@ -244,439 +249,28 @@ pub fn run_with(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
         (None, None) => anyhow::bail!("no API key: set LABWRIGHT_API_KEY or pass --key-file"),
     };
     let client = Client::new(&cli.url, &key);
-    let json = cli.json;
+    let io = Io {
+        out,
+        err,
+        json: cli.json,
+    };
     match cli.command {
-        Command::Hosts {
-            command: HostsCommand::List(args),
-        } => {
-            let page = client.get("/api/v1/hosts", &args.query())?;
-            if cli.json {
-                return print_json(out, &page);
-            }
-            let rows = items(&page)
-                .iter()
-                .map(|h| {
-                    vec![
-                        s(h, "name"),
-                        s(h, "status"),
-                        h["device_count"].to_string(),
-                        s(h, "agent_version"),
-                        s(h, "last_seen_at"),
-                        s(h, "id"),
-                    ]
-                })
-                .collect();
-            table::write(
-                out,
-                &["NAME", "STATUS", "DEVICES", "AGENT", "LAST SEEN", "ID"],
-                rows,
-            )?;
-            footer(out, &page)
-        }
-        Command::Hosts {
-            command: HostsCommand::Ping { id },
-        } => {
-            let res = client.post(&format!("/api/v1/hosts/{id}/ping"), &json!({}))?;
-            if cli.json {
-                return print_json(out, &res);
-            }
-            writeln!(
-                out,
-                "round trip {:.2} ms",
-                res["round_trip_ms"].as_f64().unwrap_or(0.0)
-            )?;
-            Ok(())
-        }
-        Command::Devices {
-            command: DevicesCommand::List(args),
-        } => {
-            let page = client.get("/api/v1/devices", &args.query())?;
-            if cli.json {
-                return print_json(out, &page);
-            }
-            let rows = items(&page)
-                .iter()
-                .map(|d| {
-                    vec![
-                        s(d, "host_name"),
-                        s(d, "device_key"),
-                        s(d, "name"),
-                        s(d, "model"),
-                        s(d, "status"),
-                        join(&d["capabilities"]),
-                        join(&d["tags"]),
-                        s(d, "id"),
-                    ]
-                })
-                .collect();
-            table::write(
-                out,
-                &[
-                    "HOST",
-                    "DEVICE",
-                    "NAME",
-                    "MODEL",
-                    "STATUS",
-                    "CAPABILITIES",
-                    "TAGS",
-                    "ID",
-                ],
-                rows,
-            )?;
-            footer(out, &page)
-        }
-        Command::Keys {
-            command: KeysCommand::Create { name, role, quiet },
-        } => {
-            let created = client.post("/api/v1/keys", &json!({"name": name, "role": role}))?;
-            if quiet {
-                writeln!(out, "{}", s(&created, "secret"))?;
-                return Ok(());
-            }
-            if cli.json {
-                return print_json(out, &created);
-            }
-            writeln!(
-                out,
-                "created {} key {:?} ({})",
-                s(&created, "role"),
-                s(&created, "name"),
-                s(&created, "id")
-            )?;
-            writeln!(
-                out,
-                "secret (shown once, store it now):\n{}",
-                s(&created, "secret")
-            )?;
-            Ok(())
-        }
-        Command::Keys {
-            command: KeysCommand::List,
-        } => {
-            let keys = client.get("/api/v1/keys", &[])?;
-            if cli.json {
-                return print_json(out, &keys);
-            }
-            let rows = array(&keys)
-                .iter()
-                .map(|k| {
-                    let state = if k["revoked_at"].is_null() {
-                        "active".to_string()
-                    } else {
-                        format!("revoked {}", s(k, "revoked_at"))
-                    };
-                    vec![
-                        s(k, "prefix"),
-                        s(k, "name"),
-                        s(k, "role"),
-                        state,
-                        s(k, "last_used_at"),
-                        s(k, "id"),
-                    ]
-                })
-                .collect();
-            table::write(
-                out,
-                &["PREFIX", "NAME", "ROLE", "STATE", "LAST USED", "ID"],
-                rows,
-            )
-        }
-        Command::Keys {
-            command: KeysCommand::Revoke { id },
-        } => {
-            client.delete(&format!("/api/v1/keys/{id}"))?;
-            if cli.json {
-                return print_json(out, &json!({"revoked": id}));
-            }
-            writeln!(out, "revoked key {id}")?;
-            Ok(())
-        }
-        Command::Testcases {
-            command: TestcasesCommand::Push { files },
-        } => {
-            for f in files {
-                let body = std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?;
-                let saved = client
-                    .send_bytes("POST", "/api/v1/testcases", "application/yaml", &body)
-                    .with_context(|| f.display().to_string())?;
-                writeln!(out, "{} version {}", s(&saved, "name"), saved["version"])?;
-            }
-            Ok(())
-        }
-        Command::Testcases {
-            command: TestcasesCommand::List,
-        } => {
-            let list = client.get("/api/v1/testcases", &[])?;
-            if cli.json {
-                return print_json(out, &list);
-            }
-            let rows = array(&list)
-                .iter()
-                .map(|t| vec![s(t, "name"), t["version"].to_string(), s(t, "created_at")])
-                .collect();
-            table::write(out, &["NAME", "VERSION", "SAVED"], rows)
-        }
-        Command::Trees {
-            command: TreesCommand::Push { model, file },
-        } => {
-            let body =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let saved = client.send_bytes(
-                "PUT",
-                &format!("/api/v1/navigation-trees/{model}"),
-                "application/yaml",
-                &body,
-            )?;
-            writeln!(out, "{} version {}", s(&saved, "model"), saved["version"])?;
-            Ok(())
-        }
-        Command::Trees {
-            command: TreesCommand::List,
-        } => {
-            let list = client.get("/api/v1/navigation-trees", &[])?;
-            if cli.json {
-                return print_json(out, &list);
-            }
-            let rows = array(&list)
-                .iter()
-                .map(|t| {
-                    vec![
-                        s(t, "model"),
-                        t["version"].to_string(),
-                        t["document"]["screens"]
-                            .as_array()
-                            .map_or(0, Vec::len)
-                            .to_string(),
-                    ]
-                })
-                .collect();
-            table::write(out, &["MODEL", "VERSION", "SCREENS"], rows)
-        }
-        Command::References {
-            command: ReferencesCommand::Push { files },
-        } => {
-            for f in files {
-                let name = f
-                    .file_stem()
-                    .and_then(|n| n.to_str())
-                    .context("file name")?
-                    .to_string();
-                let body = std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?;
-                let ct = if body.starts_with(&[0x89, b'P', b'N', b'G']) {
-                    "image/png"
-                } else {
-                    "image/jpeg"
-                };
-                let saved = client
-                    .send_bytes("PUT", &format!("/api/v1/references/{name}"), ct, &body)
-                    .with_context(|| f.display().to_string())?;
-                writeln!(
-                    out,
-                    "{} {}x{}",
-                    s(&saved, "name"),
-                    saved["width"],
-                    saved["height"]
-                )?;
-            }
-            Ok(())
-        }
-        Command::References {
-            command: ReferencesCommand::List,
-        } => {
-            let list = client.get("/api/v1/references", &[])?;
-            if cli.json {
-                return print_json(out, &list);
-            }
-            let rows = array(&list)
-                .iter()
-                .map(|r| vec![s(r, "name"), format!("{}x{}", r["width"], r["height"])])
-                .collect();
-            table::write(out, &["NAME", "SIZE"], rows)
-        }
+        Command::Hosts { command } => fleet::hosts(&client, command, io),
+        Command::Devices { command } => fleet::devices(&client, command, io),
+        Command::Press { device, key } => fleet::press(&client, &device, key, io),
+        Command::Keys { command } => keys::keys(&client, command, io),
+        Command::Whoami => keys::whoami(&client, io),
+        Command::Testcases { command } => library::testcases(&client, command, io),
+        Command::Trees { command } => library::trees(&client, command, io),
+        Command::References { command } => library::references(&client, command, io),
         Command::Run {
             testcase,
             device,
             wait,
-        } => {
-            let created = client.post(
-                "/api/v1/executions",
-                &json!({"testcase": testcase, "device": device}),
-            )?;
-            let id = s(&created, "id");
-            if !wait {
-                if cli.json {
-                    return print_json(out, &created);
-                }
-                writeln!(out, "execution {id} {}", s(&created, "status"))?;
-                return Ok(());
-            }
-            let done = loop {
-                let e = client.get(&format!("/api/v1/executions/{id}"), &[])?;
-                let status = s(&e, "status");
-                if ["passed", "failed", "error", "cancelled", "interrupted"]
-                    .contains(&status.as_str())
-                {
-                    break e;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(300));
-            };
-            if cli.json {
-                print_json(out, &done)?;
-            } else {
-                write_execution(out, &done)?;
-            }
-            if done["status"] != "passed" {
-                anyhow::bail!("execution {id} {}", s(&done, "status"));
-            }
-            Ok(())
-        }
-        Command::Executions {
-            command: ExecutionsCommand::List { status },
-        } => {
-            let mut q = vec![("limit", "50".to_string())];
-            if let Some(st) = status {
-                q.push(("status", st));
-            }
-            let page = client.get("/api/v1/executions", &q)?;
-            if cli.json {
-                return print_json(out, &page);
-            }
-            let rows = items(&page)
-                .iter()
-                .map(|e| {
-                    vec![
-                        s(e, "id"),
-                        s(e, "testcase"),
-                        s(e, "status"),
-                        s(e, "created_at"),
-                        s(e, "reason"),
-                    ]
-                })
-                .collect();
-            table::write(
-                out,
-                &["ID", "TEST CASE", "STATUS", "CREATED", "REASON"],
-                rows,
-            )
-        }
-        Command::Executions {
-            command: ExecutionsCommand::Show { id },
-        } => {
-            let e = client.get(&format!("/api/v1/executions/{id}"), &[])?;
-            if cli.json {
-                return print_json(out, &e);
-            }
-            write_execution(out, &e)
-        }
-        Command::Executions {
-            command: ExecutionsCommand::Cancel { id },
-        } => {
-            let e = client.post(&format!("/api/v1/executions/{id}/cancel"), &json!({}))?;
-            writeln!(out, "execution {id} {}", s(&e, "status"))?;
-            Ok(())
-        }
-        Command::Press { device, key } => {
-            client.post(
-                &format!("/api/v1/devices/{device}/press"),
-                &json!({"key": key}),
-            )?;
-            writeln!(out, "pressed {key}")?;
-            Ok(())
-        }
-        Command::Build(args) => sandboxes::build(&client, args, sandboxes::Io { out, err, json }),
-        Command::Builds { command } => {
-            sandboxes::builds(&client, command, sandboxes::Io { out, err, json })
-        }
-        Command::Sessions { command } => {
-            sandboxes::sessions(&client, command, sandboxes::Io { out, err, json })
-        }
-        Command::Whoami => {
-            let me = client.get("/api/v1/whoami", &[])?;
-            if cli.json {
-                return print_json(out, &me);
-            }
-            writeln!(
-                out,
-                "tenant {} ({})\nkey    {} ({})\nrole   {}",
-                s(&me, "tenant_name"),
-                s(&me, "tenant_id"),
-                s(&me, "key_name"),
-                s(&me, "key_id"),
-                s(&me, "role")
-            )?;
-            Ok(())
-        }
+        } => executions::run(&client, testcase, device, wait, io),
+        Command::Executions { command } => executions::executions(&client, command, io),
+        Command::Build(args) => sandboxes::build(&client, args, io),
+        Command::Builds { command } => sandboxes::builds(&client, command, io),
+        Command::Sessions { command } => sandboxes::sessions(&client, command, io),
     }
-}
-
-fn write_execution(out: &mut dyn Write, e: &Value) -> anyhow::Result<()> {
-    writeln!(
-        out,
-        "execution {}  {} v{}  {}",
-        s(e, "id"),
-        s(e, "testcase"),
-        e["testcase_version"],
-        s(e, "status")
-    )?;
-    if !e["reason"].as_str().unwrap_or_default().is_empty() {
-        writeln!(out, "reason: {}", s(e, "reason"))?;
-    }
-    let rows = array(&e["steps"])
-        .iter()
-        .map(|st| {
-            vec![
-                st["index"].to_string(),
-                s(st, "kind"),
-                s(st, "verdict"),
-                format!("{:.0} ms", st["duration_ms"].as_f64().unwrap_or(0.0)),
-                s(st, "reason"),
-            ]
-        })
-        .collect();
-    table::write(out, &["#", "STEP", "VERDICT", "TIME", "REASON"], rows)
-}
-
-/// The elements of a JSON array; empty for anything else.
-fn array(v: &Value) -> &[Value] {
-    v.as_array().map(Vec::as_slice).unwrap_or_default()
-}
-
-fn items(page: &Value) -> &[Value] {
-    array(&page["items"])
-}
-
-fn s(v: &Value, field: &str) -> String {
-    match &v[field] {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
-}
-
-fn join(v: &Value) -> String {
-    let parts: Vec<&str> = array(v).iter().filter_map(Value::as_str).collect();
-    if parts.is_empty() {
-        "-".into()
-    } else {
-        parts.join(",")
-    }
-}
-
-fn footer(out: &mut dyn Write, page: &Value) -> anyhow::Result<()> {
-    let shown = items(page).len() as i64;
-    let total = page["total"].as_i64().unwrap_or(shown);
-    let offset = page["offset"].as_i64().unwrap_or(0);
-    if total > shown {
-        writeln!(
-            out,
-            "({shown} of {total} shown, from offset {offset}; use --limit/--offset)"
-        )?;
-    }
-    Ok(())
-}
-
-fn print_json(out: &mut dyn Write, v: &Value) -> anyhow::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, v)?;
-    writeln!(out)?;
-    Ok(())
 }

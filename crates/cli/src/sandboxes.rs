@@ -12,9 +12,15 @@ use std::{
 };
 
 use clap::{Args, Subcommand};
+use labwright_wire::rest::{BuildView, CreateBuild, ExtendSession, Page, SessionView};
 use serde_json::{Value, json};
 
-use crate::{Client, array, client::ApiError, footer, items, print_json, s, sse, table};
+use crate::{
+    Client,
+    client::{ApiError, decode},
+    output::{Io, cell, footer, print_json},
+    sse, table,
+};
 
 /// Every build stage, in order.
 pub const STAGES: [&str; 10] = [
@@ -134,51 +140,44 @@ fn parse_minutes(v: &str) -> Result<u32, String> {
     }
 }
 
-/// Output streams and mode of one command.
-pub(crate) struct Io<'a> {
-    pub out: &'a mut dyn Write,
-    pub err: &'a mut dyn Write,
-    pub json: bool,
-}
-
 pub(crate) fn build(client: &Client, args: BuildArgs, io: Io<'_>) -> anyhow::Result<()> {
-    let mut body = json!({ "repo_url": args.repo_url });
-    if let Some(r) = &args.git_ref {
-        body["ref"] = json!(r);
+    let body = CreateBuild {
+        repo_url: args.repo_url,
+        git_ref: args.git_ref,
+        subdir: args.subdir,
+    };
+    let answer = client.post("/api/v1/builds", &body)?;
+    if !args.follow && io.json {
+        return print_json(io.out, &answer);
     }
-    if let Some(d) = &args.subdir {
-        body["subdir"] = json!(d);
-    }
-    let created = client.post("/api/v1/builds", &body)?;
-    let id = s(&created, "id");
+    let created: BuildView = decode(&answer)?;
+    let id = created.id.to_string();
     if !args.follow {
-        if io.json {
-            return print_json(io.out, &created);
-        }
-        writeln!(io.out, "build {id} {}", s(&created, "stage"))?;
+        writeln!(io.out, "build {id} {}", created.stage)?;
         writeln!(
             io.out,
             "follow it with: labwright builds logs {id} --follow"
         )?;
         return Ok(());
     }
-    let done = follow_build(client, &id, &created, io.out, io.err, !io.json)?;
-    let stage = s(&done, "stage");
+    let (answer, done) = follow_build(client, &id, &created, io.out, io.err, !io.json)?;
+    let stage = done.stage;
     if io.json {
-        print_json(io.out, &done)?;
+        print_json(io.out, &answer)?;
     } else if stage == "running" {
-        let session = &done["session"];
-        let sid = s(session, "id");
-        writeln!(
-            io.out,
-            "session {sid} {}, expires {}",
-            s(session, "status"),
-            s(session, "expires_at")
-        )?;
+        let (sid, status, expires) = match &done.session {
+            Some(session) => (
+                session.id.to_string(),
+                session.status.clone(),
+                cell(&session.expires_at),
+            ),
+            None => ("-".to_string(), "-".to_string(), "-".to_string()),
+        };
+        writeln!(io.out, "session {sid} {status}, expires {expires}")?;
         writeln!(io.out, "see it with: labwright sessions get {sid}")?;
     }
     if stage != "running" {
-        let reason = done["reason"].as_str().unwrap_or_default();
+        let reason = done.reason;
         if reason.is_empty() {
             anyhow::bail!("build {id} {stage}");
         }
@@ -188,23 +187,27 @@ pub(crate) fn build(client: &Client, args: BuildArgs, io: Io<'_>) -> anyhow::Res
 }
 
 /// Streams a build's log to `out` (when `human`) and its stage changes to `err` until it runs or
-/// ends; returns the build as it is then.
+/// ends; returns the build as it is then (as answered, and as its view).
 fn follow_build(
     client: &Client,
     id: &str,
-    first: &Value,
+    first: &BuildView,
     out: &mut dyn Write,
     err: &mut dyn Write,
     human: bool,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<(Value, BuildView)> {
     let path = format!("/api/v1/builds/{id}");
+    let get = || -> anyhow::Result<(Value, BuildView)> {
+        let answer = client.get(&path, &[])?;
+        let b = decode(&answer)?;
+        Ok((answer, b))
+    };
     let mut shown = String::new();
-    let mut report = |err: &mut dyn Write, b: &Value| -> anyhow::Result<()> {
-        let stage = s(b, "stage");
-        if human && stage != shown {
-            writeln!(err, "==> {stage}")?;
+    let mut report = |err: &mut dyn Write, b: &BuildView| -> anyhow::Result<()> {
+        if human && b.stage != shown {
+            writeln!(err, "==> {}", b.stage)?;
         }
-        shown = stage;
+        shown.clone_from(&b.stage);
         Ok(())
     };
     report(err, first)?;
@@ -223,7 +226,7 @@ fn follow_build(
             if last_poll.elapsed() >= POLL {
                 last_poll = Instant::now();
                 // The stream and the final read decide; a failed poll only delays a progress line.
-                if let Ok(b) = client.get(&path, &[]) {
+                if let Ok((_, b)) = get() {
                     report(err, &b)?;
                 }
             }
@@ -233,18 +236,17 @@ fn follow_build(
     out.flush()?;
     // The stream ends once the build runs or ends; the stage read afterwards is at least as new.
     loop {
-        let b = client.get(&path, &[])?;
+        let (answer, b) = get()?;
         report(err, &b)?;
         if settled(&b) {
-            return Ok(b);
+            return Ok((answer, b));
         }
         std::thread::sleep(POLL);
     }
 }
 
-fn settled(b: &Value) -> bool {
-    let stage = b["stage"].as_str().unwrap_or_default();
-    stage == "running" || FINAL.contains(&stage)
+fn settled(b: &BuildView) -> bool {
+    b.stage == "running" || FINAL.contains(&b.stage.as_str())
 }
 
 enum Msg {
@@ -370,21 +372,23 @@ pub(crate) fn builds(client: &Client, command: BuildsCommand, io: Io<'_>) -> any
             offset,
         } => {
             let q = page_query(limit, offset, "stage", stage);
-            let page = client.get("/api/v1/builds", &q)?;
+            let answer = client.get("/api/v1/builds", &q)?;
             if json {
-                return print_json(out, &page);
+                return print_json(out, &answer);
             }
-            let rows = items(&page)
+            let page: Page<BuildView> = decode(&answer)?;
+            let rows = page
+                .items
                 .iter()
                 .map(|b| {
                     vec![
-                        s(b, "id"),
-                        s(b, "stage"),
-                        s(b, "repo_url"),
-                        s(b, "ref"),
-                        s(b, "stack"),
-                        s(b, "created_at"),
-                        s(b, "reason"),
+                        b.id.to_string(),
+                        b.stage.clone(),
+                        b.repo_url.clone(),
+                        cell(&b.git_ref),
+                        cell(&b.stack),
+                        cell(&b.created_at),
+                        b.reason.clone(),
                     ]
                 })
                 .collect();
@@ -404,18 +408,19 @@ pub(crate) fn builds(client: &Client, command: BuildsCommand, io: Io<'_>) -> any
             footer(out, &page)
         }
         BuildsCommand::Get { id } => {
-            let b = client.get(&format!("/api/v1/builds/{id}"), &[])?;
+            let answer = client.get(&format!("/api/v1/builds/{id}"), &[])?;
             if json {
-                return print_json(out, &b);
+                return print_json(out, &answer);
             }
-            write_build(out, &b)
+            write_build(out, &decode(&answer)?)
         }
         BuildsCommand::Cancel { id } => {
-            let b = client.post(&format!("/api/v1/builds/{id}/cancel"), &json!({}))?;
+            let answer = client.post(&format!("/api/v1/builds/{id}/cancel"), &json!({}))?;
             if json {
-                return print_json(out, &b);
+                return print_json(out, &answer);
             }
-            writeln!(out, "build {id} {}", s(&b, "stage"))?;
+            let b: BuildView = decode(&answer)?;
+            writeln!(out, "build {id} {}", b.stage)?;
             Ok(())
         }
         BuildsCommand::Logs { id, follow } => {
@@ -435,49 +440,48 @@ pub(crate) fn builds(client: &Client, command: BuildsCommand, io: Io<'_>) -> any
     }
 }
 
-fn write_build(out: &mut dyn Write, b: &Value) -> anyhow::Result<()> {
+fn write_build(out: &mut dyn Write, b: &BuildView) -> anyhow::Result<()> {
     let mut field = |name: &str, value: String| writeln!(out, "{name:<10}{value}");
-    field("build", s(b, "id"))?;
-    let mut repo = s(b, "repo_url");
-    for (label, key) in [("ref", "ref"), ("subdir", "subdir")] {
-        if let Some(v) = b[key].as_str() {
+    field("build", b.id.to_string())?;
+    let mut repo = b.repo_url.clone();
+    for (label, value) in [("ref", &b.git_ref), ("subdir", &b.subdir)] {
+        if let Some(v) = value {
             repo.push_str(&format!("  {label} {v}"));
         }
     }
     field("repo", repo)?;
-    field("stage", s(b, "stage"))?;
-    if let Some(reason) = b["reason"].as_str().filter(|r| !r.is_empty()) {
-        field("reason", reason.to_string())?;
+    field("stage", b.stage.clone())?;
+    if !b.reason.is_empty() {
+        field("reason", b.reason.clone())?;
     }
-    let dockerfile = match b["own_dockerfile"].as_bool() {
+    let dockerfile = match b.own_dockerfile {
         Some(true) => " (its own Dockerfile)",
         Some(false) => " (generated Dockerfile)",
         None => "",
     };
-    field("stack", format!("{}{dockerfile}", s(b, "stack")))?;
-    field("image", s(b, "image"))?;
-    field("created", s(b, "created_at"))?;
-    field("started", s(b, "started_at"))?;
-    field("finished", s(b, "finished_at"))?;
-    field("queued", secs(&b["durations"]["queued_ms"]))?;
-    field("built in", secs(&b["durations"]["build_ms"]))?;
-    let session = &b["session"];
-    if !session.is_null() {
+    field("stack", format!("{}{dockerfile}", cell(&b.stack)))?;
+    field("image", cell(&b.image))?;
+    field("created", cell(&b.created_at))?;
+    field("started", cell(&b.started_at))?;
+    field("finished", cell(&b.finished_at))?;
+    field("queued", secs(b.durations.queued_ms))?;
+    field("built in", secs(b.durations.build_ms))?;
+    if let Some(session) = &b.session {
         field(
             "session",
             format!(
                 "{} {}, expires {}",
-                s(session, "id"),
-                s(session, "status"),
-                s(session, "expires_at")
+                session.id,
+                session.status,
+                cell(&session.expires_at)
             ),
         )?;
     }
-    let tail = array(&b["log_tail"]);
+    let tail = b.log_tail.as_deref().unwrap_or_default();
     if !tail.is_empty() {
         writeln!(out, "log (last {} lines):", tail.len())?;
         for line in tail {
-            writeln!(out, "  {}", printable(line.as_str().unwrap_or_default()))?;
+            writeln!(out, "  {}", printable(line))?;
         }
     }
     Ok(())
@@ -495,9 +499,8 @@ fn printable(line: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Milliseconds as seconds with one decimal; `-` when absent.
-fn secs(ms: &Value) -> String {
-    ms.as_f64()
-        .map_or_else(|| "-".into(), |ms| format!("{:.1} s", ms / 1000.0))
+fn secs(ms: Option<i64>) -> String {
+    ms.map_or_else(|| "-".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0))
 }
 
 pub(crate) fn sessions(
@@ -513,20 +516,22 @@ pub(crate) fn sessions(
             offset,
         } => {
             let q = page_query(limit, offset, "status", status);
-            let page = client.get("/api/v1/sessions", &q)?;
+            let answer = client.get("/api/v1/sessions", &q)?;
             if json {
-                return print_json(out, &page);
+                return print_json(out, &answer);
             }
-            let rows = items(&page)
+            let page: Page<SessionView> = decode(&answer)?;
+            let rows = page
+                .items
                 .iter()
                 .map(|v| {
                     vec![
-                        s(v, "id"),
-                        s(v, "status"),
-                        s(v, "created_at"),
-                        s(v, "expires_at"),
-                        s(v, "hard_expires_at"),
-                        s(v, "end_reason"),
+                        v.id.to_string(),
+                        v.status.clone(),
+                        cell(&v.created_at),
+                        cell(&v.expires_at),
+                        cell(&v.hard_expires_at),
+                        v.end_reason.clone(),
                     ]
                 })
                 .collect();
@@ -548,34 +553,30 @@ pub(crate) fn sessions(
         SessionsCommand::Delete { id } => client.delete(&format!("/api/v1/sessions/{id}"))?,
         SessionsCommand::Extend { id, minutes } => client.post(
             &format!("/api/v1/sessions/{id}/extend"),
-            &json!({ "seconds": u64::from(minutes) * 60 }),
+            &ExtendSession {
+                seconds: i64::from(minutes) * 60,
+            },
         )?,
     };
     if json {
         return print_json(out, &view);
     }
-    write_session(out, &view)
+    write_session(out, &decode(&view)?)
 }
 
-fn write_session(out: &mut dyn Write, v: &Value) -> anyhow::Result<()> {
+fn write_session(out: &mut dyn Write, v: &SessionView) -> anyhow::Result<()> {
     let mut field = |name: &str, value: String| writeln!(out, "{name:<12}{value}");
-    field("session", s(v, "id"))?;
-    field("status", s(v, "status"))?;
-    field("created", s(v, "created_at"))?;
-    field("expires", s(v, "expires_at"))?;
-    field("hard limit", s(v, "hard_expires_at"))?;
-    if !v["ended_at"].is_null() {
-        field(
-            "ended",
-            format!("{} ({})", s(v, "ended_at"), s(v, "end_reason")),
-        )?;
+    field("session", v.id.to_string())?;
+    field("status", v.status.clone())?;
+    field("created", cell(&v.created_at))?;
+    field("expires", cell(&v.expires_at))?;
+    field("hard limit", cell(&v.hard_expires_at))?;
+    if let Some(ended) = &v.ended_at {
+        field("ended", format!("{} ({})", cell(ended), v.end_reason))?;
     }
-    field("container", s(v, "container_id"))?;
-    field("network", s(v, "network"))?;
-    field(
-        "build",
-        format!("labwright builds get {}", s(v, "build_id")),
-    )?;
+    field("container", v.container_id.clone())?;
+    field("network", v.network.clone())?;
+    field("build", format!("labwright builds get {}", v.build_id))?;
     Ok(())
 }
 

@@ -10,6 +10,9 @@
 //! - [`docker`]: the Docker labels and image names of what build workers create.
 //! - [`ws`]: WebSocket control messages and close codes (terminal, live view, events); closing an
 //!   actix-ws socket with them behind feature `actix-ws`.
+//! - `rest` (feature `rest`): the REST views, request bodies and error codes of `/api/v1`, which
+//!   the api-server serialises, the CLI deserialises and the web UI's TypeScript types are
+//!   generated from.
 //!
 //! Each contract sits behind a feature so a crate pulls only the transport it speaks: core never
 //! depends on this crate, and the CLI takes it without tonic or lapin.
@@ -23,6 +26,9 @@ pub mod ws;
 
 #[cfg(feature = "host-link")]
 pub mod host_link;
+
+#[cfg(feature = "rest")]
+pub mod rest;
 
 #[cfg(feature = "host-link")]
 pub mod v1 {

@@ -4,12 +4,11 @@
 use std::{future::Future, pin::Pin};
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, delete, dev::Payload, get, post, web};
-use chrono::{DateTime, Utc};
 use labwright_core::{
     auth::{Permission, Role},
     ids::ApiKeyId,
 };
-use serde::{Deserialize, Serialize};
+pub use labwright_wire::rest::keys::{CreateKey, CreatedKey, KeyView, WhoAmI};
 use uuid::Uuid;
 
 use crate::{
@@ -63,15 +62,6 @@ impl FromRequest for Caller {
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct WhoAmI {
-    pub tenant_id: Uuid,
-    pub tenant_name: String,
-    pub key_id: Uuid,
-    pub key_name: String,
-    pub role: String,
-}
-
 /// The caller's tenant, key and role.
 #[utoipa::path(get, path = "/api/v1/whoami", responses((status = 200, body = WhoAmI), (status = 401, body = crate::error::ErrorBody)))]
 #[get("/whoami")]
@@ -88,18 +78,6 @@ pub async fn whoami(
         key_name: caller.key_name,
         role: caller.role.to_string(),
     }))
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct KeyView {
-    pub id: Uuid,
-    pub name: String,
-    pub role: String,
-    /// First characters of the key, to tell keys apart.
-    pub prefix: String,
-    pub created_at: DateTime<Utc>,
-    pub last_used_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 impl From<keys::KeyRow> for KeyView {
@@ -132,22 +110,6 @@ pub async fn list_keys(
             .map(KeyView::from)
             .collect(),
     ))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateKey {
-    pub name: String,
-    /// `viewer`, `operator`, `admin`, or `host` (a host enrollment token).
-    pub role: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct CreatedKey {
-    #[serde(flatten)]
-    pub key: KeyView,
-    /// The key itself. Shown only in this response; store it now.
-    pub secret: String,
 }
 
 /// Creates a key (or host enrollment token). The secret is returned once.

@@ -2,16 +2,14 @@
 //! versioned per device model, with learned edge statistics) and reference images (PNG or JPEG).
 
 use actix_web::{HttpResponse, get, post, put, web};
-use chrono::{DateTime, Utc};
 use labwright_core::{
     auth::Permission,
     nav::NavigationTree,
     testcase::{self, ValidationEnv},
     validate,
 };
-use serde::Serialize;
+pub use labwright_wire::rest::library::{ReferenceView, TestCaseView, TreeView, VersionView};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use crate::http::AppState;
 use crate::{
@@ -38,25 +36,6 @@ fn text(body: &[u8], max: usize, what: &str) -> Result<String, ApiError> {
 
 fn parse_error(e: testcase::ParseError) -> ApiError {
     ApiError::InvalidArgument(e.to_string())
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct TestCaseView {
-    pub id: Uuid,
-    pub name: String,
-    pub version: i32,
-    pub created_at: DateTime<Utc>,
-    /// The YAML as uploaded.
-    pub source: String,
-    /// The parsed test case.
-    pub document: serde_json::Value,
-    pub versions: Option<Vec<VersionView>>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct VersionView {
-    pub version: i32,
-    pub created_at: DateTime<Utc>,
 }
 
 fn tc_view(r: TestCaseRow, versions: Option<Vec<VersionView>>) -> TestCaseView {
@@ -172,15 +151,6 @@ pub async fn get_testcase_version(
     Ok(web::Json(tc_view(row, None)))
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct TreeView {
-    pub model: String,
-    pub version: i32,
-    pub created_at: DateTime<Utc>,
-    /// The tree, with `stats` holding what navigation has learned about each edge.
-    pub document: serde_json::Value,
-}
-
 /// Saves a navigation tree (YAML or JSON, see `docs/navigation-trees.md`) for a device model as a
 /// new version. Its reference images must have been uploaded first.
 #[utoipa::path(put, path = "/api/v1/navigation-trees/{model}", params(("model" = String, Path)), request_body(content = String, content_type = "application/yaml"),
@@ -280,16 +250,6 @@ pub async fn get_tree(
         created_at: row.created_at,
         document: serde_json::to_value(tree).unwrap_or_default(),
     }))
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ReferenceView {
-    pub name: String,
-    pub width: i32,
-    pub height: i32,
-    pub sha256: String,
-    pub created_at: DateTime<Utc>,
-    pub url: String,
 }
 
 fn ref_view(r: crate::library::db::ReferenceRow) -> ReferenceView {

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use labwright_core::ValidationError;
-use serde::Serialize;
+pub use labwright_wire::rest::error::{ErrorBody, ErrorCode, ErrorDetail};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -30,16 +30,21 @@ pub enum ApiError {
 impl ApiError {
     /// The stable, machine-readable code. Clients match on this, never on the message.
     pub fn code(&self) -> &'static str {
+        self.error_code().as_str()
+    }
+
+    /// The stable code of this error (`labwright_wire::rest::ErrorCode`).
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            ApiError::Unauthenticated => "unauthenticated",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::InvalidArgument(_) => "invalid_argument",
-            ApiError::Conflict(_) => "conflict",
-            ApiError::DatabaseUnavailable => "database_unavailable",
-            ApiError::BrokerUnavailable => "broker_unavailable",
-            ApiError::Timeout(_) => "timeout",
-            ApiError::Internal(_) => "internal",
+            ApiError::Unauthenticated => ErrorCode::Unauthenticated,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            ApiError::Conflict(_) => ErrorCode::Conflict,
+            ApiError::DatabaseUnavailable => ErrorCode::DatabaseUnavailable,
+            ApiError::BrokerUnavailable => ErrorCode::BrokerUnavailable,
+            ApiError::Timeout(_) => ErrorCode::Timeout,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -90,19 +95,6 @@ impl From<ApiError> for tonic::Status {
         }
         status
     }
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `not_found`, `database_unavailable`.
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
 }
 
 impl ResponseError for ApiError {

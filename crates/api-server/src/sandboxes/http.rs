@@ -2,6 +2,9 @@
 //! run by a build worker, follow its stages and log (Server-Sent Events), cancel it; list, end
 //! and extend the sessions that successful builds leave.
 
+pub use labwright_wire::rest::builds::{
+    BuildView, CreateBuild, Durations, ExtendSession, SessionSummary, SessionView, TerminalTicket,
+};
 use std::{
     convert::Infallible,
     time::{Duration, Instant},
@@ -16,7 +19,7 @@ use labwright_core::{
     ids::TenantId,
     terminal::{TICKET_TTL_SECS, TicketClaims},
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::http::{AppState, Page, page};
@@ -39,82 +42,6 @@ const LOG_QUIET_END: Duration = Duration::from_secs(2);
 const LOG_KEEPALIVE: Duration = Duration::from_secs(15);
 /// A stream is closed after this long (without `end`); clients resume with `Last-Event-ID`.
 const LOG_MAX_STREAM: Duration = Duration::from_secs(30 * 60);
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateBuild {
-    /// `https://`, `http://`, `ssh://`, `git://` or `user@host:path`; no credentials, no local
-    /// paths.
-    pub repo_url: String,
-    /// Branch, tag or commit; the default branch when absent.
-    #[serde(rename = "ref")]
-    pub git_ref: Option<String>,
-    /// Directory of the repository to build (relative, no `..`).
-    pub subdir: Option<String>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct BuildView {
-    pub id: Uuid,
-    pub repo_url: String,
-    #[serde(rename = "ref")]
-    pub git_ref: Option<String>,
-    pub subdir: Option<String>,
-    /// queued, cloning, detecting, building, starting, running, failed, expired, cancelled,
-    /// stopped.
-    pub stage: String,
-    pub reason: String,
-    /// The detected stack (e.g. `node`, `python`).
-    pub stack: Option<String>,
-    /// The Dockerfile built: the repository's own or a generated one.
-    pub dockerfile: Option<String>,
-    pub own_dockerfile: Option<bool>,
-    pub image: Option<String>,
-    pub created_at: DateTime<Utc>,
-    /// When a worker took the job.
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub durations: Durations,
-    /// The last lines of the log (one build only, not in lists).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub log_tail: Option<Vec<String>>,
-    pub session: Option<SessionSummary>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Durations {
-    /// From submission until a worker took it (so far, while queued).
-    pub queued_ms: Option<i64>,
-    /// From a worker taking it until its session started or it ended (so far, while building).
-    pub build_ms: Option<i64>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct SessionSummary {
-    pub id: Uuid,
-    /// running, stopped, expired.
-    pub status: String,
-    pub expires_at: DateTime<Utc>,
-    pub container_id: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct SessionView {
-    /// The build's id (one session per build).
-    pub id: Uuid,
-    pub build_id: Uuid,
-    /// running, stopped, expired.
-    pub status: String,
-    pub container_id: String,
-    pub network: String,
-    pub created_at: DateTime<Utc>,
-    /// When it expires unless extended.
-    pub expires_at: DateTime<Utc>,
-    /// It is never extended past this.
-    pub hard_expires_at: DateTime<Utc>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub end_reason: String,
-}
 
 fn ms(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
     (to - from).num_milliseconds().max(0)
@@ -567,13 +494,6 @@ pub async fn delete_session(
     Ok(web::Json(session_view(s)))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExtendSession {
-    /// Seconds added to the later of now and the current expiry.
-    pub seconds: i64,
-}
-
 /// Extends a running session, never past its hard limit (`hard_expires_at`).
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/extend", params(("id" = Uuid, Path)), request_body = ExtendSession,
     responses((status = 200, body = SessionView), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
@@ -613,15 +533,6 @@ pub async fn extend_session(
             )))
         }
     }
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct TerminalTicket {
-    /// Single use, valid for a few seconds: connect right away.
-    pub ticket: String,
-    /// WebSocket URL of the terminal, ticket included.
-    pub url: String,
-    pub expires_at: DateTime<Utc>,
 }
 
 /// A ticket to open one terminal into a running session through the terminal gateway. The

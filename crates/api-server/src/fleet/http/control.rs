@@ -1,6 +1,7 @@
 //! Remote control of a device from the API: press a key, fetch its current screen, inject faults
 //! into simulated devices. Refused while an execution holds the device's lease.
 
+pub use labwright_wire::rest::control::{PowerBody, PowerView, PressBody, ReserveBody};
 use std::time::Duration;
 
 use actix_web::{HttpResponse, delete, get, post, put, web};
@@ -12,7 +13,6 @@ use labwright_core::{
     sim::FaultConfig,
 };
 use labwright_wire::host_link::{HostCommand, PowerAction};
-use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::http::AppState;
@@ -67,19 +67,6 @@ async fn device(
     Ok(d)
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PowerBody {
-    /// `on`, `off`, `cycle` (off, 2 s, on) or `state` (only report it).
-    pub action: String,
-}
-
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct PowerView {
-    /// `on` or `off`, after the action.
-    pub state: String,
-}
-
 /// Switches a device's mains power (relay, smart plug, the simulator's switch). Refused while an
 /// execution or another key's reservation holds the device, except `state`.
 #[utoipa::path(post, path = "/api/v1/devices/{id}/power", params(("id" = Uuid, Path)), request_body = PowerBody,
@@ -129,13 +116,6 @@ pub async fn power(
     Ok(web::Json(PowerView {
         state: String::from_utf8_lossy(&result).into_owned(),
     }))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReserveBody {
-    /// Length of the time box, 1 to 480 minutes.
-    pub minutes: i32,
 }
 
 /// Reserves a device for the caller's key (or renews the caller's reservation with a new time
@@ -252,16 +232,6 @@ async fn command(
     result
         .outcome
         .map_err(|refusal| ApiError::Conflict(format!("device refused: {refusal}")))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PressBody {
-    /// Key name: up, down, left, right, ok, back, home, menu, info, power, ch_up, ch_down, vol_up, vol_down, mute, play_pause, 0-9.
-    pub key: String,
-    /// Hold the key this long (long press).
-    #[serde(default)]
-    pub hold_ms: u32,
 }
 
 /// Presses a key on the device's remote control.

@@ -2,6 +2,7 @@
 
 pub mod control;
 
+pub use labwright_wire::rest::fleet::{DeviceView, HostView, PingResult, ReservationView};
 use std::time::{Duration, Instant};
 
 use actix_web::{get, post, web};
@@ -13,7 +14,7 @@ use labwright_core::{
     validate,
 };
 use labwright_wire::host_link::HostCommand;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::http::{AppState, Page, page};
@@ -22,56 +23,6 @@ use crate::{
     fleet::db::{DeviceRow, FleetQuery, HostRow},
     keys::Caller,
 };
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct HostView {
-    pub id: Uuid,
-    pub name: String,
-    /// `online`, `offline` or `error`.
-    pub status: String,
-    pub agent_version: String,
-    pub info: serde_json::Value,
-    /// Latest system stats from the host's heartbeats.
-    pub stats: Option<serde_json::Value>,
-    pub last_seen_at: DateTime<Utc>,
-    pub connected_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub device_count: i64,
-    pub devices: Option<Vec<DeviceView>>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct DeviceView {
-    pub id: Uuid,
-    pub host_id: Uuid,
-    pub host_name: String,
-    /// The device's id inside its host.
-    pub device_key: String,
-    pub name: String,
-    pub model: String,
-    pub driver: String,
-    pub capabilities: Vec<String>,
-    pub tags: Vec<String>,
-    pub status: String,
-    pub status_detail: String,
-    pub last_seen_at: DateTime<Utc>,
-    /// Who has the device reserved, and until when (absent when nobody does).
-    pub reservation: Option<ReservationView>,
-}
-
-#[derive(Serialize, Clone, utoipa::ToSchema)]
-pub struct ReservationView {
-    /// The name of the key that holds it.
-    pub holder: String,
-    pub key_id: Uuid,
-    pub since: DateTime<Utc>,
-    /// The end of the time box.
-    pub ends_at: DateTime<Utc>,
-    /// When it ends unless kept alive (the page holding it renews it).
-    pub until: DateTime<Utc>,
-    /// Held by the caller's key.
-    pub mine: bool,
-}
 
 pub fn reservation_view(
     r: &crate::fleet::db::reservations::ReservationRow,
@@ -251,12 +202,6 @@ pub async fn get_host(
     let (devices, total) = crate::fleet::db::list_devices(&mut conn, caller.tenant, &q).await?;
     let devices = device_views(&mut conn, &caller, devices).await?;
     Ok(web::Json(host_view(host, total, Some(devices))))
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct PingResult {
-    /// Round trip server -> host -> server over the host's stream, in milliseconds.
-    pub round_trip_ms: f64,
 }
 
 /// Sends a ping command down the host's stream and waits for its answer (5 s).

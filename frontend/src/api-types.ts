@@ -1,0 +1,288 @@
+// Generated from the REST views (labwright_wire::rest), the schemas of the api-server's OpenAPI document.
+// Do not edit: run `LABWRIGHT_UPDATE_API_TYPES=1 cargo test -p labwright-wire --features rest --test api_types`.
+
+/** A page of results with the total that matched. */
+export interface Page<T> {
+  items: T[];
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+export interface BuildView {
+  created_at: string;
+  /** The Dockerfile built: the repository's own or a generated one. */
+  dockerfile?: string | null;
+  durations: Durations;
+  finished_at?: string | null;
+  id: string;
+  image?: string | null;
+  /** The last lines of the log (one build only, not in lists). */
+  log_tail?: string[] | null;
+  own_dockerfile?: boolean | null;
+  reason: string;
+  ref?: string | null;
+  repo_url: string;
+  session?: SessionSummary | null;
+  /** The detected stack (e.g. `node`, `python`). */
+  stack?: string | null;
+  /**
+   * queued, cloning, detecting, building, starting, running, failed, expired, cancelled,
+   * stopped.
+   */
+  stage: string;
+  /** When a worker took the job. */
+  started_at?: string | null;
+  subdir?: string | null;
+}
+
+export interface CreateBuild {
+  /** Branch, tag or commit; the default branch when absent. */
+  ref?: string | null;
+  /**
+   * `https://`, `http://`, `ssh://`, `git://` or `user@host:path`; no credentials, no local
+   * paths.
+   */
+  repo_url: string;
+  /** Directory of the repository to build (relative, no `..`). */
+  subdir?: string | null;
+}
+
+export interface CreateExecution {
+  /** Device id. */
+  device: string;
+  /** Test case name. */
+  testcase: string;
+  /** Test case version; the latest when absent. */
+  version?: number | null;
+}
+
+export interface CreateKey {
+  name: string;
+  /** `viewer`, `operator`, `admin`, or `host` (a host enrollment token). */
+  role: string;
+}
+
+export type CreatedKey = KeyView & {
+  /** The key itself. Shown only in this response; store it now. */
+  secret: string;
+};
+
+export interface DeviceView {
+  capabilities: string[];
+  /** The device's id inside its host. */
+  device_key: string;
+  driver: string;
+  host_id: string;
+  host_name: string;
+  id: string;
+  last_seen_at: string;
+  model: string;
+  name: string;
+  reservation?: ReservationView | null;
+  status: string;
+  status_detail: string;
+  tags: string[];
+}
+
+export interface Durations {
+  /** From a worker taking it until its session started or it ended (so far, while building). */
+  build_ms?: number | null;
+  /** From submission until a worker took it (so far, while queued). */
+  queued_ms?: number | null;
+}
+
+export interface ErrorBody {
+  error: ErrorDetail;
+}
+
+/** The stable, machine-readable error codes. Clients match on these, never on the message. */
+export type ErrorCode = "unauthenticated" | "forbidden" | "not_found" | "invalid_argument" | "conflict" | "database_unavailable" | "broker_unavailable" | "timeout" | "internal";
+
+export interface ErrorDetail {
+  /** Stable machine-readable code, e.g. `not_found`, `database_unavailable`. */
+  code: string;
+  /** Human-readable explanation. */
+  message: string;
+}
+
+export interface ExecutionView {
+  cancel_requested: boolean;
+  created_at: string;
+  device_id: string;
+  dispatched_at?: string | null;
+  finished_at?: string | null;
+  id: string;
+  /** Executions queued on the same device ahead of this one (queued executions only). */
+  queue_position?: number | null;
+  reason: string;
+  /** queued, dispatched, running, passed, failed, error, cancelled, interrupted. */
+  status: string;
+  steps?: StepView[] | null;
+  steps_total?: number | null;
+  testcase: string;
+  testcase_id: string;
+  testcase_version: number;
+}
+
+export interface ExtendSession {
+  /** Seconds added to the later of now and the current expiry. */
+  seconds: number;
+}
+
+export interface HostView {
+  agent_version: string;
+  connected_at?: string | null;
+  created_at: string;
+  device_count: number;
+  devices?: DeviceView[] | null;
+  id: string;
+  info: any;
+  last_seen_at: string;
+  name: string;
+  /** Latest system stats from the host's heartbeats. */
+  stats?: any;
+  /** `online`, `offline` or `error`. */
+  status: string;
+}
+
+export interface KeyView {
+  created_at: string;
+  id: string;
+  last_used_at?: string | null;
+  name: string;
+  /** First characters of the key, to tell keys apart. */
+  prefix: string;
+  revoked_at?: string | null;
+  role: string;
+}
+
+export interface PingResult {
+  /** Round trip server -> host -> server over the host's stream, in milliseconds. */
+  round_trip_ms: number;
+}
+
+export interface PowerBody {
+  /** `on`, `off`, `cycle` (off, 2 s, on) or `state` (only report it). */
+  action: string;
+}
+
+export interface PowerView {
+  /** `on` or `off`, after the action. */
+  state: string;
+}
+
+export interface PressBody {
+  /** Hold the key this long (long press). */
+  hold_ms?: number;
+  /** Key name: up, down, left, right, ok, back, home, menu, info, power, ch_up, ch_down, vol_up, vol_down, mute, play_pause, 0-9. */
+  key: string;
+}
+
+export interface ReferenceView {
+  created_at: string;
+  height: number;
+  name: string;
+  sha256: string;
+  url: string;
+  width: number;
+}
+
+export interface ReservationView {
+  /** The end of the time box. */
+  ends_at: string;
+  /** The name of the key that holds it. */
+  holder: string;
+  key_id: string;
+  /** Held by the caller's key. */
+  mine: boolean;
+  since: string;
+  /** When it ends unless kept alive (the page holding it renews it). */
+  until: string;
+}
+
+export interface ReserveBody {
+  /** Length of the time box, 1 to 480 minutes. */
+  minutes: number;
+}
+
+export interface SessionSummary {
+  container_id: string;
+  expires_at: string;
+  id: string;
+  /** running, stopped, expired. */
+  status: string;
+}
+
+export interface SessionView {
+  build_id: string;
+  container_id: string;
+  created_at: string;
+  end_reason: string;
+  ended_at?: string | null;
+  /** When it expires unless extended. */
+  expires_at: string;
+  /** It is never extended past this. */
+  hard_expires_at: string;
+  /** The build's id (one session per build). */
+  id: string;
+  network: string;
+  /** running, stopped, expired. */
+  status: string;
+}
+
+export interface StepView {
+  duration_ms: number;
+  index: number;
+  kind: string;
+  measurements: any;
+  path: string;
+  reason: string;
+  screenshot_url?: string | null;
+  started_at: string;
+  /** When the server stored the step. */
+  stored_at: string;
+  /** pass, fail, error, skipped. */
+  verdict: string;
+}
+
+export interface TerminalTicket {
+  expires_at: string;
+  /** Single use, valid for a few seconds: connect right away. */
+  ticket: string;
+  /** WebSocket URL of the terminal, ticket included. */
+  url: string;
+}
+
+export interface TestCaseView {
+  created_at: string;
+  /** The parsed test case. */
+  document: any;
+  id: string;
+  name: string;
+  /** The YAML as uploaded. */
+  source: string;
+  version: number;
+  versions?: VersionView[] | null;
+}
+
+export interface TreeView {
+  created_at: string;
+  /** The tree, with `stats` holding what navigation has learned about each edge. */
+  document: any;
+  model: string;
+  version: number;
+}
+
+export interface VersionView {
+  created_at: string;
+  version: number;
+}
+
+export interface WhoAmI {
+  key_id: string;
+  key_name: string;
+  role: string;
+  tenant_id: string;
+  tenant_name: string;
+}
