@@ -8,15 +8,11 @@
 //! on the device → step report → stored (screenshot to the object store) → execution report →
 //! stored. Both timestamps come from the server's clock. Run through `scripts/bench-dispatch`.
 
-use std::{
-    process::{Child, Command},
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use labwright_bench::quantile;
+use labwright_bench::{Body, Process, admin_key, api_server, quantile};
 use labwright_host_agent::{config::DeviceConfig, link, runtime::Runtime};
 use tokio_util::sync::CancellationToken;
 
@@ -39,44 +35,15 @@ struct Args {
 /// Overheads, device times, and the three phases of each run, in microseconds.
 type Samples = (Vec<u32>, Vec<u32>, [Vec<u32>; 3], Vec<u32>);
 
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
+/// A REST call on a fresh agent, as every measured run makes it.
 fn call(
     method: &str,
     url: &str,
     key: &str,
-    body: Option<&[u8]>,
-    json: Option<serde_json::Value>,
+    body: Body<'_>,
 ) -> anyhow::Result<(u16, serde_json::Value)> {
-    let a = agent();
-    let auth = format!("Bearer {key}");
-    let mut resp = match (method, body, json) {
-        ("POST", Some(b), _) => a
-            .post(url)
-            .header("Authorization", &auth)
-            .header("Content-Type", "application/yaml")
-            .send(b)?,
-        ("POST", None, Some(j)) => a.post(url).header("Authorization", &auth).send_json(j)?,
-        _ => a.get(url).header("Authorization", &auth).call()?,
-    };
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string()?;
-    Ok((status, serde_json::from_str(&text).unwrap_or_default()))
+    let agent = labwright_bench::agent(Duration::from_secs(10));
+    Ok(labwright_bench::call(&agent, method, url, key, body)?)
 }
 
 fn ts(v: &serde_json::Value) -> anyhow::Result<chrono_like::Micros> {
@@ -121,39 +88,26 @@ async fn main() -> anyhow::Result<()> {
     }
     let dir = std::env::temp_dir().join(format!("lw-dispatch-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let server = ServerProcess(
-        Command::new(&args.server_bin)
-            .env(
-                "LABWRIGHT_HTTP_ADDR",
-                format!("127.0.0.1:{}", args.http_port),
-            )
-            .env(
-                "LABWRIGHT_GRPC_ADDR",
-                format!("127.0.0.1:{}", args.grpc_port),
-            )
-            .env("LABWRIGHT_DATABASE_URL", &args.database_url)
-            .env("LABWRIGHT_AMQP_URL", &args.amqp_url)
-            .env("LABWRIGHT_DATA_DIR", dir.join("data"))
-            .env("LABWRIGHT_ARTIFACTS_URL", dir.join("artifacts"))
-            .env(
-                "LABWRIGHT_LOG",
-                std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .spawn()
-            .context("starting api-server")?,
+    let server = Process(
+        api_server(
+            &args.server_bin,
+            args.http_port,
+            args.grpc_port,
+            &args.database_url,
+            &args.amqp_url,
+        )
+        .env("LABWRIGHT_DATA_DIR", dir.join("data"))
+        .env("LABWRIGHT_ARTIFACTS_URL", dir.join("artifacts"))
+        .env(
+            "LABWRIGHT_LOG",
+            std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .spawn()
+        .context("starting api-server")?,
     );
     let _ = &server;
     let base = format!("http://127.0.0.1:{}", args.http_port);
-    let started = Instant::now();
-    let admin = loop {
-        if let Ok(k) = std::fs::read_to_string(dir.join("data/admin-key")) {
-            break k.trim().to_string();
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("api-server did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let admin = admin_key(&dir.join("data/admin-key")).context("api-server did not start")?;
     let (b, a) = (base.clone(), admin.clone());
     let token = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
         for _ in 0..100 {
@@ -161,8 +115,7 @@ async fn main() -> anyhow::Result<()> {
                 "POST",
                 &format!("{b}/api/v1/keys"),
                 &a,
-                None,
-                Some(serde_json::json!({"name": "bench", "role": "host"})),
+                Body::Json(serde_json::json!({"name": "bench", "role": "host"})),
             ) {
                 return v["secret"].as_str().map(str::to_owned).context("secret");
             }
@@ -209,8 +162,7 @@ async fn main() -> anyhow::Result<()> {
                     "GET",
                     &format!("{b}/api/v1/devices?status=online"),
                     &a,
-                    None,
-                    None,
+                    Body::Empty,
                 )?;
                 if let Some(id) = page["items"].get(0).and_then(|d| d["id"].as_str()) {
                     break id.to_string();
@@ -221,8 +173,7 @@ async fn main() -> anyhow::Result<()> {
                 "POST",
                 &format!("{b}/api/v1/testcases"),
                 &a,
-                Some(b"name: One key\nsteps:\n  - press: ok\n"),
-                None,
+                Body::Yaml(b"name: One key\nsteps:\n  - press: ok\n"),
             )?;
             if status != 201 {
                 bail!("saving the test case: {body}");
@@ -236,8 +187,7 @@ async fn main() -> anyhow::Result<()> {
                     "POST",
                     &format!("{b}/api/v1/executions"),
                     &a,
-                    None,
-                    Some(serde_json::json!({"testcase": "One key", "device": device_id})),
+                    Body::Json(serde_json::json!({"testcase": "One key", "device": device_id})),
                 )?;
                 if status != 201 {
                     bail!("run {i}: {e}");
@@ -248,8 +198,7 @@ async fn main() -> anyhow::Result<()> {
                         "GET",
                         &format!("{b}/api/v1/executions/{id}"),
                         &a,
-                        None,
-                        None,
+                        Body::Empty,
                     )?;
                     if e["finished_at"].is_string() {
                         break e;
