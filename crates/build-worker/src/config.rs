@@ -3,7 +3,7 @@
 //! loaded by [`labwright_service::config`]. Unknown keys are errors; every problem is reported
 //! at once.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use labwright_service::Settings;
 pub use labwright_service::{ConfigError, LogFormat};
@@ -75,17 +75,6 @@ impl Default for Config {
     }
 }
 
-impl Config {
-    /// Reads the optional TOML file, then applies `LABWRIGHT_*` variables from `env`; an empty
-    /// `worker_name` becomes the hostname.
-    pub fn load(
-        path: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
-        labwright_service::config::load(path, env)
-    }
-}
-
 impl Settings for Config {
     fn complete(&mut self) {
         if self.worker_name.is_empty() {
@@ -133,6 +122,8 @@ impl Settings for Config {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]

@@ -42,6 +42,14 @@ pub trait Settings: Serialize + DeserializeOwned + Default {
     fn check(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// Reads the optional TOML file, then applies `LABWRIGHT_*` variables from `env`: [`load`].
+    fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        load(path, env)
+    }
 }
 
 /// Every configuration problem found, one per line.
