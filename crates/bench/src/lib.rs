@@ -17,22 +17,31 @@ impl Drop for Process {
     }
 }
 
-/// The `api-server` binary `bin`, listening on loopback `http_port` (REST) and `grpc_port`
-/// (host link), with its database and broker; callers add their own settings and spawn it.
-pub fn api_server(
-    bin: &str,
-    http_port: u16,
-    grpc_port: u16,
-    database_url: &str,
-    amqp_url: &str,
-) -> Command {
-    let mut command = Command::new(bin);
-    command
-        .env("LABWRIGHT_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-        .env("LABWRIGHT_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
-        .env("LABWRIGHT_DATABASE_URL", database_url)
-        .env("LABWRIGHT_AMQP_URL", amqp_url);
-    command
+/// The benchmarks' arguments for the `api-server` they start.
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// Path of the api-server binary.
+    #[arg(long)]
+    pub server_bin: String,
+    /// An empty database for this run.
+    #[arg(long, env = "LABWRIGHT_DATABASE_URL")]
+    pub database_url: String,
+    #[arg(long, env = "LABWRIGHT_AMQP_URL")]
+    pub amqp_url: String,
+}
+
+impl ServerArgs {
+    /// The `api-server` listening on loopback `http_port` (REST) and `grpc_port` (host link),
+    /// with its database and broker; callers add their own settings and spawn it.
+    pub fn command(&self, http_port: u16, grpc_port: u16) -> Command {
+        let mut command = Command::new(&self.server_bin);
+        command
+            .env("LABWRIGHT_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+            .env("LABWRIGHT_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
+            .env("LABWRIGHT_DATABASE_URL", &self.database_url)
+            .env("LABWRIGHT_AMQP_URL", &self.amqp_url);
+        command
+    }
 }
 
 /// The admin key a starting `api-server` writes to `path`, polled every 100 ms; `None` when it

@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use labwright_bench::{Body, Process, admin_key, api_server, call};
+use labwright_bench::{Body, Process, ServerArgs, admin_key, call};
 use labwright_testkit::git::{self, GitDaemon};
 
 #[derive(Parser)]
@@ -21,14 +21,10 @@ struct Args {
     runs: usize,
     #[arg(long, default_value_t = 20)]
     burst: usize,
-    #[arg(long)]
-    server_bin: String,
+    #[command(flatten)]
+    server: ServerArgs,
     #[arg(long)]
     worker_bin: String,
-    #[arg(long, env = "LABWRIGHT_DATABASE_URL")]
-    database_url: String,
-    #[arg(long, env = "LABWRIGHT_AMQP_URL")]
-    amqp_url: String,
     #[arg(long, env = "LABWRIGHT_DOCKER_HOST")]
     docker_host: String,
     #[arg(long, default_value = "labwright/runtime:12")]
@@ -139,27 +135,22 @@ fn main() -> anyhow::Result<()> {
     let url = format!("git://127.0.0.1:{git_port}/app");
 
     let server = Process(
-        api_server(
-            &args.server_bin,
-            args.http_port,
-            args.grpc_port,
-            &args.database_url,
-            &args.amqp_url,
-        )
-        .env("LABWRIGHT_EVENTS_EXCHANGE", &exchange)
-        .env("LABWRIGHT_NAMESPACE", &namespace)
-        .env("LABWRIGHT_BUILDS_ALLOW_PRIVATE_HOSTS", "true")
-        .env("LABWRIGHT_DATA_DIR", scratch.join("data"))
-        .env("LABWRIGHT_ARTIFACTS_URL", scratch.join("artifacts"))
-        .env("LABWRIGHT_LOG", "warn")
-        .spawn()
-        .context("starting api-server")?,
+        args.server
+            .command(args.http_port, args.grpc_port)
+            .env("LABWRIGHT_EVENTS_EXCHANGE", &exchange)
+            .env("LABWRIGHT_NAMESPACE", &namespace)
+            .env("LABWRIGHT_BUILDS_ALLOW_PRIVATE_HOSTS", "true")
+            .env("LABWRIGHT_DATA_DIR", scratch.join("data"))
+            .env("LABWRIGHT_ARTIFACTS_URL", scratch.join("artifacts"))
+            .env("LABWRIGHT_LOG", "warn")
+            .spawn()
+            .context("starting api-server")?,
     );
     let _ = &server;
     let workers: Vec<Process> = (0..2)
         .map(|i| {
             Command::new(&args.worker_bin)
-                .env("LABWRIGHT_AMQP_URL", &args.amqp_url)
+                .env("LABWRIGHT_AMQP_URL", &args.server.amqp_url)
                 .env("LABWRIGHT_EVENTS_EXCHANGE", &exchange)
                 .env("LABWRIGHT_NAMESPACE", &namespace)
                 .env("LABWRIGHT_DOCKER_HOST", &args.docker_host)

@@ -12,7 +12,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use labwright_bench::{Body, Process, admin_key, api_server, quantile};
+use labwright_bench::{Body, Process, ServerArgs, admin_key, quantile};
 use labwright_host_agent::{config::DeviceConfig, link, runtime::Runtime};
 use tokio_util::sync::CancellationToken;
 
@@ -20,12 +20,8 @@ use tokio_util::sync::CancellationToken;
 struct Args {
     #[arg(long, default_value_t = 200)]
     runs: usize,
-    #[arg(long)]
-    server_bin: String,
-    #[arg(long, env = "LABWRIGHT_DATABASE_URL")]
-    database_url: String,
-    #[arg(long, env = "LABWRIGHT_AMQP_URL")]
-    amqp_url: String,
+    #[command(flatten)]
+    server: ServerArgs,
     #[arg(long, default_value_t = 18180)]
     http_port: u16,
     #[arg(long, default_value_t = 15151)]
@@ -89,21 +85,16 @@ async fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("lw-dispatch-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let server = Process(
-        api_server(
-            &args.server_bin,
-            args.http_port,
-            args.grpc_port,
-            &args.database_url,
-            &args.amqp_url,
-        )
-        .env("LABWRIGHT_DATA_DIR", dir.join("data"))
-        .env("LABWRIGHT_ARTIFACTS_URL", dir.join("artifacts"))
-        .env(
-            "LABWRIGHT_LOG",
-            std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .spawn()
-        .context("starting api-server")?,
+        args.server
+            .command(args.http_port, args.grpc_port)
+            .env("LABWRIGHT_DATA_DIR", dir.join("data"))
+            .env("LABWRIGHT_ARTIFACTS_URL", dir.join("artifacts"))
+            .env(
+                "LABWRIGHT_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .spawn()
+            .context("starting api-server")?,
     );
     let _ = &server;
     let base = format!("http://127.0.0.1:{}", args.http_port);

@@ -16,7 +16,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use labwright_bench::{Process, admin_key, api_server, process_cpu, process_rss, quantile};
+use labwright_bench::{Process, ServerArgs, admin_key, process_cpu, process_rss, quantile};
 use labwright_core::fleet::{HostInfo, RawDevice, RawHello};
 use labwright_host_agent::link::{self, LinkError, LinkObserver, LinkParams};
 use tokio_util::sync::CancellationToken;
@@ -26,14 +26,8 @@ struct Args {
     /// Number of simulated hosts.
     #[arg(long)]
     hosts: usize,
-    /// Path of the api-server binary.
-    #[arg(long)]
-    server_bin: String,
-    /// An empty database for this run.
-    #[arg(long, env = "LABWRIGHT_DATABASE_URL")]
-    database_url: String,
-    #[arg(long, env = "LABWRIGHT_AMQP_URL")]
-    amqp_url: String,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Seconds of steady state to measure after every host is connected.
     #[arg(long, default_value_t = 20)]
     measure_secs: u64,
@@ -114,31 +108,27 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let data_dir = std::env::temp_dir().join(format!("lw-fleet-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
-    let child = api_server(
-        &args.server_bin,
-        args.http_port,
-        args.grpc_port,
-        &args.database_url,
-        &args.amqp_url,
-    )
-    .env("LABWRIGHT_DATABASE_POOL_SIZE", "32")
-    .env("LABWRIGHT_HEARTBEAT_INTERVAL_MS", "1000")
-    // As `scripts/stack` runs it: glibc's per-thread malloc arenas otherwise keep the
-    // connect storm's garbage resident.
-    .env(
-        "MALLOC_ARENA_MAX",
-        std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "2".into()),
-    )
-    .env("LABWRIGHT_DATA_DIR", &data_dir)
-    .env(
-        "LABWRIGHT_LOG",
-        std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
-    )
-    .stdout(std::fs::File::create(
-        std::env::temp_dir().join(format!("lw-fleet-bench-{}.log", args.hosts)),
-    )?)
-    .spawn()
-    .context("starting api-server")?;
+    let child = args
+        .server
+        .command(args.http_port, args.grpc_port)
+        .env("LABWRIGHT_DATABASE_POOL_SIZE", "32")
+        .env("LABWRIGHT_HEARTBEAT_INTERVAL_MS", "1000")
+        // As `scripts/stack` runs it: glibc's per-thread malloc arenas otherwise keep the
+        // connect storm's garbage resident.
+        .env(
+            "MALLOC_ARENA_MAX",
+            std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "2".into()),
+        )
+        .env("LABWRIGHT_DATA_DIR", &data_dir)
+        .env(
+            "LABWRIGHT_LOG",
+            std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(std::fs::File::create(
+            std::env::temp_dir().join(format!("lw-fleet-bench-{}.log", args.hosts)),
+        )?)
+        .spawn()
+        .context("starting api-server")?;
     let server = Process(child);
     let pid = server.0.id();
     let base = format!("http://127.0.0.1:{}", args.http_port);
