@@ -6,8 +6,11 @@
 use std::path::PathBuf;
 
 use labwright_core::fleet::{HostInfo, RawDevice, RawHello};
-use labwright_service::Settings;
 pub use labwright_service::{ConfigError, LogFormat};
+use labwright_service::{
+    Settings,
+    config::{check_range, hostname},
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -116,9 +119,7 @@ impl Settings for Config {
 
     fn complete(&mut self) {
         if self.host_name.is_empty() {
-            self.host_name = std::fs::read_to_string("/etc/hostname")
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default();
+            self.host_name = hostname().unwrap_or_default();
         }
     }
 
@@ -127,9 +128,12 @@ impl Settings for Config {
         if !self.server.starts_with("http://") && !self.server.starts_with("https://") {
             errors.push("server: must be an http:// or https:// URL".into());
         }
-        if !(100..=3_600_000).contains(&self.reconnect_max_ms) {
-            errors.push("reconnect_max_ms: must be between 100 and 3600000".into());
-        }
+        check_range(
+            &mut errors,
+            "reconnect_max_ms",
+            self.reconnect_max_ms,
+            100..=3_600_000,
+        );
         if self.enrollment_token.is_none() && self.enrollment_token_file.is_none() {
             errors.push("enrollment_token or enrollment_token_file: one is required".into());
         }
