@@ -6,10 +6,7 @@
 use std::path::PathBuf;
 
 pub use labwright_service::{ConfigError, LogFormat};
-use labwright_service::{
-    Settings,
-    config::{check_range, hostname},
-};
+use labwright_service::{Settings, config::hostname};
 use serde::{Deserialize, Serialize};
 
 use crate::detect::BaseImages;
@@ -90,41 +87,30 @@ impl Settings for Config {
         if !self.amqp_url.starts_with("amqp://") && !self.amqp_url.starts_with("amqps://") {
             errors.push("amqp_url: must be an amqp:// or amqps:// URL".into());
         }
-        check_range(&mut errors, "concurrency", self.concurrency, 1..=64);
-        check_range(
-            &mut errors,
-            "clone_timeout_secs",
-            self.clone_timeout_secs,
-            1..=3600,
-        );
-        check_range(&mut errors, "clone_max_mib", self.clone_max_mib, 1..=65536);
-        check_range(
-            &mut errors,
-            "build_timeout_secs",
-            self.build_timeout_secs,
-            1..=86400,
-        );
-        check_range(
-            &mut errors,
-            "session_memory_mib",
-            self.session_memory_mib,
-            16..=1_048_576,
-        );
+        if !(1..=64).contains(&self.concurrency) {
+            errors.push("concurrency: must be between 1 and 64".into());
+        }
+        if !(1..=3600).contains(&self.clone_timeout_secs) {
+            errors.push("clone_timeout_secs: must be between 1 and 3600".into());
+        }
+        if !(1..=65536).contains(&self.clone_max_mib) {
+            errors.push("clone_max_mib: must be between 1 and 65536".into());
+        }
+        if !(1..=86400).contains(&self.build_timeout_secs) {
+            errors.push("build_timeout_secs: must be between 1 and 86400".into());
+        }
+        if !(16..=1_048_576).contains(&self.session_memory_mib) {
+            errors.push("session_memory_mib: must be between 16 and 1048576".into());
+        }
         if !(self.session_cpus > 0.0 && self.session_cpus <= 256.0) {
             errors.push("session_cpus: must be above 0 and at most 256".into());
         }
-        check_range(
-            &mut errors,
-            "session_pids",
-            self.session_pids,
-            8..=1_000_000,
-        );
-        check_range(
-            &mut errors,
-            "sweep_interval_secs",
-            self.sweep_interval_secs,
-            1..=3600,
-        );
+        if !(8..=1_000_000).contains(&self.session_pids) {
+            errors.push("session_pids: must be between 8 and 1000000".into());
+        }
+        if !(1..=3600).contains(&self.sweep_interval_secs) {
+            errors.push("sweep_interval_secs: must be between 1 and 3600".into());
+        }
         if let Err(e) = labwright_core::validate::slug("worker_name", &self.worker_name, 64) {
             errors.push(e.to_string());
         }

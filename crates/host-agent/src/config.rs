@@ -7,10 +7,7 @@ use std::path::PathBuf;
 
 use labwright_core::fleet::{HostInfo, RawDevice, RawHello};
 pub use labwright_service::{ConfigError, LogFormat};
-use labwright_service::{
-    Settings,
-    config::{check_range, hostname},
-};
+use labwright_service::{Settings, config::hostname};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -128,12 +125,9 @@ impl Settings for Config {
         if !self.server.starts_with("http://") && !self.server.starts_with("https://") {
             errors.push("server: must be an http:// or https:// URL".into());
         }
-        check_range(
-            &mut errors,
-            "reconnect_max_ms",
-            self.reconnect_max_ms,
-            100..=3_600_000,
-        );
+        if !(100..=3_600_000).contains(&self.reconnect_max_ms) {
+            errors.push("reconnect_max_ms: must be between 100 and 3600000".into());
+        }
         if self.enrollment_token.is_none() && self.enrollment_token_file.is_none() {
             errors.push("enrollment_token or enrollment_token_file: one is required".into());
         }

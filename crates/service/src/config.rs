@@ -18,11 +18,7 @@
 //! every problem is reported at once: each file key and each variable is tried on its own so one
 //! bad value does not hide the next, then the struct's own [`Settings::check`] runs.
 
-use std::{
-    fmt::{Debug, Display},
-    ops::RangeInclusive,
-    path::Path,
-};
+use std::{fmt::Debug, path::Path};
 
 use serde::{Serialize, de::DeserializeOwned};
 use toml::{Table, Value};
@@ -139,23 +135,6 @@ pub fn load<T: Settings>(
         Ok(config)
     } else {
         Err(ConfigError(errors))
-    }
-}
-
-/// Adds `key: must be between START and END` to `errors` when `value` is outside `range`: the
-/// message of every numeric bound in a [`Settings::check`].
-pub fn check_range<T: PartialOrd + Display>(
-    errors: &mut Vec<String>,
-    key: &str,
-    value: T,
-    range: RangeInclusive<T>,
-) {
-    if !range.contains(&value) {
-        errors.push(format!(
-            "{key}: must be between {} and {}",
-            range.start(),
-            range.end()
-        ));
     }
 }
 

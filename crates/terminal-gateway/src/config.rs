@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 pub use labwright_service::{ConfigError, LogFormat};
-use labwright_service::{Settings, config::check_range, docker::EngineAddr};
+use labwright_service::{Settings, docker::EngineAddr};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -87,33 +87,21 @@ impl Settings for Config {
         if self.term.is_empty() || !self.term.bytes().all(|b| b.is_ascii_graphic()) {
             errors.push("term: must be a plain terminal name".into());
         }
-        check_range(
-            &mut errors,
-            "idle_timeout_secs",
-            self.idle_timeout_secs,
-            1..=86_400,
-        );
-        check_range(
-            &mut errors,
-            "max_terminals",
-            self.max_terminals,
-            1..=100_000,
-        );
+        if !(1..=86_400).contains(&self.idle_timeout_secs) {
+            errors.push("idle_timeout_secs: must be between 1 and 86400".into());
+        }
+        if !(1..=100_000).contains(&self.max_terminals) {
+            errors.push("max_terminals: must be between 1 and 100000".into());
+        }
         if !(1..=self.max_terminals).contains(&self.max_terminals_per_tenant) {
             errors.push("max_terminals_per_tenant: must be between 1 and max_terminals".into());
         }
-        check_range(
-            &mut errors,
-            "max_frame_bytes",
-            self.max_frame_bytes,
-            1024..=16 * 1024 * 1024,
-        );
-        check_range(
-            &mut errors,
-            "recording_max_mib",
-            self.recording_max_mib,
-            1..=4096,
-        );
+        if !(1024..=16 * 1024 * 1024).contains(&self.max_frame_bytes) {
+            errors.push("max_frame_bytes: must be between 1024 and 16777216".into());
+        }
+        if !(1..=4096).contains(&self.recording_max_mib) {
+            errors.push("recording_max_mib: must be between 1 and 4096".into());
+        }
         if !EngineAddr::is_supported(&self.docker_host) {
             errors.push("docker_host: expected unix://, tcp:// or http://".into());
         }
