@@ -15,8 +15,8 @@ use labwright_wire::bus::{self, Names};
 use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties, Consumer,
     options::{
-        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
-        ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
+        BasicAckOptions, BasicConsumeOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
+        QueueDeclareOptions, QueueDeleteOptions,
     },
     types::FieldTable,
 };
@@ -123,20 +123,16 @@ impl Sandbox {
     }
 
     async fn publish(&self, exchange: &str, routing_key: &str, body: &[u8]) {
-        let confirm = self
-            .ch
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                BasicPublishOptions::default(),
-                body,
-                BasicProperties::default().with_delivery_mode(2),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
-        assert!(confirm.is_ack());
+        let acked = bus::publish_confirmed(
+            &self.ch,
+            exchange,
+            routing_key,
+            body,
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .expect("publish");
+        assert!(acked);
     }
 
     async fn update(&self, build: &Value, attempt: Uuid, body: UpdateBody) {
@@ -309,24 +305,14 @@ struct Sse {
 /// Reads the whole log stream (it ends by itself) and splits it into events.
 async fn read_sse(url: String, key: String, last_event_id: Option<i64>) -> (u16, String, Vec<Sse>) {
     let (status, ct, text) = tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
-        let mut req = agent
+        let mut req = labwright_testkit::http::client()
             .get(&url)
             .header("Authorization", &format!("Bearer {key}"));
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", &id.to_string());
         }
         let mut resp = req.call().expect("http call");
-        let ct = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let ct = labwright_testkit::http::content_type(&resp);
         let status = resp.status().as_u16();
         (
             status,

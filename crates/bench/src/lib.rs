@@ -1,7 +1,104 @@
-//! Shared pieces of Labwright's whole-binary benchmarks: percentiles and process CPU/RSS sampling
-//! from `/proc`.
+//! Shared pieces of Labwright's whole-binary benchmarks: percentiles, process CPU/RSS sampling
+//! from `/proc`, the `api-server` child process and the REST calls made to it.
 
-use std::time::Duration;
+use std::{
+    path::Path,
+    process::{Child, Command},
+    time::{Duration, Instant},
+};
+
+/// A child process killed (and reaped) when dropped, so a failing benchmark leaves nothing behind.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The benchmarks' arguments for the `api-server` they start.
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// Path of the api-server binary.
+    #[arg(long)]
+    pub server_bin: String,
+    /// An empty database for this run.
+    #[arg(long, env = "LABWRIGHT_DATABASE_URL")]
+    pub database_url: String,
+    #[arg(long, env = "LABWRIGHT_AMQP_URL")]
+    pub amqp_url: String,
+}
+
+impl ServerArgs {
+    /// The `api-server` listening on loopback `http_port` (REST) and `grpc_port` (host link),
+    /// with its database and broker; callers add their own settings and spawn it.
+    pub fn command(&self, http_port: u16, grpc_port: u16) -> Command {
+        let mut command = Command::new(&self.server_bin);
+        command
+            .env("LABWRIGHT_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+            .env("LABWRIGHT_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
+            .env("LABWRIGHT_DATABASE_URL", &self.database_url)
+            .env("LABWRIGHT_AMQP_URL", &self.amqp_url);
+        command
+    }
+}
+
+/// The admin key a starting `api-server` writes to `path`, polled every 100 ms; `None` when it
+/// has not appeared within 60 s.
+pub fn admin_key(path: &Path) -> Option<String> {
+    let started = Instant::now();
+    loop {
+        if let Ok(k) = std::fs::read_to_string(path) {
+            return Some(k.trim().to_string());
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An HTTP agent that gives up after `timeout` and returns error statuses as responses.
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// The body of a REST call.
+pub enum Body<'a> {
+    Empty,
+    Json(serde_json::Value),
+    Yaml(&'a [u8]),
+}
+
+/// `method` on `url` with bearer `key`: the status and the JSON body (`null` when there is none).
+/// POST sends `body`; DELETE and GET send nothing.
+pub fn call(
+    a: &ureq::Agent,
+    method: &str,
+    url: &str,
+    key: &str,
+    body: Body<'_>,
+) -> Result<(u16, serde_json::Value), ureq::Error> {
+    let auth = format!("Bearer {key}");
+    let mut resp = match (method, body) {
+        ("POST", Body::Yaml(b)) => a
+            .post(url)
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/yaml")
+            .send(b)?,
+        ("POST", Body::Json(j)) => a.post(url).header("Authorization", &auth).send_json(j)?,
+        ("DELETE", _) => a.delete(url).header("Authorization", &auth).call()?,
+        _ => a.get(url).header("Authorization", &auth).call()?,
+    };
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string()?;
+    Ok((status, serde_json::from_str(&text).unwrap_or_default()))
+}
 
 /// The `q` quantile (0..=1) of `samples` (sorted in place), nearest-rank.
 pub fn quantile(samples: &mut [u32], q: f64) -> u32 {

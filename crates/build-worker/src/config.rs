@@ -3,10 +3,10 @@
 //! loaded by [`labwright_service::config`]. Unknown keys are errors; every problem is reported
 //! at once.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use labwright_service::Settings;
 pub use labwright_service::{ConfigError, LogFormat};
+use labwright_service::{Settings, config::hostname};
 use serde::{Deserialize, Serialize};
 
 use crate::detect::BaseImages;
@@ -75,23 +75,10 @@ impl Default for Config {
     }
 }
 
-impl Config {
-    /// Reads the optional TOML file, then applies `LABWRIGHT_*` variables from `env`; an empty
-    /// `worker_name` becomes the hostname.
-    pub fn load(
-        path: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
-        labwright_service::config::load(path, env)
-    }
-}
-
 impl Settings for Config {
     fn complete(&mut self) {
         if self.worker_name.is_empty() {
-            self.worker_name = std::fs::read_to_string("/etc/hostname")
-                .map(|s| s.trim().to_string())
-                .unwrap_or_else(|_| "build-worker".into());
+            self.worker_name = hostname().unwrap_or_else(|| "build-worker".into());
         }
     }
 
@@ -133,6 +120,8 @@ impl Settings for Config {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]

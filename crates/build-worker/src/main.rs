@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use labwright_build_worker::{Config, engine::Engine, worker::Worker};
-use labwright_service::{ready, shutdown, telemetry};
+use labwright_service::{Settings, ready, shutdown, telemetry};
 
 #[derive(Parser)]
 #[command(version, about = "Labwright build worker")]

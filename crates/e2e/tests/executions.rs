@@ -180,6 +180,12 @@ async fn finished(base: &str, key: &str, id: &str) -> Value {
     .await
 }
 
+/// Runs `testcase` on `device` and returns the execution once it has finished.
+async fn run_to_end(base: &str, key: &str, testcase: &str, device: &str) -> Value {
+    let e = run(base, key, testcase, device).await;
+    finished(base, key, e["id"].as_str().expect("id")).await
+}
+
 fn steps(e: &Value) -> &Vec<Value> {
     e["steps"].as_array().expect("steps")
 }
@@ -307,8 +313,7 @@ async fn faults_an_injected_freeze_fails_and_a_dropped_key_is_recovered() {
     // A key dropped on the way: navigation notices, re-locates and re-plans, and the run passes.
     let (status, body) = set_faults(&base, &s.admin_key, &device, json!({"drop_keys": 1})).await;
     assert_eq!(status, 204, "{body}");
-    let e = run(&base, &s.admin_key, "Open Settings and go back", &device).await;
-    let e = finished(&base, &s.admin_key, e["id"].as_str().expect("id")).await;
+    let e = run_to_end(&base, &s.admin_key, "Open Settings and go back", &device).await;
     assert_eq!(
         e["status"],
         "passed",
@@ -322,15 +327,13 @@ async fn faults_an_injected_freeze_fails_and_a_dropped_key_is_recovered() {
     for yaml in [goto, frozen] {
         push_testcase(&base, &s.admin_key, yaml).await;
     }
-    let e = run(&base, &s.admin_key, "To live TV", &device).await;
     assert_eq!(
-        finished(&base, &s.admin_key, e["id"].as_str().expect("id")).await["status"],
+        run_to_end(&base, &s.admin_key, "To live TV", &device).await["status"],
         "passed"
     );
     let (status, _) = set_faults(&base, &s.admin_key, &device, json!({"frozen": true})).await;
     assert_eq!(status, 204);
-    let e = run(&base, &s.admin_key, "Frozen check", &device).await;
-    let e = finished(&base, &s.admin_key, e["id"].as_str().expect("id")).await;
+    let e = run_to_end(&base, &s.admin_key, "Frozen check", &device).await;
     assert_eq!(e["status"], "failed", "{e}");
     let step = &steps(&e)[0];
     assert_eq!(
@@ -352,9 +355,8 @@ async fn faults_an_injected_freeze_fails_and_a_dropped_key_is_recovered() {
     // Clearing the faults makes the same check pass.
     let (status, _) = set_faults(&base, &s.admin_key, &device, json!({})).await;
     assert_eq!(status, 204);
-    let e = run(&base, &s.admin_key, "Frozen check", &device).await;
     assert_eq!(
-        finished(&base, &s.admin_key, e["id"].as_str().expect("id")).await["status"],
+        run_to_end(&base, &s.admin_key, "Frozen check", &device).await["status"],
         "passed"
     );
     agent.stop.cancel();

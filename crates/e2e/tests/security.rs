@@ -46,19 +46,8 @@ fn pb_hello(name: &str, devices: Vec<RawDevice>) -> pb::Hello {
         agent_version: "0.1.0".into(),
         info: None,
         running_executions: vec![],
-        devices: devices
-            .into_iter()
-            .map(|d| pb::DeviceInfo {
-                device_id: d.key,
-                name: d.name,
-                model: d.model,
-                driver: d.driver,
-                capabilities: d.capabilities,
-                tags: d.tags,
-                status: pb::DeviceStatus::Online as i32,
-                status_detail: String::new(),
-            })
-            .collect(),
+        // Status online, as `device` leaves it unset.
+        devices: devices.into_iter().map(pb::DeviceInfo::from).collect(),
     }
 }
 

@@ -3,11 +3,11 @@
 //! loaded by [`labwright_service::config`]. Unknown keys are errors; every problem is reported at
 //! once.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use labwright_core::fleet::{HostInfo, RawDevice, RawHello};
-use labwright_service::Settings;
 pub use labwright_service::{ConfigError, LogFormat};
+use labwright_service::{Settings, config::hostname};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -65,15 +65,6 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads the optional TOML file, then applies `LABWRIGHT_*` variables from `env`; an empty
-    /// `host_name` becomes the machine's hostname.
-    pub fn load(
-        path: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
-        labwright_service::config::load(path, env)
-    }
-
     /// The enrollment token, from the config or its file.
     pub fn token(&self) -> Result<String, String> {
         if let Some(t) = &self.enrollment_token {
@@ -125,9 +116,7 @@ impl Settings for Config {
 
     fn complete(&mut self) {
         if self.host_name.is_empty() {
-            self.host_name = std::fs::read_to_string("/etc/hostname")
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default();
+            self.host_name = hostname().unwrap_or_default();
         }
     }
 
@@ -177,6 +166,8 @@ fn host_info() -> HostInfo {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use labwright_host_agent::Config;
-use labwright_service::{shutdown, telemetry};
+use labwright_service::{Settings, shutdown, telemetry};
 
 #[derive(Parser)]
 #[command(

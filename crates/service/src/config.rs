@@ -42,6 +42,14 @@ pub trait Settings: Serialize + DeserializeOwned + Default {
     fn check(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// Reads the optional TOML file, then applies `LABWRIGHT_*` variables from `env`: [`load`].
+    fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        load(path, env)
+    }
 }
 
 /// Every configuration problem found, one per line.
@@ -128,6 +136,13 @@ pub fn load<T: Settings>(
     } else {
         Err(ConfigError(errors))
     }
+}
+
+/// This machine's name from `/etc/hostname`, trimmed; `None` when it cannot be read.
+pub fn hostname() -> Option<String> {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// Test helper for each binary's committed example config: the file at `path` parses strictly

@@ -2,10 +2,7 @@
 //! key) with `LABWRIGHT_<KEY>` environment overrides (all but `shell`, a list), loaded by
 //! [`labwright_service::config`]. Unknown keys are errors; every problem is reported at once.
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-};
+use std::{net::SocketAddr, path::PathBuf};
 
 pub use labwright_service::{ConfigError, LogFormat};
 use labwright_service::{Settings, docker::EngineAddr};
@@ -73,14 +70,6 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads the optional TOML file, then applies `LABWRIGHT_*` variables from `env`.
-    pub fn load(
-        path: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
-        labwright_service::config::load(path, env)
-    }
-
     /// Value of the `io.labwright.managed` label on this installation's containers.
     pub fn managed_label(&self) -> String {
         labwright_wire::docker::Installation::new(&self.namespace)
@@ -122,6 +111,8 @@ impl Settings for Config {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use labwright_service::{ready, shutdown, telemetry};
+use labwright_service::{Settings, ready, shutdown, telemetry};
 use labwright_terminal_gateway::{Config, engine::Engine, start_with};
 
 #[derive(Parser)]

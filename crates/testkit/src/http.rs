@@ -6,12 +6,36 @@ use std::time::Duration;
 use serde_json::Value;
 
 /// The tests' HTTP client: statuses are results, not errors; every call has a timeout.
-fn client() -> ureq::Agent {
+pub fn client() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into()
+}
+
+/// A response's status and JSON body (`Null` when the body is not JSON).
+fn status_and_json(mut resp: ureq::http::Response<ureq::Body>) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A response's content type (empty when it has none).
+pub fn content_type<B>(resp: &ureq::http::Response<B>) -> String {
+    resp.headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `req` with the bearer `auth` header, when there is one.
+fn authorized<B>(req: ureq::RequestBuilder<B>, auth: Option<&str>) -> ureq::RequestBuilder<B> {
+    match auth {
+        Some(a) => req.header("Authorization", a),
+        None => req,
+    }
 }
 
 /// Sends raw bytes (YAML, PNG) and returns status and JSON body.
@@ -38,10 +62,7 @@ pub async fn send_bytes(
                 .header("Content-Type", content_type)
                 .send(&body[..])
         };
-        let mut resp = res.expect("http call");
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        status_and_json(res.expect("http call"))
     })
     .await
     .expect("http task")
@@ -57,12 +78,7 @@ pub async fn get_bytes(url: String, key: String) -> (u16, String, Vec<u8>) {
             .call()
             .expect("http call");
         let status = resp.status().as_u16();
-        let ct = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let ct = content_type(&resp);
         let bytes = resp
             .body_mut()
             .with_config()
@@ -85,40 +101,16 @@ pub async fn http(
     tokio::task::spawn_blocking(move || {
         let agent = client();
         let auth = key.map(|k| format!("Bearer {k}"));
+        let auth = auth.as_deref();
         let res = match (method, body) {
-            ("GET", _) => {
-                let mut r = agent.get(&url);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.call()
-            }
-            ("DELETE", _) => {
-                let mut r = agent.delete(&url);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.call()
-            }
+            ("GET", _) => authorized(agent.get(&url), auth).call(),
+            ("DELETE", _) => authorized(agent.delete(&url), auth).call(),
             ("PUT", body) => {
-                let mut r = agent.put(&url);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.send_json(body.unwrap_or(Value::Null))
+                authorized(agent.put(&url), auth).send_json(body.unwrap_or(Value::Null))
             }
-            (_, body) => {
-                let mut r = agent.post(&url);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.send_json(body.unwrap_or(Value::Null))
-            }
+            (_, body) => authorized(agent.post(&url), auth).send_json(body.unwrap_or(Value::Null)),
         };
-        let mut resp = res.expect("http call");
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        status_and_json(res.expect("http call"))
     })
     .await
     .expect("http task")

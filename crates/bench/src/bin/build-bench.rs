@@ -6,12 +6,13 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use labwright_bench::{Body, Process, ServerArgs, admin_key, call};
 use labwright_testkit::git::{self, GitDaemon};
 
 #[derive(Parser)]
@@ -20,14 +21,10 @@ struct Args {
     runs: usize,
     #[arg(long, default_value_t = 20)]
     burst: usize,
-    #[arg(long)]
-    server_bin: String,
+    #[command(flatten)]
+    server: ServerArgs,
     #[arg(long)]
     worker_bin: String,
-    #[arg(long, env = "LABWRIGHT_DATABASE_URL")]
-    database_url: String,
-    #[arg(long, env = "LABWRIGHT_AMQP_URL")]
-    amqp_url: String,
     #[arg(long, env = "LABWRIGHT_DOCKER_HOST")]
     docker_host: String,
     #[arg(long, default_value = "labwright/runtime:12")]
@@ -38,39 +35,8 @@ struct Args {
     grpc_port: u16,
 }
 
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-fn call(
-    a: &ureq::Agent,
-    method: &str,
-    url: &str,
-    key: &str,
-    json: Option<serde_json::Value>,
-) -> anyhow::Result<(u16, serde_json::Value)> {
-    let auth = format!("Bearer {key}");
-    let mut resp = match (method, json) {
-        ("POST", Some(j)) => a.post(url).header("Authorization", &auth).send_json(j)?,
-        ("DELETE", _) => a.delete(url).header("Authorization", &auth).call()?,
-        _ => a.get(url).header("Authorization", &auth).call()?,
-    };
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string()?;
-    Ok((status, serde_json::from_str(&text).unwrap_or_default()))
+    labwright_bench::agent(Duration::from_secs(30))
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<String> {
@@ -124,14 +90,20 @@ fn submit_until_running(
         "POST",
         &format!("{base}/api/v1/builds"),
         key,
-        Some(serde_json::json!({"repo_url": url})),
+        Body::Json(serde_json::json!({"repo_url": url})),
     )?;
     if status != 201 {
         bail!("submit: {status} {b}");
     }
     let id = b["id"].as_str().context("id")?.to_string();
     loop {
-        let (_, b) = call(a, "GET", &format!("{base}/api/v1/builds/{id}"), key, None)?;
+        let (_, b) = call(
+            a,
+            "GET",
+            &format!("{base}/api/v1/builds/{id}"),
+            key,
+            Body::Empty,
+        )?;
         match b["stage"].as_str() {
             Some("running") => return Ok((started.elapsed(), id)),
             Some("failed" | "cancelled" | "expired" | "stopped") => {
@@ -163,17 +135,8 @@ fn main() -> anyhow::Result<()> {
     let url = format!("git://127.0.0.1:{git_port}/app");
 
     let server = Process(
-        Command::new(&args.server_bin)
-            .env(
-                "LABWRIGHT_HTTP_ADDR",
-                format!("127.0.0.1:{}", args.http_port),
-            )
-            .env(
-                "LABWRIGHT_GRPC_ADDR",
-                format!("127.0.0.1:{}", args.grpc_port),
-            )
-            .env("LABWRIGHT_DATABASE_URL", &args.database_url)
-            .env("LABWRIGHT_AMQP_URL", &args.amqp_url)
+        args.server
+            .command(args.http_port, args.grpc_port)
             .env("LABWRIGHT_EVENTS_EXCHANGE", &exchange)
             .env("LABWRIGHT_NAMESPACE", &namespace)
             .env("LABWRIGHT_BUILDS_ALLOW_PRIVATE_HOSTS", "true")
@@ -187,7 +150,7 @@ fn main() -> anyhow::Result<()> {
     let workers: Vec<Process> = (0..2)
         .map(|i| {
             Command::new(&args.worker_bin)
-                .env("LABWRIGHT_AMQP_URL", &args.amqp_url)
+                .env("LABWRIGHT_AMQP_URL", &args.server.amqp_url)
                 .env("LABWRIGHT_EVENTS_EXCHANGE", &exchange)
                 .env("LABWRIGHT_NAMESPACE", &namespace)
                 .env("LABWRIGHT_DOCKER_HOST", &args.docker_host)
@@ -204,17 +167,9 @@ fn main() -> anyhow::Result<()> {
 
     let base = format!("http://127.0.0.1:{}", args.http_port);
     let started = Instant::now();
-    let key = loop {
-        if let Ok(k) = std::fs::read_to_string(scratch.join("data/admin-key")) {
-            break k.trim().to_string();
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("api-server did not start");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let key = admin_key(&scratch.join("data/admin-key")).context("api-server did not start")?;
     let a = agent();
-    while call(&a, "GET", &format!("{base}/readyz"), &key, None)
+    while call(&a, "GET", &format!("{base}/readyz"), &key, Body::Empty)
         .map(|r| r.0)
         .ok()
         != Some(200)
@@ -230,7 +185,7 @@ fn main() -> anyhow::Result<()> {
             "DELETE",
             &format!("{base}/api/v1/sessions/{id}"),
             &key,
-            None,
+            Body::Empty,
         );
     };
 

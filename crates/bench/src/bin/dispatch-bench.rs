@@ -8,15 +8,11 @@
 //! on the device → step report → stored (screenshot to the object store) → execution report →
 //! stored. Both timestamps come from the server's clock. Run through `scripts/bench-dispatch`.
 
-use std::{
-    process::{Child, Command},
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use labwright_bench::quantile;
+use labwright_bench::{Body, Process, ServerArgs, admin_key, quantile};
 use labwright_host_agent::{config::DeviceConfig, link, runtime::Runtime};
 use tokio_util::sync::CancellationToken;
 
@@ -24,12 +20,8 @@ use tokio_util::sync::CancellationToken;
 struct Args {
     #[arg(long, default_value_t = 200)]
     runs: usize,
-    #[arg(long)]
-    server_bin: String,
-    #[arg(long, env = "LABWRIGHT_DATABASE_URL")]
-    database_url: String,
-    #[arg(long, env = "LABWRIGHT_AMQP_URL")]
-    amqp_url: String,
+    #[command(flatten)]
+    server: ServerArgs,
     #[arg(long, default_value_t = 18180)]
     http_port: u16,
     #[arg(long, default_value_t = 15151)]
@@ -39,44 +31,15 @@ struct Args {
 /// Overheads, device times, and the three phases of each run, in microseconds.
 type Samples = (Vec<u32>, Vec<u32>, [Vec<u32>; 3], Vec<u32>);
 
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
+/// A REST call on a fresh agent, as every measured run makes it.
 fn call(
     method: &str,
     url: &str,
     key: &str,
-    body: Option<&[u8]>,
-    json: Option<serde_json::Value>,
+    body: Body<'_>,
 ) -> anyhow::Result<(u16, serde_json::Value)> {
-    let a = agent();
-    let auth = format!("Bearer {key}");
-    let mut resp = match (method, body, json) {
-        ("POST", Some(b), _) => a
-            .post(url)
-            .header("Authorization", &auth)
-            .header("Content-Type", "application/yaml")
-            .send(b)?,
-        ("POST", None, Some(j)) => a.post(url).header("Authorization", &auth).send_json(j)?,
-        _ => a.get(url).header("Authorization", &auth).call()?,
-    };
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string()?;
-    Ok((status, serde_json::from_str(&text).unwrap_or_default()))
+    let agent = labwright_bench::agent(Duration::from_secs(10));
+    Ok(labwright_bench::call(&agent, method, url, key, body)?)
 }
 
 fn ts(v: &serde_json::Value) -> anyhow::Result<chrono_like::Micros> {
@@ -121,18 +84,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let dir = std::env::temp_dir().join(format!("lw-dispatch-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let server = ServerProcess(
-        Command::new(&args.server_bin)
-            .env(
-                "LABWRIGHT_HTTP_ADDR",
-                format!("127.0.0.1:{}", args.http_port),
-            )
-            .env(
-                "LABWRIGHT_GRPC_ADDR",
-                format!("127.0.0.1:{}", args.grpc_port),
-            )
-            .env("LABWRIGHT_DATABASE_URL", &args.database_url)
-            .env("LABWRIGHT_AMQP_URL", &args.amqp_url)
+    let server = Process(
+        args.server
+            .command(args.http_port, args.grpc_port)
             .env("LABWRIGHT_DATA_DIR", dir.join("data"))
             .env("LABWRIGHT_ARTIFACTS_URL", dir.join("artifacts"))
             .env(
@@ -144,16 +98,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let _ = &server;
     let base = format!("http://127.0.0.1:{}", args.http_port);
-    let started = Instant::now();
-    let admin = loop {
-        if let Ok(k) = std::fs::read_to_string(dir.join("data/admin-key")) {
-            break k.trim().to_string();
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("api-server did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let admin = admin_key(&dir.join("data/admin-key")).context("api-server did not start")?;
     let (b, a) = (base.clone(), admin.clone());
     let token = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
         for _ in 0..100 {
@@ -161,8 +106,7 @@ async fn main() -> anyhow::Result<()> {
                 "POST",
                 &format!("{b}/api/v1/keys"),
                 &a,
-                None,
-                Some(serde_json::json!({"name": "bench", "role": "host"})),
+                Body::Json(serde_json::json!({"name": "bench", "role": "host"})),
             ) {
                 return v["secret"].as_str().map(str::to_owned).context("secret");
             }
@@ -209,8 +153,7 @@ async fn main() -> anyhow::Result<()> {
                     "GET",
                     &format!("{b}/api/v1/devices?status=online"),
                     &a,
-                    None,
-                    None,
+                    Body::Empty,
                 )?;
                 if let Some(id) = page["items"].get(0).and_then(|d| d["id"].as_str()) {
                     break id.to_string();
@@ -221,8 +164,7 @@ async fn main() -> anyhow::Result<()> {
                 "POST",
                 &format!("{b}/api/v1/testcases"),
                 &a,
-                Some(b"name: One key\nsteps:\n  - press: ok\n"),
-                None,
+                Body::Yaml(b"name: One key\nsteps:\n  - press: ok\n"),
             )?;
             if status != 201 {
                 bail!("saving the test case: {body}");
@@ -236,8 +178,7 @@ async fn main() -> anyhow::Result<()> {
                     "POST",
                     &format!("{b}/api/v1/executions"),
                     &a,
-                    None,
-                    Some(serde_json::json!({"testcase": "One key", "device": device_id})),
+                    Body::Json(serde_json::json!({"testcase": "One key", "device": device_id})),
                 )?;
                 if status != 201 {
                     bail!("run {i}: {e}");
@@ -248,8 +189,7 @@ async fn main() -> anyhow::Result<()> {
                         "GET",
                         &format!("{b}/api/v1/executions/{id}"),
                         &a,
-                        None,
-                        None,
+                        Body::Empty,
                     )?;
                     if e["finished_at"].is_string() {
                         break e;

@@ -7,7 +7,6 @@
 //! RabbitMQ, raises the file limit and gives each run a fresh database.
 
 use std::{
-    process::{Child, Command},
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -17,7 +16,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use labwright_bench::{process_cpu, process_rss, quantile};
+use labwright_bench::{Process, ServerArgs, admin_key, process_cpu, process_rss, quantile};
 use labwright_core::fleet::{HostInfo, RawDevice, RawHello};
 use labwright_host_agent::link::{self, LinkError, LinkObserver, LinkParams};
 use tokio_util::sync::CancellationToken;
@@ -27,14 +26,8 @@ struct Args {
     /// Number of simulated hosts.
     #[arg(long)]
     hosts: usize,
-    /// Path of the api-server binary.
-    #[arg(long)]
-    server_bin: String,
-    /// An empty database for this run.
-    #[arg(long, env = "LABWRIGHT_DATABASE_URL")]
-    database_url: String,
-    #[arg(long, env = "LABWRIGHT_AMQP_URL")]
-    amqp_url: String,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Seconds of steady state to measure after every host is connected.
     #[arg(long, default_value_t = 20)]
     measure_secs: u64,
@@ -89,15 +82,6 @@ impl Stats {
     }
 }
 
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn http(
     method: &str,
     url: &str,
@@ -124,18 +108,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let data_dir = std::env::temp_dir().join(format!("lw-fleet-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
-    let child = Command::new(&args.server_bin)
-        .env(
-            "LABWRIGHT_HTTP_ADDR",
-            format!("127.0.0.1:{}", args.http_port),
-        )
-        .env(
-            "LABWRIGHT_GRPC_ADDR",
-            format!("127.0.0.1:{}", args.grpc_port),
-        )
-        .env("LABWRIGHT_DATABASE_URL", &args.database_url)
+    let child = args
+        .server
+        .command(args.http_port, args.grpc_port)
         .env("LABWRIGHT_DATABASE_POOL_SIZE", "32")
-        .env("LABWRIGHT_AMQP_URL", &args.amqp_url)
         .env("LABWRIGHT_HEARTBEAT_INTERVAL_MS", "1000")
         // As `scripts/stack` runs it: glibc's per-thread malloc arenas otherwise keep the
         // connect storm's garbage resident.
@@ -153,21 +129,12 @@ async fn main() -> anyhow::Result<()> {
         )?)
         .spawn()
         .context("starting api-server")?;
-    let server = ServerProcess(child);
+    let server = Process(child);
     let pid = server.0.id();
     let base = format!("http://127.0.0.1:{}", args.http_port);
 
     let key_path = data_dir.join("admin-key");
-    let started = Instant::now();
-    let admin = loop {
-        if let Ok(k) = std::fs::read_to_string(&key_path) {
-            break k.trim().to_string();
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("api-server did not start within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let admin = admin_key(&key_path).context("api-server did not start within 60 s")?;
     let (base2, admin2) = (base.clone(), admin.clone());
     let token = tokio::task::spawn_blocking(move || {
         for _ in 0..100 {

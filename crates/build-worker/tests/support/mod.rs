@@ -19,7 +19,7 @@ pub use labwright_testkit::{
 use labwright_wire::bus::{self, Names};
 use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties, Consumer,
-    options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions},
+    options::{BasicConsumeOptions, ConfirmSelectOptions},
     types::FieldTable,
 };
 use uuid::Uuid;
@@ -176,33 +176,27 @@ impl FakeServer {
     }
 
     pub async fn publish_raw(&self, body: &[u8]) {
-        self.channel
-            .basic_publish(
-                self.names.jobs_exchange.as_str().into(),
-                bus::JOBS_ROUTING_KEY.into(),
-                BasicPublishOptions::default(),
-                body,
-                BasicProperties::default().with_delivery_mode(2),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
+        bus::publish_confirmed(
+            &self.channel,
+            &self.names.jobs_exchange,
+            bus::JOBS_ROUTING_KEY,
+            body,
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .expect("publish");
     }
 
     pub async fn control(&self, msg: &SessionControl) {
-        self.channel
-            .basic_publish(
-                self.names.sessions_exchange.as_str().into(),
-                "".into(),
-                BasicPublishOptions::default(),
-                &serde_json::to_vec(msg).expect("json"),
-                BasicProperties::default(),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
+        bus::publish_confirmed(
+            &self.channel,
+            &self.names.sessions_exchange,
+            "",
+            &serde_json::to_vec(msg).expect("json"),
+            BasicProperties::default(),
+        )
+        .await
+        .expect("publish");
     }
 
     /// Collects updates for `build` until it reaches a final or `running` stage.

@@ -40,6 +40,16 @@ impl KeyName {
     pub fn key(&self) -> Result<Key, ValidationError> {
         self.0.parse()
     }
+
+    /// The short form of a key-carrying value (`ok`, `7`); `expecting` names what the error says
+    /// was expected when nothing was given.
+    pub(crate) fn from_scalar(s: Scalar, expecting: &str) -> Result<Self, String> {
+        match s {
+            Scalar::Str(k) => Ok(KeyName(k)),
+            Scalar::Int(n) => Ok(KeyName(n.to_string())),
+            Scalar::Null => Err(format!("expected {expecting}, found nothing")),
+        }
+    }
 }
 
 impl From<Key> for KeyName {
@@ -261,17 +271,10 @@ impl Shorthand for KeyAction {
     type Full = KeyActionFull;
     const EXPECTING: &'static str = "a key name or {key, delay_ms}";
     fn from_scalar(s: Scalar) -> Result<Self, String> {
-        match s {
-            Scalar::Str(k) => Ok(KeyAction {
-                key: KeyName(k),
-                delay_ms: 0,
-            }),
-            Scalar::Int(n) => Ok(KeyAction {
-                key: KeyName(n.to_string()),
-                delay_ms: 0,
-            }),
-            Scalar::Null => Err("expected a key name or {key, delay_ms}, found nothing".into()),
-        }
+        Ok(KeyAction {
+            key: KeyName::from_scalar(s, "a key name or {key, delay_ms}")?,
+            delay_ms: 0,
+        })
     }
 }
 deserialize_shorthand!(KeyAction);

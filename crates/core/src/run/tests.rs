@@ -75,6 +75,39 @@ fn clock() -> ManualClock {
     ManualClock::new(1_800_000_000_000_000)
 }
 
+/// The samples' tree and references, and a simulated box on a manual clock, for navigation.
+struct NavRig {
+    tree: NavigationTree,
+    refs: ReferenceSet,
+    clock: ManualClock,
+    stb: SimulatedStb,
+    cancel: AtomicBool,
+}
+
+impl NavRig {
+    fn new() -> Self {
+        let clock = clock();
+        NavRig {
+            tree: load_tree(),
+            refs: load_refs(),
+            stb: sim(&clock),
+            clock,
+            cancel: AtomicBool::new(false),
+        }
+    }
+
+    fn navigator(&self, options: crate::nav::GotoOptions) -> Navigator<'_> {
+        Navigator {
+            tree: &self.tree,
+            device: &self.stb,
+            references: &self.refs,
+            clock: &self.clock,
+            cancel: &self.cancel,
+            options,
+        }
+    }
+}
+
 /// Runs `tc` and returns the summary and every step result.
 fn run(
     device: &dyn crate::controller::Device,
@@ -261,19 +294,8 @@ fn samples_validate_and_run_on_the_simulator_with_the_expected_verdicts() {
 
 #[test]
 fn goto_reaches_its_target_through_dropped_keys_by_relocating_and_replanning() {
-    let tree = load_tree();
-    let refs = load_refs();
-    let clock = clock();
-    let stb = sim(&clock);
-    let cancel = AtomicBool::new(false);
-    let nav = Navigator {
-        tree: &tree,
-        device: &stb,
-        references: &refs,
-        clock: &clock,
-        cancel: &cancel,
-        options: Default::default(),
-    };
+    let rig = NavRig::new();
+    let (stb, nav) = (&rig.stb, rig.navigator(Default::default()));
     // The first four keys of home -> settings (left, left, left, down) are lost, so its `ok`
     // opens the focused Live TV tile instead of Settings. Navigation must notice, re-locate on
     // the player and re-plan through Home.
@@ -296,25 +318,13 @@ fn goto_reaches_its_target_through_dropped_keys_by_relocating_and_replanning() {
 
 #[test]
 fn goto_gives_up_with_a_frame_when_it_cannot_get_there() {
-    let tree = load_tree();
-    let refs = load_refs();
-    let clock = clock();
-    let stb = sim(&clock);
-    stb.inject(Fault::DropKeys { count: 1_000 });
-    let cancel = AtomicBool::new(false);
-    let options = crate::nav::GotoOptions {
+    let rig = NavRig::new();
+    rig.stb.inject(Fault::DropKeys { count: 1_000 });
+    let nav = rig.navigator(crate::nav::GotoOptions {
         max_replans: 2,
         appear_timeout_ms: 500,
         ..Default::default()
-    };
-    let nav = Navigator {
-        tree: &tree,
-        device: &stb,
-        references: &refs,
-        clock: &clock,
-        cancel: &cancel,
-        options,
-    };
+    });
     let failure = nav.goto("player").expect_err("keys never arrive");
     assert_eq!(failure.error.code(), "lost", "{}", failure.error);
     assert!(failure.frame.is_some());

@@ -305,17 +305,10 @@ impl Shorthand for MeasureZapStep {
     type Full = MeasureZapStepFull;
     const EXPECTING: &'static str = "a key name or {key, region}";
     fn from_scalar(s: Scalar) -> Result<Self, String> {
-        match s {
-            Scalar::Str(k) => Ok(MeasureZapStep {
-                key: KeyName(k),
-                region: None,
-            }),
-            Scalar::Int(n) => Ok(MeasureZapStep {
-                key: KeyName(n.to_string()),
-                region: None,
-            }),
-            Scalar::Null => Err("expected a key name or {key, region}, found nothing".into()),
-        }
+        Ok(MeasureZapStep {
+            key: KeyName::from_scalar(s, "a key name or {key, region}")?,
+            region: None,
+        })
     }
 }
 deserialize_shorthand!(MeasureZapStep);
@@ -412,13 +405,8 @@ impl Shorthand for PressStep {
     type Full = PressFull;
     const EXPECTING: &'static str = "a key name or {key, repeat, interval_ms, hold_ms}";
     fn from_scalar(s: Scalar) -> Result<Self, String> {
-        let key = match s {
-            Scalar::Str(k) => KeyName(k),
-            Scalar::Int(n) => KeyName(n.to_string()),
-            Scalar::Null => return Err("expected a key name, found nothing".into()),
-        };
         Ok(PressStep {
-            key,
+            key: KeyName::from_scalar(s, "a key name")?,
             repeat: 1,
             interval_ms: 0,
             hold_ms: None,

@@ -39,33 +39,24 @@ steps:
 fn short_and_full_forms_parse_and_round_trip() {
     let tc = parse(SHORT_AND_LONG).expect("parses");
     assert_eq!(tc.steps.len(), 12);
-    assert_eq!(
-        tc.steps[0].action,
-        Action::Press(PressStep {
-            key: KeyName("ok".into()),
-            repeat: 1,
-            interval_ms: 0,
-            hold_ms: None
-        })
-    );
-    assert_eq!(
-        tc.steps[1].action,
-        Action::Press(PressStep {
-            key: KeyName("7".into()),
-            repeat: 1,
-            interval_ms: 0,
-            hold_ms: None
-        })
-    );
-    assert_eq!(
-        tc.steps[2].action,
-        Action::Press(PressStep {
-            key: KeyName("down".into()),
-            repeat: 3,
-            interval_ms: 200,
-            hold_ms: Some(900)
-        })
-    );
+    // (key, repeat, interval_ms, hold_ms) of the first three steps.
+    let presses = [
+        ("ok", 1, 0, None),
+        ("7", 1, 0, None),
+        ("down", 3, 200, Some(900)),
+    ];
+    for (i, (key, repeat, interval_ms, hold_ms)) in presses.into_iter().enumerate() {
+        assert_eq!(
+            tc.steps[i].action,
+            Action::Press(PressStep {
+                key: KeyName(key.into()),
+                repeat,
+                interval_ms,
+                hold_ms
+            }),
+            "step {i}"
+        );
+    }
     assert_eq!(tc.steps[3].action, Action::Wait(WaitStep { ms: 250 }));
     assert_eq!(
         tc.steps[6].action,

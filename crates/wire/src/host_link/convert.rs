@@ -177,21 +177,7 @@ impl From<Hello> for pb::Hello {
                 arch: raw.info.arch,
                 kernel: raw.info.kernel,
             }),
-            devices: raw
-                .devices
-                .into_iter()
-                .map(|d| pb::DeviceInfo {
-                    device_id: d.key,
-                    name: d.name,
-                    model: d.model,
-                    driver: d.driver,
-                    capabilities: d.capabilities,
-                    tags: d.tags,
-                    // A host that declares a device has it online unless it says otherwise.
-                    status: status_to_wire(d.status.unwrap_or(Status::Online)) as i32,
-                    status_detail: d.status_detail,
-                })
-                .collect(),
+            devices: raw.devices.into_iter().map(pb::DeviceInfo::from).collect(),
             running_executions: h.running_executions,
         }
     }
@@ -227,6 +213,22 @@ impl From<pb::Hello> for Hello {
                     .collect(),
             },
             running_executions: h.running_executions,
+        }
+    }
+}
+
+impl From<RawDevice> for pb::DeviceInfo {
+    fn from(d: RawDevice) -> Self {
+        pb::DeviceInfo {
+            device_id: d.key,
+            name: d.name,
+            model: d.model,
+            driver: d.driver,
+            capabilities: d.capabilities,
+            tags: d.tags,
+            // A host that declares a device has it online unless it says otherwise.
+            status: status_to_wire(d.status.unwrap_or(Status::Online)) as i32,
+            status_detail: d.status_detail,
         }
     }
 }
