@@ -7,7 +7,9 @@ use serde_json::json;
 
 use crate::{
     Client, ExecutionsCommand,
-    client::decode,
+    client::{ApiError, decode},
+    failure::Failure,
+    names,
     output::{Io, cell, print_json},
     table,
 };
@@ -23,11 +25,17 @@ pub(crate) fn run(
     io: Io<'_>,
 ) -> anyhow::Result<()> {
     let Io { out, json, .. } = io;
-    // The device id goes as given: the server checks it and says what is wrong.
-    let answer = client.post(
-        "/api/v1/executions",
-        &json!({"testcase": testcase, "device": device}),
-    )?;
+    let device = names::device_id(client, &device)?;
+    let answer = client
+        .post(
+            "/api/v1/executions",
+            &json!({"testcase": testcase, "device": device}),
+        )
+        .or_else(|e| match e.downcast_ref::<ApiError>() {
+            // Say which titles are near when the test case is unknown.
+            Some(api) if api.status == 404 => names::testcase(client, &testcase).and(Err(e)),
+            _ => Err(e),
+        })?;
     if !wait && json {
         return print_json(out, &answer);
     }
@@ -51,7 +59,7 @@ pub(crate) fn run(
         write_execution(out, &done)?;
     }
     if done.status != "passed" {
-        anyhow::bail!("execution {id} {}", done.status);
+        return Err(Failure::TestFailed(format!("execution {id} {}", done.status)).into());
     }
     Ok(())
 }

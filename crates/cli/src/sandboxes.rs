@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::{
     Client,
     client::{ApiError, decode},
+    failure::Failure,
     output::{Io, cell, footer, print_json},
     sse, table,
 };
@@ -179,9 +180,9 @@ pub(crate) fn build(client: &Client, args: BuildArgs, io: Io<'_>) -> anyhow::Res
     if stage != "running" {
         let reason = done.reason;
         if reason.is_empty() {
-            anyhow::bail!("build {id} {stage}");
+            return Err(Failure::TestFailed(format!("build {id} {stage}")).into());
         }
-        anyhow::bail!("build {id} {stage}: {reason}");
+        return Err(Failure::TestFailed(format!("build {id} {stage}: {reason}")).into());
     }
     Ok(())
 }
