@@ -54,6 +54,11 @@ impl Client {
         }
     }
 
+    /// The api-server's base URL (the web UI is served there too).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Opens a build's log as Server-Sent Events, after `last_event_id` when given. `follow`
     /// keeps it open until the build ends (or runs and its log goes quiet).
     pub fn build_log(

@@ -24,7 +24,7 @@ pub(crate) fn run(
     wait: bool,
     io: Io<'_>,
 ) -> anyhow::Result<()> {
-    let Io { out, json, .. } = io;
+    let Io { out, err, json } = io;
     let device = names::device_id(client, &device)?;
     let answer = client
         .post(
@@ -45,9 +45,12 @@ pub(crate) fn run(
         writeln!(out, "execution {id} {}", created.status)?;
         return Ok(());
     }
+    writeln!(err, "execution {id}: {}/#/executions/{id}", client.base())?;
+    let mut progress = Progress::default();
     let (answer, done) = loop {
         let answer = client.get(&format!("/api/v1/executions/{id}"), &[])?;
         let e: ExecutionView = decode(&answer)?;
+        progress.show(err, &e)?;
         if FINAL.contains(&e.status.as_str()) {
             break (answer, e);
         }
@@ -113,6 +116,48 @@ pub(crate) fn executions(
             writeln!(out, "execution {id} {}", e.status)?;
             Ok(())
         }
+    }
+}
+
+/// What `run --wait` has told the person so far: each status change (with the queue position
+/// while queued) and each step as the host reports it, on standard error.
+#[derive(Default)]
+struct Progress {
+    status: String,
+    position: Option<i64>,
+    steps: usize,
+}
+
+impl Progress {
+    fn show(&mut self, err: &mut dyn Write, e: &ExecutionView) -> anyhow::Result<()> {
+        let position = e.queue_position.filter(|_| e.status == "queued");
+        if e.status != self.status || position != self.position {
+            match position {
+                Some(ahead) => writeln!(err, "==> queued, {ahead} ahead on the device")?,
+                None => writeln!(err, "==> {}", e.status)?,
+            }
+            self.status = e.status.clone();
+            self.position = position;
+        }
+        let steps = e.steps.as_deref().unwrap_or_default();
+        for st in steps.iter().skip(self.steps) {
+            let of = e.steps_total.map(|n| format!("/{n}")).unwrap_or_default();
+            let reason = if st.reason.is_empty() {
+                String::new()
+            } else {
+                format!("  {}", st.reason)
+            };
+            writeln!(
+                err,
+                "  step {}{of} {} {} {:.0} ms{reason}",
+                st.index + 1,
+                st.kind,
+                st.verdict,
+                st.duration_ms
+            )?;
+        }
+        self.steps = self.steps.max(steps.len());
+        Ok(())
     }
 }
 

@@ -159,3 +159,81 @@ async fn a_reader_that_closes_the_pipe_is_not_an_error() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stderr), "");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_wait_shows_progress_and_exits_by_the_verdict() {
+    let (s, base, _agent, _device) = server_with_one_box().await;
+    let operator = s.create_key("operator", "ci").await;
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples");
+    let mut references = vec!["references".to_string(), "push".into()];
+    for entry in std::fs::read_dir(format!("{samples}/references")).expect("references") {
+        references.push(entry.expect("entry").path().display().to_string());
+    }
+    for args in [
+        references,
+        vec![
+            "trees".into(),
+            "push".into(),
+            "sim-stb".into(),
+            format!("{samples}/nav/sim-stb.yaml"),
+        ],
+        vec![
+            "testcases".into(),
+            "push".into(),
+            format!("{samples}/testcases/open-settings-and-back.yaml"),
+            format!("{samples}/testcases/deliberately-failing.yaml"),
+        ],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = cli(&base, &s.admin_key, &args).await;
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+
+    let passed = cli(
+        &base,
+        &operator,
+        &[
+            "run",
+            "Open Settings and go back",
+            "--device",
+            "stb-1",
+            "--wait",
+        ],
+    )
+    .await;
+    let progress = text(&passed.stderr);
+    assert_eq!(passed.status.code(), Some(0), "{progress}");
+    assert!(progress.contains("/#/executions/"), "{progress}");
+    assert!(progress.contains("==> running"), "{progress}");
+    // Every step, as it was reported, before the final table on stdout.
+    for n in 1..=6 {
+        assert!(
+            progress.contains(&format!("  step {n}")),
+            "step {n}: {progress}"
+        );
+    }
+    assert!(
+        text(&passed.stdout).contains("passed"),
+        "{}",
+        text(&passed.stdout)
+    );
+
+    let failed = cli(
+        &base,
+        &operator,
+        &[
+            "run",
+            "Deliberately failing — expects Home while on Settings",
+            "--device",
+            "stb-1",
+            "--wait",
+        ],
+    )
+    .await;
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed.stderr));
+    assert!(
+        text(&failed.stderr).contains("fail"),
+        "{}",
+        text(&failed.stderr)
+    );
+}
