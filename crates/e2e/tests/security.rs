@@ -781,37 +781,51 @@ async fn failed_authentication_is_throttled_per_address_on_both_edges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_write_route_authenticates_before_it_reads_the_body() {
     let db = fresh_database().await;
-    let s = TestServer::start(test_config(&db)).await;
+    let mut config = test_config(&db);
+    // Every request below presents a wrong key or none: no throttling in this test.
+    config.auth_failures_allowed = 10_000;
+    let s = TestServer::start(config).await;
     let (status, doc) = http("GET", s.url("/api/v1/openapi.json"), None, None).await;
     assert_eq!(status, 200);
+    let unknown = format!("lw_{}", "ab".repeat(32));
     let mut walked = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for method in ["post", "put", "patch"] {
             if item.get(method).is_none() {
                 continue;
             }
-            // Every path parameter gets a well-formed id; the body is not JSON at all.
-            let mut concrete = String::new();
-            for part in path.split('/').skip(1) {
-                concrete.push('/');
-                if part.starts_with('{') {
-                    concrete.push_str(&uuid::Uuid::new_v4().to_string());
-                } else {
-                    concrete.push_str(part);
+            // Path parameters well-formed or not; the body not JSON at all, or missing; the key
+            // missing, or unknown (which takes a database lookup: the body's error must not
+            // win the race against it).
+            for id in [uuid::Uuid::new_v4().to_string(), "not-a-uuid".into()] {
+                let concrete: String = path
+                    .split('/')
+                    .skip(1)
+                    .map(|part| {
+                        if part.starts_with('{') {
+                            format!("/{id}")
+                        } else {
+                            format!("/{part}")
+                        }
+                    })
+                    .collect();
+                for key in [None, Some(unknown.clone())] {
+                    for body in [Some("{not json"), None] {
+                        let (status, resp) = send_raw(
+                            method.to_uppercase(),
+                            s.url(&format!("{concrete}?limit=nope")),
+                            key.clone(),
+                            body,
+                        )
+                        .await;
+                        assert_eq!(
+                            (status, resp["error"]["code"].as_str()),
+                            (401, Some("unauthenticated")),
+                            "{method} {concrete} key {:?} body {body:?}: {resp}",
+                            key.is_some()
+                        );
+                    }
                 }
-            }
-            for body in [Some("{not json"), None] {
-                let (status, resp) = send_raw(
-                    method.to_uppercase(),
-                    s.url(&format!("{concrete}?limit=nope")),
-                    body,
-                )
-                .await;
-                assert_eq!(
-                    (status, resp["error"]["code"].as_str()),
-                    (401, Some("unauthenticated")),
-                    "{method} {path} with body {body:?}: {resp}"
-                );
             }
             walked += 1;
         }
@@ -820,14 +834,23 @@ async fn every_write_route_authenticates_before_it_reads_the_body() {
     s.server.shutdown().await;
 }
 
-/// `method` on `url` without a key, with `body` (sent as JSON) or none: (status, JSON body).
-async fn send_raw(method: String, url: String, body: Option<&'static str>) -> (u16, Value) {
+/// `method` on `url` with `key` (or none) and `body` (sent as JSON) or none: (status, JSON
+/// body).
+async fn send_raw(
+    method: String,
+    url: String,
+    key: Option<String>,
+    body: Option<&'static str>,
+) -> (u16, Value) {
     tokio::task::spawn_blocking(move || {
         let client = labwright_testkit::http::client();
-        let req = ureq::http::Request::builder()
+        let mut req = ureq::http::Request::builder()
             .method(method.as_str())
             .uri(&url)
             .header("content-type", "application/json");
+        if let Some(k) = key {
+            req = req.header("Authorization", format!("Bearer {k}"));
+        }
         let mut resp = match body {
             Some(b) => client.run(req.body(b.as_bytes().to_vec()).expect("request")),
             None => client.run(req.body(Vec::new()).expect("request")),
