@@ -37,6 +37,8 @@ const OUTBOUND_BUFFER: usize = 32;
 
 pub struct HostLinkService {
     pub pool: Pool,
+    /// Resolves enrollment tokens (and watches their revocation).
+    pub authenticator: auth::Authenticator,
     pub registry: Arc<Registry>,
     pub broker: Arc<Broker>,
     pub heartbeat_interval: Duration,
@@ -83,9 +85,10 @@ impl HostLink for HostLinkService {
             .get("authorization")
             .and_then(|v| v.to_str().ok());
         let token = auth::bearer(header)?;
+        let source = request.remote_addr().map(|a| a.ip());
         let caller = {
             let _permit = self.admit().await?;
-            auth::authenticate(&self.pool, token).await?
+            self.authenticator.authenticate(token, source).await?
         };
         caller.require(Permission::ConnectHost)?;
 
@@ -105,6 +108,10 @@ impl HostLink for HostLinkService {
         }
         let running = hello.running_executions;
         let hello = hello.raw.validate().map_err(ApiError::from)?;
+        {
+            let _permit = self.admit().await?;
+            auth::bind_host(&self.pool, &caller, &hello.host_name).await?;
+        }
 
         let connection_id = Uuid::new_v4();
         let host = {
@@ -152,6 +159,7 @@ impl HostLink for HostLinkService {
             inbound,
             tx,
             killed,
+            caller.revoked.clone(),
             device_keys,
         ));
         Ok(Response::new(Box::pin(tokio_stream::StreamExt::map(
@@ -173,11 +181,21 @@ async fn read_stream(
     mut inbound: Streaming<pb::HostMessage>,
     tx: crate::fleet::Outbound,
     mut killed: tokio::sync::oneshot::Receiver<DisconnectReason>,
+    revoked: tokio_util::sync::CancellationToken,
     device_keys: Vec<String>,
 ) {
     let reason = loop {
         let msg = tokio::select! {
             reason = &mut killed => break reason.unwrap_or(DisconnectReason::Closed),
+            _ = revoked.cancelled() => {
+                tracing::info!(host_id = %host, "enrollment token revoked: closing the host link");
+                let _ = tx
+                    .send(Err(Box::new(GrpcStatus::unauthenticated(
+                        "the enrollment token was revoked",
+                    ))))
+                    .await;
+                break DisconnectReason::Closed;
+            }
             msg = inbound.message() => msg,
         };
         let body = match msg.map(|m| m.map(FromHost::try_from)) {

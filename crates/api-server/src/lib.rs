@@ -65,6 +65,41 @@ impl RunningServer {
 
 /// Waits for the database (retrying with backoff), applies migrations, creates the first tenant
 /// on a fresh database, binds both listeners and starts every background task.
+/// Feeds the `key.revoked` events of every replica (read back by the tap) to this replica's
+/// revocations; after falling behind, catches up from the database.
+async fn follow_revocations(
+    tap: Arc<live::tap::EventTap>,
+    authenticator: keys::Authenticator,
+    shutdown: CancellationToken,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut rx = tap.subscribe();
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            e = rx.recv() => e,
+        };
+        match event {
+            Ok(e) => {
+                if let Some(key) =
+                    labwright_wire::bus::KeyRevoked::from_kind(&e.kind, e.payload.as_bytes())
+                {
+                    authenticator
+                        .revocations()
+                        .revoked(labwright_core::ids::ApiKeyId(key));
+                }
+            }
+            Err(RecvError::Lagged(_)) => {
+                let since = chrono::Utc::now() - chrono::Duration::minutes(10);
+                if let Err(e) = authenticator.catch_up(since).await {
+                    tracing::warn!(error = %e, "could not catch up on key revocations");
+                }
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
@@ -77,6 +112,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             }
         }
     }
+    artifacts::private_dir(&config.data_dir)
+        .with_context(|| format!("data_dir {}", config.data_dir.display()))?;
     let pool = crate::db::pool(&config.database_url, config.database_pool_size);
     keys::bootstrap(&pool, &config.data_dir)
         .await
@@ -144,9 +181,21 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     tasks.push(tokio::spawn(
         tap.clone().run(broker.clone(), shutdown.clone()),
     ));
+    let revocations = Arc::new(keys::Revocations::default());
+    let throttle = Arc::new(keys::Throttle::new(
+        config.auth_failures_allowed,
+        Duration::from_millis(config.auth_backoff_ms),
+    ));
+    let authenticator = keys::Authenticator::new(pool.clone(), revocations, throttle);
+    tasks.push(tokio::spawn(follow_revocations(
+        tap.clone(),
+        authenticator.clone(),
+        shutdown.clone(),
+    )));
     let service = grpc::HostLinkService {
         live: live.clone(),
         pool: pool.clone(),
+        authenticator: authenticator.clone(),
         registry: registry.clone(),
         broker: broker.clone(),
         heartbeat_interval: config.heartbeat_interval(),
@@ -158,10 +207,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 .max(1),
         )),
     };
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(labwright_wire::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("building gRPC reflection")?;
+    // Reflection describes the host link to anyone who can reach the port: only when asked for.
+    let reflection = if config.grpc_reflection {
+        Some(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(labwright_wire::FILE_DESCRIPTOR_SET)
+                .build_v1()
+                .context("building gRPC reflection")?,
+        )
+    } else {
+        None
+    };
     let grpc_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         // With our own listener tonic's `tcp_nodelay` does not apply: without it Nagle's algorithm
@@ -180,7 +236,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(service.into_server(MAX_HOST_MESSAGE))
-            .add_service(reflection)
+            .add_optional_service(reflection)
             .serve_with_incoming_shutdown(incoming, grpc_shutdown.cancelled_owned())
             .await;
         if let Err(e) = res {
@@ -208,12 +264,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             url: config.terminal_url.trim_end_matches('/').to_string(),
         },
     });
-    let authenticator = web::Data::new(keys::Authenticator::new(pool.clone()));
+    let authenticator = web::Data::new(authenticator);
     let http_server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(authenticator.clone())
-            .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("labwright::http"))
+            .wrap(
+                actix_web::middleware::Logger::new("%{request}xi %s %Dms")
+                    .custom_request_replace("request", http::logged_request)
+                    .log_target("labwright::http"),
+            )
             .configure(http::configure)
     })
     .workers(2)

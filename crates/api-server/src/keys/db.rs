@@ -5,12 +5,13 @@ use diesel::{
     BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable,
     SelectableHelper,
 };
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labwright_core::ids::{ApiKeyId, TenantId};
+use labwright_wire::bus;
 use uuid::Uuid;
 
 use crate::db::{
-    DbError,
+    DbError, outbox,
     schema::{api_keys, tenants},
 };
 
@@ -25,6 +26,8 @@ pub struct KeyRow {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Host enrollment tokens: the host name the token is bound to.
+    pub host_name: Option<String>,
 }
 
 pub struct NewKey<'a> {
@@ -34,6 +37,7 @@ pub struct NewKey<'a> {
     pub role: &'a str,
     pub prefix: &'a str,
     pub key_hash: &'a str,
+    pub host_name: Option<&'a str>,
 }
 
 pub async fn create_tenant(conn: &mut AsyncPgConnection, name: &str) -> Result<TenantId, DbError> {
@@ -79,6 +83,7 @@ pub async fn insert(conn: &mut AsyncPgConnection, k: NewKey<'_>) -> Result<(), D
             api_keys::role.eq(k.role),
             api_keys::prefix.eq(k.prefix),
             api_keys::key_hash.eq(k.key_hash),
+            api_keys::host_name.eq(k.host_name),
         ))
         .execute(conn)
         .await?;
@@ -97,6 +102,32 @@ pub async fn active_by_hash(
         .first(conn)
         .await
         .optional()?)
+}
+
+/// Binds an unbound host token to `host_name` and returns the name the token is bound to (the
+/// given one, or the one it was bound to before). Fails with a unique violation when another
+/// active token of the tenant is bound to that name.
+pub async fn bind_host(
+    conn: &mut AsyncPgConnection,
+    id: ApiKeyId,
+    host_name: &str,
+) -> Result<Option<String>, DbError> {
+    diesel::update(
+        api_keys::table
+            .find(id.0)
+            .filter(api_keys::host_name.is_null()),
+    )
+    .set(api_keys::host_name.eq(host_name))
+    .execute(conn)
+    .await?;
+    Ok(api_keys::table
+        .find(id.0)
+        .filter(api_keys::revoked_at.is_null())
+        .select(api_keys::host_name)
+        .first::<Option<String>>(conn)
+        .await
+        .optional()?
+        .flatten())
 }
 
 /// Records use, at most once a minute per key, to keep writes off the hot path.
@@ -124,29 +155,54 @@ pub async fn list(conn: &mut AsyncPgConnection, tenant: TenantId) -> Result<Vec<
         .await?)
 }
 
-/// Revokes a key of the tenant. Returns false when no such key exists in the tenant.
+/// Revokes a key of the tenant and queues its `key.revoked` event in the same transaction.
+/// Returns false when no such key exists in the tenant.
 pub async fn revoke(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     id: ApiKeyId,
 ) -> Result<bool, DbError> {
-    let found: Option<Uuid> = api_keys::table
-        .filter(api_keys::tenant_id.eq(tenant.0))
-        .filter(api_keys::id.eq(id.0))
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let found: Option<Uuid> = api_keys::table
+            .filter(api_keys::tenant_id.eq(tenant.0))
+            .filter(api_keys::id.eq(id.0))
+            .select(api_keys::id)
+            .first(conn)
+            .await
+            .optional()?;
+        if found.is_none() {
+            return Ok(false);
+        }
+        let changed = diesel::update(
+            api_keys::table
+                .find(id.0)
+                .filter(api_keys::revoked_at.is_null()),
+        )
+        .set(api_keys::revoked_at.eq(Utc::now()))
+        .execute(conn)
+        .await?;
+        if changed > 0 {
+            let payload = serde_json::to_value(bus::KeyRevoked { key_id: id.0 }).map_err(|e| {
+                DbError::Query(diesel::result::Error::SerializationError(Box::new(e)))
+            })?;
+            outbox::push(conn, tenant, bus::KEY_REVOKED, payload).await?;
+        }
+        Ok(true)
+    })
+    .await
+}
+
+/// Keys revoked since `since` (to catch up on revocations a lagging event reader missed).
+pub async fn revoked_since(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+) -> Result<Vec<ApiKeyId>, DbError> {
+    Ok(api_keys::table
+        .filter(api_keys::revoked_at.ge(since))
         .select(api_keys::id)
-        .first(conn)
-        .await
-        .optional()?;
-    if found.is_none() {
-        return Ok(false);
-    }
-    diesel::update(
-        api_keys::table
-            .find(id.0)
-            .filter(api_keys::revoked_at.is_null()),
-    )
-    .set(api_keys::revoked_at.eq(Utc::now()))
-    .execute(conn)
-    .await?;
-    Ok(true)
+        .load::<Uuid>(conn)
+        .await?
+        .into_iter()
+        .map(ApiKeyId)
+        .collect())
 }

@@ -9,12 +9,21 @@
 mod bootstrap;
 pub mod db;
 pub mod http;
+mod revocations;
+mod throttle;
 
 pub use bootstrap::{bootstrap, terminal_key};
 pub use http::WEBSOCKET_PROTOCOL;
+pub use revocations::Revocations;
+pub use throttle::Throttle;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 use labwright_core::{
     auth::{Permission, Role},
+    fleet::MAX_HOST_NAME_LEN,
     ids::{ApiKeyId, TenantId},
     validate,
 };
@@ -33,6 +42,9 @@ pub struct Caller {
     pub key_name: String,
     pub tenant: TenantId,
     pub role: Role,
+    /// Cancelled when the key is revoked (on any replica): what the caller keeps open (a
+    /// WebSocket, a host link) ends on it.
+    pub revoked: CancellationToken,
 }
 
 impl Caller {
@@ -92,7 +104,11 @@ fn well_formed(token: &str) -> bool {
 }
 
 /// Resolves a presented key to its caller. Failures are logged without the secret.
-pub async fn authenticate(pool: &Pool, token: &str) -> Result<Caller, ApiError> {
+async fn authenticate(
+    pool: &Pool,
+    revocations: &Revocations,
+    token: &str,
+) -> Result<Caller, ApiError> {
     if !well_formed(token) {
         tracing::warn!(
             reason = "malformed",
@@ -117,11 +133,13 @@ pub async fn authenticate(pool: &Pool, token: &str) -> Result<Caller, ApiError> 
     if let Err(e) = keys::touch(&mut conn, row.id).await {
         tracing::debug!(error = %e, "could not record key use");
     }
+    let key_id = ApiKeyId(row.id);
     Ok(Caller {
-        key_id: ApiKeyId(row.id),
+        key_id,
         key_name: row.name,
         tenant: TenantId(row.tenant_id),
         role,
+        revoked: revocations.watch(key_id),
     })
 }
 
@@ -140,27 +158,97 @@ pub fn bearer(header: Option<&str>) -> Result<&str, ApiError> {
 #[derive(Clone)]
 pub struct Authenticator {
     pool: Pool,
+    revocations: Arc<Revocations>,
+    throttle: Arc<Throttle>,
 }
 
 impl Authenticator {
-    pub fn new(pool: Pool) -> Self {
-        Self { pool }
+    pub fn new(pool: Pool, revocations: Arc<Revocations>, throttle: Arc<Throttle>) -> Self {
+        Self {
+            pool,
+            revocations,
+            throttle,
+        }
     }
 
-    /// [`authenticate`] against this authenticator's database.
-    pub async fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
-        authenticate(&self.pool, token).await
+    /// [`authenticate`] against this authenticator's database, throttled per `source` address
+    /// (see [`throttle`]): a blocked address gets `rate_limited` without any lookup.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Caller, ApiError> {
+        let now = std::time::Instant::now();
+        if let Some(addr) = source
+            && let Some(wait) = self.throttle.blocked(addr, now)
+        {
+            return Err(ApiError::RateLimited {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            });
+        }
+        let result = authenticate(&self.pool, &self.revocations, token).await;
+        if let Some(addr) = source {
+            match &result {
+                Ok(_) => self.throttle.succeeded(addr),
+                Err(ApiError::Unauthenticated) => self.throttle.failed(addr, now),
+                Err(_) => {}
+            }
+        }
+        result
+    }
+
+    /// Revokes `key` of `tenant`: stored with its `key.revoked` event (which reaches the other
+    /// replicas and the terminal gateways), and cut off on this replica at once. False when the
+    /// tenant has no such key.
+    pub async fn revoke(
+        &self,
+        broker: &crate::events::Broker,
+        tenant: TenantId,
+        key: ApiKeyId,
+    ) -> Result<bool, ApiError> {
+        let mut conn = crate::db::conn(&self.pool).await?;
+        if !keys::revoke(&mut conn, tenant, key).await? {
+            return Ok(false);
+        }
+        broker.wake();
+        self.revocations.revoked(key);
+        Ok(true)
+    }
+
+    /// Marks keys revoked since `since` (after the event reader fell behind and may have missed
+    /// some).
+    pub async fn catch_up(&self, since: chrono::DateTime<chrono::Utc>) -> Result<(), ApiError> {
+        let mut conn = crate::db::conn(&self.pool).await?;
+        for key in keys::revoked_since(&mut conn, since).await? {
+            self.revocations.revoked(key);
+        }
+        Ok(())
+    }
+
+    /// What revocations this authenticator's callers watch.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
     }
 }
 
-/// Creates a key in the tenant and returns its row id and secret.
+/// Creates a key in the tenant and returns its row id and secret. `host_name` binds a host
+/// enrollment token to one host at once (refused for other roles).
 pub async fn create_key(
     pool: &Pool,
     tenant: TenantId,
     name: &str,
     role: Role,
+    host_name: Option<&str>,
 ) -> Result<(ApiKeyId, GeneratedKey), ApiError> {
     validate::label("name", name, 100)?;
+    if let Some(host_name) = host_name {
+        if role != Role::Host {
+            return Err(ApiError::InvalidArgument(
+                "host_name: only host enrollment tokens are bound to a host".into(),
+            ));
+        }
+        validate::slug("host_name", host_name, MAX_HOST_NAME_LEN)?;
+    }
     let key = generate_key();
     let id = ApiKeyId::new();
     let mut conn = crate::db::conn(pool).await?;
@@ -173,10 +261,55 @@ pub async fn create_key(
             role: role.as_str(),
             prefix: &key.prefix,
             key_hash: &key.hash,
+            host_name,
         },
     )
-    .await?;
+    .await
+    .map_err(|e| {
+        if e.is_unique_violation() {
+            host_taken(host_name.unwrap_or_default())
+        } else {
+            e.into()
+        }
+    })?;
     Ok((id, key))
+}
+
+fn host_taken(host_name: &str) -> ApiError {
+    ApiError::Conflict(format!(
+        "host {host_name:?} is enrolled with another active token; revoke that token first"
+    ))
+}
+
+/// Binds a host enrollment token to the host name of its hello: a token not bound yet is bound
+/// to this name now (trust on first use); a token bound to another name is refused, and so is a
+/// name another active token of the tenant is bound to. Keeps one token from speaking as (and
+/// taking over the runs and reports of) a host enrolled with another.
+pub async fn bind_host(pool: &Pool, caller: &Caller, host_name: &str) -> Result<(), ApiError> {
+    let mut conn = crate::db::conn(pool).await?;
+    let bound = keys::bind_host(&mut conn, caller.key_id, host_name)
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                ApiError::Forbidden(format!(
+                    "host {host_name:?} is enrolled with another token of this tenant; \
+                     use that token, or revoke it first"
+                ))
+            } else {
+                e.into()
+            }
+        })?;
+    match bound {
+        Some(name) if name == host_name => Ok(()),
+        Some(name) => {
+            tracing::warn!(key_id = %caller.key_id, bound = %name, presented = %host_name, "host token used for another host");
+            Err(ApiError::Forbidden(format!(
+                "this enrollment token is bound to host {name:?}, not {host_name:?}; \
+                 create a token for {host_name:?}"
+            )))
+        }
+        None => Err(ApiError::Unauthenticated),
+    }
 }
 
 /// Creates a tenant with a first admin key (operator command `api-server create-tenant`).
@@ -192,7 +325,14 @@ pub async fn create_tenant(pool: &Pool, name: &str) -> Result<(TenantId, Generat
             }
         })?
     };
-    let (_, key) = create_key(pool, tenant, "admin (created with the tenant)", Role::Admin).await?;
+    let (_, key) = create_key(
+        pool,
+        tenant,
+        "admin (created with the tenant)",
+        Role::Admin,
+        None,
+    )
+    .await?;
     Ok((tenant, key))
 }
 

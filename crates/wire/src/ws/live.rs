@@ -3,7 +3,7 @@
 
 /// Close codes of the live view and events sockets.
 pub mod close {
-    pub use super::super::close::{BAD_MESSAGE, GOING_AWAY, NORMAL};
+    pub use super::super::close::{BAD_MESSAGE, GOING_AWAY, KEY_REVOKED, NORMAL};
 
     /// No such device (or another tenant's).
     pub const NO_DEVICE: u16 = 4404;

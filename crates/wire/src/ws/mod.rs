@@ -20,6 +20,8 @@ pub mod close {
     pub const INTERNAL: u16 = 1011;
     /// A message from the client that is not valid JSON of a known type, or out of range.
     pub const BAD_MESSAGE: u16 = 4400;
+    /// The key that opened the socket (or signed its ticket) was revoked.
+    pub const KEY_REVOKED: u16 = 4411;
 }
 
 /// How long a close frame may wait for room in the send queue: a client that stopped reading

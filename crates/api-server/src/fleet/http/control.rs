@@ -43,20 +43,41 @@ async fn device(
             d.device_key, d.status
         )));
     }
-    if exclusive
-        && let Some(active) = crate::executions::db::active_on_device(&mut conn, d.id).await?
-    {
+    if exclusive {
+        ensure_free(&mut conn, caller, &d, false).await?;
+    }
+    Ok(d)
+}
+
+/// Whether the device is free for `caller` to change its state (keys, power, faults): never
+/// while an execution holds its lease (cancel the run first); while reserved, only for the
+/// holder's key, or for an admin who asks to `override_reservation` explicitly.
+async fn ensure_free(
+    conn: &mut diesel_async::AsyncPgConnection,
+    caller: &Caller,
+    d: &DeviceRow,
+    override_reservation: bool,
+) -> Result<(), ApiError> {
+    if override_reservation {
+        caller.require(Permission::ManageKeys).map_err(|_| {
+            ApiError::Forbidden("only admins may override another key's reservation".into())
+        })?;
+    }
+    if let Some(active) = crate::executions::db::active_on_device(conn, d.id).await? {
         return Err(ApiError::Conflict(format!(
             "device {} is leased by execution {}",
             d.device_key, active.id
         )));
     }
-    if exclusive
-        && let Some(r) = crate::fleet::db::reservations::active(&mut conn, caller.tenant, &[d.id])
-            .await?
-            .into_iter()
-            .find(|r| r.key_id != caller.key_id.0)
+    if let Some(r) = crate::fleet::db::reservations::active(conn, caller.tenant, &[d.id])
+        .await?
+        .into_iter()
+        .find(|r| r.key_id != caller.key_id.0)
     {
+        if override_reservation {
+            tracing::warn!(device_id = %d.id, holder = %r.holder, by = %caller.key_id, "admin overrode a reservation");
+            return Ok(());
+        }
         return Err(ApiError::Conflict(format!(
             "device {} is reserved by {} until {}",
             d.device_key,
@@ -64,7 +85,15 @@ async fn device(
             r.until().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         )));
     }
-    Ok(d)
+    Ok(())
+}
+
+/// `?override_reservation=true`: an admin acting on a device another key reserved.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Override {
+    #[serde(default)]
+    pub override_reservation: bool,
 }
 
 /// Switches a device's mains power (relay, smart plug, the simulator's switch). Refused while an
@@ -305,13 +334,16 @@ pub async fn screenshot(
 }
 
 /// Replaces the faults injected into a simulated device (e.g. `{"frozen": true}`); `{}` clears them.
-#[utoipa::path(put, path = "/api/v1/devices/{id}/faults", params(("id" = Uuid, Path)), request_body = serde_json::Value,
-    responses((status = 204), (status = 400, body = crate::error::ErrorBody)))]
+/// Refused while an execution holds the device's lease, and while another key reserved it
+/// (admins may pass `override_reservation=true`).
+#[utoipa::path(put, path = "/api/v1/devices/{id}/faults", params(("id" = Uuid, Path), ("override_reservation" = Option<bool>, Query)), request_body = serde_json::Value,
+    responses((status = 204), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 #[put("/devices/{id}/faults")]
 pub async fn set_faults(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<Uuid>,
+    query: web::Query<Override>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ControlDevices)?;
@@ -325,6 +357,7 @@ pub async fn set_faults(
         crate::fleet::db::get_device(&mut conn, caller.tenant, DeviceId(id.into_inner()))
             .await?
             .ok_or_else(|| ApiError::NotFound("device".into()))?;
+    ensure_free(&mut conn, &caller, &d, query.override_reservation).await?;
     drop(conn);
     if d.driver != "simulated" {
         return Err(ApiError::InvalidArgument(format!(
