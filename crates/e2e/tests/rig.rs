@@ -1,6 +1,6 @@
 //! The hardware-in-the-loop rig (`scripts/rig`): Debian's kernel in a QEMU guest with real kernel
 //! devices. These tests prove the devices the drivers will meet (vivid capture and its loop from
-//! output to capture, snd-aloop, a USB CDC-ACM gadget and its unplug), then run the real
+//! output to capture, snd-aloop, a USB CDC-ACM gadget and its unplug, a gpio-sim chip), then run the real
 //! `host-agent` binary inside the guest, dialling an api-server on the host through the rig's
 //! only way out (a forward to the host's loopback), and check through REST that the host and
 //! its devices come online.
@@ -204,6 +204,60 @@ fn unbinding_the_gadget_unplugs_tty_acm_and_rebinding_restores_it() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn a_gpio_sim_line_reads_what_its_pull_drives() {
+    let rig = Rig::new();
+    let out = rig.run(
+        "line=/sys/devices/platform/gpio-sim.0/gpiochip0/sim_gpio3\n\
+         gpiodetect\n\
+         echo pull-up >$line/pull\n\
+         gpioget gpiochip0 3\n\
+         echo pull-down >$line/pull\n\
+         gpioget gpiochip0 3\n",
+    );
+    out.assert_success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        ["gpiochip0 [rig-gpio] (16 lines)", "1", "0"],
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_guest_reaches_the_forwarded_loopback_port_and_nothing_else() {
+    use std::io::Write;
+    let serve = |listener: std::net::TcpListener| {
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let _ = conn.write_all(b"hello\n");
+            }
+        })
+    };
+    let forwarded = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let other = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (fwd_port, other_port) = (
+        forwarded.local_addr().expect("addr").port(),
+        other.local_addr().expect("addr").port(),
+    );
+    serve(forwarded);
+    serve(other);
+    let rig = Rig::new().forward(fwd_port);
+    let out = rig.run(&format!(
+        "exec 3<>/dev/tcp/10.0.2.100/{fwd_port}\n\
+         head -n1 <&3\n\
+         exec 3<&-\n\
+         # The same host's other port, through QEMU's host alias and directly: refused or dropped.\n\
+         for addr in 10.0.2.2/{other_port} 10.0.2.100/{other_port}; do\n\
+             if timeout 5 bash -c \"exec 4<>/dev/tcp/$addr && head -n1 <&4\"; then echo reached; else echo blocked; fi\n\
+         done\n"
+    ));
+    out.assert_success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines, ["hello", "blocked", "blocked"], "{}", out.stderr);
 }
 
 /// The `[[devices]]` of the host-agent in the guest. **The drivers' hook:** add here a device
