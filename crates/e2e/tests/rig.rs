@@ -7,9 +7,11 @@
 //!
 //! **Where the drivers plug in:** [`rig_devices`] is the `[[devices]]` part of the guest
 //! host-agent's config. Today it is the simulated set-top box; the drivers add there a device
-//! whose video comes from `/dev/video0` (vivid, HDMI input, 640x480 RGB24), audio from
-//! `hw:Loopback,1,0` (played into `hw:Loopback,0,0`) and console from `/dev/ttyACM0` (written to
-//! from the gadget end, `/dev/ttyGS0`), and assert more in
+//! whose video comes from `/dev/video0` (vivid, HDMI input, 640x480 RGB24; stable path
+//! `/dev/v4l/by-path/platform-vivid.0-video-index0`), audio from `hw:Loopback,1,0` (played into
+//! `hw:Loopback,0,0`) and console from `/dev/ttyACM0`
+//! (`/dev/serial/by-id/usb-Labwright_Labwright_rig_serial_RIG0001-if00`; written to from the
+//! gadget end, `/dev/ttyGS0`; `rig-usb unplug|plug` in the guest), and assert more in
 //! `the_real_host_agent_in_the_rig_brings_its_devices_online` (health, live view, runs).
 
 mod support;
@@ -207,6 +209,35 @@ fn unbinding_the_gadget_unplugs_tty_acm_and_rebinding_restores_it() {
 }
 
 #[test]
+fn udev_in_the_guest_gives_stable_links_that_follow_an_unplug() {
+    let rig = Rig::new().udev();
+    let out = rig.run(
+        "readlink /dev/v4l/by-path/platform-vivid.0-video-index0\n\
+         readlink /dev/snd/by-path/platform-snd_aloop.0\n\
+         link=/dev/serial/by-id/usb-Labwright_Labwright_rig_serial_RIG0001-if00\n\
+         readlink $link\n\
+         rig-usb unplug && udevadm settle\n\
+         if [ -e $link ]; then echo present; else echo absent; fi\n\
+         rig-usb plug && udevadm settle\n\
+         readlink $link\n",
+    );
+    out.assert_success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "../../video0",
+            "../controlC0",
+            "../../ttyACM0",
+            "absent",
+            "../../ttyACM0"
+        ],
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn a_gpio_sim_line_reads_what_its_pull_drives() {
     let rig = Rig::new();
     let out = rig.run(
@@ -288,7 +319,8 @@ async fn the_real_host_agent_in_the_rig_brings_its_devices_online() {
     let s = TestServer::start(test_config(&db)).await;
     let token = s.create_key("host", "rig host").await;
     let grpc_port = s.server.grpc_addr.port();
-    let rig = Rig::new().forward(grpc_port);
+    // udev: the agent sees the stable links and hot-plug events of a real lab host.
+    let rig = Rig::new().forward(grpc_port).udev();
     let config = format!(
         "server = \"http://{}\"\n\
          host_name = \"rig-01\"\n\

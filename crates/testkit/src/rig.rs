@@ -40,6 +40,7 @@ impl Output {
 pub struct Rig {
     job: PathBuf,
     forwards: Vec<u16>,
+    udev: bool,
 }
 
 impl Rig {
@@ -48,6 +49,7 @@ impl Rig {
         Self {
             job: crate::temp_dir("rig"),
             forwards: Vec::new(),
+            udev: false,
         }
     }
 
@@ -59,6 +61,13 @@ impl Rig {
     /// Lets the guest dial `10.0.2.100:port`, which reaches `127.0.0.1:port` on the host.
     pub fn forward(mut self, port: u16) -> Self {
         self.forwards.push(port);
+        self
+    }
+
+    /// Runs Debian's udevd in the guest: `/dev/v4l/by-path`, `/dev/serial/by-id` and
+    /// `/dev/snd/by-path` links and hot-plug events, as on a lab host (a few seconds more boot).
+    pub fn udev(mut self) -> Self {
+        self.udev = true;
         self
     }
 
@@ -74,6 +83,9 @@ impl Rig {
             .arg(&self.job)
             .arg("--timeout")
             .arg(timeout_secs.to_string());
+        if self.udev {
+            cmd.arg("--udev");
+        }
         for port in &self.forwards {
             cmd.arg("--fwd").arg(port.to_string());
         }
