@@ -10,6 +10,7 @@
 
 pub mod composite;
 pub mod device_node;
+pub mod discover;
 pub mod timestamp;
 mod worker;
 
