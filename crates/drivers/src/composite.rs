@@ -328,7 +328,7 @@ mod tests {
             "{problems:#?}"
         );
         assert!(
-            problems[1].starts_with("audio: hw:LabwrightNoSuchCard,1,0: "),
+            problems[1].starts_with("audio: hw:LabwrightNoSuchCard,1,0: no such card or PCM"),
             "{problems:#?}"
         );
         assert!(

@@ -227,7 +227,7 @@ path = "/dev/labwright-cfg-test-video"
 format = "YUYV"
 [devices.settings.audio]
 driver = "alsa"
-pcm = "hw:Loopback,1,0"
+pcm = "hw:LabwrightCfgTestCard,1,0"
 rate = 1
 [devices.settings.console]
 driver = "serial"
@@ -265,7 +265,9 @@ path = "/dev/labwright-cfg-test-tty"
             "{text}"
         );
         assert!(
-            text.contains("devices.hdmi-1.settings.audio: hw:Loopback,1,0"),
+            text.contains(
+                "devices.hdmi-1.settings.audio: hw:LabwrightCfgTestCard,1,0: no such card or PCM"
+            ),
             "{text}"
         );
     }

@@ -32,6 +32,29 @@ impl AlsaPcm {
     fn problem(&self, e: &alsa::Error) -> NodeProblem {
         problem(&self.name, e)
     }
+
+    /// Opening: an unknown card or device is ENOENT or ENODEV ("cannot get card index").
+    fn open_problem(&self, e: &alsa::Error) -> NodeProblem {
+        match problem(&self.name, e) {
+            NodeProblem::Gone { path } | NodeProblem::Missing { path } => no_such_pcm(path),
+            other => other,
+        }
+    }
+}
+
+fn no_such_pcm(path: String) -> NodeProblem {
+    let cards = card_ids();
+    NodeProblem::Other {
+        path,
+        message: format!(
+            "no such card or PCM (not plugged in, or the driver is not loaded; cards: {})",
+            if cards.is_empty() {
+                "none".into()
+            } else {
+                cards.join(", ")
+            }
+        ),
+    }
 }
 
 /// The card ids ALSA knows (`Loopback`, `PCH`), for messages.
@@ -46,20 +69,7 @@ fn problem(name: &str, e: &alsa::Error) -> NodeProblem {
     let errno = e.errno();
     let p = NodeProblem::from_errno(name, Some(errno), &e.to_string());
     match p {
-        NodeProblem::Missing { path } => {
-            let cards = card_ids();
-            NodeProblem::Other {
-                path,
-                message: format!(
-                    "no such card or PCM (cards: {})",
-                    if cards.is_empty() {
-                        "none".into()
-                    } else {
-                        cards.join(", ")
-                    }
-                ),
-            }
-        }
+        NodeProblem::Missing { path } => no_such_pcm(path),
         NodeProblem::PermissionDenied { path, .. } => NodeProblem::PermissionDenied {
             path,
             // ALSA's nodes all belong to one group (`audio`).
@@ -76,7 +86,8 @@ impl PcmSource for AlsaPcm {
 
     fn open(&mut self, wanted: &AudioWanted) -> Result<PcmFormat, NodeProblem> {
         self.pcm = None;
-        let pcm = PCM::new(&self.name, Direction::Capture, false).map_err(|e| self.problem(&e))?;
+        let pcm =
+            PCM::new(&self.name, Direction::Capture, false).map_err(|e| self.open_problem(&e))?;
         let other = |message: String| NodeProblem::Other {
             path: self.name.clone(),
             message,
