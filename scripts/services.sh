@@ -94,7 +94,9 @@ SECRETS="$STATE/secrets"
 ENV_FILE="$STATE/env"
 
 START_TIMEOUT=60
-REQUIRED_PACKAGES=(postgresql rabbitmq-server pkg-config libpq-dev docker.io git)
+# libclang-dev (v4l's bindgen), libudev-dev (serialport) and libasound2-dev (alsa) build the
+# host-agent's hardware drivers (crates/drivers).
+REQUIRED_PACKAGES=(postgresql rabbitmq-server pkg-config libpq-dev docker.io git libclang-dev libudev-dev libasound2-dev)
 
 DOCKER_DIR="$STATE/docker"
 DOCKER_SOCK="$DOCKER_DIR/run/docker.sock"
