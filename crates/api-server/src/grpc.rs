@@ -7,7 +7,6 @@
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 
-use chrono::Utc;
 use futures::Stream;
 use labwright_core::{auth::Permission, fleet::Status, ids::HostId, validate};
 use labwright_wire::{
@@ -23,11 +22,9 @@ use tonic::{Request, Response, Status as GrpcStatus, Streaming};
 use uuid::Uuid;
 
 use crate::{
-    db::Pool,
     error::ApiError,
-    events::Broker,
-    fleet::{DisconnectReason, Registry},
-    keys as auth,
+    fleet::{DisconnectReason, Fleet, Registry},
+    keys::{self, Keys},
 };
 
 /// How long a host has to send its hello after opening the stream.
@@ -36,9 +33,9 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const OUTBOUND_BUFFER: usize = 32;
 
 pub struct HostLinkService {
-    pub pool: Pool,
+    pub keys: Keys,
+    pub fleet: Arc<Fleet>,
     pub registry: Arc<Registry>,
-    pub broker: Arc<Broker>,
     pub heartbeat_interval: Duration,
     pub lab: Arc<crate::executions::Lab>,
     pub live: Arc<crate::live::LiveHub>,
@@ -82,10 +79,10 @@ impl HostLink for HostLinkService {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        let token = auth::bearer(header)?;
+        let token = keys::bearer(header)?;
         let caller = {
             let _permit = self.admit().await?;
-            auth::authenticate(&self.pool, token).await?
+            self.keys.authenticate(token).await?
         };
         caller.require(Permission::ConnectHost)?;
 
@@ -109,18 +106,10 @@ impl HostLink for HostLinkService {
         let connection_id = Uuid::new_v4();
         let host = {
             let _permit = self.admit().await?;
-            let mut conn = crate::db::conn(&self.pool).await.map_err(ApiError::from)?;
-            crate::fleet::db::upsert_hello(
-                &mut conn,
-                caller.tenant,
-                &hello,
-                connection_id,
-                Utc::now(),
-            )
-            .await
-            .map_err(ApiError::from)?
+            self.fleet
+                .hello(caller.tenant, &hello, connection_id)
+                .await?
         };
-        self.broker.wake();
         tracing::info!(host_id = %host, host_name = %hello.host_name, tenant_id = %caller.tenant, devices = hello.devices.len(), "host connected");
 
         let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);

@@ -26,6 +26,138 @@ fn stored(statuses: &[ExecutionStatus]) -> Vec<&'static str> {
     statuses.iter().map(|s| s.as_str()).collect()
 }
 
+/// Executions and their steps: the queries, each on a pooled connection.
+#[derive(Clone)]
+pub struct ExecutionStore(crate::db::Store);
+
+impl ExecutionStore {
+    pub fn new(pool: crate::db::Pool) -> Self {
+        Self(crate::db::Store::new(pool))
+    }
+
+    pub async fn create(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        testcase: Uuid,
+        by: Uuid,
+    ) -> Result<ExecutionRow, DbError> {
+        create(&mut *self.0.conn().await?, tenant, device, testcase, by).await
+    }
+
+    pub async fn get(&self, tenant: TenantId, id: Uuid) -> Result<Option<ExecutionRow>, DbError> {
+        get(&mut *self.0.conn().await?, tenant, id).await
+    }
+
+    pub async fn list(
+        &self,
+        tenant: TenantId,
+        q: &ListQuery,
+    ) -> Result<(Vec<ExecutionRow>, i64), DbError> {
+        list(&mut *self.0.conn().await?, tenant, q).await
+    }
+
+    pub async fn queue_position(&self, e: &ExecutionRow) -> Result<i64, DbError> {
+        queue_position(&mut *self.0.conn().await?, e).await
+    }
+
+    pub async fn steps(&self, execution: Uuid) -> Result<Vec<StepRow>, DbError> {
+        steps(&mut *self.0.conn().await?, execution).await
+    }
+
+    pub async fn claim_next(&self, hosts: &[Uuid]) -> Result<Vec<ExecutionRow>, DbError> {
+        claim_next(&mut *self.0.conn().await?, hosts).await
+    }
+
+    pub async fn transition(
+        &self,
+        id: Uuid,
+        status: ExecutionStatus,
+        reason: &str,
+        steps_total: Option<i32>,
+    ) -> Result<Option<ExecutionRow>, DbError> {
+        transition(&mut *self.0.conn().await?, id, status, reason, steps_total).await
+    }
+
+    pub async fn transition_from(
+        &self,
+        id: Uuid,
+        from: &[ExecutionStatus],
+        status: ExecutionStatus,
+        reason: &str,
+        steps_total: Option<i32>,
+    ) -> Result<Option<ExecutionRow>, DbError> {
+        transition_from(
+            &mut *self.0.conn().await?,
+            id,
+            from,
+            status,
+            reason,
+            steps_total,
+        )
+        .await
+    }
+
+    pub async fn request_cancel(&self, id: Uuid) -> Result<(), DbError> {
+        request_cancel(&mut *self.0.conn().await?, id).await
+    }
+
+    pub async fn touch(&self, ids: &[Uuid]) -> Result<(), DbError> {
+        touch(&mut *self.0.conn().await?, ids).await
+    }
+
+    pub async fn record_step(&self, s: NewStep<'_>) -> Result<bool, DbError> {
+        record_step(&mut *self.0.conn().await?, s).await
+    }
+
+    pub async fn attach_screenshot(
+        &self,
+        execution: Uuid,
+        index: i32,
+        key: Option<&str>,
+    ) -> Result<bool, DbError> {
+        attach_screenshot(&mut *self.0.conn().await?, execution, index, key).await
+    }
+
+    pub async fn step_counts(&self, execution: Uuid) -> Result<(i64, i64), DbError> {
+        step_counts(&mut *self.0.conn().await?, execution).await
+    }
+
+    pub async fn active_on_device(&self, device: Uuid) -> Result<Option<ExecutionRow>, DbError> {
+        active_on_device(&mut *self.0.conn().await?, device).await
+    }
+
+    pub async fn accepted(&self, id: Uuid) -> Result<bool, DbError> {
+        accepted(&mut *self.0.conn().await?, id).await
+    }
+
+    pub async fn requeue(&self, id: Uuid) -> Result<(), DbError> {
+        requeue(&mut *self.0.conn().await?, id).await
+    }
+
+    pub async fn stale_dispatched(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<ExecutionRow>, DbError> {
+        stale_dispatched(&mut *self.0.conn().await?, cutoff).await
+    }
+
+    pub async fn active_on_host(&self, host: Uuid) -> Result<Vec<ExecutionRow>, DbError> {
+        active_on_host(&mut *self.0.conn().await?, host).await
+    }
+
+    pub async fn abandoned(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<(ExecutionRow, String)>, DbError> {
+        abandoned(&mut *self.0.conn().await?, cutoff).await
+    }
+
+    pub async fn with_host(&self, id: Uuid) -> Result<Option<(ExecutionRow, Uuid)>, DbError> {
+        with_host(&mut *self.0.conn().await?, id).await
+    }
+}
+
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = executions)]
 pub struct ExecutionRow {

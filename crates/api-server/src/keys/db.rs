@@ -14,6 +14,48 @@ use crate::db::{
     schema::{api_keys, tenants},
 };
 
+/// Tenants and keys: the queries, each on a pooled connection.
+#[derive(Clone)]
+pub struct KeyStore(crate::db::Store);
+
+impl KeyStore {
+    pub fn new(pool: crate::db::Pool) -> Self {
+        Self(crate::db::Store::new(pool))
+    }
+
+    pub async fn create_tenant(&self, name: &str) -> Result<TenantId, DbError> {
+        create_tenant(&mut *self.0.conn().await?, name).await
+    }
+
+    pub async fn tenant_name(&self, id: TenantId) -> Result<String, DbError> {
+        tenant_name(&mut *self.0.conn().await?, id).await
+    }
+
+    pub async fn count_tenants(&self) -> Result<i64, DbError> {
+        count_tenants(&mut *self.0.conn().await?).await
+    }
+
+    pub async fn insert(&self, k: NewKey<'_>) -> Result<(), DbError> {
+        insert(&mut *self.0.conn().await?, k).await
+    }
+
+    pub async fn active_by_hash(&self, key_hash: &str) -> Result<Option<KeyRow>, DbError> {
+        active_by_hash(&mut *self.0.conn().await?, key_hash).await
+    }
+
+    pub async fn touch(&self, id: Uuid) -> Result<(), DbError> {
+        touch(&mut *self.0.conn().await?, id).await
+    }
+
+    pub async fn list(&self, tenant: TenantId) -> Result<Vec<KeyRow>, DbError> {
+        list(&mut *self.0.conn().await?, tenant).await
+    }
+
+    pub async fn revoke(&self, tenant: TenantId, id: ApiKeyId) -> Result<bool, DbError> {
+        revoke(&mut *self.0.conn().await?, tenant, id).await
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = api_keys)]
 pub struct KeyRow {

@@ -20,8 +20,10 @@ use labwright_core::{
 };
 use sha2::{Digest, Sha256};
 
-use self::db as keys;
-use crate::{db::Pool, error::ApiError};
+use labwright_wire::rest::keys::{CreatedKey, KeyView, WhoAmI};
+
+use self::db::{self as keys, KeyStore};
+use crate::error::ApiError;
 
 const KEY_PREFIX: &str = "lw_";
 const KEY_HEX_LEN: usize = 64;
@@ -91,40 +93,6 @@ fn well_formed(token: &str) -> bool {
             .all(|b| b.is_ascii_hexdigit())
 }
 
-/// Resolves a presented key to its caller. Failures are logged without the secret.
-pub async fn authenticate(pool: &Pool, token: &str) -> Result<Caller, ApiError> {
-    if !well_formed(token) {
-        tracing::warn!(
-            reason = "malformed",
-            len = token.len(),
-            "authentication failed"
-        );
-        return Err(ApiError::Unauthenticated);
-    }
-    let mut conn = crate::db::conn(pool).await?;
-    let Some(row) = keys::active_by_hash(&mut conn, &hash_key(token)).await? else {
-        tracing::warn!(
-            reason = "unknown or revoked",
-            prefix = &token[..KEY_PREFIX.len() + 8],
-            "authentication failed"
-        );
-        return Err(ApiError::Unauthenticated);
-    };
-    let role: Role = row
-        .role
-        .parse()
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored role: {e}")))?;
-    if let Err(e) = keys::touch(&mut conn, row.id).await {
-        tracing::debug!(error = %e, "could not record key use");
-    }
-    Ok(Caller {
-        key_id: ApiKeyId(row.id),
-        key_name: row.name,
-        tenant: TenantId(row.tenant_id),
-        role,
-    })
-}
-
 /// Extracts the token from `Authorization: Bearer <token>`.
 pub fn bearer(header: Option<&str>) -> Result<&str, ApiError> {
     let value = header.ok_or(ApiError::Unauthenticated)?;
@@ -135,65 +103,164 @@ pub fn bearer(header: Option<&str>) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-/// What the HTTP extractor ([`Caller`]'s `FromRequest`, in [`http`]) needs from the app: a way
-/// to resolve a key, not the whole application state.
+/// Keys and tenants: resolving a presented key to its [`Caller`] (what the HTTP extractor and
+/// the host link need, not the whole application), creating, listing and revoking keys, and
+/// creating tenants.
 #[derive(Clone)]
-pub struct Authenticator {
-    pool: Pool,
+pub struct Keys {
+    store: KeyStore,
 }
 
-impl Authenticator {
-    pub fn new(pool: Pool) -> Self {
-        Self { pool }
+impl Keys {
+    pub fn new(store: KeyStore) -> Self {
+        Self { store }
     }
 
-    /// [`authenticate`] against this authenticator's database.
+    /// Resolves a presented key to its caller. Failures are logged without the secret.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
-        authenticate(&self.pool, token).await
+        if !well_formed(token) {
+            tracing::warn!(
+                reason = "malformed",
+                len = token.len(),
+                "authentication failed"
+            );
+            return Err(ApiError::Unauthenticated);
+        }
+        let Some(row) = self.store.active_by_hash(&hash_key(token)).await? else {
+            tracing::warn!(
+                reason = "unknown or revoked",
+                prefix = &token[..KEY_PREFIX.len() + 8],
+                "authentication failed"
+            );
+            return Err(ApiError::Unauthenticated);
+        };
+        let role: Role = row
+            .role
+            .parse()
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored role: {e}")))?;
+        if let Err(e) = self.store.touch(row.id).await {
+            tracing::debug!(error = %e, "could not record key use");
+        }
+        Ok(Caller {
+            key_id: ApiKeyId(row.id),
+            key_name: row.name,
+            tenant: TenantId(row.tenant_id),
+            role,
+        })
     }
-}
 
-/// Creates a key in the tenant and returns its row id and secret.
-pub async fn create_key(
-    pool: &Pool,
-    tenant: TenantId,
-    name: &str,
-    role: Role,
-) -> Result<(ApiKeyId, GeneratedKey), ApiError> {
-    validate::label("name", name, 100)?;
-    let key = generate_key();
-    let id = ApiKeyId::new();
-    let mut conn = crate::db::conn(pool).await?;
-    keys::insert(
-        &mut conn,
-        keys::NewKey {
-            id,
-            tenant,
-            name,
-            role: role.as_str(),
-            prefix: &key.prefix,
-            key_hash: &key.hash,
-        },
-    )
-    .await?;
-    Ok((id, key))
-}
+    /// Creates a key in the tenant and returns its row id and secret.
+    pub async fn create_key(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        role: Role,
+    ) -> Result<(ApiKeyId, GeneratedKey), ApiError> {
+        validate::label("name", name, 100)?;
+        let key = generate_key();
+        let id = ApiKeyId::new();
+        self.store
+            .insert(keys::NewKey {
+                id,
+                tenant,
+                name,
+                role: role.as_str(),
+                prefix: &key.prefix,
+                key_hash: &key.hash,
+            })
+            .await?;
+        Ok((id, key))
+    }
 
-/// Creates a tenant with a first admin key (operator command `api-server create-tenant`).
-pub async fn create_tenant(pool: &Pool, name: &str) -> Result<(TenantId, GeneratedKey), ApiError> {
-    validate::slug("name", name, 63)?;
-    let tenant = {
-        let mut conn = crate::db::conn(pool).await?;
-        keys::create_tenant(&mut conn, name).await.map_err(|e| {
+    /// Creates a key for the API: its view and its secret (shown once).
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        name: &str,
+        role: Role,
+    ) -> Result<CreatedKey, ApiError> {
+        let (id, generated) = self.create_key(caller.tenant, name, role).await?;
+        tracing::info!(key_id = %id, role = %role, by = %caller.key_id, "api key created");
+        let row = self
+            .store
+            .list(caller.tenant)
+            .await?
+            .into_iter()
+            .find(|k| k.id == id.0)
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("created key vanished")))?;
+        Ok(CreatedKey {
+            key: key_view(row),
+            secret: generated.secret,
+        })
+    }
+
+    /// Every key of the tenant, revoked ones included.
+    pub async fn list(&self, tenant: TenantId) -> Result<Vec<KeyView>, ApiError> {
+        Ok(self
+            .store
+            .list(tenant)
+            .await?
+            .into_iter()
+            .map(key_view)
+            .collect())
+    }
+
+    /// Revokes a key of the tenant (never the caller's own).
+    pub async fn revoke(&self, caller: &Caller, id: ApiKeyId) -> Result<(), ApiError> {
+        if id == caller.key_id {
+            return Err(ApiError::Conflict("a key cannot revoke itself".into()));
+        }
+        if !self.store.revoke(caller.tenant, id).await? {
+            return Err(ApiError::NotFound(format!("key {id}")));
+        }
+        tracing::info!(key_id = %id, by = %caller.key_id, "api key revoked");
+        Ok(())
+    }
+
+    /// The caller's tenant, key and role.
+    pub async fn whoami(&self, caller: &Caller) -> Result<WhoAmI, ApiError> {
+        let tenant_name = self.store.tenant_name(caller.tenant).await?;
+        Ok(WhoAmI {
+            tenant_id: caller.tenant.0,
+            tenant_name,
+            key_id: caller.key_id.0,
+            key_name: caller.key_name.clone(),
+            role: caller.role.to_string(),
+        })
+    }
+
+    /// Creates a tenant with a first admin key (operator command `api-server create-tenant`).
+    pub async fn create_tenant(&self, name: &str) -> Result<(TenantId, GeneratedKey), ApiError> {
+        validate::slug("name", name, 63)?;
+        let tenant = self.store.create_tenant(name).await.map_err(|e| {
             if e.is_unique_violation() {
                 ApiError::Conflict(format!("tenant {name:?} already exists"))
             } else {
                 e.into()
             }
-        })?
-    };
-    let (_, key) = create_key(pool, tenant, "admin (created with the tenant)", Role::Admin).await?;
-    Ok((tenant, key))
+        })?;
+        let (_, key) = self
+            .create_key(tenant, "admin (created with the tenant)", Role::Admin)
+            .await?;
+        Ok((tenant, key))
+    }
+
+    /// How many tenants exist (none: the very first start).
+    pub async fn tenant_count(&self) -> Result<i64, ApiError> {
+        Ok(self.store.count_tenants().await?)
+    }
+}
+
+fn key_view(k: keys::KeyRow) -> KeyView {
+    KeyView {
+        id: k.id,
+        name: k.name,
+        role: k.role,
+        prefix: k.prefix,
+        created_at: k.created_at,
+        last_used_at: k.last_used_at,
+        revoked_at: k.revoked_at,
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,146 @@ use crate::db::{
     schema::{nav_edge_stats, navigation_trees, reference_images, testcases},
 };
 
+/// The test library's queries, each on a pooled connection.
+#[derive(Clone)]
+pub struct LibraryStore(crate::db::Store);
+
+impl LibraryStore {
+    pub fn new(pool: crate::db::Pool) -> Self {
+        Self(crate::db::Store::new(pool))
+    }
+
+    pub async fn add_testcase(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        source: &str,
+        document: serde_json::Value,
+        by: Uuid,
+    ) -> Result<TestCaseRow, DbError> {
+        add_testcase(
+            &mut *self.0.conn().await?,
+            tenant,
+            name,
+            source,
+            document,
+            by,
+        )
+        .await
+    }
+
+    pub async fn list_testcases(&self, tenant: TenantId) -> Result<Vec<TestCaseRow>, DbError> {
+        list_testcases(&mut *self.0.conn().await?, tenant).await
+    }
+
+    pub async fn get_testcase(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        version: Option<i32>,
+    ) -> Result<Option<TestCaseRow>, DbError> {
+        get_testcase(&mut *self.0.conn().await?, tenant, name, version).await
+    }
+
+    pub async fn get_testcase_by_id(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+    ) -> Result<Option<TestCaseRow>, DbError> {
+        get_testcase_by_id(&mut *self.0.conn().await?, tenant, id).await
+    }
+
+    pub async fn testcase_versions(
+        &self,
+        tenant: TenantId,
+        name: &str,
+    ) -> Result<Vec<(i32, DateTime<Utc>)>, DbError> {
+        testcase_versions(&mut *self.0.conn().await?, tenant, name).await
+    }
+
+    pub async fn add_tree(
+        &self,
+        tenant: TenantId,
+        model: &str,
+        document: serde_json::Value,
+        by: Uuid,
+    ) -> Result<TreeRow, DbError> {
+        add_tree(&mut *self.0.conn().await?, tenant, model, document, by).await
+    }
+
+    pub async fn list_trees(&self, tenant: TenantId) -> Result<Vec<TreeRow>, DbError> {
+        list_trees(&mut *self.0.conn().await?, tenant).await
+    }
+
+    pub async fn latest_tree(
+        &self,
+        tenant: TenantId,
+        model: &str,
+    ) -> Result<Option<TreeRow>, DbError> {
+        latest_tree(&mut *self.0.conn().await?, tenant, model).await
+    }
+
+    pub async fn edge_stats(
+        &self,
+        tenant: TenantId,
+        model: &str,
+    ) -> Result<Vec<EdgeStatRow>, DbError> {
+        edge_stats(&mut *self.0.conn().await?, tenant, model).await
+    }
+
+    pub async fn observe_edge(
+        &self,
+        tenant: TenantId,
+        model: &str,
+        edge_id: &str,
+        duration_ms: f64,
+        success: bool,
+    ) -> Result<(), DbError> {
+        observe_edge(
+            &mut *self.0.conn().await?,
+            tenant,
+            model,
+            edge_id,
+            duration_ms,
+            success,
+        )
+        .await
+    }
+
+    pub async fn put_reference(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        width: i32,
+        height: i32,
+        object_key: &str,
+        sha256: &str,
+    ) -> Result<ReferenceRow, DbError> {
+        put_reference(
+            &mut *self.0.conn().await?,
+            tenant,
+            name,
+            width,
+            height,
+            object_key,
+            sha256,
+        )
+        .await
+    }
+
+    pub async fn list_references(&self, tenant: TenantId) -> Result<Vec<ReferenceRow>, DbError> {
+        list_references(&mut *self.0.conn().await?, tenant).await
+    }
+
+    pub async fn references_named(
+        &self,
+        tenant: TenantId,
+        names: &[String],
+    ) -> Result<Vec<ReferenceRow>, DbError> {
+        references_named(&mut *self.0.conn().await?, tenant, names).await
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = testcases)]
 pub struct TestCaseRow {

@@ -15,11 +15,9 @@ use labwright_wire::ws::{close_with, live::close};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::http::AppState;
 use crate::{
-    error::ApiError,
     keys::{Caller, WEBSOCKET_PROTOCOL},
-    live::{FPS, IN_FLIGHT, Tier},
+    live::{FPS, IN_FLIGHT, Live, Tier},
 };
 
 const HOST_CHECK: Duration = Duration::from_secs(2);
@@ -81,7 +79,7 @@ impl Pace {
 /// Streams a device's screen while the socket is open.
 #[get("/devices/{id}/live")]
 pub async fn live(
-    state: web::Data<AppState>,
+    state: web::Data<Live>,
     caller: Caller,
     req: HttpRequest,
     body: web::Payload,
@@ -96,19 +94,10 @@ pub async fn live(
         .max_continuation_size(4096);
     let id = id.into_inner();
     actix_web::rt::spawn(async move {
-        let device = match crate::db::conn(&state.pool).await {
-            Ok(mut conn) => {
-                crate::fleet::db::get_device(&mut conn, caller.tenant, DeviceId(id)).await
-            }
-            Err(e) => Err(e),
-        };
-        let d = match device {
-            Ok(Some((d, _, _))) => d,
+        let d = match state.fleet.device(caller.tenant, DeviceId(id)).await {
+            Ok(Some(d)) => d,
             Ok(None) => return close_with(ws, close::NO_DEVICE, "no such device").await,
-            Err(e) => {
-                let e = ApiError::from(e);
-                return close_with(ws, close::UNAVAILABLE, e.to_string()).await;
-            }
+            Err(e) => return close_with(ws, close::UNAVAILABLE, e.to_string()).await,
         };
         if !d
             .capabilities
@@ -119,7 +108,7 @@ pub async fn live(
             return close_with(ws, close::UNAVAILABLE, "the device has no video capture").await;
         }
         let host = HostId(d.host_id);
-        if d.status != "online" || !state.registry.is_connected(host) {
+        if d.status != "online" || !state.fleet.is_connected(host) {
             return close_with(
                 ws,
                 close::UNAVAILABLE,
@@ -130,7 +119,7 @@ pub async fn live(
             )
             .await;
         }
-        let viewer = state.live.watch(host, &d.device_key);
+        let viewer = state.hub.watch(host, &d.device_key);
         let (code, reason) = serve(&state, host, viewer, ws.clone(), stream, id).await;
         close_with(ws, code, reason).await;
     });
@@ -138,7 +127,7 @@ pub async fn live(
 }
 
 async fn serve(
-    state: &AppState,
+    state: &Live,
     host: HostId,
     mut viewer: crate::live::Viewer,
     mut ws: Session,
@@ -196,7 +185,7 @@ async fn serve(
                 Some(Ok(_)) => {}
             },
             _ = check.tick() => {
-                if !state.registry.is_connected(host) {
+                if !state.fleet.is_connected(host) {
                     return (close::ENDED, "the device's host disconnected".into());
                 }
                 if let Some(tier) = pace.window(viewer.tier(), viewer.published(), acked) {
@@ -221,7 +210,7 @@ async fn serve(
 /// gets `{"kind": "resync"}` and should reload what it shows.
 #[get("/events")]
 pub async fn events(
-    state: web::Data<AppState>,
+    state: web::Data<Live>,
     caller: Caller,
     req: HttpRequest,
     body: web::Payload,

@@ -43,6 +43,146 @@ pub const SESSION_STATUSES: [&str; 3] = ["running", "stopped", "expired"];
 /// Longest log line stored; longer ones are cut (at a character boundary).
 pub const MAX_LINE_BYTES: usize = 8 * 1024;
 
+/// Builds, their logs and sessions: the queries, each on a pooled connection.
+#[derive(Clone)]
+pub struct BuildStore(crate::db::Store);
+
+impl BuildStore {
+    pub fn new(pool: crate::db::Pool) -> Self {
+        Self(crate::db::Store::new(pool))
+    }
+
+    pub async fn create(
+        &self,
+        new: NewBuild<'_>,
+        jobs_exchange: &str,
+    ) -> Result<BuildRow, DbError> {
+        create(&mut *self.0.conn().await?, new, jobs_exchange).await
+    }
+
+    pub async fn get(&self, tenant: TenantId, id: Uuid) -> Result<Option<BuildRow>, DbError> {
+        get(&mut *self.0.conn().await?, tenant, id).await
+    }
+
+    pub async fn list(
+        &self,
+        tenant: TenantId,
+        q: &ListQuery,
+    ) -> Result<(Vec<BuildRow>, i64), DbError> {
+        list(&mut *self.0.conn().await?, tenant, q).await
+    }
+
+    pub async fn log_tail(&self, build: Uuid, n: i64) -> Result<Vec<String>, DbError> {
+        log_tail(&mut *self.0.conn().await?, build, n).await
+    }
+
+    pub async fn log_page(
+        &self,
+        build: Uuid,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LogLine>, DbError> {
+        log_page(&mut *self.0.conn().await?, build, after, limit).await
+    }
+
+    pub async fn stage_of(&self, build: Uuid) -> Result<Option<Stage>, DbError> {
+        stage_of(&mut *self.0.conn().await?, build).await
+    }
+
+    pub async fn cancel(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        reason: &str,
+        sessions_exchange: &str,
+    ) -> Result<CancelOutcome, DbError> {
+        cancel(
+            &mut *self.0.conn().await?,
+            tenant,
+            id,
+            reason,
+            sessions_exchange,
+        )
+        .await
+    }
+
+    pub async fn apply_update(
+        &self,
+        u: &BuildUpdate,
+        ttl: SessionTtl,
+        sessions_exchange: &str,
+    ) -> Result<Applied, DbError> {
+        apply_update(&mut *self.0.conn().await?, u, ttl, sessions_exchange).await
+    }
+
+    pub async fn fail_dead_job(
+        &self,
+        job: &BuildJob,
+        reason: &str,
+        sessions_exchange: &str,
+    ) -> Result<bool, DbError> {
+        fail_dead_job(&mut *self.0.conn().await?, job, reason, sessions_exchange).await
+    }
+
+    pub async fn get_session(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+    ) -> Result<Option<SessionRow>, DbError> {
+        get_session(&mut *self.0.conn().await?, tenant, id).await
+    }
+
+    pub async fn sessions_of(
+        &self,
+        tenant: TenantId,
+        builds: &[Uuid],
+    ) -> Result<Vec<SessionRow>, DbError> {
+        sessions_of(&mut *self.0.conn().await?, tenant, builds).await
+    }
+
+    pub async fn list_sessions(
+        &self,
+        tenant: TenantId,
+        q: &SessionQuery,
+    ) -> Result<(Vec<SessionRow>, i64), DbError> {
+        list_sessions(&mut *self.0.conn().await?, tenant, q).await
+    }
+
+    pub async fn stop_session(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        reason: &str,
+        sessions_exchange: &str,
+    ) -> Result<Option<SessionRow>, DbError> {
+        stop_session(
+            &mut *self.0.conn().await?,
+            tenant,
+            id,
+            reason,
+            sessions_exchange,
+        )
+        .await
+    }
+
+    pub async fn extend_session(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        seconds: i64,
+    ) -> Result<ExtendOutcome, DbError> {
+        extend_session(&mut *self.0.conn().await?, tenant, id, seconds).await
+    }
+
+    pub async fn sweep_expired(&self, sessions_exchange: &str) -> Result<Vec<SessionRow>, DbError> {
+        sweep_expired(&mut *self.0.conn().await?, sessions_exchange).await
+    }
+
+    pub async fn running_session_ids(&self) -> Result<Vec<Uuid>, DbError> {
+        running_session_ids(&mut *self.0.conn().await?).await
+    }
+}
+
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = builds)]
 pub struct BuildRow {

@@ -19,9 +19,207 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::{
-    DbError, outbox,
+    DbError, Pool, Store, outbox,
     schema::{devices, hosts},
 };
+use reservations::{ReservationRow, Reserve};
+
+/// A device row with its host's name and last heartbeat.
+pub type DeviceWithHost = (DeviceRow, String, DateTime<Utc>);
+
+/// Hosts, devices and reservations: the fleet's queries, each on a pooled connection.
+#[derive(Clone)]
+pub struct FleetStore(Store);
+
+impl FleetStore {
+    pub fn new(pool: Pool) -> Self {
+        Self(Store::new(pool))
+    }
+
+    pub async fn upsert_hello(
+        &self,
+        tenant: TenantId,
+        hello: &Hello,
+        connection_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<HostId, DbError> {
+        upsert_hello(
+            &mut *self.0.conn().await?,
+            tenant,
+            hello,
+            connection_id,
+            now,
+        )
+        .await
+    }
+
+    pub async fn mark_host_offline(
+        &self,
+        host: HostId,
+        connection_id: Uuid,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        mark_host_offline(&mut *self.0.conn().await?, host, connection_id, reason, at).await
+    }
+
+    pub async fn set_device_status(
+        &self,
+        host: HostId,
+        connection_id: Uuid,
+        device_key: &str,
+        status: Status,
+        detail: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let mut conn = self.0.conn().await?;
+        set_device_status(
+            &mut conn,
+            host,
+            connection_id,
+            device_key,
+            status,
+            detail,
+            at,
+        )
+        .await
+    }
+
+    pub async fn flush_liveness(&self, batch: &[Liveness]) -> Result<Vec<HostId>, DbError> {
+        flush_liveness(&mut *self.0.conn().await?, batch).await
+    }
+
+    pub async fn sweep_stale(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<usize, DbError> {
+        sweep_stale(&mut *self.0.conn().await?, cutoff, now).await
+    }
+
+    /// A page of hosts with the number of devices each declares.
+    pub async fn list_hosts(
+        &self,
+        tenant: TenantId,
+        q: &FleetQuery,
+    ) -> Result<(Vec<(HostRow, i64)>, i64), DbError> {
+        let mut conn = self.0.conn().await?;
+        let (rows, total) = list_hosts(&mut conn, tenant, q).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|h| h.id).collect();
+        let counts: std::collections::HashMap<Uuid, i64> = device_counts(&mut conn, tenant, &ids)
+            .await?
+            .into_iter()
+            .collect();
+        let rows = rows
+            .into_iter()
+            .map(|h| {
+                let n = counts.get(&h.id).copied().unwrap_or(0);
+                (h, n)
+            })
+            .collect();
+        Ok((rows, total))
+    }
+
+    pub async fn get_host(&self, tenant: TenantId, id: HostId) -> Result<Option<HostRow>, DbError> {
+        get_host(&mut *self.0.conn().await?, tenant, id).await
+    }
+
+    /// A page of devices, each with the reservation in force on it.
+    pub async fn list_devices(
+        &self,
+        tenant: TenantId,
+        q: &FleetQuery,
+    ) -> Result<(Vec<(DeviceWithHost, Option<ReservationRow>)>, i64), DbError> {
+        let mut conn = self.0.conn().await?;
+        let (rows, total) = list_devices(&mut conn, tenant, q).await?;
+        Ok((with_reservations(&mut conn, tenant, rows).await?, total))
+    }
+
+    pub async fn get_device(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+    ) -> Result<Option<DeviceWithHost>, DbError> {
+        get_device(&mut *self.0.conn().await?, tenant, id).await
+    }
+
+    /// One device with the reservation in force on it.
+    pub async fn get_device_reserved(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+    ) -> Result<Option<(DeviceWithHost, Option<ReservationRow>)>, DbError> {
+        let mut conn = self.0.conn().await?;
+        let Some(row) = get_device(&mut conn, tenant, id).await? else {
+            return Ok(None);
+        };
+        Ok(with_reservations(&mut conn, tenant, vec![row]).await?.pop())
+    }
+
+    pub async fn active_reservations(
+        &self,
+        tenant: TenantId,
+        devices: &[Uuid],
+    ) -> Result<Vec<ReservationRow>, DbError> {
+        reservations::active(&mut *self.0.conn().await?, tenant, devices).await
+    }
+
+    /// Reserves a device of the tenant; `None`: no such device.
+    pub async fn reserve(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        key: Uuid,
+        holder: &str,
+        minutes: i32,
+    ) -> Result<Option<Reserve>, DbError> {
+        let mut conn = self.0.conn().await?;
+        if get_device(&mut conn, tenant, device).await?.is_none() {
+            return Ok(None);
+        }
+        let r = reservations::reserve(&mut conn, tenant, device.0, key, holder, minutes).await?;
+        Ok(Some(r))
+    }
+
+    pub async fn keep_reservation(
+        &self,
+        tenant: TenantId,
+        device: Uuid,
+        key: Uuid,
+    ) -> Result<Option<ReservationRow>, DbError> {
+        reservations::keep_alive(&mut *self.0.conn().await?, tenant, device, key).await
+    }
+
+    pub async fn release_reservation(
+        &self,
+        tenant: TenantId,
+        device: Uuid,
+        key: Uuid,
+        any: bool,
+    ) -> Result<Option<ReservationRow>, DbError> {
+        reservations::release(&mut *self.0.conn().await?, tenant, device, key, any).await
+    }
+}
+
+/// Pairs devices with their reservations (one query for all of them).
+async fn with_reservations(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    rows: Vec<DeviceWithHost>,
+) -> Result<Vec<(DeviceWithHost, Option<ReservationRow>)>, DbError> {
+    let ids: Vec<Uuid> = rows.iter().map(|(d, _, _)| d.id).collect();
+    let reservations = reservations::active(conn, tenant, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let r = reservations
+                .iter()
+                .find(|r| r.device_id == row.0.id)
+                .cloned();
+            (row, r)
+        })
+        .collect())
+}
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = hosts)]
