@@ -11,8 +11,10 @@ use labwright_core::{
     fleet::Capability,
     ids::{DeviceId, HostId},
 };
-use labwright_wire::ws::{close_with, live::close};
-use serde::Deserialize;
+use labwright_wire::ws::{
+    close_with,
+    live::{LiveMessage, ViewerMessage, close},
+};
 use uuid::Uuid;
 
 use crate::{
@@ -21,17 +23,6 @@ use crate::{
 };
 
 const HOST_CHECK: Duration = Duration::from_secs(2);
-
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-enum ClientMessage {
-    /// A frame was drawn: the next may come.
-    Ack {
-        #[serde(default)]
-        #[allow(dead_code)]
-        seq: Option<u64>,
-    },
-}
 
 /// A viewer's pace, judged every [`HOST_CHECK`]: the share of its tier's frames it drew.
 struct Pace {
@@ -134,9 +125,12 @@ async fn serve(
     mut stream: actix_ws::AggregatedMessageStream,
     device: Uuid,
 ) -> (u16, String) {
-    let hello =
-        serde_json::json!({"type": "live", "device": device, "fps": FPS, "in_flight": IN_FLIGHT});
-    if ws.text(hello.to_string()).await.is_err() {
+    let hello = LiveMessage::Live {
+        device,
+        fps: FPS,
+        in_flight: IN_FLIGHT,
+    };
+    if ws.text(hello.to_json()).await.is_err() {
         return (close::NORMAL, String::new());
     }
     let mut sent: u64 = 0;
@@ -172,8 +166,8 @@ async fn serve(
                     return (close::NORMAL, "the viewer left".into());
                 }
                 Some(Err(e)) => return (close::BAD_MESSAGE, format!("protocol error: {e}")),
-                Some(Ok(AggregatedMessage::Text(t))) => match serde_json::from_str::<ClientMessage>(&t) {
-                    Ok(ClientMessage::Ack { .. }) => acked = (acked + 1).min(sent),
+                Some(Ok(AggregatedMessage::Text(t))) => match serde_json::from_str::<ViewerMessage>(&t) {
+                    Ok(ViewerMessage::Ack { .. }) => acked = (acked + 1).min(sent),
                     Err(e) => {
                         let m = labwright_core::validate::shorten(&e.to_string(), 80).to_string();
                         return (close::BAD_MESSAGE, format!("bad message: {m}"));
@@ -192,8 +186,10 @@ async fn serve(
                     viewer.set_tier(tier);
                     pace = Pace::new(viewer.published());
                     pace.acked = acked;
-                    let note = serde_json::json!({"type": "quality", "tier": tier.as_str()});
-                    if ws.text(note.to_string()).await.is_err() {
+                    let note = LiveMessage::Quality {
+                        tier: tier.as_str().into(),
+                    };
+                    if ws.text(note.to_json()).await.is_err() {
                         return (close::NORMAL, "the viewer left".into());
                     }
                 }
