@@ -58,6 +58,11 @@ export interface CreateExecution {
 }
 
 export interface CreateKey {
+  /**
+   * Host enrollment tokens only: bind the token to this host name now. Without it, the token
+   * is bound to the host name of its first hello.
+   */
+  host_name?: string | null;
   name: string;
   /** `viewer`, `operator`, `admin`, or `host` (a host enrollment token). */
   role: string;
@@ -97,7 +102,7 @@ export interface ErrorBody {
 }
 
 /** The stable, machine-readable error codes. Clients match on these, never on the message. */
-export type ErrorCode = "unauthenticated" | "forbidden" | "not_found" | "invalid_argument" | "conflict" | "database_unavailable" | "broker_unavailable" | "timeout" | "internal";
+export type ErrorCode = "unauthenticated" | "forbidden" | "not_found" | "invalid_argument" | "conflict" | "database_unavailable" | "broker_unavailable" | "timeout" | "internal" | "rate_limited";
 
 export interface ErrorDetail {
   /** Stable machine-readable code, e.g. `not_found`, `database_unavailable`. */
@@ -148,6 +153,11 @@ export interface HostView {
 
 export interface KeyView {
   created_at: string;
+  /**
+   * Host enrollment tokens only: the one host name the token may open the host link as (set
+   * at creation, or by the token's first hello).
+   */
+  host_name?: string | null;
   id: string;
   last_used_at?: string | null;
   name: string;
@@ -319,6 +329,8 @@ export const CloseCode = {
   INTERNAL: 1011,
   /** A message from the client that is not valid JSON of a known type, or out of range. */
   BAD_MESSAGE: 4400,
+  /** The key that opened the socket (or signed its ticket) was revoked. */
+  KEY_REVOKED: 4411,
 } as const;
 
 /** The terminal protocol's own close codes (labwright_wire::ws::terminal::close), besides `CloseCode`. */

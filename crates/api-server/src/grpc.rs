@@ -33,6 +33,8 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const OUTBOUND_BUFFER: usize = 32;
 
 pub struct HostLinkService {
+    /// Resolves enrollment tokens (throttled, watching their revocation) and binds them to
+    /// their host.
     pub keys: Keys,
     pub fleet: Arc<Fleet>,
     pub registry: Arc<Registry>,
@@ -80,9 +82,10 @@ impl HostLink for HostLinkService {
             .get("authorization")
             .and_then(|v| v.to_str().ok());
         let token = keys::bearer(header)?;
+        let source = request.remote_addr().map(|a| a.ip());
         let caller = {
             let _permit = self.admit().await?;
-            self.keys.authenticate(token).await?
+            self.keys.authenticate(token, source).await?
         };
         caller.require(Permission::ConnectHost)?;
 
@@ -102,6 +105,10 @@ impl HostLink for HostLinkService {
         }
         let running = hello.running_executions;
         let hello = hello.raw.validate().map_err(ApiError::from)?;
+        {
+            let _permit = self.admit().await?;
+            self.keys.bind_host(&caller, &hello.host_name).await?;
+        }
 
         let connection_id = Uuid::new_v4();
         let host = {
@@ -141,6 +148,7 @@ impl HostLink for HostLinkService {
             inbound,
             tx,
             killed,
+            caller.revoked.clone(),
             device_keys,
         ));
         Ok(Response::new(Box::pin(tokio_stream::StreamExt::map(
@@ -162,11 +170,21 @@ async fn read_stream(
     mut inbound: Streaming<pb::HostMessage>,
     tx: crate::fleet::Outbound,
     mut killed: tokio::sync::oneshot::Receiver<DisconnectReason>,
+    revoked: tokio_util::sync::CancellationToken,
     device_keys: Vec<String>,
 ) {
     let reason = loop {
         let msg = tokio::select! {
             reason = &mut killed => break reason.unwrap_or(DisconnectReason::Closed),
+            _ = revoked.cancelled() => {
+                tracing::info!(host_id = %host, "enrollment token revoked: closing the host link");
+                let _ = tx
+                    .send(Err(Box::new(GrpcStatus::unauthenticated(
+                        "the enrollment token was revoked",
+                    ))))
+                    .await;
+                break DisconnectReason::Closed;
+            }
             msg = inbound.message() => msg,
         };
         let body = match msg.map(|m| m.map(FromHost::try_from)) {

@@ -84,6 +84,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::scope("/api/v1")
+                // Authentication before any extractor: 401 comes before 400 on every route.
+                .wrap(actix_web::middleware::from_fn(keys::authenticate_first))
                 .route("/openapi.json", web::get().to(openapi_json))
                 .service(fleet::list_hosts)
                 .service(fleet::get_host)
@@ -130,6 +132,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(live::events),
         )
         .default_service(web::to(not_found));
+}
+
+/// How a request appears in the access log: method and path, never the query string (a client
+/// may put a key, a ticket or a token there).
+pub fn logged_request(req: &actix_web::dev::ServiceRequest) -> String {
+    let redacted = if req.query_string().is_empty() {
+        ""
+    } else {
+        "?<redacted>"
+    };
+    format!("{} {}{redacted}", req.method(), req.path())
 }
 
 fn bad_request(message: String) -> actix_web::Error {
@@ -188,6 +201,13 @@ async fn readyz(health: web::Data<health::Health>) -> impl Responder {
     }
 }
 
+/// The web UI's content security policy: its own scripts and styles only, never framed (no
+/// clickjacking), WebSockets to this server and the terminal gateway (another origin), images
+/// from this server and the blobs the live view draws.
+pub const UI_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data: blob:; connect-src 'self' ws: wss:; font-src 'self'; object-src 'none'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 /// The web UI's page (a single page: navigation is in the URL fragment).
 async fn ui_index(site: web::Data<Site>) -> HttpResponse {
     ui_file(&site, "index.html").await
@@ -230,6 +250,9 @@ async fn ui_file(site: &Site, rel: &str) -> HttpResponse {
                 .content_type(content_type)
                 .insert_header(("cache-control", cache))
                 .insert_header(("x-content-type-options", "nosniff"))
+                .insert_header(("content-security-policy", UI_CSP))
+                .insert_header(("x-frame-options", "DENY"))
+                .insert_header(("referrer-policy", "no-referrer"))
                 .body(bytes)
         }
         Err(_) if rel == "index.html" => HttpResponse::NotFound()
@@ -244,6 +267,17 @@ mod tests {
     use actix_web::{App, test};
 
     #[actix_web::test]
+    async fn the_access_log_never_shows_a_query_string() {
+        let req = test::TestRequest::get()
+            .uri("/api/v1/hosts?key=lw_0123456789abcdef&x=1")
+            .to_srv_request();
+        let line = super::logged_request(&req);
+        assert_eq!(line, "GET /api/v1/hosts?<redacted>");
+        let req = test::TestRequest::get().uri("/healthz").to_srv_request();
+        assert_eq!(super::logged_request(&req), "GET /healthz");
+    }
+
+    #[actix_web::test]
     async fn openapi_document_and_swagger_ui_are_served() {
         let app = test::init_service(App::new().configure(super::configure)).await;
         for path in ["/api/v1/openapi.json", "/swagger-ui/", "/healthz"] {
@@ -251,11 +285,16 @@ mod tests {
                 test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
             assert_eq!(resp.status(), 200, "{path}");
         }
-        let resp = test::call_service(
+        let resp =
+            test::call_service(&app, test::TestRequest::get().uri("/nope").to_request()).await;
+        assert_eq!(resp.status(), 404);
+        // Under /api/v1 a key comes first, even for a route that does not exist.
+        let err = test::try_call_service(
             &app,
             test::TestRequest::get().uri("/api/v1/nope").to_request(),
         )
-        .await;
-        assert_eq!(resp.status(), 404);
+        .await
+        .expect_err("no key");
+        assert_eq!(err.error_response().status(), 401);
     }
 }

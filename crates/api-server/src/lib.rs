@@ -62,6 +62,39 @@ impl RunningServer {
     }
 }
 
+/// Feeds the `key.revoked` events of every replica (read back by the tap) to this replica's
+/// revocations; after falling behind, catches up from the database.
+async fn follow_revocations(
+    tap: Arc<live::tap::EventTap>,
+    keys: keys::Keys,
+    shutdown: CancellationToken,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut rx = tap.subscribe();
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            e = rx.recv() => e,
+        };
+        match event {
+            Ok(e) => {
+                if let Some(key) =
+                    labwright_wire::bus::KeyRevoked::from_kind(&e.kind, e.payload.as_bytes())
+                {
+                    keys.revoked_elsewhere(labwright_core::ids::ApiKeyId(key));
+                }
+            }
+            Err(RecvError::Lagged(_)) => {
+                let since = chrono::Utc::now() - chrono::Duration::minutes(10);
+                if let Err(e) = keys.catch_up(since).await {
+                    tracing::warn!(error = %e, "could not catch up on key revocations");
+                }
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
 /// Waits for the database (retrying with backoff), applies migrations, creates the first tenant
 /// on a fresh database, binds both listeners and starts every background task.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
@@ -76,17 +109,23 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             }
         }
     }
+    artifacts::private_dir(&config.data_dir)
+        .with_context(|| format!("data_dir {}", config.data_dir.display()))?;
     let pool = crate::db::pool(&config.database_url, config.database_pool_size);
-    let keys = keys::Keys::new(keys::db::KeyStore::new(pool.clone()));
+    let broker = events::Broker::new(
+        config.amqp_url.clone(),
+        labwright_wire::bus::Names::new(&config.namespace, &config.events_exchange),
+    );
+    let keys = keys::Keys::new(
+        keys::db::KeyStore::new(pool.clone()),
+        keys::Throttle::from_config(&config),
+        broker.clone(),
+    );
     keys::bootstrap(&keys, &config.data_dir)
         .await
         .context("bootstrapping the first tenant")?;
 
     let registry = Arc::new(fleet::Registry::new(config.offline_after()));
-    let broker = events::Broker::new(
-        config.amqp_url.clone(),
-        labwright_wire::bus::Names::new(&config.namespace, &config.events_exchange),
-    );
     let artifacts =
         artifacts::Artifacts::open(&config.artifacts_url).context("opening the artifact store")?;
     let shutdown = CancellationToken::new();
@@ -165,6 +204,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     tasks.push(tokio::spawn(
         tap.clone().run(broker.clone(), shutdown.clone()),
     ));
+    tasks.push(tokio::spawn(follow_revocations(
+        tap.clone(),
+        keys.clone(),
+        shutdown.clone(),
+    )));
     let service = grpc::HostLinkService {
         live: live.clone(),
         keys: keys.clone(),
@@ -179,10 +223,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 .max(1),
         )),
     };
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(labwright_wire::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("building gRPC reflection")?;
+    // Reflection describes the host link to anyone who can reach the port: only when asked for.
+    let reflection = if config.grpc_reflection {
+        Some(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(labwright_wire::FILE_DESCRIPTOR_SET)
+                .build_v1()
+                .context("building gRPC reflection")?,
+        )
+    } else {
+        None
+    };
     let grpc_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         // With our own listener tonic's `tcp_nodelay` does not apply: without it Nagle's algorithm
@@ -201,7 +252,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(service.into_server(MAX_HOST_MESSAGE))
-            .add_service(reflection)
+            .add_optional_service(reflection)
             .serve_with_incoming_shutdown(incoming, grpc_shutdown.cancelled_owned())
             .await;
         if let Err(e) = res {
@@ -242,7 +293,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             .app_data(live_data.clone())
             .app_data(health.clone())
             .app_data(site.clone())
-            .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("labwright::http"))
+            .wrap(
+                actix_web::middleware::Logger::new("%{request}xi %s %Dms")
+                    .custom_request_replace("request", http::logged_request)
+                    .log_target("labwright::http"),
+            )
             .configure(http::configure)
     })
     .workers(2)

@@ -51,7 +51,17 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => db::migrate(&config.database_url).await?,
         Command::CreateTenant { name } => {
             db::migrate(&config.database_url).await?;
-            let keys = keys::Keys::new(keys::db::KeyStore::new(db::pool(&config.database_url, 2)));
+            // No publisher runs here: the keys service's wake-ups go nowhere (creating a tenant
+            // queues no event).
+            let broker = labwright_api_server::events::Broker::new(
+                config.amqp_url.clone(),
+                labwright_wire::bus::Names::new(&config.namespace, &config.events_exchange),
+            );
+            let keys = keys::Keys::new(
+                keys::db::KeyStore::new(db::pool(&config.database_url, 2)),
+                keys::Throttle::from_config(&config),
+                broker,
+            );
             let (tenant, key) = keys.create_tenant(&name).await?;
             println!(
                 "tenant {name} ({tenant}) created; its admin key (shown once):\n{}",

@@ -15,6 +15,14 @@ pub struct Client {
     stream_agent: ureq::Agent,
 }
 
+/// The api-server could not be reached (or the connection failed): names the URL tried.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach {url}: {cause}")]
+pub struct Unreachable {
+    pub url: String,
+    pub cause: String,
+}
+
 /// An error response from the api-server.
 #[derive(Debug, thiserror::Error)]
 #[error("{code}: {message} (HTTP {status})")]
@@ -46,6 +54,11 @@ impl Client {
         }
     }
 
+    /// The api-server's base URL (the web UI is served there too).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Opens a build's log as Server-Sent Events, after `last_event_id` when given. `follow`
     /// keeps it open until the build ends (or runs and its log goes quiet).
     pub fn build_log(
@@ -54,16 +67,17 @@ impl Client {
         follow: bool,
         last_event_id: Option<&str>,
     ) -> anyhow::Result<Box<dyn Read + Send>> {
+        let url = format!("{}/api/v1/builds/{build}/logs", self.base);
         let mut req = self
             .stream_agent
-            .get(format!("{}/api/v1/builds/{build}/logs", self.base))
+            .get(&url)
             .header("Authorization", &format!("Bearer {}", self.key))
             .header("Accept", "text/event-stream")
             .query("follow", if follow { "true" } else { "false" });
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id);
         }
-        let mut resp = req.call()?;
+        let mut resp = req.call().map_err(|e| unreachable(&url, e))?;
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
             let text = resp.body_mut().read_to_string().unwrap_or_default();
@@ -73,22 +87,46 @@ impl Client {
     }
 
     pub fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
         let mut req = self
             .agent
-            .get(format!("{}{path}", self.base))
+            .get(&url)
             .header("Authorization", &format!("Bearer {}", self.key));
         for (k, v) in query {
             req = req.query(*k, v);
         }
-        Self::finish(req.call())
+        Self::finish(&url, req.call())
+    }
+
+    /// Fetches a binary answer (an image) as bytes.
+    pub fn get_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let url = format!("{}{path}", self.base);
+        let mut resp = self
+            .agent
+            .get(&url)
+            .header("Authorization", &format!("Bearer {}", self.key))
+            .call()
+            .map_err(|e| unreachable(&url, e))?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
+            return Err(Self::error(status, &text).into());
+        }
+        let mut bytes = Vec::new();
+        resp.into_body()
+            .into_reader()
+            .read_to_end(&mut bytes)
+            .map_err(|e| unreachable(&url, e))?;
+        Ok(bytes)
     }
 
     pub fn post<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
         let req = self
             .agent
-            .post(format!("{}{path}", self.base))
+            .post(&url)
             .header("Authorization", &format!("Bearer {}", self.key));
-        Self::finish(req.send_json(body))
+        Self::finish(&url, req.send_json(body))
     }
 
     /// Sends raw bytes (YAML, PNG) with `method` (POST or PUT).
@@ -103,30 +141,34 @@ impl Client {
         let auth = format!("Bearer {}", self.key);
         let res = if method == "PUT" {
             self.agent
-                .put(url)
+                .put(&url)
                 .header("Authorization", &auth)
                 .header("Content-Type", content_type)
                 .send(body)
         } else {
             self.agent
-                .post(url)
+                .post(&url)
                 .header("Authorization", &auth)
                 .header("Content-Type", content_type)
                 .send(body)
         };
-        Self::finish(res)
+        Self::finish(&url, res)
     }
 
     pub fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
         let req = self
             .agent
-            .delete(format!("{}{path}", self.base))
+            .delete(&url)
             .header("Authorization", &format!("Bearer {}", self.key));
-        Self::finish(req.call())
+        Self::finish(&url, req.call())
     }
 
-    fn finish(res: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> anyhow::Result<Value> {
-        let mut resp = res?;
+    fn finish(
+        url: &str,
+        res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> anyhow::Result<Value> {
+        let mut resp = res.map_err(|e| unreachable(url, e))?;
         let status = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().unwrap_or_default();
         if (200..300).contains(&status) {
@@ -152,6 +194,14 @@ impl Client {
                 message: text.trim().to_string(),
             },
         }
+    }
+}
+
+/// A failed exchange, naming the URL without its query (which may carry a filter, never a key).
+fn unreachable(url: &str, e: impl std::fmt::Display) -> Unreachable {
+    Unreachable {
+        url: url.split('?').next().unwrap_or(url).to_string(),
+        cause: e.to_string(),
     }
 }
 

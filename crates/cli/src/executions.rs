@@ -7,7 +7,9 @@ use serde_json::json;
 
 use crate::{
     Client, ExecutionsCommand,
-    client::decode,
+    client::{ApiError, decode},
+    failure::Failure,
+    names,
     output::{Io, cell, print_json},
     table,
 };
@@ -22,12 +24,18 @@ pub(crate) fn run(
     wait: bool,
     io: Io<'_>,
 ) -> anyhow::Result<()> {
-    let Io { out, json, .. } = io;
-    // The device id goes as given: the server checks it and says what is wrong.
-    let answer = client.post(
-        "/api/v1/executions",
-        &json!({"testcase": testcase, "device": device}),
-    )?;
+    let Io { out, err, json } = io;
+    let device = names::device_id(client, &device)?;
+    let answer = client
+        .post(
+            "/api/v1/executions",
+            &json!({"testcase": testcase, "device": device}),
+        )
+        .or_else(|e| match e.downcast_ref::<ApiError>() {
+            // Say which titles are near when the test case is unknown.
+            Some(api) if api.status == 404 => names::testcase(client, &testcase).and(Err(e)),
+            _ => Err(e),
+        })?;
     if !wait && json {
         return print_json(out, &answer);
     }
@@ -37,9 +45,12 @@ pub(crate) fn run(
         writeln!(out, "execution {id} {}", created.status)?;
         return Ok(());
     }
+    writeln!(err, "execution {id}: {}/#/executions/{id}", client.base())?;
+    let mut progress = Progress::default();
     let (answer, done) = loop {
         let answer = client.get(&format!("/api/v1/executions/{id}"), &[])?;
         let e: ExecutionView = decode(&answer)?;
+        progress.show(err, &e)?;
         if FINAL.contains(&e.status.as_str()) {
             break (answer, e);
         }
@@ -51,7 +62,7 @@ pub(crate) fn run(
         write_execution(out, &done)?;
     }
     if done.status != "passed" {
-        anyhow::bail!("execution {id} {}", done.status);
+        return Err(Failure::TestFailed(format!("execution {id} {}", done.status)).into());
     }
     Ok(())
 }
@@ -105,6 +116,48 @@ pub(crate) fn executions(
             writeln!(out, "execution {id} {}", e.status)?;
             Ok(())
         }
+    }
+}
+
+/// What `run --wait` has told the person so far: each status change (with the queue position
+/// while queued) and each step as the host reports it, on standard error.
+#[derive(Default)]
+struct Progress {
+    status: String,
+    position: Option<i64>,
+    steps: usize,
+}
+
+impl Progress {
+    fn show(&mut self, err: &mut dyn Write, e: &ExecutionView) -> anyhow::Result<()> {
+        let position = e.queue_position.filter(|_| e.status == "queued");
+        if e.status != self.status || position != self.position {
+            match position {
+                Some(ahead) => writeln!(err, "==> queued, {ahead} ahead on the device")?,
+                None => writeln!(err, "==> {}", e.status)?,
+            }
+            self.status = e.status.clone();
+            self.position = position;
+        }
+        let steps = e.steps.as_deref().unwrap_or_default();
+        for st in steps.iter().skip(self.steps) {
+            let of = e.steps_total.map(|n| format!("/{n}")).unwrap_or_default();
+            let reason = if st.reason.is_empty() {
+                String::new()
+            } else {
+                format!("  {}", st.reason)
+            };
+            writeln!(
+                err,
+                "  step {}{of} {} {} {:.0} ms{reason}",
+                st.index + 1,
+                st.kind,
+                st.verdict,
+                st.duration_ms
+            )?;
+        }
+        self.steps = self.steps.max(steps.len());
+        Ok(())
     }
 }
 

@@ -14,7 +14,14 @@ pub(crate) fn keys(client: &Client, command: KeysCommand, io: Io<'_>) -> anyhow:
     let Io { out, json, .. } = io;
     match command {
         KeysCommand::Create { name, role, quiet } => {
-            let answer = client.post("/api/v1/keys", &CreateKey { name, role })?;
+            let answer = client.post(
+                "/api/v1/keys",
+                &CreateKey {
+                    name,
+                    role,
+                    host_name: None,
+                },
+            )?;
             if json && !quiet {
                 return print_json(out, &answer);
             }

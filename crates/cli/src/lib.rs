@@ -1,11 +1,14 @@
 //! The `labwright` command-line client: a thin layer over the REST API. Tables for people,
-//! `--json` for scripts. Exit code 0 on success, 1 on an API or network error, 2 on usage errors.
+//! `--json` for scripts. Exit codes (see `failure`): 0 success, 1 a test or build failed, 2 usage
+//! or not found, 3 infrastructure or access.
 
 pub mod client;
 mod executions;
+pub mod failure;
 mod fleet;
 mod keys;
 mod library;
+mod names;
 mod output;
 pub mod sandboxes;
 pub mod sse;
@@ -31,6 +34,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "LABWRIGHT_URL",
+        hide_env_values = true,
         default_value = "http://127.0.0.1:8080",
         global = true
     )]
@@ -39,7 +43,12 @@ pub struct Cli {
     #[arg(long, env = "LABWRIGHT_API_KEY", hide_env_values = true, global = true)]
     pub key: Option<String>,
     /// File holding the API key (first line).
-    #[arg(long, env = "LABWRIGHT_API_KEY_FILE", global = true)]
+    #[arg(
+        long,
+        env = "LABWRIGHT_API_KEY_FILE",
+        hide_env_values = true,
+        global = true
+    )]
     pub key_file: Option<std::path::PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
@@ -86,7 +95,7 @@ pub enum Command {
     Run {
         /// Test case name.
         testcase: String,
-        /// Device id.
+        /// Device: its id, name, key on its host, or host/key.
         #[arg(long)]
         device: String,
         /// Wait for the end and print every step; exit 1 unless it passed.
@@ -98,12 +107,54 @@ pub enum Command {
         #[command(subcommand)]
         command: ExecutionsCommand,
     },
-    /// Press a key on a device.
+    /// Press a remote-control key on a device.
     Press {
+        /// Device: its id, name, key on its host, or host/key.
         #[arg(long)]
         device: String,
-        key: String,
+        /// Key name (up, down, ok, back, home, 0-9, ...).
+        #[arg(id = "key_name", value_name = "KEY")]
+        key_name: String,
+        /// Hold the key this long, in milliseconds (a long press).
+        #[arg(long, default_value_t = 0)]
+        hold_ms: u32,
     },
+    /// Switch a device's power: on, off, cycle, or state (only report it).
+    Power {
+        /// Device: its id, name, key on its host, or host/key.
+        #[arg(long)]
+        device: String,
+        #[arg(value_parser = ["on", "off", "cycle", "state"])]
+        action: String,
+    },
+    /// Save the device's current screen as a JPEG file.
+    Screenshot {
+        /// Device: its id, name, key on its host, or host/key.
+        #[arg(long)]
+        device: String,
+        /// Where to write the JPEG.
+        #[arg(long, short, default_value = "screenshot.jpg")]
+        output: std::path::PathBuf,
+    },
+    /// Reserve a device for your key: only you control it and run on it until you release it.
+    Reserve {
+        /// Device: its id, name, key on its host, or host/key.
+        #[arg(long)]
+        device: String,
+        /// Length of the time box, 1 to 480 minutes.
+        #[arg(long, default_value_t = 60)]
+        minutes: i32,
+    },
+    /// Release a device you reserved (admins: anyone's).
+    Release {
+        /// Device: its id, name, key on its host, or host/key.
+        #[arg(long)]
+        device: String,
+    },
+    /// Who holds which device: every current reservation.
+    Who,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
     /// Build a git repository and run it in a session.
     Build(BuildArgs),
     /// Repository builds.
@@ -133,30 +184,30 @@ pub enum TreesCommand {
         model: String,
         file: std::path::PathBuf,
     },
+    /// List the models with a navigation tree.
     List,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ReferencesCommand {
     /// Upload PNG/JPEG files; each is named after its file stem.
-    Push {
-        files: Vec<std::path::PathBuf>,
-    },
+    Push { files: Vec<std::path::PathBuf> },
+    /// List reference images.
     List,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ExecutionsCommand {
+    /// List the latest executions.
     List {
+        /// queued, dispatched, running, passed, failed, error, cancelled or interrupted.
         #[arg(long)]
         status: Option<String>,
     },
-    Show {
-        id: String,
-    },
-    Cancel {
-        id: String,
-    },
+    /// Show an execution and its steps.
+    Show { id: String },
+    /// Cancel a queued or running execution.
+    Cancel { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -237,6 +288,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
 
 /// Runs a parsed command, writing its output to `out` and progress (`==> building`) to `err`.
 pub fn run_with(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
+    if let Command::Completions { shell } = &cli.command {
+        let shell = *shell;
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut command, "labwright", out);
+        return Ok(());
+    }
     let key = match (&cli.key, &cli.key_file) {
         (Some(k), _) => k.trim().to_string(),
         (None, Some(path)) => std::fs::read_to_string(path)
@@ -246,7 +303,12 @@ pub fn run_with(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
             .unwrap_or_default()
             .trim()
             .to_string(),
-        (None, None) => anyhow::bail!("no API key: set LABWRIGHT_API_KEY or pass --key-file"),
+        (None, None) => {
+            return Err(failure::Failure::Usage(
+                "no API key: set LABWRIGHT_API_KEY or pass --key-file".into(),
+            )
+            .into());
+        }
     };
     let client = Client::new(&cli.url, &key);
     let io = Io {
@@ -257,7 +319,18 @@ pub fn run_with(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
     match cli.command {
         Command::Hosts { command } => fleet::hosts(&client, command, io),
         Command::Devices { command } => fleet::devices(&client, command, io),
-        Command::Press { device, key } => fleet::press(&client, &device, key, io),
+        Command::Press {
+            device,
+            key_name,
+            hold_ms,
+        } => fleet::press(&client, &device, key_name, hold_ms, io),
+        Command::Power { device, action } => fleet::power(&client, &device, &action, io),
+        Command::Screenshot { device, output } => fleet::screenshot(&client, &device, &output, io),
+        Command::Reserve { device, minutes } => fleet::reserve(&client, &device, minutes, io),
+        Command::Release { device } => fleet::release(&client, &device, io),
+        Command::Who => fleet::who(&client, io),
+        // Answered above, before any key is needed.
+        Command::Completions { .. } => Ok(()),
         Command::Keys { command } => keys::keys(&client, command, io),
         Command::Whoami => keys::whoami(&client, io),
         Command::Testcases { command } => library::testcases(&client, command, io),

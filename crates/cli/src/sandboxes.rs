@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::{
     Client,
     client::{ApiError, decode},
+    failure::Failure,
     output::{Io, cell, list_page, print_json},
     sse,
 };
@@ -179,9 +180,9 @@ pub(crate) fn build(client: &Client, args: BuildArgs, io: Io<'_>) -> anyhow::Res
     if stage != "running" {
         let reason = done.reason;
         if reason.is_empty() {
-            anyhow::bail!("build {id} {stage}");
+            return Err(Failure::TestFailed(format!("build {id} {stage}")).into());
         }
-        anyhow::bail!("build {id} {stage}: {reason}");
+        return Err(Failure::TestFailed(format!("build {id} {stage}: {reason}")).into());
     }
     Ok(())
 }
@@ -469,6 +470,12 @@ fn write_build(out: &mut dyn Write, b: &BuildView) -> anyhow::Result<()> {
             ),
         )?;
     }
+    if let Some(dockerfile) = &b.dockerfile {
+        writeln!(out, "Dockerfile:")?;
+        for line in dockerfile.lines() {
+            writeln!(out, "  {}", printable(line))?;
+        }
+    }
     let tail = b.log_tail.as_deref().unwrap_or_default();
     if !tail.is_empty() {
         writeln!(out, "log (last {} lines):", tail.len())?;
@@ -479,15 +486,46 @@ fn write_build(out: &mut dyn Write, b: &BuildView) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A log line as it is safe to show: the log is the repository's output, so control characters
-/// (terminal escape sequences among them) are replaced; tabs and line breaks are kept.
+/// A log line as it is safe to show: the log is the repository's output, so terminal escape
+/// sequences (colours, cursor moves, titles) are removed rather than obeyed or shown as garbage,
+/// a line redrawn with carriage returns (a progress bar) shows its last state, and any other
+/// control character is replaced; tabs are kept.
 fn printable(line: &str) -> std::borrow::Cow<'_, str> {
-    let bad = |c: char| c.is_control() && c != '\t' && c != '\n';
-    if line.contains(bad) {
-        line.replace(bad, "\u{fffd}").into()
-    } else {
-        line.into()
+    if !line.contains(|c: char| c.is_control() && c != '\t' && c != '\n') {
+        return line.into();
     }
+    let mut shown = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                // CSI: parameters and intermediates up to a final byte in @..~.
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                // OSC (titles, links): up to BEL or ESC \.
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
+                }
+                // Two-character escapes (ESC 7, ESC =, ...).
+                Some(_) | None => {}
+            },
+            '\r' if chars.peek().is_some_and(|&n| n != '\n') => shown.clear(),
+            '\r' => {}
+            '\t' | '\n' => shown.push(c),
+            c if c.is_control() => shown.push('\u{fffd}'),
+            c => shown.push(c),
+        }
+    }
+    shown.into()
 }
 
 /// Milliseconds as seconds with one decimal; `-` when absent.
@@ -694,13 +732,45 @@ mod tests {
     }
 
     #[test]
+    fn builds_get_shows_the_dockerfile_it_built() {
+        let b: BuildView = serde_json::from_value(serde_json::json!({
+            "id": "6f1c2a3b-0000-4000-8000-00000000000a", "repo_url": "https://example.com/a.git",
+            "ref": null, "subdir": null, "stage": "running", "reason": "", "stack": "python",
+            "dockerfile": "FROM labwright/python:3\nCOPY . /app\n", "own_dockerfile": false,
+            "image": null, "created_at": "2030-01-01T00:00:00Z", "started_at": null,
+            "finished_at": null, "durations": {"queued_ms": 1, "build_ms": 2}, "log_tail": [],
+            "session": null,
+        }))
+        .expect("view");
+        let mut out = Vec::new();
+        write_build(&mut out, &b).expect("written");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(
+            text.contains("Dockerfile:\n  FROM labwright/python:3\n  COPY . /app\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn log_lines_cannot_drive_the_terminal() {
         assert_eq!(printable("plain\ttext"), "plain\ttext");
+        assert_eq!(printable("\u{1b}[91mred\u{1b}[0m\r"), "red");
         assert_eq!(
-            printable("\u{1b}[91mred\u{1b}[0m\r"),
-            "\u{fffd}[91mred\u{fffd}[0m\u{fffd}"
+            printable("\u{1b}[1;38;5;196mbold\u{1b}[K done"),
+            "bold done"
+        );
+        assert_eq!(printable("\u{1b}]0;owned title\u{7}text"), "text");
+        assert_eq!(
+            printable("\u{1b}]8;;http://x\u{1b}\\link\u{1b}]8;;\u{1b}\\"),
+            "link"
+        );
+        assert_eq!(printable(" 10%\r 50%\r100%"), "100%");
+        assert_eq!(
+            printable("bell\u{7} and null\u{0}"),
+            "bell\u{fffd} and null\u{fffd}"
         );
         assert_eq!(printable("a\nb"), "a\nb");
+        assert_eq!(printable("cut \u{1b}["), "cut ");
     }
 
     #[test]

@@ -15,6 +15,10 @@ use crate::frame::{Frame, Gray};
 
 /// Largest accepted width or height.
 pub const MAX_DIMENSION: u32 = 8192;
+/// Most pixels accepted in one image: a 4K screen. Reference images are screenshots; the
+/// dimension limit alone allowed 8192x8192 (a 60 KiB PNG that took seconds and ~576 MiB to
+/// decode).
+pub const MAX_PIXELS: u64 = 3840 * 2160;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImageIoError {
@@ -27,6 +31,9 @@ pub enum ImageIoError {
     /// Wider or taller than [`MAX_DIMENSION`].
     #[error("image {width}x{height} is too large (at most {max}x{max})")]
     TooLarge { width: u32, height: u32, max: u32 },
+    /// More than [`MAX_PIXELS`] pixels.
+    #[error("image {width}x{height} has too many pixels (at most {max})")]
+    TooManyPixels { width: u32, height: u32, max: u64 },
     /// The bytes are not a valid image of the sniffed format.
     #[error("image could not be decoded: {0}")]
     Decode(String),
@@ -41,7 +48,7 @@ impl ImageIoError {
         match self {
             Self::Empty => "image_empty",
             Self::UnsupportedFormat => "image_format_unsupported",
-            Self::TooLarge { .. } => "image_too_large",
+            Self::TooLarge { .. } | Self::TooManyPixels { .. } => "image_too_large",
             Self::Decode(_) => "image_invalid",
             Self::Encode(_) => "image_encode_failed",
         }
@@ -68,12 +75,19 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame, ImageIoError> {
             max: MAX_DIMENSION,
         });
     }
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(ImageIoError::TooManyPixels {
+            width,
+            height,
+            max: MAX_PIXELS,
+        });
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_DIMENSION);
     limits.max_image_height = Some(MAX_DIMENSION);
-    // RGBA16 at the largest size, plus decoder slack.
-    limits.max_alloc = Some(u64::from(MAX_DIMENSION) * u64::from(MAX_DIMENSION) * 8 + (64 << 20));
+    // RGBA16 at the most pixels, plus decoder slack.
+    limits.max_alloc = Some(MAX_PIXELS * 8 + (16 << 20));
     reader.limits(limits);
     let rgb = reader.decode().map_err(decode_error)?.into_rgb8();
     let (width, height) = rgb.dimensions();
@@ -193,5 +207,56 @@ mod tests {
             decode_frame(&png).expect_err("too large").to_string(),
             "image 9000x1 is too large (at most 8192x8192)"
         );
+    }
+
+    #[test]
+    fn images_with_more_pixels_than_a_4k_screen_are_rejected_before_decoding() {
+        // Only a header: 8192x8192 (in bounds per side; 64 Mpx, ~576 MiB to decode before).
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&8192u32.to_be_bytes());
+        ihdr.extend_from_slice(&8192u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        // An empty first data chunk: the decoder reads the header up to it.
+        png.extend_from_slice(&0u32.to_be_bytes());
+        png.extend_from_slice(b"IDAT");
+        png.extend_from_slice(&crc32(b"IDAT").to_be_bytes());
+        let e = decode_frame(&png).expect_err("too many pixels");
+        assert_eq!(
+            e,
+            ImageIoError::TooManyPixels {
+                width: 8192,
+                height: 8192,
+                max: MAX_PIXELS
+            }
+        );
+        assert_eq!(e.code(), "image_too_large");
+        assert_eq!(
+            decode_gray(&png).map_err(|e| e.code()),
+            Err("image_too_large")
+        );
+        // A 4K screenshot is still fine.
+        let gray = Gray::new(3840, 2160, vec![7; 3840 * 2160]).expect("gray");
+        let png = encode_gray_png(&gray).expect("encodes");
+        assert_eq!(decode_gray(&png).expect("decodes").width, 3840);
+    }
+
+    /// CRC-32 of a PNG chunk (type and data).
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
     }
 }

@@ -747,3 +747,88 @@ async fn a_run_the_server_ended_is_stopped_on_the_host_and_the_queue_goes_on() {
     link.stop.cancel();
     s.server.shutdown().await;
 }
+
+/// PUT /api/v1/devices/{id}/faults with `query` (e.g. `?override_reservation=true`).
+async fn set_faults_as(base: &str, key: &str, device: &str, query: &str) -> (u16, Value) {
+    http(
+        "PUT",
+        format!("{base}/api/v1/devices/{device}/faults{query}"),
+        Some(key.into()),
+        Some(json!({"frozen": true})),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_obey_the_device_lease_and_reservations() {
+    let (s, base, agent, device) = sim_lab().await;
+    let alice = s.create_key("operator", "alice").await;
+    let bob = s.create_key("operator", "bob").await;
+
+    // A run holds the lease: nobody may inject faults into it, admins included.
+    let long = "name: Long watch\ndevice_model: sim-stb\nsteps:\n  - repeat:\n      count: 50\n      steps:\n        - wait: 200\n";
+    push_testcase(&base, &alice, long).await;
+    let running = run(&base, &alice, "Long watch", &device).await;
+    let running_id = running["id"].as_str().expect("id").to_string();
+    until_running(&base, &alice, &running_id, "alice's run running").await;
+    for (key, query) in [
+        (&bob, ""),
+        (&s.admin_key, ""),
+        (&s.admin_key, "?override_reservation=true"),
+    ] {
+        let (status, body) = set_faults_as(&base, key, &device, query).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("conflict")),
+            "{query}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("leased by execution"),
+            "{body}"
+        );
+    }
+    let (status, _) = cancel(&base, &alice, &running_id).await;
+    assert_eq!(status, 200);
+    let e = finished(&base, &alice, &running_id).await;
+    assert_eq!(
+        e["status"], "cancelled",
+        "the run was not failed by a fault: {e}"
+    );
+
+    // Alice reserves it: only she may inject faults; an admin only by overriding explicitly.
+    let (status, body) = http(
+        "POST",
+        format!("{base}/api/v1/devices/{device}/reservation"),
+        Some(alice.clone()),
+        Some(json!({"minutes": 5})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = set_faults_as(&base, &bob, &device, "").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("reserved by alice"),
+        "{body}"
+    );
+    let (status, body) = set_faults_as(&base, &bob, &device, "?override_reservation=true").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    let (status, _) = set_faults_as(&base, &s.admin_key, &device, "").await;
+    assert_eq!(status, 409, "admins too, unless they override");
+    let (status, body) = set_faults_as(&base, &alice, &device, "").await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) =
+        set_faults_as(&base, &s.admin_key, &device, "?override_reservation=true").await;
+    assert_eq!(status, 204, "{body}");
+    agent.stop.cancel();
+    s.server.shutdown().await;
+}

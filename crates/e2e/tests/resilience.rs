@@ -112,7 +112,9 @@ async fn a_database_outage_gives_503_keeps_hosts_connected_and_loses_nothing() {
     let proxy = Proxy::start(target_of(&db)).await;
     let s = TestServer::start(test_config(&via(&db, proxy.addr))).await;
     let mut tap = EventTap::bind(&s.config.events_exchange).await;
+    // One enrollment token per host: a token is bound to the first host name it says hello as.
     let token = s.create_key("host", "pi").await;
+    let other_token = s.create_key("host", "pi 2").await;
     let stays = spawn_agent(
         s.grpc(),
         &token,
@@ -120,7 +122,7 @@ async fn a_database_outage_gives_503_keeps_hosts_connected_and_loses_nothing() {
     );
     let leaves = spawn_agent(
         s.grpc(),
-        &token,
+        &other_token,
         hello("pi-leaves", vec![device("stb-1", "sim-stb", &[])]),
     );
     eventually(WAIT, "both hosts online", || async {

@@ -52,7 +52,11 @@ async fn a_git_url_becomes_a_running_session_and_deleting_it_removes_the_contain
     // The gateway shares only the ticket secret (created by the api-server) with the server.
     let gateway = labwright_terminal_gateway::start(labwright_terminal_gateway::Config {
         listen_addr: gateway_addr,
+        metrics_addr: "127.0.0.1:0".parse().expect("addr"),
         ticket_secret_file: config.data_dir.join("terminal-secret"),
+        // Revocations come from the api-server's events.
+        amqp_url: amqp_url(),
+        events_exchange: config.events_exchange.clone(),
         docker_host: docker_host.clone(),
         namespace: namespace.clone(),
         workers: 1,
@@ -183,6 +187,60 @@ async fn a_git_url_becomes_a_running_session_and_deleting_it_removes_the_contain
     assert_eq!(
         closed.map(|c| c.0),
         Some(labwright_wire::ws::terminal::close::TICKET_REUSED)
+    );
+
+    // Revoking a key closes its open terminal within seconds and voids the tickets it was issued
+    // before (the api-server's `key.revoked` event reaches the gateway over the broker).
+    eventually(Duration::from_secs(30), "revocation feed", || async {
+        gateway.gateway.revocations.is_connected().then_some(())
+    })
+    .await;
+    let (status, leaver) = http(
+        "POST",
+        format!("{base}/api/v1/keys"),
+        Some(key.clone()),
+        Some(serde_json::json!({"name": "leaver", "role": "operator"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{leaver}");
+    let leaver_key = leaver["secret"].as_str().expect("secret").to_string();
+    let ticket_url = || async {
+        let (status, ticket) = http(
+            "POST",
+            format!("{base}/api/v1/sessions/{session}/terminal"),
+            Some(leaver_key.clone()),
+            None,
+        )
+        .await;
+        assert_eq!(status, 201, "{ticket}");
+        ticket["url"].as_str().expect("url").to_string()
+    };
+    let (mut open, _) = tokio_tungstenite::connect_async(ticket_url().await)
+        .await
+        .expect("upgrade");
+    send_keys(&mut open, "echo still-$((40+2))\n").await;
+    read_terminal(&mut open, "still-42").await;
+    let earlier = ticket_url().await;
+    let (status, _) = http(
+        "DELETE",
+        format!("{base}/api/v1/keys/{}", leaver["id"].as_str().expect("id")),
+        Some(key.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (_, closed) = read_terminal(&mut open, "never").await;
+    assert_eq!(
+        closed.map(|c| c.0),
+        Some(labwright_wire::ws::terminal::close::KEY_REVOKED)
+    );
+    let (mut late, _) = tokio_tungstenite::connect_async(earlier)
+        .await
+        .expect("upgrade");
+    let (_, closed) = read_terminal(&mut late, "never").await;
+    assert_eq!(
+        closed.map(|c| c.0),
+        Some(labwright_wire::ws::terminal::close::KEY_REVOKED)
     );
 
     let (status, ended) = http(

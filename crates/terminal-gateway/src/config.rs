@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Address of the WebSocket endpoint (`/terminal/{session}`), `/metrics` and health probes.
+    /// Address of the WebSocket endpoint (`/terminal/{session}`) and health probes.
     pub listen_addr: SocketAddr,
+    /// Address of `/metrics` for operators, apart from the public endpoint (loopback by
+    /// default: the counters say how many terminals each reason refused).
+    pub metrics_addr: SocketAddr,
     /// File holding the secret the api-server signs terminal tickets with (its
     /// `terminal_secret_file`). At least 32 bytes.
     pub ticket_secret_file: PathBuf,
@@ -42,12 +45,18 @@ pub struct Config {
     pub log_format: LogFormat,
     /// HTTP worker threads (0 = one per core).
     pub workers: usize,
+    /// The api-server's broker (its `amqp_url`): key revocations come from its events, closing
+    /// the revoked key's terminals and refusing its tickets. Empty: revocations are not followed.
+    pub amqp_url: String,
+    /// The api-server's events exchange (its `events_exchange`).
+    pub events_exchange: String,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
             ticket_secret_file: PathBuf::from("/etc/labwright/terminal-secret"),
             docker_host: String::new(),
             namespace: String::new(),
@@ -65,6 +74,8 @@ impl Default for Config {
             recording_max_mib: 64,
             log_format: LogFormat::Text,
             workers: 0,
+            amqp_url: "amqp://guest:guest@127.0.0.1:55672/%2f".into(),
+            events_exchange: "labwright.events".into(),
         }
     }
 }
@@ -101,6 +112,15 @@ impl Settings for Config {
         }
         if !(1..=4096).contains(&self.recording_max_mib) {
             errors.push("recording_max_mib: must be between 1 and 4096".into());
+        }
+        if !self.amqp_url.is_empty()
+            && !self.amqp_url.starts_with("amqp://")
+            && !self.amqp_url.starts_with("amqps://")
+        {
+            errors.push("amqp_url: must be empty or an amqp:// or amqps:// URL".into());
+        }
+        if self.events_exchange.is_empty() {
+            errors.push("events_exchange: must not be empty".into());
         }
         if !EngineAddr::is_supported(&self.docker_host) {
             errors.push("docker_host: expected unix://, tcp:// or http://".into());

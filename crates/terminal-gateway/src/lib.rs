@@ -2,14 +2,15 @@
 //! WebSocket, for whoever holds a ticket the api-server signed for that session.
 //!
 //! `GET /terminal/{session}?ticket=…[&cols=…&rows=…]` upgrades to a WebSocket (the protocol is
-//! in `labwright_core::terminal` and `docs/terminal.md`); `/metrics`, `/healthz`, `/readyz`
-//! serve operators. The gateway needs no database: the ticket says everything, the container's
+//! in `labwright_core::terminal` and `docs/terminal.md`); `/healthz`, `/readyz` serve
+//! operators, and `/metrics` too on an address of its own (`metrics_addr`, loopback by default). The gateway needs no database: the ticket says everything, the container's
 //! labels confirm it.
 
 pub mod config;
 pub mod engine;
 pub mod metrics;
 pub mod recording;
+pub mod revocations;
 mod terminal;
 
 use std::{
@@ -29,6 +30,7 @@ pub use config::Config;
 use engine::Engine;
 use metrics::Metrics;
 use recording::Recordings;
+use revocations::Revocations;
 
 /// Everything a terminal needs, shared by all of them.
 pub struct Gateway {
@@ -37,6 +39,8 @@ pub struct Gateway {
     engine: Engine,
     pub metrics: Metrics,
     pub recordings: Option<Recordings>,
+    /// Revoked keys (from the api-server's events) and the open terminals of each key.
+    pub revocations: Revocations,
     used: Mutex<UsedTickets>,
     open: Mutex<HashMap<Uuid, usize>>,
     shutdown: CancellationToken,
@@ -114,9 +118,15 @@ impl Gateway {
 /// A started gateway.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served.
+    pub metrics_addr: SocketAddr,
     pub gateway: Arc<Gateway>,
     http: actix_web::dev::ServerHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    metrics: (
+        actix_web::dev::ServerHandle,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ),
 }
 
 impl Running {
@@ -125,6 +135,8 @@ impl Running {
         self.gateway.shutdown.cancel();
         self.http.stop(true).await;
         let _ = self.server.await;
+        self.metrics.0.stop(true).await;
+        let _ = self.metrics.1.await;
         self.gateway.background.close();
         let _ = tokio::time::timeout(Duration::from_secs(30), self.gateway.background.wait()).await;
     }
@@ -161,12 +173,27 @@ pub async fn start_with(config: Config, engine: Engine) -> anyhow::Result<Runnin
         engine,
         metrics: Metrics::default(),
         recordings,
+        revocations: Revocations::default(),
         used: Mutex::default(),
         open: Mutex::default(),
         shutdown: CancellationToken::new(),
         background: TaskTracker::new(),
         config,
     });
+    if gateway.config.amqp_url.is_empty() {
+        tracing::warn!("amqp_url is empty: revoked keys keep their terminals and tickets");
+    } else {
+        let g = gateway.clone();
+        gateway.background.spawn(async move {
+            g.revocations
+                .follow(
+                    g.config.amqp_url.clone(),
+                    g.config.events_exchange.clone(),
+                    g.shutdown.clone(),
+                )
+                .await;
+        });
+    }
     let data = web::Data::from(gateway.clone());
     let workers = match gateway.config.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -176,7 +203,6 @@ pub async fn start_with(config: Config, engine: Engine) -> anyhow::Result<Runnin
         App::new()
             .app_data(data.clone())
             .service(terminal_ws)
-            .service(metrics_text)
             .service(healthz)
             .service(readyz)
     })
@@ -192,15 +218,32 @@ pub async fn start_with(config: Config, engine: Engine) -> anyhow::Result<Runnin
     .bind(gateway.config.listen_addr)
     .with_context(|| format!("binding {}", gateway.config.listen_addr))?;
     let addr = server.addrs()[0];
+    let metrics_data = web::Data::from(gateway.clone());
+    let metrics_server = HttpServer::new(move || {
+        App::new()
+            .app_data(metrics_data.clone())
+            .service(metrics_text)
+    })
+    .workers(1)
+    .shutdown_timeout(1)
+    .disable_signals()
+    .bind(gateway.config.metrics_addr)
+    .with_context(|| format!("binding metrics on {}", gateway.config.metrics_addr))?;
+    let metrics_addr = metrics_server.addrs()[0];
+    let metrics_server = metrics_server.run();
+    let metrics_http = metrics_server.handle();
+    let metrics_task = tokio::spawn(metrics_server);
     let server = server.run();
     let http = server.handle();
     let server = tokio::spawn(server);
-    tracing::info!(%addr, "terminal gateway listening");
+    tracing::info!(%addr, %metrics_addr, "terminal gateway listening");
     Ok(Running {
         addr,
+        metrics_addr,
         gateway,
         http,
         server,
+        metrics: (metrics_http, metrics_task),
     })
 }
 

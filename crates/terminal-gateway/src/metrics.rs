@@ -18,10 +18,11 @@ pub enum ConnectError {
     SessionEnded,
     TooMany,
     Engine,
+    KeyRevoked,
 }
 
 impl ConnectError {
-    pub const ALL: [ConnectError; 9] = [
+    pub const ALL: [ConnectError; 10] = [
         Self::MissingTicket,
         Self::BadTicket,
         Self::ExpiredTicket,
@@ -31,6 +32,7 @@ impl ConnectError {
         Self::SessionEnded,
         Self::TooMany,
         Self::Engine,
+        Self::KeyRevoked,
     ];
 
     pub fn label(self) -> &'static str {
@@ -44,6 +46,7 @@ impl ConnectError {
             Self::SessionEnded => "session_ended",
             Self::TooMany => "too_many",
             Self::Engine => "engine",
+            Self::KeyRevoked => "key_revoked",
         }
     }
 }
@@ -59,7 +62,7 @@ pub struct Metrics {
     /// Shells that could not be ended after their client left.
     pub leaked_shells: AtomicU64,
     pub recordings_failed: AtomicU64,
-    connect_errors: [AtomicU64; 9],
+    connect_errors: [AtomicU64; ConnectError::ALL.len()],
 }
 
 impl Metrics {

@@ -115,6 +115,17 @@ pub(crate) async fn serve(
         )
         .await;
     }
+    let Some(watch) = gateway.revocations.watch(claims.key) else {
+        refuse(&gateway, ConnectError::KeyRevoked);
+        return close_with(
+            ws,
+            End::new(
+                close::KEY_REVOKED,
+                "the key this ticket was issued to was revoked",
+            ),
+        )
+        .await;
+    };
     let Some(slot) = gateway.slot(claims.tenant) else {
         refuse(&gateway, ConnectError::TooMany);
         return close_with(
@@ -210,6 +221,7 @@ pub(crate) async fn serve(
         recording,
         last_input: Instant::now(),
         last_heard: Instant::now(),
+        revoked: watch.token.clone(),
     };
     let end = pump
         .run(attached, stream, &claims.container, cols, rows)
@@ -245,6 +257,7 @@ pub(crate) async fn serve(
         });
     }
     drop(slot);
+    drop(watch);
 }
 
 struct Pump {
@@ -254,6 +267,8 @@ struct Pump {
     recording: Option<Recording>,
     last_input: Instant,
     last_heard: Instant,
+    /// Cancelled when the key the ticket was issued to is revoked.
+    revoked: tokio_util::sync::CancellationToken,
 }
 
 enum Input {
@@ -417,6 +432,7 @@ impl Pump {
             }
         };
         let shutdown = self.gateway.shutdown.clone();
+        let revoked = self.revoked.clone();
         let outcome = tokio::select! {
             end = input => Some(end),
             out = output => match out {
@@ -424,6 +440,7 @@ impl Pump {
                 Some(()) => None,
             },
             _ = shutdown.cancelled() => Some(End::new(close::GOING_AWAY, "the terminal gateway is restarting; reconnect")),
+            _ = revoked.cancelled() => Some(End::new(close::KEY_REVOKED, "the key this terminal was opened with was revoked")),
         };
         match outcome {
             Some(end) => end,

@@ -108,10 +108,13 @@ impl Gateway {
         std::fs::write(&secret_file, &secret).expect("secret");
         let mut config = Config {
             listen_addr: "127.0.0.1:0".parse().expect("addr"),
+            metrics_addr: "127.0.0.1:0".parse().expect("addr"),
             ticket_secret_file: secret_file.clone(),
             docker_host: support::docker_host(),
             namespace: namespace.to_string(),
             workers: 2,
+            // Revocations are followed only by the test about them.
+            amqp_url: String::new(),
             ..Config::default()
         };
         configure(&mut config);
@@ -158,7 +161,7 @@ impl Gateway {
     }
 
     async fn metrics(&self) -> String {
-        let addr = self.running().addr;
+        let addr = self.running().metrics_addr;
         tokio::task::spawn_blocking(move || {
             ureq::get(&format!("http://{addr}/metrics"))
                 .call()
@@ -707,5 +710,87 @@ async fn two_hundred_terminals_at_once() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    s.cleanup().await;
+}
+
+/// Publishes the api-server's `key.revoked` event for `key` on `exchange`.
+async fn publish_revocation(exchange: &str, tenant: Uuid, key: Uuid) {
+    use lapin::{BasicProperties, options::BasicPublishOptions};
+    let conn = lapin::Connection::connect(
+        &support::env("LABWRIGHT_TEST_AMQP_URL"),
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .expect("amqp");
+    let ch = conn.create_channel().await.expect("channel");
+    let payload =
+        serde_json::to_vec(&labwright_wire::bus::KeyRevoked { key_id: key }).expect("json");
+    ch.basic_publish(
+        exchange.into(),
+        labwright_wire::bus::tenant_event_key(tenant, labwright_wire::bus::KEY_REVOKED)
+            .as_str()
+            .into(),
+        BasicPublishOptions::default(),
+        &payload,
+        BasicProperties::default(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("confirm");
+    let _ = conn.close(0, "done".into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_key_closes_its_terminals_and_voids_its_earlier_tickets() {
+    let s = Session::start().await;
+    let exchange = format!("lw.test.{}", Uuid::new_v4().simple());
+    let g = Gateway::start(&s.engine_namespace, |c| {
+        c.amqp_url = support::env("LABWRIGHT_TEST_AMQP_URL");
+        c.events_exchange = exchange.clone();
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !g.running().gateway.revocations.is_connected() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the revocation feed never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let revoked_key = Uuid::new_v4();
+    let ticket_of = |key: Uuid| {
+        g.key.sign(&TicketClaims {
+            key,
+            ..g.claims(&s)
+        })
+    };
+    let mut open = Term::connect(&g.url(&s.id.to_string(), Some(&ticket_of(revoked_key))))
+        .await
+        .ready()
+        .await;
+    let mut other = Term::connect(&g.url(&s.id.to_string(), Some(&ticket_of(Uuid::new_v4()))))
+        .await
+        .ready()
+        .await;
+    // Issued before the revocation, redeemed after it.
+    let earlier = ticket_of(revoked_key);
+
+    publish_revocation(&exchange, s.tenant, revoked_key).await;
+    let (code, reason) = open.closed().await;
+    assert_eq!(code, close::KEY_REVOKED, "{reason}");
+    let (code, reason) = refused(&g.url(&s.id.to_string(), Some(&earlier))).await;
+    assert_eq!(code, close::KEY_REVOKED, "{reason}");
+    // Another key's terminal is untouched.
+    other.send("echo still-$((40+2))\n").await;
+    other.until_output("still-42").await;
+    assert_eq!(
+        metric(
+            &g.metrics().await,
+            "labwright_terminal_connect_errors_total{reason=\"key_revoked\"}"
+        ),
+        1.0
+    );
+    drop(other);
     s.cleanup().await;
 }

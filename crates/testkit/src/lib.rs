@@ -1,7 +1,8 @@
 //! Test support shared by every crate's tests, the full-stack tests (`labwright-e2e`) and the
 //! benchmarks: the environment the tests run in, scratch directories and ports, a fresh
 //! PostgreSQL database and a broker namespace per test, a `git daemon`, a TCP proxy to cut a
-//! peer off, a REST client, the workspace's binaries, and [`eventually`].
+//! peer off, a REST client, the workspace's binaries, the hardware-in-the-loop rig (`rig`: a
+//! QEMU guest with real kernel devices), and [`eventually`].
 //!
 //! Only generic pieces live here: testkit depends on no Labwright crate, so any crate may
 //! dev-depend on it. Helpers panic with a clear message (they are for tests), except those the
@@ -16,6 +17,7 @@ pub mod database;
 pub mod git;
 pub mod http;
 pub mod proxy;
+pub mod rig;
 
 use std::{future::Future, path::PathBuf, time::Duration};
 

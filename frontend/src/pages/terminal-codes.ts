@@ -8,6 +8,7 @@ const KNOWN: Record<number, string> = {
   [CloseCode.TOO_BIG]: 'A message was too large.',
   [CloseCode.INTERNAL]: 'The terminal gateway failed.',
   [CloseCode.BAD_MESSAGE]: 'The terminal sent a message the gateway did not understand.',
+  [CloseCode.KEY_REVOKED]: 'The key that opened the terminal was revoked.',
   [TerminalCloseCode.BAD_TICKET]: 'The ticket was not accepted.',
   [TerminalCloseCode.TICKET_EXPIRED]: 'The ticket expired before it was used.',
   [TerminalCloseCode.OTHER_SESSION]: 'The ticket is for another session.',

@@ -25,6 +25,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use labwright_core::{
+    auth::Permission,
     fleet::{Capability, Hello, Status},
     ids::{DeviceId, HostId, TenantId},
 };
@@ -232,20 +233,43 @@ impl Fleet {
                 d.device_key, d.status
             )));
         }
-        if exclusive && let Some(active) = self.executions.active_on_device(d.id).await? {
+        if exclusive {
+            self.ensure_free(caller, &d, false).await?;
+        }
+        Ok(d)
+    }
+
+    /// Whether the device is free for `caller` to change its state (keys, power, faults): never
+    /// while an execution holds its lease (cancel the run first); while reserved, only for the
+    /// holder's key, or for an admin who asks to `override_reservation` explicitly.
+    pub async fn ensure_free(
+        &self,
+        caller: &Caller,
+        d: &DeviceRow,
+        override_reservation: bool,
+    ) -> Result<(), ApiError> {
+        if override_reservation {
+            caller.require(Permission::ManageKeys).map_err(|_| {
+                ApiError::Forbidden("only admins may override another key's reservation".into())
+            })?;
+        }
+        if let Some(active) = self.executions.active_on_device(d.id).await? {
             return Err(ApiError::Conflict(format!(
                 "device {} is leased by execution {}",
                 d.device_key, active.id
             )));
         }
-        if exclusive
-            && let Some(r) = self
-                .store
-                .active_reservations(caller.tenant, &[d.id])
-                .await?
-                .into_iter()
-                .find(|r| r.key_id != caller.key_id.0)
+        if let Some(r) = self
+            .store
+            .active_reservations(caller.tenant, &[d.id])
+            .await?
+            .into_iter()
+            .find(|r| r.key_id != caller.key_id.0)
         {
+            if override_reservation {
+                tracing::warn!(device_id = %d.id, holder = %r.holder, by = %caller.key_id, "admin overrode a reservation");
+                return Ok(());
+            }
             return Err(ApiError::Conflict(format!(
                 "device {} is reserved by {} until {}",
                 d.device_key,
@@ -253,7 +277,7 @@ impl Fleet {
                 r.until().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             )));
         }
-        Ok(d)
+        Ok(())
     }
 
     /// Sends a command for device `d` to its host and waits for the answer.

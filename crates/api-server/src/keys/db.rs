@@ -5,12 +5,13 @@ use diesel::{
     BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable,
     SelectableHelper,
 };
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labwright_core::ids::{ApiKeyId, TenantId};
+use labwright_wire::bus;
 use uuid::Uuid;
 
 use crate::db::{
-    DbError,
+    DbError, outbox,
     schema::{api_keys, tenants},
 };
 
@@ -59,6 +60,7 @@ impl KeyStore {
                 api_keys::role.eq(k.role),
                 api_keys::prefix.eq(k.prefix),
                 api_keys::key_hash.eq(k.key_hash),
+                api_keys::host_name.eq(k.host_name),
             ))
             .execute(conn)
             .await?;
@@ -107,29 +109,82 @@ impl KeyStore {
             .await?)
     }
 
-    /// Revokes a key of the tenant. Returns false when no such key exists in the tenant.
-    pub async fn revoke(&self, tenant: TenantId, id: ApiKeyId) -> Result<bool, DbError> {
+    /// Binds an unbound host token to `host_name` and returns the name the token is bound to (the
+    /// given one, or the one it was bound to before). Fails with a unique violation when another
+    /// active token of the tenant is bound to that name.
+    pub async fn bind_host(
+        &self,
+        id: ApiKeyId,
+        host_name: &str,
+    ) -> Result<Option<String>, DbError> {
         let mut pooled = self.0.conn().await?;
         let conn: &mut AsyncPgConnection = &mut pooled;
-        let found: Option<Uuid> = api_keys::table
-            .filter(api_keys::tenant_id.eq(tenant.0))
-            .filter(api_keys::id.eq(id.0))
-            .select(api_keys::id)
-            .first(conn)
-            .await
-            .optional()?;
-        if found.is_none() {
-            return Ok(false);
-        }
         diesel::update(
             api_keys::table
                 .find(id.0)
-                .filter(api_keys::revoked_at.is_null()),
+                .filter(api_keys::host_name.is_null()),
         )
-        .set(api_keys::revoked_at.eq(Utc::now()))
+        .set(api_keys::host_name.eq(host_name))
         .execute(conn)
         .await?;
-        Ok(true)
+        Ok(api_keys::table
+            .find(id.0)
+            .filter(api_keys::revoked_at.is_null())
+            .select(api_keys::host_name)
+            .first::<Option<String>>(conn)
+            .await
+            .optional()?
+            .flatten())
+    }
+
+    /// Revokes a key of the tenant and queues its `key.revoked` event in the same transaction.
+    /// Returns false when no such key exists in the tenant.
+    pub async fn revoke(&self, tenant: TenantId, id: ApiKeyId) -> Result<bool, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        conn.transaction::<_, DbError, _>(async move |conn| {
+            let found: Option<Uuid> = api_keys::table
+                .filter(api_keys::tenant_id.eq(tenant.0))
+                .filter(api_keys::id.eq(id.0))
+                .select(api_keys::id)
+                .first(conn)
+                .await
+                .optional()?;
+            if found.is_none() {
+                return Ok(false);
+            }
+            let changed = diesel::update(
+                api_keys::table
+                    .find(id.0)
+                    .filter(api_keys::revoked_at.is_null()),
+            )
+            .set(api_keys::revoked_at.eq(Utc::now()))
+            .execute(conn)
+            .await?;
+            if changed > 0 {
+                let payload =
+                    serde_json::to_value(bus::KeyRevoked { key_id: id.0 }).map_err(|e| {
+                        DbError::Query(diesel::result::Error::SerializationError(Box::new(e)))
+                    })?;
+                outbox::push(conn, tenant, bus::KEY_REVOKED, payload).await?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Keys revoked since `since` (to catch up on revocations a lagging event reader missed).
+    pub async fn revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<ApiKeyId>, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        Ok(api_keys::table
+            .filter(api_keys::revoked_at.ge(since))
+            .select(api_keys::id)
+            .load::<Uuid>(conn)
+            .await?
+            .into_iter()
+            .map(ApiKeyId)
+            .collect())
     }
 }
 
@@ -144,6 +199,8 @@ pub struct KeyRow {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Host enrollment tokens: the host name the token is bound to.
+    pub host_name: Option<String>,
 }
 
 pub struct NewKey<'a> {
@@ -153,6 +210,7 @@ pub struct NewKey<'a> {
     pub role: &'a str,
     pub prefix: &'a str,
     pub key_hash: &'a str,
+    pub host_name: Option<&'a str>,
 }
 
 pub async fn tenant_by_name(

@@ -3,7 +3,15 @@
 
 use std::{future::Future, pin::Pin};
 
-use actix_web::{FromRequest, HttpRequest, HttpResponse, delete, dev::Payload, get, post, web};
+use actix_web::{
+    FromRequest, HttpMessage, HttpRequest, HttpResponse,
+    body::MessageBody,
+    delete,
+    dev::{Payload, ServiceRequest, ServiceResponse},
+    get,
+    middleware::Next,
+    post, web,
+};
 use labwright_core::{
     auth::{Permission, Role},
     ids::ApiKeyId,
@@ -34,30 +42,76 @@ fn websocket_bearer(req: &HttpRequest) -> Option<String> {
 /// The subprotocol the server answers WebSocket clients with.
 pub const WEBSOCKET_PROTOCOL: &str = "labwright";
 
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let auth = req.app_data::<web::Data<Keys>>().cloned();
+impl Caller {
+    /// Authenticates the request's key (a bearer header, or a WebSocket subprotocol). Host
+    /// enrollment tokens are refused: they only open the host link.
+    async fn resolve(req: HttpRequest) -> Result<Caller, ApiError> {
         let header = req
             .headers()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
-            .or_else(|| websocket_bearer(req).map(|t| format!("Bearer {t}")));
-        Box::pin(async move {
-            let auth =
-                auth.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))?;
-            let token = bearer(header.as_deref())?;
-            let caller = auth.authenticate(token).await?;
-            if caller.role == Role::Host {
-                return Err(ApiError::Forbidden(
-                    "host enrollment tokens may only open the host link".into(),
-                ));
-            }
-            Ok(caller)
-        })
+            .or_else(|| websocket_bearer(&req).map(|t| format!("Bearer {t}")));
+        let token = bearer(header.as_deref())?;
+        let auth = req
+            .app_data::<web::Data<Keys>>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))?;
+        let source = req.peer_addr().map(|a| a.ip());
+        let caller = auth.authenticate(token, source).await?;
+        if caller.role == Role::Host {
+            return Err(ApiError::Forbidden(
+                "host enrollment tokens may only open the host link".into(),
+            ));
+        }
+        Ok(caller)
+    }
+}
+
+/// Routes under `/api/v1` that answer without a key.
+const PUBLIC: &[&str] = &["/api/v1/openapi.json"];
+
+/// Middleware of the `/api/v1` scope: authenticates every request before anything else looks at
+/// it (path, query or body extractors), so a request without a valid key gets 401 whatever else
+/// is wrong with it. The [`Caller`] is left in the request's extensions for the handler.
+pub async fn authenticate_first(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if !PUBLIC.contains(&req.path()) {
+        let caller = Caller::resolve(req.request().clone()).await?;
+        req.extensions_mut().insert(caller);
+    }
+    // PostgreSQL text cannot hold NUL: refused here, with a code, for every path and query
+    // parameter (it was a 500 from the database).
+    if has_nul(req.uri().path()) || req.uri().query().is_some_and(has_nul) {
+        return Err(ApiError::InvalidArgument(
+            "the path and query must not contain NUL bytes (%00)".into(),
+        )
+        .into());
+    }
+    next.call(req).await
+}
+
+/// Whether a raw (percent-encoded) path or query holds a NUL byte.
+fn has_nul(raw: &str) -> bool {
+    raw.contains('\0')
+        || raw
+            .as_bytes()
+            .windows(3)
+            .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Resolved by `authenticate_first` already (every route under /api/v1).
+        if let Some(caller) = req.extensions().get::<Caller>().cloned() {
+            return Box::pin(std::future::ready(Ok(caller)));
+        }
+        Box::pin(Caller::resolve(req.clone()))
     }
 }
 
@@ -90,12 +144,14 @@ pub async fn create_key(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ManageKeys)?;
     let role: Role = body.role.parse()?;
-    let created = keys.create(&caller, body.name.trim(), role).await?;
+    let created = keys
+        .create(&caller, body.name.trim(), role, body.host_name.as_deref())
+        .await?;
     Ok(HttpResponse::Created().json(created))
 }
 
-/// Revokes a key. Revoked keys stop working at once; hosts using a revoked enrollment token are
-/// refused on their next connect.
+/// Revokes a key. Revoked keys stop working at once: their open WebSockets, host links and
+/// terminals are closed (on every replica and gateway) and their terminal tickets refused.
 #[utoipa::path(delete, path = "/api/v1/keys/{id}", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 #[delete("/keys/{id}")]

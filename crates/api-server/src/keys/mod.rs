@@ -2,19 +2,30 @@
 //! thing with different roles: `lw_` followed by 64 hex digits (256 random bits). Only their
 //! SHA-256 is stored; the key itself is shown once, at creation, and never logged.
 //!
-//! This module: key generation and hashing, resolving a key to its [`Caller`], creating keys and
-//! tenants. [`http`]: the `Caller` extractor and the `/api/v1/keys` handlers. `bootstrap`: the
+//! This module: key generation and hashing, the [`Keys`] service (resolving a key to its [`Caller`]
+//! throttled per address (`throttle`), host token binding, creating keys and tenants, revoking
+//! with an immediate cut-off (`revocations`)). [`http`]: the `Caller` extractor, the
+//! `authenticate_first` middleware and the `/api/v1/keys` handlers. `bootstrap`: the
 //! first start and the secret files.
 
 mod bootstrap;
 pub mod db;
 pub mod http;
+mod revocations;
+mod throttle;
 
 pub use bootstrap::{bootstrap, terminal_key};
 pub use http::WEBSOCKET_PROTOCOL;
+pub use revocations::Revocations;
+pub use throttle::Throttle;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 use labwright_core::{
     auth::{Permission, Role},
+    fleet::MAX_HOST_NAME_LEN,
     ids::{ApiKeyId, TenantId},
     validate,
 };
@@ -23,7 +34,7 @@ use sha2::{Digest, Sha256};
 use labwright_wire::rest::keys::{CreatedKey, KeyView, WhoAmI};
 
 use self::db::{self as keys, KeyStore};
-use crate::error::ApiError;
+use crate::{error::ApiError, events::Broker};
 
 const KEY_PREFIX: &str = "lw_";
 const KEY_HEX_LEN: usize = 64;
@@ -35,6 +46,9 @@ pub struct Caller {
     pub key_name: String,
     pub tenant: TenantId,
     pub role: Role,
+    /// Cancelled when the key is revoked (on any replica): what the caller keeps open (a
+    /// WebSocket, a host link) ends on it.
+    pub revoked: CancellationToken,
 }
 
 impl Caller {
@@ -109,15 +123,50 @@ pub fn bearer(header: Option<&str>) -> Result<&str, ApiError> {
 #[derive(Clone)]
 pub struct Keys {
     store: KeyStore,
+    revocations: Arc<Revocations>,
+    throttle: Arc<Throttle>,
+    /// Woken after a revocation is stored, to publish its `key.revoked` event.
+    broker: Arc<Broker>,
 }
 
 impl Keys {
-    pub fn new(store: KeyStore) -> Self {
-        Self { store }
+    pub fn new(store: KeyStore, throttle: Throttle, broker: Arc<Broker>) -> Self {
+        Self {
+            store,
+            revocations: Arc::new(Revocations::default()),
+            throttle: Arc::new(throttle),
+            broker,
+        }
+    }
+
+    /// Resolves a presented key to its caller, throttled per `source` address (see
+    /// [`throttle`]): a blocked address gets `rate_limited` without any lookup.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Caller, ApiError> {
+        let now = std::time::Instant::now();
+        if let Some(addr) = source
+            && let Some(wait) = self.throttle.blocked(addr, now)
+        {
+            return Err(ApiError::RateLimited {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            });
+        }
+        let result = self.resolve(token).await;
+        if let Some(addr) = source {
+            match &result {
+                Ok(_) => self.throttle.succeeded(addr),
+                Err(ApiError::Unauthenticated) => self.throttle.failed(addr, now),
+                Err(_) => {}
+            }
+        }
+        result
     }
 
     /// Resolves a presented key to its caller. Failures are logged without the secret.
-    pub async fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
+    async fn resolve(&self, token: &str) -> Result<Caller, ApiError> {
         if !well_formed(token) {
             tracing::warn!(
                 reason = "malformed",
@@ -141,22 +190,80 @@ impl Keys {
         if let Err(e) = self.store.touch(row.id).await {
             tracing::debug!(error = %e, "could not record key use");
         }
+        let key_id = ApiKeyId(row.id);
         Ok(Caller {
-            key_id: ApiKeyId(row.id),
+            key_id,
             key_name: row.name,
             tenant: TenantId(row.tenant_id),
             role,
+            revoked: self.revocations.watch(key_id),
         })
     }
 
-    /// Creates a key in the tenant and returns its row id and secret.
+    /// Binds a host enrollment token to the host name of its hello: a token not bound yet is
+    /// bound to this name now (trust on first use); a token bound to another name is refused,
+    /// and so is a name another active token of the tenant is bound to. Keeps one token from
+    /// speaking as (and taking over the runs and reports of) a host enrolled with another.
+    pub async fn bind_host(&self, caller: &Caller, host_name: &str) -> Result<(), ApiError> {
+        let bound = self
+            .store
+            .bind_host(caller.key_id, host_name)
+            .await
+            .map_err(|e| {
+                if e.is_unique_violation() {
+                    ApiError::Forbidden(format!(
+                        "host {host_name:?} is enrolled with another token of this tenant; \
+                         use that token, or revoke it first"
+                    ))
+                } else {
+                    e.into()
+                }
+            })?;
+        match bound {
+            Some(name) if name == host_name => Ok(()),
+            Some(name) => {
+                tracing::warn!(key_id = %caller.key_id, bound = %name, presented = %host_name, "host token used for another host");
+                Err(ApiError::Forbidden(format!(
+                    "this enrollment token is bound to host {name:?}, not {host_name:?}; \
+                     create a token for {host_name:?}"
+                )))
+            }
+            None => Err(ApiError::Unauthenticated),
+        }
+    }
+
+    /// Marks keys revoked since `since` (after the event reader fell behind and may have missed
+    /// some).
+    pub async fn catch_up(&self, since: chrono::DateTime<chrono::Utc>) -> Result<(), ApiError> {
+        for key in self.store.revoked_since(since).await? {
+            self.revocations.revoked(key);
+        }
+        Ok(())
+    }
+
+    /// A key revoked on another replica (its `key.revoked` event): cut off here too.
+    pub fn revoked_elsewhere(&self, key: ApiKeyId) {
+        self.revocations.revoked(key);
+    }
+
+    /// Creates a key in the tenant and returns its row id and secret. `host_name` binds a host
+    /// enrollment token to one host at once (refused for other roles).
     pub async fn create_key(
         &self,
         tenant: TenantId,
         name: &str,
         role: Role,
+        host_name: Option<&str>,
     ) -> Result<(ApiKeyId, GeneratedKey), ApiError> {
         validate::label("name", name, 100)?;
+        if let Some(host_name) = host_name {
+            if role != Role::Host {
+                return Err(ApiError::InvalidArgument(
+                    "host_name: only host enrollment tokens are bound to a host".into(),
+                ));
+            }
+            validate::slug("host_name", host_name, MAX_HOST_NAME_LEN)?;
+        }
         let key = generate_key();
         let id = ApiKeyId::new();
         self.store
@@ -167,8 +274,16 @@ impl Keys {
                 role: role.as_str(),
                 prefix: &key.prefix,
                 key_hash: &key.hash,
+                host_name,
             })
-            .await?;
+            .await
+            .map_err(|e| {
+                if e.is_unique_violation() {
+                    host_taken(host_name.unwrap_or_default())
+                } else {
+                    e.into()
+                }
+            })?;
         Ok((id, key))
     }
 
@@ -178,8 +293,11 @@ impl Keys {
         caller: &Caller,
         name: &str,
         role: Role,
+        host_name: Option<&str>,
     ) -> Result<CreatedKey, ApiError> {
-        let (id, generated) = self.create_key(caller.tenant, name, role).await?;
+        let (id, generated) = self
+            .create_key(caller.tenant, name, role, host_name)
+            .await?;
         tracing::info!(key_id = %id, role = %role, by = %caller.key_id, "api key created");
         let row = self
             .store
@@ -205,7 +323,9 @@ impl Keys {
             .collect())
     }
 
-    /// Revokes a key of the tenant (never the caller's own).
+    /// Revokes a key of the tenant (never the caller's own): stored with its `key.revoked` event
+    /// (which reaches the other replicas and the terminal gateways), and cut off on this replica
+    /// at once.
     pub async fn revoke(&self, caller: &Caller, id: ApiKeyId) -> Result<(), ApiError> {
         if id == caller.key_id {
             return Err(ApiError::Conflict("a key cannot revoke itself".into()));
@@ -213,6 +333,8 @@ impl Keys {
         if !self.store.revoke(caller.tenant, id).await? {
             return Err(ApiError::NotFound(format!("key {id}")));
         }
+        self.broker.wake();
+        self.revocations.revoked(id);
         tracing::info!(key_id = %id, by = %caller.key_id, "api key revoked");
         Ok(())
     }
@@ -240,7 +362,7 @@ impl Keys {
             }
         })?;
         let (_, key) = self
-            .create_key(tenant, "admin (created with the tenant)", Role::Admin)
+            .create_key(tenant, "admin (created with the tenant)", Role::Admin, None)
             .await?;
         Ok((tenant, key))
     }
@@ -260,7 +382,14 @@ fn key_view(k: keys::KeyRow) -> KeyView {
         created_at: k.created_at,
         last_used_at: k.last_used_at,
         revoked_at: k.revoked_at,
+        host_name: k.host_name,
     }
+}
+
+fn host_taken(host_name: &str) -> ApiError {
+    ApiError::Conflict(format!(
+        "host {host_name:?} is enrolled with another active token; revoke that token first"
+    ))
 }
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ pub async fn live(
             .await;
         }
         let viewer = state.hub.watch(host, &d.device_key);
-        let (code, reason) = serve(&state, host, viewer, ws.clone(), stream, id).await;
+        let (code, reason) = serve(&state, &caller, host, viewer, ws.clone(), stream, id).await;
         close_with(ws, code, reason).await;
     });
     Ok(response)
@@ -119,6 +119,7 @@ pub async fn live(
 
 async fn serve(
     state: &Live,
+    caller: &Caller,
     host: HostId,
     mut viewer: crate::live::Viewer,
     mut ws: Session,
@@ -197,6 +198,7 @@ async fn serve(
             _ = state.shutdown.cancelled() => {
                 return (close::GOING_AWAY, "the server is restarting; reconnect".into());
             }
+            _ = caller.revoked.cancelled() => return (close::KEY_REVOKED, "the key was revoked".into()),
         }
     }
 }
@@ -241,6 +243,7 @@ pub async fn events(
                     Some(Ok(_)) => {}
                 },
                 _ = state.shutdown.cancelled() => break (close::GOING_AWAY, "the server is restarting; reconnect"),
+                _ = caller.revoked.cancelled() => break (close::KEY_REVOKED, "the key was revoked"),
             }
         };
         close_with(ws, code, reason).await;

@@ -35,7 +35,7 @@ impl Artifacts {
             }
         } else {
             let dir = url.strip_prefix("file://").unwrap_or(url);
-            std::fs::create_dir_all(dir)
+            private_dir(std::path::Path::new(dir))
                 .map_err(|e| ArtifactError::Config(format!("{dir}: {e}")))?;
             Arc::new(LocalFileSystem::new_with_prefix(dir)?)
         };
@@ -53,6 +53,15 @@ impl Artifacts {
     pub async fn get(&self, key: &str) -> Result<Bytes, ArtifactError> {
         Ok(self.store.get(&Path::from(key)).await?.bytes().await?)
     }
+}
+
+/// Creates `dir` (and its parents) if missing and makes it 0700: screenshots and reference
+/// images are written by the object store with the process's umask, so the directory is what
+/// keeps them from other users of the machine.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Object key of a step's screenshot.

@@ -53,6 +53,13 @@ pub struct Config {
     pub terminal_secret_file: String,
     /// The built web UI, served at `/`.
     pub ui_dir: PathBuf,
+    /// Wrong keys an address may present (REST and host link together) before it is blocked.
+    pub auth_failures_allowed: u32,
+    /// The first block after those, in milliseconds; each further failure doubles it (at most
+    /// 5 minutes).
+    pub auth_backoff_ms: u64,
+    /// Serve gRPC server reflection on the host link's port (tools like grpcurl); off by default.
+    pub grpc_reflection: bool,
 }
 
 impl Default for Config {
@@ -76,6 +83,9 @@ impl Default for Config {
             terminal_url: "ws://127.0.0.1:8090".into(),
             terminal_secret_file: String::new(),
             ui_dir: PathBuf::from("frontend/dist"),
+            auth_failures_allowed: 10,
+            auth_backoff_ms: 1_000,
+            grpc_reflection: false,
         }
     }
 }
@@ -135,6 +145,12 @@ impl Settings for Config {
         }
         if self.events_exchange.is_empty() {
             errors.push("events_exchange: must not be empty".into());
+        }
+        if !(1..=10_000).contains(&self.auth_failures_allowed) {
+            errors.push("auth_failures_allowed: must be between 1 and 10000".into());
+        }
+        if !(1..=300_000).contains(&self.auth_backoff_ms) {
+            errors.push("auth_backoff_ms: must be between 1 and 300000".into());
         }
         if self.namespace.len() > 64
             || !self

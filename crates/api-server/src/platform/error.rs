@@ -25,6 +25,9 @@ pub enum ApiError {
     Timeout(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+    /// Failed authentications from this source: nothing is tried for `retry_after_secs`.
+    #[error("too many failed authentications; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
 }
 
 impl ApiError {
@@ -45,6 +48,7 @@ impl ApiError {
             ApiError::BrokerUnavailable => ErrorCode::BrokerUnavailable,
             ApiError::Timeout(_) => ErrorCode::Timeout,
             ApiError::Internal(_) => ErrorCode::Internal,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
         }
     }
 
@@ -58,6 +62,7 @@ impl ApiError {
             ApiError::DatabaseUnavailable | ApiError::BrokerUnavailable => tonic::Code::Unavailable,
             ApiError::Timeout(_) => tonic::Code::DeadlineExceeded,
             ApiError::Internal(_) => tonic::Code::Internal,
+            ApiError::RateLimited { .. } => tonic::Code::ResourceExhausted,
         }
     }
 
@@ -93,6 +98,11 @@ impl From<ApiError> for tonic::Status {
         if let Ok(v) = e.code().parse() {
             status.metadata_mut().insert("labwright-error-code", v);
         }
+        if let ApiError::RateLimited { retry_after_secs } = &e
+            && let Ok(v) = retry_after_secs.to_string().parse()
+        {
+            status.metadata_mut().insert("retry-after", v);
+        }
         status
     }
 }
@@ -110,6 +120,7 @@ impl ResponseError for ApiError {
             }
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -120,6 +131,9 @@ impl ResponseError for ApiError {
         let mut resp = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unauthenticated) {
             resp.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            resp.insert_header(("Retry-After", retry_after_secs.to_string()));
         }
         resp.json(ErrorBody {
             error: ErrorDetail {
@@ -150,6 +164,13 @@ mod tests {
             ),
             (ApiError::DatabaseUnavailable, 503, tonic::Code::Unavailable),
             (ApiError::BrokerUnavailable, 503, tonic::Code::Unavailable),
+            (
+                ApiError::RateLimited {
+                    retry_after_secs: 3,
+                },
+                429,
+                tonic::Code::ResourceExhausted,
+            ),
         ];
         for (e, http, grpc) in cases {
             assert_eq!(e.status_code().as_u16(), http, "{}", e.code());

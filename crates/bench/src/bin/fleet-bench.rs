@@ -135,23 +135,34 @@ async fn main() -> anyhow::Result<()> {
 
     let key_path = data_dir.join("admin-key");
     let admin = admin_key(&key_path).context("api-server did not start within 60 s")?;
-    let (base2, admin2) = (base.clone(), admin.clone());
-    let token = tokio::task::spawn_blocking(move || {
-        for _ in 0..100 {
-            if let Ok(v) = http(
-                "POST",
-                &format!("{base2}/api/v1/keys"),
-                &admin2,
-                Some(serde_json::json!({"name": "fleet-bench", "role": "host"})),
-            ) {
-                return v["secret"].as_str().map(str::to_owned);
+    // One enrollment token per host: a token is bound to the one host name it says hello as.
+    let (base2, admin2, hosts) = (base.clone(), admin.clone(), args.hosts);
+    let tokens = tokio::task::spawn_blocking(move || {
+        let mut tokens = Vec::with_capacity(hosts);
+        for i in 0..hosts {
+            let mut token = None;
+            for _ in 0..100 {
+                if let Ok(v) = http(
+                    "POST",
+                    &format!("{base2}/api/v1/keys"),
+                    &admin2,
+                    Some(serde_json::json!({
+                        "name": format!("fleet-bench {i}"),
+                        "role": "host",
+                        "host_name": format!("bench-{i:05}"),
+                    })),
+                ) {
+                    token = v["secret"].as_str().map(str::to_owned);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
             }
-            std::thread::sleep(Duration::from_millis(100));
+            tokens.push(token?);
         }
-        None
+        Some(tokens)
     })
     .await?
-    .context("creating a host token")?;
+    .context("creating host tokens")?;
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rss = process_rss(pid).context("reading server RSS")?;
@@ -164,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
     let stats = Arc::new(Stats::default());
     let stop = CancellationToken::new();
     let connect_started = Instant::now();
-    for i in 0..args.hosts {
+    for (i, token) in tokens.iter().enumerate() {
         let params = LinkParams {
             server: format!("http://127.0.0.1:{}", args.grpc_port),
             token: token.clone(),

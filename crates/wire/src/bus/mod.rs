@@ -42,6 +42,35 @@ pub const JOBS_ROUTING_KEY: &str = "build";
 pub const UPDATES_BINDING: &str = "tenant.*.builds.update";
 /// Binding that sees every tenant event on the events exchange.
 pub const TENANT_EVENTS_BINDING: &str = "tenant.#";
+/// Event kind (after `tenant.<id>.`) published when a key is revoked: every replica closes the
+/// key's sockets and host link, and terminal gateways its terminals and tickets.
+pub const KEY_REVOKED: &str = "key.revoked";
+/// Binding that sees every tenant's key revocations.
+pub const KEY_REVOKED_BINDING: &str = "tenant.*.key.revoked";
+
+/// Payload of a [`KEY_REVOKED`] event.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct KeyRevoked {
+    pub key_id: Uuid,
+}
+
+impl KeyRevoked {
+    /// The revoked key of a tenant event, if `routing_key` is a [`KEY_REVOKED`] event.
+    pub fn from_event(routing_key: &str, payload: &[u8]) -> Option<Uuid> {
+        let (_, kind) = parse_tenant_event_key(routing_key)?;
+        Self::from_kind(kind, payload)
+    }
+
+    /// [`Self::from_event`] for an event whose routing key was already split.
+    pub fn from_kind(kind: &str, payload: &[u8]) -> Option<Uuid> {
+        if kind != KEY_REVOKED {
+            return None;
+        }
+        serde_json::from_slice::<KeyRevoked>(payload)
+            .ok()
+            .map(|k| k.key_id)
+    }
+}
 
 const JOBS_EXCHANGE: &str = "labwright.builds";
 const JOBS_QUEUE: &str = "labwright.builds";

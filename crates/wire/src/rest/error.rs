@@ -31,11 +31,13 @@ pub enum ErrorCode {
     BrokerUnavailable,
     Timeout,
     Internal,
+    /// Too many failed authentications from this address: retry after `Retry-After` seconds.
+    RateLimited,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
@@ -45,6 +47,7 @@ impl ErrorCode {
         ErrorCode::BrokerUnavailable,
         ErrorCode::Timeout,
         ErrorCode::Internal,
+        ErrorCode::RateLimited,
     ];
 
     /// The code as it appears in `error.code`.
@@ -59,6 +62,7 @@ impl ErrorCode {
             ErrorCode::BrokerUnavailable => "broker_unavailable",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 }

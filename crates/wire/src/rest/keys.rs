@@ -23,6 +23,10 @@ pub struct KeyView {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Host enrollment tokens only: the one host name the token may open the host link as (set
+    /// at creation, or by the token's first hello).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -31,6 +35,10 @@ pub struct CreateKey {
     pub name: String,
     /// `viewer`, `operator`, `admin`, or `host` (a host enrollment token).
     pub role: String,
+    /// Host enrollment tokens only: bind the token to this host name now. Without it, the token
+    /// is bound to the host name of its first hello.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

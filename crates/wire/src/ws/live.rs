@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 /// Close codes of the live view and events sockets.
 pub mod close {
-    pub use super::super::close::{BAD_MESSAGE, GOING_AWAY, NORMAL};
+    pub use super::super::close::{BAD_MESSAGE, GOING_AWAY, KEY_REVOKED, NORMAL};
 
     close_codes! {
         /// No such device (or another tenant's).

@@ -44,6 +44,8 @@ pub mod close {
         INTERNAL = 1011;
         /// A message from the client that is not valid JSON of a known type, or out of range.
         BAD_MESSAGE = 4400;
+        /// The key that opened the socket (or signed its ticket) was revoked.
+        KEY_REVOKED = 4411;
     }
 }
 

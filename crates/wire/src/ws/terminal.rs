@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// that comes with them).
 pub mod close {
     pub use super::super::close::{
-        BAD_MESSAGE, GOING_AWAY, INTERNAL, NORMAL, PROTOCOL_ERROR, TOO_BIG,
+        BAD_MESSAGE, GOING_AWAY, INTERNAL, KEY_REVOKED, NORMAL, PROTOCOL_ERROR, TOO_BIG,
     };
 
     close_codes! {

@@ -11,6 +11,14 @@ use uuid::Uuid;
 
 use crate::{error::ApiError, fleet::Fleet, keys::Caller};
 
+/// `?override_reservation=true`: an admin acting on a device another key reserved.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Override {
+    #[serde(default)]
+    pub override_reservation: bool,
+}
+
 /// Switches a device's mains power (relay, smart plug, the simulator's switch). Refused while an
 /// execution or another key's reservation holds the device, except `state`.
 #[utoipa::path(post, path = "/api/v1/devices/{id}/power", params(("id" = Uuid, Path)), request_body = PowerBody,
@@ -187,13 +195,16 @@ pub async fn screenshot(
 }
 
 /// Replaces the faults injected into a simulated device (e.g. `{"frozen": true}`); `{}` clears them.
-#[utoipa::path(put, path = "/api/v1/devices/{id}/faults", params(("id" = Uuid, Path)), request_body = serde_json::Value,
-    responses((status = 204), (status = 400, body = crate::error::ErrorBody)))]
+/// Refused while an execution holds the device's lease, and while another key reserved it
+/// (admins may pass `override_reservation=true`).
+#[utoipa::path(put, path = "/api/v1/devices/{id}/faults", params(("id" = Uuid, Path), ("override_reservation" = Option<bool>, Query)), request_body = serde_json::Value,
+    responses((status = 204), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 #[put("/devices/{id}/faults")]
 pub async fn set_faults(
     fleet: web::Data<Fleet>,
     caller: Caller,
     id: web::Path<Uuid>,
+    query: web::Query<Override>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ControlDevices)?;
@@ -206,6 +217,9 @@ pub async fn set_faults(
         .device(caller.tenant, DeviceId(id.into_inner()))
         .await?
         .ok_or_else(|| ApiError::NotFound("device".into()))?;
+    fleet
+        .ensure_free(&caller, &d, query.override_reservation)
+        .await?;
     if d.driver != "simulated" {
         return Err(ApiError::InvalidArgument(format!(
             "faults can only be injected into simulated devices, not {}",

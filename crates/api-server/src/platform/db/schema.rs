@@ -11,6 +11,7 @@ diesel::table! {
         created_at -> Timestamptz,
         last_used_at -> Nullable<Timestamptz>,
         revoked_at -> Nullable<Timestamptz>,
+        host_name -> Nullable<Text>,
     }
 }
 
