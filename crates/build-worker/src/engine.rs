@@ -30,6 +30,9 @@ pub enum EngineError {
     BuildTimeout(u64),
     #[error("build context: {0}")]
     Context(String),
+    /// The image asks for something sessions may not have (root).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl EngineError {
@@ -47,6 +50,21 @@ pub struct Limits {
     pub nano_cpus: i64,
     pub pids: i64,
 }
+
+/// Limits of an image build: every `RUN` step's container gets them, on a network of the
+/// build's own.
+#[derive(Clone, Debug)]
+pub struct BuildLimits {
+    /// Memory of each step, swap included (the classic builder takes an `i32` of bytes).
+    pub memory_bytes: i32,
+    /// CPU quota per 100 ms period, in microseconds (1 CPU = 100 000).
+    pub cpu_quota: i32,
+    pub timeout: Duration,
+    /// Bytes of build output passed on to the log; past them one line says the rest was cut.
+    pub max_log_bytes: u64,
+}
+
+const CPU_PERIOD: i32 = 100_000;
 
 pub struct SessionSpec<'a> {
     pub session_id: Uuid,
@@ -74,6 +92,15 @@ pub struct Engine {
 pub fn session_name(session_id: Uuid) -> String {
     format!("lw-s-{}", session_id.simple())
 }
+
+/// Name of a build's network (its `RUN` steps run there).
+pub fn build_network_name(build_id: Uuid) -> String {
+    format!("lw-b-{}", build_id.simple())
+}
+
+/// The generated Dockerfile's name in the build context; `.dockerignore` lists it so that
+/// `COPY . /app` does not put it in the image.
+const GENERATED: &str = ".labwright.Dockerfile";
 
 impl Engine {
     /// Connects to `host` (`unix://…`, `tcp://…`, or empty for `DOCKER_HOST`/the default
@@ -107,40 +134,108 @@ impl Engine {
         context: &Path,
         dockerfile: Option<&str>,
         build_id: Uuid,
-        timeout: Duration,
+        limits: &BuildLimits,
         log: &mut (dyn FnMut(String) + Send),
     ) -> Result<String, EngineError> {
-        const GENERATED: &str = ".labwright.Dockerfile";
         let dir = context.to_path_buf();
         let generated = dockerfile.map(str::to_owned);
-        let tar = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-            let mut builder = tar::Builder::new(Vec::new());
-            builder.follow_symlinks(false);
-            builder.append_dir_all(".", &dir)?;
-            if let Some(text) = generated {
-                let mut header = tar::Header::new_gnu();
-                header.set_size(text.len() as u64);
-                header.set_mode(0o644);
-                header.set_cksum();
-                builder.append_data(&mut header, GENERATED, text.as_bytes())?;
-            }
-            builder.into_inner()
-        })
-        .await
-        .map_err(|e| EngineError::Context(e.to_string()))?
-        .map_err(|e| EngineError::Context(e.to_string()))?;
+        let tar = tokio::task::spawn_blocking(move || context_tar(&dir, generated.as_deref()))
+            .await
+            .map_err(|e| EngineError::Context(e.to_string()))?
+            .map_err(|e| EngineError::Context(e.to_string()))?;
+        let network = build_network_name(build_id);
+        self.create_network(&network, build_id, self.build_labels(build_id))
+            .await?;
+        let result = self
+            .build_on(tar, dockerfile.is_some(), build_id, &network, limits, log)
+            .await;
+        match self.docker.remove_network(&network).await {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => tracing::warn!(network, error = %e, "build network not removed"),
+        }
+        result
+    }
+
+    fn build_labels(&self, build_id: Uuid) -> HashMap<String, String> {
+        HashMap::from([
+            (
+                labels::MANAGED.to_string(),
+                self.installation.managed().to_string(),
+            ),
+            (labels::BUILD.to_string(), build_id.to_string()),
+        ])
+    }
+
+    /// A bridge network without traffic between its containers, on a bridge named for the
+    /// egress rules ([`labwright_wire::docker::bridge_name`]).
+    async fn create_network(
+        &self,
+        name: &str,
+        id: Uuid,
+        labels: HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        self.docker
+            .create_network(NetworkCreateRequest {
+                name: name.to_string(),
+                driver: Some("bridge".into()),
+                labels: Some(labels),
+                options: Some(HashMap::from([
+                    (
+                        "com.docker.network.bridge.enable_icc".to_string(),
+                        "false".to_string(),
+                    ),
+                    (
+                        "com.docker.network.bridge.name".to_string(),
+                        labwright_wire::docker::bridge_name(id),
+                    ),
+                ])),
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn build_on(
+        &self,
+        tar: Vec<u8>,
+        generated: bool,
+        build_id: Uuid,
+        network: &str,
+        limits: &BuildLimits,
+        log: &mut (dyn FnMut(String) + Send),
+    ) -> Result<String, EngineError> {
+        let timeout = limits.timeout;
         let tag = self.image_tag(build_id);
         let options = BuildImageOptions {
-            dockerfile: if dockerfile.is_some() {
-                GENERATED
-            } else {
-                "Dockerfile"
-            }
-            .into(),
+            dockerfile: if generated { GENERATED } else { "Dockerfile" }.into(),
             t: Some(tag.clone()),
             rm: true,
             forcerm: true,
+            memory: Some(limits.memory_bytes),
+            memswap: Some(limits.memory_bytes),
+            cpuperiod: Some(CPU_PERIOD),
+            cpuquota: Some(limits.cpu_quota),
+            networkmode: Some(network.to_string()),
             ..Default::default()
+        };
+        let mut logged: u64 = 0;
+        let mut cut = false;
+        let max_log = limits.max_log_bytes;
+        let mut log_line = |line: &str| {
+            if cut {
+                return;
+            }
+            logged += line.len() as u64 + 1;
+            if logged > max_log {
+                cut = true;
+                log(format!(
+                    "build log truncated: it passed {max_log} bytes; the build goes on, its \
+                     later output is not kept"
+                ));
+            } else {
+                log(line.to_string());
+            }
         };
         let run = async {
             let mut stream =
@@ -163,7 +258,7 @@ impl Engine {
                 }
                 for text in [info.stream, info.status].into_iter().flatten() {
                     for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
-                        log(line.to_string());
+                        log_line(line);
                     }
                 }
             }
@@ -193,19 +288,10 @@ impl Engine {
                 spec.hard_expiry_unix.to_string(),
             ),
         ]);
-        self.docker
-            .create_network(NetworkCreateRequest {
-                name: name.clone(),
-                driver: Some("bridge".into()),
-                labels: Some(labels.clone()),
-                options: Some(HashMap::from([(
-                    "com.docker.network.bridge.enable_icc".to_string(),
-                    "false".to_string(),
-                )])),
-                ..Default::default()
-            })
+        self.create_network(&name, spec.session_id, labels.clone())
             .await?;
-        // Non-root where the image allows: the image's own USER if it names one, else nobody.
+        // Never root: the image's own USER if it names one (refused below if that is uid 0 in
+        // any spelling), else nobody.
         let image_user = self
             .docker
             .inspect_image(spec.image)
@@ -213,14 +299,14 @@ impl Engine {
             .config
             .and_then(|c| c.user)
             .unwrap_or_default();
-        let user = if image_user.is_empty() || image_user == "root" || image_user == "0" {
+        let user = if image_user.is_empty() {
             "65534:65534".to_string()
         } else {
             image_user
         };
         let body = ContainerCreateBody {
             image: Some(spec.image.to_string()),
-            user: Some(user),
+            user: Some(user.clone()),
             labels: Some(labels),
             tty: Some(false),
             open_stdin: Some(false),
@@ -249,11 +335,65 @@ impl Engine {
                 body,
             )
             .await?;
+        if let Err(e) = self.refuse_root(&created.id, &user).await {
+            self.remove_session(spec.session_id).await?;
+            return Err(e);
+        }
         self.docker.start_container(&created.id, None).await?;
         Ok(Started {
             container_id: created.id,
             network: name,
         })
+    }
+
+    /// Refuses a container whose user is root: `0`, `root`, `00`, `+0`, with any group, or a
+    /// name that the image's own `/etc/passwd` gives uid 0.
+    async fn refuse_root(&self, container: &str, user: &str) -> Result<(), EngineError> {
+        let name = user.split(':').next().unwrap_or(user);
+        let passwd = if name.parse::<i64>().is_ok() || name == "root" {
+            None
+        } else {
+            self.read_file(container, "/etc/passwd").await?
+        };
+        match crate::user::check(user, passwd.as_deref()) {
+            Ok(()) => Ok(()),
+            Err(why) => Err(EngineError::Refused(why)),
+        }
+    }
+
+    /// A small regular file from a created container (`None` if it is missing or not a regular
+    /// file).
+    async fn read_file(&self, container: &str, path: &str) -> Result<Option<String>, EngineError> {
+        let mut stream = self.docker.download_from_container(
+            container,
+            Some(bollard::query_parameters::DownloadFromContainerOptions {
+                path: path.to_string(),
+            }),
+        );
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => bytes.extend_from_slice(&c),
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+            if bytes.len() > 4 << 20 {
+                return Ok(None);
+            }
+        }
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let Ok(mut entries) = archive.entries() else {
+            return Ok(None);
+        };
+        let Some(Ok(mut entry)) = entries.next() else {
+            return Ok(None);
+        };
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            return Ok(None);
+        }
+        let mut text = String::new();
+        use std::io::Read;
+        Ok(entry.read_to_string(&mut text).ok().map(|_| text))
     }
 
     /// Removes a session's container, network and image. Returns whether a container was there.
@@ -401,6 +541,50 @@ impl Engine {
         }
         Ok(removed)
     }
+}
+
+/// The build context as a tar: the directory, plus the generated Dockerfile if there is one,
+/// listed in `.dockerignore` (the repository's own lines kept) so that it stays out of the image.
+fn context_tar(dir: &Path, generated: Option<&str>) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    let Some(text) = generated else {
+        builder.append_dir_all(".", dir)?;
+        return builder.into_inner();
+    };
+    let mut ignore = String::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let path = entry.path();
+        if name == ".dockerignore" {
+            if path.symlink_metadata()?.is_file() {
+                ignore = std::fs::read_to_string(&path).unwrap_or_default();
+            }
+            continue;
+        }
+        if name == GENERATED {
+            continue;
+        }
+        if path.symlink_metadata()?.is_dir() {
+            builder.append_dir_all(&name, &path)?;
+        } else {
+            builder.append_path_with_name(&path, &name)?;
+        }
+    }
+    if !ignore.is_empty() && !ignore.ends_with('\n') {
+        ignore.push('\n');
+    }
+    ignore.push_str(GENERATED);
+    ignore.push('\n');
+    for (name, data) in [(GENERATED, text), (".dockerignore", ignore.as_str())] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, name, data.as_bytes())?;
+    }
+    builder.into_inner()
 }
 
 #[derive(Clone, Debug)]
