@@ -39,7 +39,12 @@ pub struct Config {
     pub build_timeout_secs: u64,
     pub build_memory_mib: u64,
     pub build_cpus: f64,
+    pub build_pids: i64,
     pub build_log_max_kib: u64,
+    /// Reuse layers of earlier builds. The engine has one build cache for every tenant, so a
+    /// `RUN` step could get a layer another tenant's build made: off unless all builds are
+    /// trusted alike.
+    pub build_reuse_cache: bool,
     /// Clone from loopback and private addresses (a lab-local git server). Off for a shared
     /// service: a user could otherwise make the worker reach internal hosts.
     pub allow_private_hosts: bool,
@@ -70,7 +75,9 @@ impl Default for Config {
             build_timeout_secs: 900,
             build_memory_mib: 1024,
             build_cpus: 1.0,
+            build_pids: 512,
             build_log_max_kib: 1024,
+            build_reuse_cache: false,
             allow_private_hosts: false,
             session_memory_mib: 512,
             session_cpus: 1.0,
@@ -112,6 +119,9 @@ impl Settings for Config {
         }
         if !(self.build_cpus >= 0.01 && self.build_cpus <= 64.0) {
             errors.push("build_cpus: must be between 0.01 and 64".into());
+        }
+        if !(8..=1_000_000).contains(&self.build_pids) {
+            errors.push("build_pids: must be between 8 and 1000000".into());
         }
         if !(1..=1_048_576).contains(&self.build_log_max_kib) {
             errors.push("build_log_max_kib: must be between 1 and 1048576".into());

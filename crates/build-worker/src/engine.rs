@@ -7,10 +7,10 @@ use std::{collections::HashMap, path::Path, time::Duration};
 
 use bollard::{
     Docker,
-    models::{ContainerCreateBody, HostConfig, NetworkCreateRequest},
+    models::{ContainerCreateBody, ContainerUpdateBody, HostConfig, NetworkCreateRequest},
     query_parameters::{
-        BuildImageOptions, CreateContainerOptions, ListContainersOptions, ListImagesOptions,
-        ListNetworksOptions, RemoveContainerOptions, RemoveImageOptions,
+        BuildImageOptions, CreateContainerOptions, EventsOptions, ListContainersOptions,
+        ListImagesOptions, ListNetworksOptions, RemoveContainerOptions, RemoveImageOptions,
     },
 };
 use futures::StreamExt;
@@ -62,6 +62,11 @@ pub struct BuildLimits {
     pub timeout: Duration,
     /// Bytes of build output passed on to the log; past them one line says the rest was cut.
     pub max_log_bytes: u64,
+    /// Reuse cached layers (of any tenant's builds).
+    pub reuse_cache: bool,
+    /// Processes of each step. The classic builder has no parameter for it: each step's
+    /// container gets it as it joins the build's network (see [`Engine::limit_build_pids`]).
+    pub pids: i64,
 }
 
 const CPU_PERIOD: i32 = 100_000;
@@ -93,9 +98,11 @@ pub fn session_name(session_id: Uuid) -> String {
     format!("lw-s-{}", session_id.simple())
 }
 
-/// Name of a build's network (its `RUN` steps run there).
-pub fn build_network_name(build_id: Uuid) -> String {
-    format!("lw-b-{}", build_id.simple())
+/// Name of a build attempt's network (its `RUN` steps run there), labelled with the build: an
+/// attempt of its own, since a worker killed mid-build leaves its network behind for a while
+/// (the sweep removes it).
+fn build_network_name(attempt: Uuid) -> String {
+    format!("lw-b-{}", attempt.simple())
 }
 
 /// The generated Dockerfile's name in the build context; `.dockerignore` lists it so that
@@ -143,8 +150,9 @@ impl Engine {
             .await
             .map_err(|e| EngineError::Context(e.to_string()))?
             .map_err(|e| EngineError::Context(e.to_string()))?;
-        let network = build_network_name(build_id);
-        self.create_network(&network, build_id, self.build_labels(build_id))
+        let attempt = Uuid::new_v4();
+        let network = build_network_name(attempt);
+        self.create_network(&network, attempt, self.build_labels(build_id))
             .await?;
         let result = self
             .build_on(tar, dockerfile.is_some(), build_id, &network, limits, log)
@@ -212,6 +220,7 @@ impl Engine {
             t: Some(tag.clone()),
             rm: true,
             forcerm: true,
+            nocache: !limits.reuse_cache,
             memory: Some(limits.memory_bytes),
             memswap: Some(limits.memory_bytes),
             cpuperiod: Some(CPU_PERIOD),
@@ -237,6 +246,7 @@ impl Engine {
                 log(line.to_string());
             }
         };
+        let pids = self.limit_build_pids(network, limits.pids);
         let run = async {
             let mut stream =
                 self.docker
@@ -264,10 +274,47 @@ impl Engine {
             }
             Ok(())
         };
-        tokio::time::timeout(timeout, run)
-            .await
-            .map_err(|_| EngineError::BuildTimeout(timeout.as_secs()))??;
+        let result = tokio::time::timeout(timeout, run).await;
+        pids.abort();
+        result.map_err(|_| EngineError::BuildTimeout(timeout.as_secs()))??;
         Ok(tag)
+    }
+
+    /// Gives every container that joins `network` (a build's `RUN` steps) a pids limit, through
+    /// the engine's events from now on (replayed from a second ago, so a step that starts before
+    /// the subscription is not missed). A step runs a moment before its limit lands; its memory
+    /// limit bounds what it can fork meanwhile.
+    fn limit_build_pids(&self, network: &str, pids: i64) -> tokio::task::JoinHandle<()> {
+        let docker = self.docker.clone();
+        let since = (chrono::Utc::now().timestamp() - 1).to_string();
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["network".to_string()]),
+            ("event".to_string(), vec!["connect".to_string()]),
+            ("network".to_string(), vec![network.to_string()]),
+        ]);
+        tokio::spawn(async move {
+            let mut events = docker.events(Some(EventsOptions {
+                since: Some(since),
+                filters: Some(filters),
+                ..Default::default()
+            }));
+            while let Some(Ok(event)) = events.next().await {
+                let Some(container) = event
+                    .actor
+                    .and_then(|a| a.attributes)
+                    .and_then(|a| a.get("container").cloned())
+                else {
+                    continue;
+                };
+                let update = ContainerUpdateBody {
+                    pids_limit: Some(pids),
+                    ..Default::default()
+                };
+                if let Err(e) = docker.update_container(&container, update).await {
+                    tracing::debug!(container, error = %e, "build step pids limit not set");
+                }
+            }
+        })
     }
 
     /// Starts a session: a bridge network of its own and the container on it.

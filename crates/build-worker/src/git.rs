@@ -374,6 +374,7 @@ async fn git(
         tokio::select! {
             line = rx.recv() => {
                 if let Some(line) = line {
+                    let line = hide_paths(line);
                     tail.push(line.clone());
                     if tail.len() > 20 {
                         tail.remove(0);

@@ -350,6 +350,8 @@ impl Worker {
                     cpu_quota: (c.build_cpus * 100_000.0) as i32,
                     timeout: Duration::from_secs(c.build_timeout_secs),
                     max_log_bytes: c.build_log_max_kib << 10,
+                    reuse_cache: c.build_reuse_cache,
+                    pids: c.build_pids,
                 },
                 &mut sink,
             )
