@@ -69,6 +69,20 @@ pub struct BuildLimits {
     pub pids: i64,
 }
 
+/// The defaults of the worker's config (`build_*`).
+impl Default for BuildLimits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 1 << 30,
+            cpu_quota: CPU_PERIOD,
+            timeout: Duration::from_secs(900),
+            max_log_bytes: 1 << 20,
+            reuse_cache: false,
+            pids: 512,
+        }
+    }
+}
+
 const CPU_PERIOD: i32 = 100_000;
 
 pub struct SessionSpec<'a> {
