@@ -273,20 +273,28 @@ async fn builds_are_limited_on_their_own_network_and_leave_no_trace_of_the_worke
         }),
     );
     assert!(matches!(app.next().await, Some(Ok(_))), "the app is");
-    let build_networks = e
-        .docker()
-        .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
-            filters: Some(std::collections::HashMap::from([(
-                "label".to_string(),
-                vec![format!("{}={}", labels::BUILD, job.build_id)],
-            )])),
-        }))
-        .await
-        .expect("networks");
-    let names: Vec<_> = build_networks
-        .iter()
-        .filter_map(|n| n.name.clone())
-        .collect();
+    // The worker removes the build's network in the background once the build is done.
+    let mut names = Vec::new();
+    for _ in 0..100 {
+        let build_networks = e
+            .docker()
+            .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
+                filters: Some(std::collections::HashMap::from([(
+                    "label".to_string(),
+                    vec![format!("{}={}", labels::BUILD, job.build_id)],
+                )])),
+            }))
+            .await
+            .expect("networks");
+        names = build_networks
+            .iter()
+            .filter_map(|n| n.name.clone())
+            .collect();
+        if names.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
         names,
         vec![engine::session_name(job.build_id)],
