@@ -112,11 +112,19 @@ pub fn session_name(session_id: Uuid) -> String {
     format!("lw-s-{}", session_id.simple())
 }
 
-/// Name of a build attempt's network (its `RUN` steps run there), labelled with the build: an
-/// attempt of its own, since a worker killed mid-build leaves its network behind for a while
-/// (the sweep removes it).
-fn build_network_name(attempt: Uuid) -> String {
-    format!("lw-b-{}", attempt.simple())
+/// The network every build of an installation runs its `RUN` steps on: one bridge without
+/// traffic between its containers (`enable_icc=false`), apart from the sessions' networks and
+/// Docker's default bridge, made once (a network per build costs the engine ~0.25 s to create
+/// and remove, on every build's critical path).
+fn build_network(installation: &Installation) -> (String, Uuid) {
+    let name = format!("lw-builds-{}", installation.managed());
+    // A stable id for the bridge name: FNV-1a of the network name.
+    let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for b in name.bytes() {
+        hash ^= u128::from(b);
+        hash = hash.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+    }
+    (name, Uuid::from_u128(hash))
 }
 
 /// The generated Dockerfile's name in the build context; `.dockerignore` lists it so that
@@ -164,34 +172,38 @@ impl Engine {
             .await
             .map_err(|e| EngineError::Context(e.to_string()))?
             .map_err(|e| EngineError::Context(e.to_string()))?;
-        let attempt = Uuid::new_v4();
-        let network = build_network_name(attempt);
-        self.create_network(&network, attempt, self.build_labels(build_id))
-            .await?;
-        let result = self
-            .build_on(tar, dockerfile.is_some(), build_id, &network, limits, log)
-            .await;
-        // Off the critical path (removing a bridge takes the engine ~0.2 s); a network left by a
-        // failure here is the sweep's.
-        let docker = self.docker.clone();
-        tokio::spawn(async move {
-            match docker.remove_network(&network).await {
-                Ok(()) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => tracing::warn!(network, error = %e, "build network not removed"),
-            }
-        });
-        result
+        let network = self.ensure_build_network().await?;
+        self.build_on(tar, dockerfile.is_some(), build_id, &network, limits, log)
+            .await
     }
 
-    fn build_labels(&self, build_id: Uuid) -> HashMap<String, String> {
-        HashMap::from([
-            (
-                labels::MANAGED.to_string(),
-                self.installation.managed().to_string(),
-            ),
-            (labels::BUILD.to_string(), build_id.to_string()),
-        ])
+    /// The installation's build network, created if missing (two workers racing both succeed).
+    async fn ensure_build_network(&self) -> Result<String, EngineError> {
+        let (name, id) = build_network(&self.installation);
+        let exists = self
+            .docker
+            .inspect_network(
+                &name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await;
+        match exists {
+            Ok(_) => return Ok(name),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let labels = HashMap::from([(
+            labels::MANAGED.to_string(),
+            self.installation.managed().to_string(),
+        )]);
+        match self.create_network(&name, id, labels).await {
+            Ok(()) => Ok(name),
+            Err(EngineError::Docker(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409,
+                ..
+            })) => Ok(name),
+            Err(e) => Err(e),
+        }
     }
 
     /// A bridge network without traffic between its containers, on a bridge named for the
@@ -592,6 +604,9 @@ impl Engine {
             .await?;
         for n in networks {
             let Some(name) = n.name else { continue };
+            if name == build_network(&self.installation).0 {
+                continue;
+            }
             // A young network may be a session starting; an old one in use refuses removal.
             let created = n
                 .created

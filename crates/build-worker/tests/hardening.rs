@@ -273,7 +273,8 @@ async fn builds_are_limited_on_their_own_network_and_leave_no_trace_of_the_worke
         }),
     );
     assert!(matches!(app.next().await, Some(Ok(_))), "the app is");
-    // The worker removes the build's network in the background once the build is done.
+    // Builds run on the installation's build network, which carries no build's label: the
+    // session's network is the only one of this build.
     let mut names = Vec::new();
     for _ in 0..100 {
         let build_networks = e
@@ -298,7 +299,7 @@ async fn builds_are_limited_on_their_own_network_and_leave_no_trace_of_the_worke
     assert_eq!(
         names,
         vec![engine::session_name(job.build_id)],
-        "the build's own network is gone with the build; the session's stays"
+        "no network of the build's own is left; the session's stays"
     );
     e.remove_session(job.build_id).await.expect("cleanup");
 
