@@ -112,20 +112,15 @@ pub fn session_name(session_id: Uuid) -> String {
     format!("lw-s-{}", session_id.simple())
 }
 
-/// The network every build of an installation runs its `RUN` steps on: one bridge without
-/// traffic between its containers (`enable_icc=false`), apart from the sessions' networks and
-/// Docker's default bridge, made once (a network per build costs the engine ~0.25 s to create
-/// and remove, on every build's critical path).
-fn build_network(installation: &Installation) -> (String, Uuid) {
-    let name = format!("lw-builds-{}", installation.managed());
-    // A stable id for the bridge name: FNV-1a of the network name.
-    let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    for b in name.bytes() {
-        hash ^= u128::from(b);
-        hash = hash.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
-    }
-    (name, Uuid::from_u128(hash))
-}
+/// The network every build runs its `RUN` steps on: one bridge for the engine, without traffic
+/// between its containers (`enable_icc=false`), apart from the sessions' networks and Docker's
+/// default bridge, made once and never removed (a network per build costs the engine ~0.25 s to
+/// create and remove, on every build's critical path). Shared by every installation on the
+/// engine, so it carries no installation's label and no sweep removes it.
+const BUILD_NETWORK: &str = "lw-builds";
+
+/// The bridge name of [`BUILD_NETWORK`] (a fixed id: `lwsbx` + 10 hex digits).
+const BUILD_NETWORK_ID: Uuid = Uuid::from_u128(0x6275_696c_6473_0000_0000_0000_0000_0001);
 
 /// The generated Dockerfile's name in the build context; `.dockerignore` lists it so that
 /// `COPY . /app` does not put it in the image.
@@ -177,9 +172,9 @@ impl Engine {
             .await
     }
 
-    /// The installation's build network, created if missing (two workers racing both succeed).
+    /// The build network, created if missing (two workers racing both succeed).
     async fn ensure_build_network(&self) -> Result<String, EngineError> {
-        let (name, id) = build_network(&self.installation);
+        let (name, id) = (BUILD_NETWORK.to_string(), BUILD_NETWORK_ID);
         let exists = self
             .docker
             .inspect_network(
@@ -192,11 +187,7 @@ impl Engine {
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(e.into()),
         }
-        let labels = HashMap::from([(
-            labels::MANAGED.to_string(),
-            self.installation.managed().to_string(),
-        )]);
-        match self.create_network(&name, id, labels).await {
+        match self.create_network(&name, id, HashMap::new()).await {
             Ok(()) => Ok(name),
             Err(EngineError::Docker(bollard::errors::Error::DockerResponseServerError {
                 status_code: 409,
@@ -604,9 +595,6 @@ impl Engine {
             .await?;
         for n in networks {
             let Some(name) = n.name else { continue };
-            if name == build_network(&self.installation).0 {
-                continue;
-            }
             // A young network may be a session starting; an old one in use refuses removal.
             let created = n
                 .created

@@ -273,7 +273,7 @@ async fn builds_are_limited_on_their_own_network_and_leave_no_trace_of_the_worke
         }),
     );
     assert!(matches!(app.next().await, Some(Ok(_))), "the app is");
-    // Builds run on the installation's build network, which carries no build's label: the
+    // Builds run on the engine's build network (lw-builds), which carries no build's label: the
     // session's network is the only one of this build.
     let mut names = Vec::new();
     for _ in 0..100 {
