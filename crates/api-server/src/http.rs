@@ -204,7 +204,12 @@ async fn readyz(health: web::Data<health::Health>) -> impl Responder {
 /// The web UI's content security policy: its own scripts and styles only, never framed (no
 /// clickjacking), WebSockets to this server and the terminal gateway (another origin), images
 /// from this server and the blobs the live view draws.
-pub const UI_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+///
+/// `'unsafe-eval'` is there for the test case editor's in-browser schema check (Ajv compiles
+/// the schema into a function); without it the whole UI fails to start. To drop it, validate
+/// in the editor with the server's own rules (issue 16's validate endpoint) or ship Ajv's
+/// precompiled ("standalone") validator. Inline and foreign scripts stay forbidden.
+pub const UI_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; \
      img-src 'self' data: blob:; connect-src 'self' ws: wss:; font-src 'self'; object-src 'none'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
