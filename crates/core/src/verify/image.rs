@@ -23,7 +23,7 @@
 //! Ties go to the first position in raster order (smallest `y`, then smallest `x`), like
 //! OpenCV's `minMaxLoc`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::{Fft, FftPlanner, num_complex::Complex32};
@@ -212,7 +212,40 @@ struct Plans {
     col_inverse: Arc<dyn Fft<f32>>,
 }
 
+/// Plans kept for the most recent search-area sizes: a check that matches again and again
+/// (waiting for a screen) plans its four transforms (twiddle tables, scratch sizes) once.
+const PLAN_CACHE: usize = 8;
+static PLANS: Mutex<PlanCache> = Mutex::new(Vec::new());
+/// `(search area width, height)` and its plans, most recently used last.
+type PlanCache = Vec<((usize, usize), Arc<Plans>)>;
+
 impl Plans {
+    /// The plans for a `width` x `height` search area, from the cache or made (and cached).
+    fn for_area(width: usize, height: usize) -> Arc<Plans> {
+        let key = (width, height);
+        let cached = |cache: &mut PlanCache| {
+            let i = cache.iter().position(|(k, _)| *k == key)?;
+            // Most recent last.
+            let entry = cache.remove(i);
+            let plans = entry.1.clone();
+            cache.push(entry);
+            Some(plans)
+        };
+        if let Some(p) = cached(&mut PLANS.lock().unwrap_or_else(|e| e.into_inner())) {
+            return p;
+        }
+        // Planned outside the lock: another thread may plan the same size meanwhile (harmless).
+        let plans = Arc::new(Plans::new(width, height));
+        let mut cache = PLANS.lock().unwrap_or_else(|e| e.into_inner());
+        if cached(&mut cache).is_none() {
+            if cache.len() >= PLAN_CACHE {
+                cache.remove(0);
+            }
+            cache.push((key, plans.clone()));
+        }
+        plans
+    }
+
     fn new(width: usize, height: usize) -> Self {
         let nx = fft_size(width);
         let ny = fft_size(height);
@@ -302,7 +335,7 @@ fn find_fft(frame: &Gray, template: &Gray, area: Rect, stats: &TemplateStats) ->
     let (aw, ah) = (area.width as usize, area.height as usize);
     let (tw, th) = (template.width as usize, template.height as usize);
     let (ow, oh) = (aw - tw + 1, ah - th + 1);
-    let plans = Plans::new(aw, ah);
+    let plans = Plans::for_area(aw, ah);
     let (nx, ny, nc) = (plans.nx, plans.ny, plans.nc);
 
     // Shifting the frame by a constant does not change the correlation with a zero-mean
