@@ -8,7 +8,8 @@
 #            pkg-config, libpq-dev and $LABWRIGHT_EXTRA_PACKAGES).
 #   up       Start the services unless already running (PostgreSQL, RabbitMQ, and a
 #            Docker engine: the machine's own if one answers, else a dockerd with its
-#            data under $STATE/docker); create the role,
+#            data under $STATE/docker); apply the sandbox egress rules
+#            (scripts/sandbox-egress, as root); create the role,
 #            database and AMQP user on first use; write $STATE/env.
 #   down     Stop both services (no error if they are not running).
 #   status   Report whether each service is running (exit 0 if both are, 3 if not).
@@ -94,7 +95,9 @@ SECRETS="$STATE/secrets"
 ENV_FILE="$STATE/env"
 
 START_TIMEOUT=60
-REQUIRED_PACKAGES=(postgresql rabbitmq-server pkg-config libpq-dev docker.io git)
+# libclang-dev (v4l's bindgen), libudev-dev (serialport) and libasound2-dev (alsa) build the
+# host-agent's hardware drivers (crates/drivers).
+REQUIRED_PACKAGES=(postgresql rabbitmq-server pkg-config libpq-dev docker.io git libclang-dev libudev-dev libasound2-dev)
 
 DOCKER_DIR="$STATE/docker"
 DOCKER_SOCK="$DOCKER_DIR/run/docker.sock"
@@ -639,6 +642,16 @@ docker_down() {
     done
 }
 
+# The egress policy of sandbox and build networks (scripts/sandbox-egress): iptables rules on
+# this machine, so only for an engine on it and only as root. Idempotent.
+egress_up() {
+    if ! is_root; then
+        log "egress: not root, sandbox egress rules not applied (run: sudo $SCRIPT_DIR/sandbox-egress apply)"
+        return 0
+    fi
+    "$SCRIPT_DIR/sandbox-egress" apply || die "could not apply the sandbox egress rules"
+}
+
 # ---------------------------------------------------------------------------
 # Commands
 # ---------------------------------------------------------------------------
@@ -669,6 +682,7 @@ cmd_up() {
     pg_up "$pg_password"
     rmq_up "$amqp_password"
     docker_up
+    egress_up
     write_env_file "$pg_password" "$amqp_password"
     cat >&2 <<EOF
 [services] up:

@@ -167,6 +167,17 @@ export interface KeyView {
   role: string;
 }
 
+/** A live view control message from the server (a text frame). */
+export type LiveMessage = {
+  device: string;
+  fps: number;
+  in_flight: number;
+  type: "live";
+} | {
+  tier: string;
+  type: "quality";
+};
+
 export interface PingResult {
   /** Round trip server -> host -> server over the host's stream, in milliseconds. */
   round_trip_ms: number;
@@ -289,6 +300,13 @@ export interface VersionView {
   version: number;
 }
 
+/** A live view control message from the viewer (a text frame). */
+export type ViewerMessage = {
+  /** The drawn frame's sequence number. */
+  seq?: number | null;
+  type: "ack";
+};
+
 export interface WhoAmI {
   key_id: string;
   key_name: string;
@@ -296,3 +314,51 @@ export interface WhoAmI {
   tenant_id: string;
   tenant_name: string;
 }
+
+/** WebSocket close codes with one meaning in every Labwright socket (labwright_wire::ws::close). */
+export const CloseCode = {
+  /** The peer ended normally (the shell exited, the user or viewer left). */
+  NORMAL: 1000,
+  /** The server is shutting down or restarting: reconnect. */
+  GOING_AWAY: 1001,
+  /** The peer broke the WebSocket protocol. */
+  PROTOCOL_ERROR: 1002,
+  /** A frame over the size limit. */
+  TOO_BIG: 1009,
+  /** The server failed (a peer it needs is unreachable, ...). */
+  INTERNAL: 1011,
+  /** A message from the client that is not valid JSON of a known type, or out of range. */
+  BAD_MESSAGE: 4400,
+  /** The key that opened the socket (or signed its ticket) was revoked. */
+  KEY_REVOKED: 4411,
+} as const;
+
+/** The terminal protocol's own close codes (labwright_wire::ws::terminal::close), besides `CloseCode`. */
+export const TerminalCloseCode = {
+  /** No ticket, or a malformed or forged one. */
+  BAD_TICKET: 4401,
+  /** The ticket expired before it was used. */
+  TICKET_EXPIRED: 4402,
+  /** The ticket is for another session than the one in the URL. */
+  OTHER_SESSION: 4403,
+  /** The session's container does not exist (or is not the ticket's tenant's). */
+  NO_SESSION: 4404,
+  /** No input for the idle timeout, or the client stopped answering pings. */
+  IDLE: 4408,
+  /** The ticket was used already. */
+  TICKET_REUSED: 4409,
+  /** The session's container stopped (ended, expired, or killed). */
+  SESSION_ENDED: 4410,
+  /** The tenant (or the gateway) has as many terminals open as allowed. */
+  TOO_MANY: 4429,
+} as const;
+
+/** The live view and events sockets' own close codes (labwright_wire::ws::live::close), besides `CloseCode`. */
+export const LiveCloseCode = {
+  /** No such device (or another tenant's). */
+  NO_DEVICE: 4404,
+  /** Offline, without video, or its host is connected to another replica. */
+  UNAVAILABLE: 4409,
+  /** The device's host went away while watching. */
+  ENDED: 4410,
+} as const;

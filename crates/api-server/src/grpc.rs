@@ -7,7 +7,6 @@
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 
-use chrono::Utc;
 use futures::Stream;
 use labwright_core::{auth::Permission, fleet::Status, ids::HostId, validate};
 use labwright_wire::{
@@ -23,11 +22,9 @@ use tonic::{Request, Response, Status as GrpcStatus, Streaming};
 use uuid::Uuid;
 
 use crate::{
-    db::Pool,
     error::ApiError,
-    events::Broker,
-    fleet::{DisconnectReason, Registry},
-    keys as auth,
+    fleet::{DisconnectReason, Fleet, Registry},
+    keys::{self, Keys},
 };
 
 /// How long a host has to send its hello after opening the stream.
@@ -36,11 +33,11 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const OUTBOUND_BUFFER: usize = 32;
 
 pub struct HostLinkService {
-    pub pool: Pool,
-    /// Resolves enrollment tokens (and watches their revocation).
-    pub authenticator: auth::Authenticator,
+    /// Resolves enrollment tokens (throttled, watching their revocation) and binds them to
+    /// their host.
+    pub keys: Keys,
+    pub fleet: Arc<Fleet>,
     pub registry: Arc<Registry>,
-    pub broker: Arc<Broker>,
     pub heartbeat_interval: Duration,
     pub lab: Arc<crate::executions::Lab>,
     pub live: Arc<crate::live::LiveHub>,
@@ -84,11 +81,11 @@ impl HostLink for HostLinkService {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        let token = auth::bearer(header)?;
+        let token = keys::bearer(header)?;
         let source = request.remote_addr().map(|a| a.ip());
         let caller = {
             let _permit = self.admit().await?;
-            self.authenticator.authenticate(token, source).await?
+            self.keys.authenticate(token, source).await?
         };
         caller.require(Permission::ConnectHost)?;
 
@@ -110,24 +107,16 @@ impl HostLink for HostLinkService {
         let hello = hello.raw.validate().map_err(ApiError::from)?;
         {
             let _permit = self.admit().await?;
-            auth::bind_host(&self.pool, &caller, &hello.host_name).await?;
+            self.keys.bind_host(&caller, &hello.host_name).await?;
         }
 
         let connection_id = Uuid::new_v4();
         let host = {
             let _permit = self.admit().await?;
-            let mut conn = crate::db::conn(&self.pool).await.map_err(ApiError::from)?;
-            crate::fleet::db::upsert_hello(
-                &mut conn,
-                caller.tenant,
-                &hello,
-                connection_id,
-                Utc::now(),
-            )
-            .await
-            .map_err(ApiError::from)?
+            self.fleet
+                .hello(caller.tenant, &hello, connection_id)
+                .await?
         };
-        self.broker.wake();
         tracing::info!(host_id = %host, host_name = %hello.host_name, tenant_id = %caller.tenant, devices = hello.devices.len(), "host connected");
 
         let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);

@@ -6,13 +6,11 @@ use crate::{
     keys::http as keys,
     library::http as library,
     live::http as live,
-    sandboxes::http as builds,
+    sandboxes::http as sandboxes,
 };
 
-pub use labwright_wire::rest::Page;
-use std::{sync::Arc, time::Duration};
-
 use actix_web::{HttpRequest, HttpResponse, Responder, get, web};
+pub use labwright_wire::rest::Page;
 use serde::Serialize;
 use utoipa::{
     Modify, OpenApi,
@@ -20,33 +18,12 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{db::Pool, error::ApiError, events::Broker, fleet::Registry};
+use crate::{error::ApiError, platform::health};
 
-pub struct AppState {
-    pub pool: Pool,
-    pub registry: Arc<Registry>,
-    pub broker: Arc<Broker>,
-    pub lab: Arc<crate::executions::Lab>,
-    pub artifacts: crate::artifacts::Artifacts,
-    pub sandboxes: Arc<crate::sandboxes::Sandboxes>,
-    pub terminals: Terminals,
-    pub live: Arc<crate::live::LiveHub>,
-    pub tap: Arc<crate::live::tap::EventTap>,
-    /// The built web UI (`frontend/dist`), served at `/`.
+/// The built web UI (`frontend/dist`), served at `/`.
+pub struct Site {
     pub ui_dir: std::path::PathBuf,
-    /// Cancelled when the server stops: long-lived sockets close with 1001.
-    pub shutdown: tokio_util::sync::CancellationToken,
 }
-
-/// Signs terminal tickets for the terminal gateway at `url`.
-pub struct Terminals {
-    pub key: labwright_core::terminal::TicketKey,
-    pub url: String,
-}
-
-/// Most items one list call returns.
-pub const MAX_PAGE: i64 = 500;
-pub const DEFAULT_PAGE: i64 = 50;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -61,8 +38,8 @@ pub const DEFAULT_PAGE: i64 = 50;
         library::put_testcase, library::list_testcases, library::get_testcase, library::get_testcase_version,
         library::put_tree, library::list_trees, library::get_tree,
         library::put_reference, library::list_references, library::get_reference,
-        builds::create_build, builds::list_builds, builds::get_build, builds::build_logs, builds::cancel_build,
-        builds::list_sessions, builds::get_session, builds::delete_session, builds::extend_session, builds::terminal_ticket,
+        sandboxes::create_build, sandboxes::list_builds, sandboxes::get_build, sandboxes::build_logs, sandboxes::cancel_build,
+        sandboxes::list_sessions, sandboxes::get_session, sandboxes::delete_session, sandboxes::extend_session, sandboxes::terminal_ticket,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::ErrorCode)),
     modifiers(&BearerAuth),
@@ -141,16 +118,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(library::put_reference)
                 .service(library::list_references)
                 .service(library::get_reference)
-                .service(builds::create_build)
-                .service(builds::list_builds)
-                .service(builds::get_build)
-                .service(builds::build_logs)
-                .service(builds::cancel_build)
-                .service(builds::list_sessions)
-                .service(builds::get_session)
-                .service(builds::delete_session)
-                .service(builds::extend_session)
-                .service(builds::terminal_ticket)
+                .service(sandboxes::create_build)
+                .service(sandboxes::list_builds)
+                .service(sandboxes::get_build)
+                .service(sandboxes::build_logs)
+                .service(sandboxes::cancel_build)
+                .service(sandboxes::list_sessions)
+                .service(sandboxes::get_session)
+                .service(sandboxes::delete_session)
+                .service(sandboxes::extend_session)
+                .service(sandboxes::terminal_ticket)
                 .service(live::live)
                 .service(live::events),
         )
@@ -206,49 +183,24 @@ struct Readiness {
 /// PostgreSQL and RabbitMQ are reachable (503 otherwise).
 #[utoipa::path(get, path = "/readyz", security(), responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 #[get("/readyz")]
-async fn readyz(state: web::Data<AppState>) -> impl Responder {
-    let (db_ok, broker_ok) = tokio::join!(
-        crate::db::ping(&state.pool, Duration::from_secs(2)),
-        async {
-            tokio::time::timeout(Duration::from_secs(3), state.broker.ready())
-                .await
-                .unwrap_or(false)
-        }
-    );
+async fn readyz(health: web::Data<health::Health>) -> impl Responder {
+    let (db_ok, broker_ok) = health.check().await;
     let body = Readiness {
-        status: if db_ok.is_ok() && broker_ok {
+        status: if db_ok && broker_ok {
             "ready"
         } else {
             "not_ready"
         },
-        database: if db_ok.is_ok() { "ok" } else { "unavailable" },
+        database: if db_ok { "ok" } else { "unavailable" },
         broker: if broker_ok { "ok" } else { "unavailable" },
     };
-    if db_ok.is_ok() && broker_ok {
+    if db_ok && broker_ok {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
 }
 
-/// `limit`/`offset` validation shared by list endpoints.
-pub(crate) fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
-    let limit = limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::InvalidArgument(format!(
-            "limit: must be between 1 and {MAX_PAGE}"
-        )));
-    }
-    let offset = offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::InvalidArgument(
-            "offset: must not be negative".into(),
-        ));
-    }
-    Ok((limit, offset))
-}
-
-/// The web UI's page (a single page: navigation is in the URL fragment).
 /// The web UI's content security policy: its own scripts and styles only, never framed (no
 /// clickjacking), WebSockets to this server and the terminal gateway (another origin), images
 /// from this server and the blobs the live view draws.
@@ -256,12 +208,13 @@ pub const UI_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self
      img-src 'self' data: blob:; connect-src 'self' ws: wss:; font-src 'self'; object-src 'none'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-async fn ui_index(state: web::Data<AppState>) -> HttpResponse {
-    ui_file(&state, "index.html").await
+/// The web UI's page (a single page: navigation is in the URL fragment).
+async fn ui_index(site: web::Data<Site>) -> HttpResponse {
+    ui_file(&site, "index.html").await
 }
 
 /// The web UI's scripts, styles and fonts (content-hashed names: cached for good).
-async fn ui_asset(state: web::Data<AppState>, name: web::Path<String>) -> HttpResponse {
+async fn ui_asset(site: web::Data<Site>, name: web::Path<String>) -> HttpResponse {
     let name = name.into_inner();
     if name.is_empty()
         || name.starts_with('.')
@@ -271,11 +224,11 @@ async fn ui_asset(state: web::Data<AppState>, name: web::Path<String>) -> HttpRe
     {
         return HttpResponse::NotFound().finish();
     }
-    ui_file(&state, &format!("assets/{name}")).await
+    ui_file(&site, &format!("assets/{name}")).await
 }
 
-async fn ui_file(state: &AppState, rel: &str) -> HttpResponse {
-    let path = state.ui_dir.join(rel);
+async fn ui_file(site: &Site, rel: &str) -> HttpResponse {
+    let path = site.ui_dir.join(rel);
     let content_type = match path.extension().and_then(|e| e.to_str()) {
         Some("html") => "text/html; charset=utf-8",
         Some("js") => "text/javascript; charset=utf-8",

@@ -15,8 +15,6 @@ pub mod sandboxes;
 /// The platform modules at their short paths: every feature uses them, and `main.rs` and the
 /// tests name them (`labwright_api_server::db::migrate`, ...).
 pub use platform::{artifacts, config, db, error, events};
-/// Former module names, still used by `main.rs`, the integration tests and other crates.
-pub use {keys as auth, sandboxes as builds};
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -36,9 +34,10 @@ pub const MAX_HOST_MESSAGE: usize = 64 << 20;
 pub struct RunningServer {
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
-    pub pool: crate::db::Pool,
     pub registry: Arc<fleet::Registry>,
     pub sandboxes: Arc<sandboxes::Sandboxes>,
+    /// Keys and tenants (tests create a second tenant with it).
+    pub keys: keys::Keys,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     http: actix_web::dev::ServerHandle,
@@ -63,13 +62,11 @@ impl RunningServer {
     }
 }
 
-/// Waits for the database (retrying with backoff), applies migrations, creates the first tenant
-/// on a fresh database, binds both listeners and starts every background task.
 /// Feeds the `key.revoked` events of every replica (read back by the tap) to this replica's
 /// revocations; after falling behind, catches up from the database.
 async fn follow_revocations(
     tap: Arc<live::tap::EventTap>,
-    authenticator: keys::Authenticator,
+    keys: keys::Keys,
     shutdown: CancellationToken,
 ) {
     use tokio::sync::broadcast::error::RecvError;
@@ -84,14 +81,12 @@ async fn follow_revocations(
                 if let Some(key) =
                     labwright_wire::bus::KeyRevoked::from_kind(&e.kind, e.payload.as_bytes())
                 {
-                    authenticator
-                        .revocations()
-                        .revoked(labwright_core::ids::ApiKeyId(key));
+                    keys.revoked_elsewhere(labwright_core::ids::ApiKeyId(key));
                 }
             }
             Err(RecvError::Lagged(_)) => {
                 let since = chrono::Utc::now() - chrono::Duration::minutes(10);
-                if let Err(e) = authenticator.catch_up(since).await {
+                if let Err(e) = keys.catch_up(since).await {
                     tracing::warn!(error = %e, "could not catch up on key revocations");
                 }
             }
@@ -100,6 +95,8 @@ async fn follow_revocations(
     }
 }
 
+/// Waits for the database (retrying with backoff), applies migrations, creates the first tenant
+/// on a fresh database, binds both listeners and starts every background task.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
@@ -115,15 +112,20 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     artifacts::private_dir(&config.data_dir)
         .with_context(|| format!("data_dir {}", config.data_dir.display()))?;
     let pool = crate::db::pool(&config.database_url, config.database_pool_size);
-    keys::bootstrap(&pool, &config.data_dir)
-        .await
-        .context("bootstrapping the first tenant")?;
-
-    let registry = Arc::new(fleet::Registry::new(config.offline_after()));
     let broker = events::Broker::new(
         config.amqp_url.clone(),
         labwright_wire::bus::Names::new(&config.namespace, &config.events_exchange),
     );
+    let keys = keys::Keys::new(
+        keys::db::KeyStore::new(pool.clone()),
+        keys::Throttle::from_config(&config),
+        broker.clone(),
+    );
+    keys::bootstrap(&keys, &config.data_dir)
+        .await
+        .context("bootstrapping the first tenant")?;
+
+    let registry = Arc::new(fleet::Registry::new(config.offline_after()));
     let artifacts =
         artifacts::Artifacts::open(&config.artifacts_url).context("opening the artifact store")?;
     let shutdown = CancellationToken::new();
@@ -131,8 +133,25 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     // Runs survive their host being gone for as long as the host itself is considered alive, plus
     // the time a reconnecting agent needs.
     let grace = config.offline_after() * 2 + Duration::from_secs(2);
+    let fleet_store = fleet::db::FleetStore::new(pool.clone());
+    let execution_store = executions::db::ExecutionStore::new(pool.clone());
+    let library_store = library::db::LibraryStore::new(pool.clone());
+    let library = Arc::new(library::Library::new(
+        library_store.clone(),
+        fleet_store.clone(),
+        artifacts.clone(),
+    ));
+    let fleet = Arc::new(fleet::Fleet::new(
+        fleet_store.clone(),
+        execution_store.clone(),
+        registry.clone(),
+        broker.clone(),
+    ));
     let lab = executions::Lab::new(
-        pool.clone(),
+        execution_store,
+        fleet_store.clone(),
+        library_store,
+        library.clone(),
         registry.clone(),
         artifacts.clone(),
         broker.clone(),
@@ -145,12 +164,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         broker.clone().run_publisher(pool.clone(), shutdown.clone()),
     ));
     let sandboxes = sandboxes::Sandboxes::new(
-        pool.clone(),
+        sandboxes::db::BuildStore::new(pool.clone()),
         broker.clone(),
         config.builds_allow_private_hosts,
-        crate::sandboxes::db::SessionTtl {
+        sandboxes::db::SessionTtl {
             ttl_secs: config.session_ttl_secs,
             max_ttl_secs: config.session_max_ttl_secs,
+        },
+        sandboxes::Terminals {
+            key: keys::terminal_key(&config)?,
+            url: config.terminal_url.trim_end_matches('/').to_string(),
         },
     );
     tasks.push(tokio::spawn(
@@ -165,7 +188,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let timing = fleet::FlushTiming::new(config.heartbeat_interval(), config.offline_after());
     tasks.push(tokio::spawn(fleet::run_flusher(
         registry.clone(),
-        pool.clone(),
+        fleet_store,
         broker.clone(),
         timing,
         shutdown.clone(),
@@ -181,23 +204,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     tasks.push(tokio::spawn(
         tap.clone().run(broker.clone(), shutdown.clone()),
     ));
-    let revocations = Arc::new(keys::Revocations::default());
-    let throttle = Arc::new(keys::Throttle::new(
-        config.auth_failures_allowed,
-        Duration::from_millis(config.auth_backoff_ms),
-    ));
-    let authenticator = keys::Authenticator::new(pool.clone(), revocations, throttle);
     tasks.push(tokio::spawn(follow_revocations(
         tap.clone(),
-        authenticator.clone(),
+        keys.clone(),
         shutdown.clone(),
     )));
     let service = grpc::HostLinkService {
         live: live.clone(),
-        pool: pool.clone(),
-        authenticator: authenticator.clone(),
+        keys: keys.clone(),
+        fleet: fleet.clone(),
         registry: registry.clone(),
-        broker: broker.clone(),
         heartbeat_interval: config.heartbeat_interval(),
         lab: lab.clone(),
         // Leave a few connections for the REST API and the background writers.
@@ -248,27 +264,35 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let http_listener = std::net::TcpListener::bind(config.http_addr)
         .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
     let http_addr = http_listener.local_addr()?;
-    let state = web::Data::new(http::AppState {
-        pool: pool.clone(),
-        registry: registry.clone(),
-        broker: broker.clone(),
-        lab: lab.clone(),
-        artifacts: artifacts.clone(),
-        sandboxes: sandboxes.clone(),
-        live,
+    // Each handler takes the service of its feature (and the `Caller` extractor, `Keys`).
+    let keys_data = web::Data::new(keys.clone());
+    let fleet_data = web::Data::from(fleet.clone());
+    let lab_data = web::Data::from(lab.clone());
+    let library_data = web::Data::from(library);
+    let sandboxes_data = web::Data::from(sandboxes.clone());
+    let live_data = web::Data::new(live::Live {
+        hub: live,
         tap: tap.clone(),
-        ui_dir: config.ui_dir.clone(),
+        fleet,
         shutdown: shutdown.clone(),
-        terminals: http::Terminals {
-            key: keys::terminal_key(&config)?,
-            url: config.terminal_url.trim_end_matches('/').to_string(),
-        },
     });
-    let authenticator = web::Data::new(authenticator);
+    let health = web::Data::new(platform::health::Health::new(
+        db::Store::new(pool.clone()),
+        broker.clone(),
+    ));
+    let site = web::Data::new(http::Site {
+        ui_dir: config.ui_dir.clone(),
+    });
     let http_server = HttpServer::new(move || {
         App::new()
-            .app_data(state.clone())
-            .app_data(authenticator.clone())
+            .app_data(keys_data.clone())
+            .app_data(fleet_data.clone())
+            .app_data(lab_data.clone())
+            .app_data(library_data.clone())
+            .app_data(sandboxes_data.clone())
+            .app_data(live_data.clone())
+            .app_data(health.clone())
+            .app_data(site.clone())
             .wrap(
                 actix_web::middleware::Logger::new("%{request}xi %s %Dms")
                     .custom_request_replace("request", http::logged_request)
@@ -292,9 +316,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     Ok(RunningServer {
         http_addr,
         grpc_addr,
-        pool,
         registry,
         sandboxes,
+        keys,
         shutdown,
         tasks,
         http,

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use labwright_api_server::{Config, auth, db};
+use labwright_api_server::{Config, db, keys};
 use labwright_service::{shutdown, telemetry};
 
 #[derive(Parser)]
@@ -51,8 +51,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => db::migrate(&config.database_url).await?,
         Command::CreateTenant { name } => {
             db::migrate(&config.database_url).await?;
-            let pool = db::pool(&config.database_url, 2);
-            let (tenant, key) = auth::create_tenant(&pool, &name).await?;
+            // No publisher runs here: the keys service's wake-ups go nowhere (creating a tenant
+            // queues no event).
+            let broker = labwright_api_server::events::Broker::new(
+                config.amqp_url.clone(),
+                labwright_wire::bus::Names::new(&config.namespace, &config.events_exchange),
+            );
+            let keys = keys::Keys::new(
+                keys::db::KeyStore::new(db::pool(&config.database_url, 2)),
+                keys::Throttle::from_config(&config),
+                broker,
+            );
+            let (tenant, key) = keys.create_tenant(&name).await?;
             println!(
                 "tenant {name} ({tenant}) created; its admin key (shown once):\n{}",
                 key.secret

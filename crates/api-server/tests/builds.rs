@@ -615,7 +615,9 @@ async fn garbage_and_foreign_updates_are_acknowledged_and_change_nothing() {
         .await;
     // Another tenant's worker claiming this build; an unknown build.
     let (other_tenant, other_key) =
-        labwright_api_server::auth::create_tenant(&sb.s.server.pool, "other")
+        sb.s.server
+            .keys
+            .create_tenant("other")
             .await
             .expect("tenant");
     for (build_id, tenant_id) in [(uuid(&b["id"]), other_tenant.0), (Uuid::new_v4(), tenant)] {

@@ -34,8 +34,17 @@ pub struct Config {
     /// Clone limits.
     pub clone_timeout_secs: u64,
     pub clone_max_mib: u64,
-    /// Build limit (the image build, not the session).
+    /// Limits of an image build (the session's own are below): its time, the memory (swap
+    /// included) and CPUs of each `RUN` step, and the bytes of build output kept in its log.
     pub build_timeout_secs: u64,
+    pub build_memory_mib: u64,
+    pub build_cpus: f64,
+    pub build_pids: i64,
+    pub build_log_max_kib: u64,
+    /// Reuse layers of earlier builds. The engine has one build cache for every tenant, so a
+    /// `RUN` step could get a layer another tenant's build made: off unless all builds are
+    /// trusted alike.
+    pub build_reuse_cache: bool,
     /// Clone from loopback and private addresses (a lab-local git server). Off for a shared
     /// service: a user could otherwise make the worker reach internal hosts.
     pub allow_private_hosts: bool,
@@ -63,7 +72,12 @@ impl Default for Config {
             scratch_dir: PathBuf::from("/var/lib/labwright/builds"),
             clone_timeout_secs: 120,
             clone_max_mib: 512,
-            build_timeout_secs: 1800,
+            build_timeout_secs: 900,
+            build_memory_mib: 1024,
+            build_cpus: 1.0,
+            build_pids: 512,
+            build_log_max_kib: 1024,
+            build_reuse_cache: false,
             allow_private_hosts: false,
             session_memory_mib: 512,
             session_cpus: 1.0,
@@ -98,6 +112,19 @@ impl Settings for Config {
         }
         if !(1..=86400).contains(&self.build_timeout_secs) {
             errors.push("build_timeout_secs: must be between 1 and 86400".into());
+        }
+        // The classic builder takes a build's memory as an i32 of bytes.
+        if !(16..=2047).contains(&self.build_memory_mib) {
+            errors.push("build_memory_mib: must be between 16 and 2047".into());
+        }
+        if !(self.build_cpus >= 0.01 && self.build_cpus <= 64.0) {
+            errors.push("build_cpus: must be between 0.01 and 64".into());
+        }
+        if !(8..=1_000_000).contains(&self.build_pids) {
+            errors.push("build_pids: must be between 8 and 1000000".into());
+        }
+        if !(1..=1_048_576).contains(&self.build_log_max_kib) {
+            errors.push("build_log_max_kib: must be between 1 and 1048576".into());
         }
         if !(16..=1_048_576).contains(&self.session_memory_mib) {
             errors.push("session_memory_mib: must be between 16 and 1048576".into());

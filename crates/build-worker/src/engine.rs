@@ -7,10 +7,10 @@ use std::{collections::HashMap, path::Path, time::Duration};
 
 use bollard::{
     Docker,
-    models::{ContainerCreateBody, HostConfig, NetworkCreateRequest},
+    models::{ContainerCreateBody, ContainerUpdateBody, HostConfig, NetworkCreateRequest},
     query_parameters::{
-        BuildImageOptions, CreateContainerOptions, ListContainersOptions, ListImagesOptions,
-        ListNetworksOptions, RemoveContainerOptions, RemoveImageOptions,
+        BuildImageOptions, CreateContainerOptions, EventsOptions, ListContainersOptions,
+        ListImagesOptions, ListNetworksOptions, RemoveContainerOptions, RemoveImageOptions,
     },
 };
 use futures::StreamExt;
@@ -30,6 +30,9 @@ pub enum EngineError {
     BuildTimeout(u64),
     #[error("build context: {0}")]
     Context(String),
+    /// The image asks for something sessions may not have (root).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl EngineError {
@@ -47,6 +50,40 @@ pub struct Limits {
     pub nano_cpus: i64,
     pub pids: i64,
 }
+
+/// Limits of an image build: every `RUN` step's container gets them, on a network of the
+/// build's own.
+#[derive(Clone, Debug)]
+pub struct BuildLimits {
+    /// Memory of each step, swap included (the classic builder takes an `i32` of bytes).
+    pub memory_bytes: i32,
+    /// CPU quota per 100 ms period, in microseconds (1 CPU = 100 000).
+    pub cpu_quota: i32,
+    pub timeout: Duration,
+    /// Bytes of build output passed on to the log; past them one line says the rest was cut.
+    pub max_log_bytes: u64,
+    /// Reuse cached layers (of any tenant's builds).
+    pub reuse_cache: bool,
+    /// Processes of each step. The classic builder has no parameter for it: each step's
+    /// container gets it as it joins the build's network (see [`Engine::limit_build_pids`]).
+    pub pids: i64,
+}
+
+/// The defaults of the worker's config (`build_*`).
+impl Default for BuildLimits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 1 << 30,
+            cpu_quota: CPU_PERIOD,
+            timeout: Duration::from_secs(900),
+            max_log_bytes: 1 << 20,
+            reuse_cache: false,
+            pids: 512,
+        }
+    }
+}
+
+const CPU_PERIOD: i32 = 100_000;
 
 pub struct SessionSpec<'a> {
     pub session_id: Uuid,
@@ -74,6 +111,20 @@ pub struct Engine {
 pub fn session_name(session_id: Uuid) -> String {
     format!("lw-s-{}", session_id.simple())
 }
+
+/// The network every build runs its `RUN` steps on: one bridge for the engine, without traffic
+/// between its containers (`enable_icc=false`), apart from the sessions' networks and Docker's
+/// default bridge, made once and never removed (a network per build costs the engine ~0.25 s to
+/// create and remove, on every build's critical path). Shared by every installation on the
+/// engine, so it carries no installation's label and no sweep removes it.
+const BUILD_NETWORK: &str = "lw-builds";
+
+/// The bridge name of [`BUILD_NETWORK`] (a fixed id: `lwsbx` + 10 hex digits).
+const BUILD_NETWORK_ID: Uuid = Uuid::from_u128(0x6275_696c_6473_0000_0000_0000_0000_0001);
+
+/// The generated Dockerfile's name in the build context; `.dockerignore` lists it so that
+/// `COPY . /app` does not put it in the image.
+const GENERATED: &str = ".labwright.Dockerfile";
 
 impl Engine {
     /// Connects to `host` (`unix://…`, `tcp://…`, or empty for `DOCKER_HOST`/the default
@@ -107,41 +158,117 @@ impl Engine {
         context: &Path,
         dockerfile: Option<&str>,
         build_id: Uuid,
-        timeout: Duration,
+        limits: &BuildLimits,
         log: &mut (dyn FnMut(String) + Send),
     ) -> Result<String, EngineError> {
-        const GENERATED: &str = ".labwright.Dockerfile";
         let dir = context.to_path_buf();
         let generated = dockerfile.map(str::to_owned);
-        let tar = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-            let mut builder = tar::Builder::new(Vec::new());
-            builder.follow_symlinks(false);
-            builder.append_dir_all(".", &dir)?;
-            if let Some(text) = generated {
-                let mut header = tar::Header::new_gnu();
-                header.set_size(text.len() as u64);
-                header.set_mode(0o644);
-                header.set_cksum();
-                builder.append_data(&mut header, GENERATED, text.as_bytes())?;
-            }
-            builder.into_inner()
-        })
-        .await
-        .map_err(|e| EngineError::Context(e.to_string()))?
-        .map_err(|e| EngineError::Context(e.to_string()))?;
+        let tar = tokio::task::spawn_blocking(move || context_tar(&dir, generated.as_deref()))
+            .await
+            .map_err(|e| EngineError::Context(e.to_string()))?
+            .map_err(|e| EngineError::Context(e.to_string()))?;
+        let network = self.ensure_build_network().await?;
+        self.build_on(tar, dockerfile.is_some(), build_id, &network, limits, log)
+            .await
+    }
+
+    /// The build network, created if missing (two workers racing both succeed).
+    async fn ensure_build_network(&self) -> Result<String, EngineError> {
+        let (name, id) = (BUILD_NETWORK.to_string(), BUILD_NETWORK_ID);
+        let exists = self
+            .docker
+            .inspect_network(
+                &name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await;
+        match exists {
+            Ok(_) => return Ok(name),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match self.create_network(&name, id, HashMap::new()).await {
+            Ok(()) => Ok(name),
+            Err(EngineError::Docker(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409,
+                ..
+            })) => Ok(name),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A bridge network without traffic between its containers, on a bridge named for the
+    /// egress rules ([`labwright_wire::docker::bridge_name`]).
+    async fn create_network(
+        &self,
+        name: &str,
+        id: Uuid,
+        labels: HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        self.docker
+            .create_network(NetworkCreateRequest {
+                name: name.to_string(),
+                driver: Some("bridge".into()),
+                labels: Some(labels),
+                options: Some(HashMap::from([
+                    (
+                        "com.docker.network.bridge.enable_icc".to_string(),
+                        "false".to_string(),
+                    ),
+                    (
+                        "com.docker.network.bridge.name".to_string(),
+                        labwright_wire::docker::bridge_name(id),
+                    ),
+                ])),
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn build_on(
+        &self,
+        tar: Vec<u8>,
+        generated: bool,
+        build_id: Uuid,
+        network: &str,
+        limits: &BuildLimits,
+        log: &mut (dyn FnMut(String) + Send),
+    ) -> Result<String, EngineError> {
+        let timeout = limits.timeout;
         let tag = self.image_tag(build_id);
         let options = BuildImageOptions {
-            dockerfile: if dockerfile.is_some() {
-                GENERATED
-            } else {
-                "Dockerfile"
-            }
-            .into(),
+            dockerfile: if generated { GENERATED } else { "Dockerfile" }.into(),
             t: Some(tag.clone()),
             rm: true,
             forcerm: true,
+            nocache: !limits.reuse_cache,
+            memory: Some(limits.memory_bytes),
+            memswap: Some(limits.memory_bytes),
+            cpuperiod: Some(CPU_PERIOD),
+            cpuquota: Some(limits.cpu_quota),
+            networkmode: Some(network.to_string()),
             ..Default::default()
         };
+        let mut logged: u64 = 0;
+        let mut cut = false;
+        let max_log = limits.max_log_bytes;
+        let mut log_line = |line: &str| {
+            if cut {
+                return;
+            }
+            logged += line.len() as u64 + 1;
+            if logged > max_log {
+                cut = true;
+                log(format!(
+                    "build log truncated: it passed {max_log} bytes; the build goes on, its \
+                     later output is not kept"
+                ));
+            } else {
+                log(line.to_string());
+            }
+        };
+        let pids = self.limit_build_pids(network, limits.pids);
         let run = async {
             let mut stream =
                 self.docker
@@ -163,16 +290,53 @@ impl Engine {
                 }
                 for text in [info.stream, info.status].into_iter().flatten() {
                     for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
-                        log(line.to_string());
+                        log_line(line);
                     }
                 }
             }
             Ok(())
         };
-        tokio::time::timeout(timeout, run)
-            .await
-            .map_err(|_| EngineError::BuildTimeout(timeout.as_secs()))??;
+        let result = tokio::time::timeout(timeout, run).await;
+        pids.abort();
+        result.map_err(|_| EngineError::BuildTimeout(timeout.as_secs()))??;
         Ok(tag)
+    }
+
+    /// Gives every container that joins `network` (a build's `RUN` steps) a pids limit, through
+    /// the engine's events from now on (replayed from a second ago, so a step that starts before
+    /// the subscription is not missed). A step runs a moment before its limit lands; its memory
+    /// limit bounds what it can fork meanwhile.
+    fn limit_build_pids(&self, network: &str, pids: i64) -> tokio::task::JoinHandle<()> {
+        let docker = self.docker.clone();
+        let since = (chrono::Utc::now().timestamp() - 1).to_string();
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["network".to_string()]),
+            ("event".to_string(), vec!["connect".to_string()]),
+            ("network".to_string(), vec![network.to_string()]),
+        ]);
+        tokio::spawn(async move {
+            let mut events = docker.events(Some(EventsOptions {
+                since: Some(since),
+                filters: Some(filters),
+                ..Default::default()
+            }));
+            while let Some(Ok(event)) = events.next().await {
+                let Some(container) = event
+                    .actor
+                    .and_then(|a| a.attributes)
+                    .and_then(|a| a.get("container").cloned())
+                else {
+                    continue;
+                };
+                let update = ContainerUpdateBody {
+                    pids_limit: Some(pids),
+                    ..Default::default()
+                };
+                if let Err(e) = docker.update_container(&container, update).await {
+                    tracing::debug!(container, error = %e, "build step pids limit not set");
+                }
+            }
+        })
     }
 
     /// Starts a session: a bridge network of its own and the container on it.
@@ -193,19 +357,10 @@ impl Engine {
                 spec.hard_expiry_unix.to_string(),
             ),
         ]);
-        self.docker
-            .create_network(NetworkCreateRequest {
-                name: name.clone(),
-                driver: Some("bridge".into()),
-                labels: Some(labels.clone()),
-                options: Some(HashMap::from([(
-                    "com.docker.network.bridge.enable_icc".to_string(),
-                    "false".to_string(),
-                )])),
-                ..Default::default()
-            })
+        self.create_network(&name, spec.session_id, labels.clone())
             .await?;
-        // Non-root where the image allows: the image's own USER if it names one, else nobody.
+        // Never root: the image's own USER if it names one (refused below if that is uid 0 in
+        // any spelling), else nobody.
         let image_user = self
             .docker
             .inspect_image(spec.image)
@@ -213,14 +368,14 @@ impl Engine {
             .config
             .and_then(|c| c.user)
             .unwrap_or_default();
-        let user = if image_user.is_empty() || image_user == "root" || image_user == "0" {
+        let user = if image_user.is_empty() {
             "65534:65534".to_string()
         } else {
             image_user
         };
         let body = ContainerCreateBody {
             image: Some(spec.image.to_string()),
-            user: Some(user),
+            user: Some(user.clone()),
             labels: Some(labels),
             tty: Some(false),
             open_stdin: Some(false),
@@ -249,11 +404,65 @@ impl Engine {
                 body,
             )
             .await?;
+        if let Err(e) = self.refuse_root(&created.id, &user).await {
+            self.remove_session(spec.session_id).await?;
+            return Err(e);
+        }
         self.docker.start_container(&created.id, None).await?;
         Ok(Started {
             container_id: created.id,
             network: name,
         })
+    }
+
+    /// Refuses a container whose user is root: `0`, `root`, `00`, `+0`, with any group, or a
+    /// name that the image's own `/etc/passwd` gives uid 0.
+    async fn refuse_root(&self, container: &str, user: &str) -> Result<(), EngineError> {
+        let name = user.split(':').next().unwrap_or(user);
+        let passwd = if name.parse::<i64>().is_ok() || name == "root" {
+            None
+        } else {
+            self.read_file(container, "/etc/passwd").await?
+        };
+        match crate::user::check(user, passwd.as_deref()) {
+            Ok(()) => Ok(()),
+            Err(why) => Err(EngineError::Refused(why)),
+        }
+    }
+
+    /// A small regular file from a created container (`None` if it is missing or not a regular
+    /// file).
+    async fn read_file(&self, container: &str, path: &str) -> Result<Option<String>, EngineError> {
+        let mut stream = self.docker.download_from_container(
+            container,
+            Some(bollard::query_parameters::DownloadFromContainerOptions {
+                path: path.to_string(),
+            }),
+        );
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => bytes.extend_from_slice(&c),
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+            if bytes.len() > 4 << 20 {
+                return Ok(None);
+            }
+        }
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let Ok(mut entries) = archive.entries() else {
+            return Ok(None);
+        };
+        let Some(Ok(mut entry)) = entries.next() else {
+            return Ok(None);
+        };
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            return Ok(None);
+        }
+        let mut text = String::new();
+        use std::io::Read;
+        Ok(entry.read_to_string(&mut text).ok().map(|_| text))
     }
 
     /// Removes a session's container, network and image. Returns whether a container was there.
@@ -401,6 +610,50 @@ impl Engine {
         }
         Ok(removed)
     }
+}
+
+/// The build context as a tar: the directory, plus the generated Dockerfile if there is one,
+/// listed in `.dockerignore` (the repository's own lines kept) so that it stays out of the image.
+fn context_tar(dir: &Path, generated: Option<&str>) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    let Some(text) = generated else {
+        builder.append_dir_all(".", dir)?;
+        return builder.into_inner();
+    };
+    let mut ignore = String::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let path = entry.path();
+        if name == ".dockerignore" {
+            if path.symlink_metadata()?.is_file() {
+                ignore = std::fs::read_to_string(&path).unwrap_or_default();
+            }
+            continue;
+        }
+        if name == GENERATED {
+            continue;
+        }
+        if path.symlink_metadata()?.is_dir() {
+            builder.append_dir_all(&name, &path)?;
+        } else {
+            builder.append_path_with_name(&path, &name)?;
+        }
+    }
+    if !ignore.is_empty() && !ignore.ends_with('\n') {
+        ignore.push('\n');
+    }
+    ignore.push_str(GENERATED);
+    ignore.push('\n');
+    for (name, data) in [(GENERATED, text), (".dockerignore", ignore.as_str())] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, name, data.as_bytes())?;
+    }
+    builder.into_inner()
 }
 
 #[derive(Clone, Debug)]

@@ -7,7 +7,12 @@ use std::{
     time::Duration,
 };
 
-use labwright_core::build::source::RepoUrl;
+use std::net::IpAddr;
+
+use labwright_core::build::{
+    address,
+    source::{RepoUrl, Scheme},
+};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +31,97 @@ pub enum CloneError {
     Spawn(std::io::Error),
 }
 
+/// The addresses a repository's host name resolved to, all checked public: git connects to
+/// these and no others (a second lookup could answer differently).
+#[derive(Clone, Debug)]
+pub struct Pinned {
+    pub host: String,
+    pub port: u16,
+    pub addrs: Vec<IpAddr>,
+}
+
+/// Resolves the repository's host and checks every address with
+/// [`labwright_core::build::address::is_internal`]; a name with any internal address is refused
+/// (the message says which). An IP literal is checked as it is.
+pub async fn resolve_public(url: &RepoUrl, timeout: Duration) -> Result<Pinned, String> {
+    let host = url.lookup_host().to_string();
+    if url.is_private_host() {
+        return Err(format!(
+            "{} is a private address; this worker does not clone from those",
+            url.host()
+        ));
+    }
+    let port = url.port();
+    let addrs: Vec<IpAddr> =
+        tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port)))
+            .await
+            .map_err(|_| format!("resolving {host} took longer than {} s", timeout.as_secs()))?
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .map(|a| a.ip())
+            .collect();
+    if addrs.is_empty() {
+        return Err(format!("cannot resolve {host}: no address"));
+    }
+    if let Some(bad) = addrs.iter().find(|a| address::is_internal(**a)) {
+        return Err(format!(
+            "{host} resolves to {bad}, a loopback, private or otherwise internal address; this \
+             worker does not clone from those"
+        ));
+    }
+    Ok(Pinned { host, port, addrs })
+}
+
+impl Pinned {
+    /// git configuration that makes it connect to the pinned addresses only.
+    fn git_config(&self, scheme: Scheme) -> Vec<String> {
+        let literal = self.host.parse::<IpAddr>().is_ok();
+        match scheme {
+            Scheme::Http | Scheme::Https if !literal => {
+                let addrs: Vec<String> = self
+                    .addrs
+                    .iter()
+                    .map(|a| match a {
+                        IpAddr::V4(v4) => v4.to_string(),
+                        IpAddr::V6(v6) => format!("[{v6}]"),
+                    })
+                    .collect();
+                vec![
+                    "-c".into(),
+                    format!(
+                        "http.curloptResolve={}:{}:{}",
+                        self.host,
+                        self.port,
+                        addrs.join(",")
+                    ),
+                ]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The URL git is given: for `git://`, the host replaced by the pinned address (the git
+    /// protocol has no other way to pin it).
+    fn url(&self, url: &RepoUrl) -> String {
+        if url.scheme() != Scheme::Git || self.host.parse::<IpAddr>().is_ok() {
+            return url.as_str().to_string();
+        }
+        let addr = match self.addrs[0] {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        };
+        url.as_str().replacen(
+            &format!("git://{}", url.host()),
+            &format!("git://{addr}"),
+            1,
+        )
+    }
+
+    /// The ssh option that makes ssh connect to the pinned address.
+    fn ssh_option(&self) -> Option<String> {
+        (self.host.parse::<IpAddr>().is_err()).then(|| format!(" -o HostName={}", self.addrs[0]))
+    }
+}
+
 pub struct CloneLimits {
     pub timeout: Duration,
     pub max_bytes: u64,
@@ -35,6 +131,7 @@ pub struct CloneLimits {
 /// exist. Every line git prints goes to `log`. Leaves `dest` without its `.git` directory.
 pub async fn clone(
     url: &RepoUrl,
+    pin: Option<&Pinned>,
     git_ref: Option<&str>,
     dest: &Path,
     limits: &CloneLimits,
@@ -44,7 +141,14 @@ pub async fn clone(
     std::fs::create_dir_all(&home).map_err(CloneError::Spawn)?;
     let result = tokio::time::timeout(
         limits.timeout,
-        clone_inner(url, git_ref, dest, &home, limits.max_bytes, log),
+        clone_inner(
+            &Target::new(url, pin),
+            git_ref,
+            dest,
+            &home,
+            limits.max_bytes,
+            log,
+        ),
     )
     .await
     .unwrap_or(Err(CloneError::TooSlow(limits.timeout.as_secs())));
@@ -54,8 +158,40 @@ pub async fn clone(
     Ok(())
 }
 
+/// What git is told: the URL to use and the configuration that pins it.
+struct Target {
+    url: String,
+    config: Vec<String>,
+    ssh: String,
+}
+
+impl Target {
+    fn new(url: &RepoUrl, pin: Option<&Pinned>) -> Self {
+        let mut ssh = String::from(
+            "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o ConnectTimeout=15",
+        );
+        let Some(pin) = pin else {
+            return Self {
+                url: url.as_str().to_string(),
+                config: Vec::new(),
+                ssh,
+            };
+        };
+        if url.scheme() == Scheme::Ssh
+            && let Some(option) = pin.ssh_option()
+        {
+            ssh.push_str(&option);
+        }
+        Self {
+            url: pin.url(url),
+            config: pin.git_config(url.scheme()),
+            ssh,
+        }
+    }
+}
+
 async fn clone_inner(
-    url: &RepoUrl,
+    target: &Target,
     git_ref: Option<&str>,
     dest: &Path,
     home: &Path,
@@ -67,11 +203,21 @@ async fn clone_inner(
     if is_commit {
         // A commit is not a branch: init, fetch that one commit, check it out.
         std::fs::create_dir_all(dest).map_err(CloneError::Spawn)?;
-        git(home, Some(dest), &["init", "-q"], max_bytes, dest, log).await?;
         git(
+            target,
             home,
             Some(dest),
-            &["remote", "add", "origin", "--", url.as_str()],
+            &["init", "-q"],
+            max_bytes,
+            dest,
+            log,
+        )
+        .await?;
+        git(
+            target,
+            home,
+            Some(dest),
+            &["remote", "add", "origin", "--", target.url.as_str()],
             max_bytes,
             dest,
             log,
@@ -79,6 +225,7 @@ async fn clone_inner(
         .await?;
         let sha = git_ref.unwrap_or_default();
         git(
+            target,
             home,
             Some(dest),
             &["fetch", "--depth", "1", "--no-tags", "origin", sha],
@@ -89,6 +236,7 @@ async fn clone_inner(
         .await
         .map_err(|e| not_found_ref(e, sha))?;
         git(
+            target,
             home,
             Some(dest),
             &["checkout", "-q", "FETCH_HEAD"],
@@ -111,8 +259,8 @@ async fn clone_inner(
     if let Some(r) = git_ref {
         args.extend(["--branch", r]);
     }
-    args.extend(["--", url.as_str(), dest_str.as_str()]);
-    git(home, None, &args, max_bytes, dest, log)
+    args.extend(["--", target.url.as_str(), dest_str.as_str()]);
+    git(target, home, None, &args, max_bytes, dest, log)
         .await
         .map_err(|e| match git_ref {
             Some(r) => not_found_ref(e, r),
@@ -136,6 +284,7 @@ fn not_found_ref(e: CloneError, r: &str) -> CloneError {
 /// Runs one git command with a hardened environment, streaming its output to `log` and
 /// killing it if `watch` grows past `max_bytes`.
 async fn git(
+    target: &Target,
     home: &Path,
     cwd: Option<&Path>,
     args: &[&str],
@@ -161,7 +310,11 @@ async fn git(
         "credential.helper=",
         "-c",
         "advice.detachedHead=false",
+        // A redirect could lead anywhere, past the address checks: never followed.
+        "-c",
+        "http.followRedirects=false",
     ])
+    .args(&target.config)
     .args(args)
     .env_clear()
     .env(
@@ -174,10 +327,7 @@ async fn git(
     .env("GIT_ASKPASS", "/bin/false")
     .env("GIT_LFS_SKIP_SMUDGE", "1")
     .env("GIT_ALLOW_PROTOCOL", "https:http:ssh:git")
-    .env(
-        "GIT_SSH_COMMAND",
-        "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o ConnectTimeout=15",
-    )
+    .env("GIT_SSH_COMMAND", &target.ssh)
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
@@ -224,6 +374,7 @@ async fn git(
         tokio::select! {
             line = rx.recv() => {
                 if let Some(line) = line {
+                    let line = hide_paths(line);
                     tail.push(line.clone());
                     if tail.len() > 20 {
                         tail.remove(0);
@@ -243,6 +394,7 @@ async fn git(
         }
     };
     while let Ok(line) = rx.try_recv() {
+        let line = hide_paths(line);
         tail.push(line.clone());
         log(line);
     }
@@ -267,6 +419,15 @@ async fn git(
         return Err(CloneError::NotFound(last_line(&text)));
     }
     Err(CloneError::Failed(last_line(&text)))
+}
+
+/// git names the worker's scratch directory in "Cloning into '…'": not the user's business.
+fn hide_paths(line: String) -> String {
+    if line.starts_with("Cloning into ") {
+        "Cloning the repository".to_string()
+    } else {
+        line
+    }
 }
 
 fn last_line(text: &str) -> String {

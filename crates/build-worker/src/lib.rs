@@ -4,9 +4,11 @@
 
 pub mod config;
 pub mod detect;
+pub mod dockerfile;
 pub mod engine;
 pub mod git;
 pub mod queue;
+pub mod user;
 pub mod worker;
 
 pub use config::Config;

@@ -26,8 +26,8 @@ use uuid::Uuid;
 
 use crate::{
     config::Config,
-    detect,
-    engine::{Engine, EngineError, Limits, SessionSpec},
+    detect, dockerfile,
+    engine::{BuildLimits, Engine, EngineError, Limits, SessionSpec},
     git::{self, CloneError, CloneLimits},
     queue::{self, PublishError},
 };
@@ -235,12 +235,15 @@ impl Worker {
 
     async fn work(&self, job: &BuildJob, reporter: &Arc<Mutex<Reporter>>) -> Result<(), JobError> {
         let c = &self.config;
-        if job.repo_url.is_private_host() && !c.allow_private_hosts {
-            return Err(JobError::User(format!(
-                "{} is a private address; this worker does not clone from those",
-                job.repo_url.host()
-            )));
-        }
+        let pin = if c.allow_private_hosts {
+            None
+        } else {
+            Some(
+                git::resolve_public(&job.repo_url, Duration::from_secs(c.clone_timeout_secs))
+                    .await
+                    .map_err(JobError::User)?,
+            )
+        };
         reporter.lock().await.stage(Stage::Cloning, "").await?;
         let scratch = c.scratch_dir.join(format!(
             "{}-{}",
@@ -251,7 +254,9 @@ impl Worker {
         std::fs::create_dir_all(&c.scratch_dir)
             .map_err(|e| JobError::Infrastructure(format!("scratch dir: {e}")))?;
         let flusher = spawn_flusher(reporter.clone());
-        let result = self.clone_detect_build(job, &scratch, reporter).await;
+        let result = self
+            .clone_detect_build(job, pin.as_ref(), &scratch, reporter)
+            .await;
         flusher.abort();
         let image = result?;
         reporter.lock().await.stage(Stage::Starting, "").await?;
@@ -283,6 +288,7 @@ impl Worker {
     async fn clone_detect_build(
         &self,
         job: &BuildJob,
+        pin: Option<&git::Pinned>,
         scratch: &Path,
         reporter: &Arc<Mutex<Reporter>>,
     ) -> Result<String, JobError> {
@@ -291,6 +297,7 @@ impl Worker {
         let mut sink = reporter.lock().await.sink();
         git::clone(
             &job.repo_url,
+            pin,
             job.git_ref.as_deref(),
             &checkout,
             &CloneLimits {
@@ -325,6 +332,10 @@ impl Worker {
                 own_dockerfile: detection.own_dockerfile,
             })
             .await?;
+            if detection.own_dockerfile {
+                dockerfile::check(&detection.dockerfile)
+                    .map_err(|e| JobError::User(e.to_string()))?;
+            }
             r.stage(Stage::Building, "").await?;
         }
         let generated = (!detection.own_dockerfile).then_some(detection.dockerfile.as_str());
@@ -334,7 +345,14 @@ impl Worker {
                 &context,
                 generated,
                 job.build_id,
-                Duration::from_secs(c.build_timeout_secs),
+                &BuildLimits {
+                    memory_bytes: (c.build_memory_mib << 20) as i32,
+                    cpu_quota: (c.build_cpus * 100_000.0) as i32,
+                    timeout: Duration::from_secs(c.build_timeout_secs),
+                    max_log_bytes: c.build_log_max_kib << 10,
+                    reuse_cache: c.build_reuse_cache,
+                    pids: c.build_pids,
+                },
                 &mut sink,
             )
             .await?;

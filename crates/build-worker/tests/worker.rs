@@ -5,53 +5,15 @@
 
 mod support;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use labwright_build_worker::{engine, worker::Worker};
+use labwright_build_worker::engine;
 use labwright_core::build::{SessionControl, Stage};
 use labwright_wire::docker::labels;
 use support::*;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const SETTLE: Duration = Duration::from_secs(120);
-
-struct Running {
-    worker: Arc<Worker>,
-    server: FakeServer,
-    stop: CancellationToken,
-    git: GitDaemon,
-}
-
-impl Running {
-    async fn engine(&self) -> labwright_build_worker::engine::Engine {
-        engine(&self.worker.config.namespace).await
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn start(configure: impl FnOnce(&mut labwright_build_worker::Config)) -> Running {
-    let ns = namespace();
-    let e = engine(&ns).await;
-    ensure_base_image(&e).await;
-    let server = FakeServer::start(names(&ns)).await;
-    let mut config = worker_config(&ns);
-    configure(&mut config);
-    let worker = Worker::new(config, e);
-    let stop = CancellationToken::new();
-    tokio::spawn(worker.clone().run(stop.clone()));
-    Running {
-        worker,
-        server,
-        stop,
-        git: GitDaemon::start().await,
-    }
-}
 
 fn dockerfile(cmd: &str) -> String {
     format!("FROM {BASE_IMAGE}\nCOPY . /app\nWORKDIR /app\nCMD {cmd}\n")
@@ -491,24 +453,6 @@ async fn a_worker_killed_mid_build_loses_nothing_and_leaves_nothing() {
     second.kill().expect("stop");
     let _ = second.wait();
     e.remove_session(job.build_id).await.expect("cleanup");
-}
-
-/// What a session container printed so far.
-async fn container_logs(e: &labwright_build_worker::engine::Engine, id: Uuid) -> String {
-    use futures::StreamExt;
-    let mut out = String::new();
-    let mut logs = e.docker().logs(
-        &engine::session_name(id),
-        Some(bollard::query_parameters::LogsOptions {
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        }),
-    );
-    while let Some(Ok(chunk)) = logs.next().await {
-        out.push_str(&chunk.to_string());
-    }
-    out
 }
 
 /// One repository per stack, built from the generated Dockerfile on the Debian-based images of

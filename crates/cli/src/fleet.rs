@@ -3,8 +3,7 @@
 
 use anyhow::Context;
 use labwright_wire::rest::{
-    DeviceView, HostView, Page, PingResult, PowerBody, PowerView, PressBody, ReservationView,
-    ReserveBody,
+    DeviceView, HostView, PingResult, PowerBody, PowerView, PressBody, ReservationView, ReserveBody,
 };
 use serde_json::json;
 
@@ -12,40 +11,30 @@ use crate::{
     Client, DevicesCommand, HostsCommand,
     client::decode,
     names,
-    output::{Io, cell, footer, join, print_json},
+    output::{Io, cell, join, list_page, print_json},
     table,
 };
 
 pub(crate) fn hosts(client: &Client, command: HostsCommand, io: Io<'_>) -> anyhow::Result<()> {
     let Io { out, json, .. } = io;
     match command {
-        HostsCommand::List(args) => {
-            let answer = client.get("/api/v1/hosts", &args.query())?;
-            if json {
-                return print_json(out, &answer);
-            }
-            let page: Page<HostView> = decode(&answer)?;
-            let rows = page
-                .items
-                .iter()
-                .map(|h| {
-                    vec![
-                        h.name.clone(),
-                        h.status.clone(),
-                        h.device_count.to_string(),
-                        h.agent_version.clone(),
-                        cell(&h.last_seen_at),
-                        h.id.to_string(),
-                    ]
-                })
-                .collect();
-            table::write(
-                out,
-                &["NAME", "STATUS", "DEVICES", "AGENT", "LAST SEEN", "ID"],
-                rows,
-            )?;
-            footer(out, &page)
-        }
+        HostsCommand::List(args) => list_page(
+            client,
+            out,
+            json,
+            ("/api/v1/hosts", &args.query()),
+            &["NAME", "STATUS", "DEVICES", "AGENT", "LAST SEEN", "ID"],
+            |h: &HostView| {
+                vec![
+                    h.name.clone(),
+                    h.status.clone(),
+                    h.device_count.to_string(),
+                    h.agent_version.clone(),
+                    cell(&h.last_seen_at),
+                    h.id.to_string(),
+                ]
+            },
+        ),
         HostsCommand::Ping { id } => {
             let answer = client.post(&format!("/api/v1/hosts/{id}/ping"), &json!({}))?;
             if json {
@@ -61,29 +50,11 @@ pub(crate) fn hosts(client: &Client, command: HostsCommand, io: Io<'_>) -> anyho
 pub(crate) fn devices(client: &Client, command: DevicesCommand, io: Io<'_>) -> anyhow::Result<()> {
     let Io { out, json, .. } = io;
     let DevicesCommand::List(args) = command;
-    let answer = client.get("/api/v1/devices", &args.query())?;
-    if json {
-        return print_json(out, &answer);
-    }
-    let page: Page<DeviceView> = decode(&answer)?;
-    let rows = page
-        .items
-        .iter()
-        .map(|d| {
-            vec![
-                d.host_name.clone(),
-                d.device_key.clone(),
-                d.name.clone(),
-                d.model.clone(),
-                d.status.clone(),
-                join(&d.capabilities),
-                join(&d.tags),
-                d.id.to_string(),
-            ]
-        })
-        .collect();
-    table::write(
+    list_page(
+        client,
         out,
+        json,
+        ("/api/v1/devices", &args.query()),
         &[
             "HOST",
             "DEVICE",
@@ -94,9 +65,19 @@ pub(crate) fn devices(client: &Client, command: DevicesCommand, io: Io<'_>) -> a
             "TAGS",
             "ID",
         ],
-        rows,
-    )?;
-    footer(out, &page)
+        |d: &DeviceView| {
+            vec![
+                d.host_name.clone(),
+                d.device_key.clone(),
+                d.name.clone(),
+                d.model.clone(),
+                d.status.clone(),
+                join(&d.capabilities),
+                join(&d.tags),
+                d.id.to_string(),
+            ]
+        },
+    )
 }
 
 pub(crate) fn press(

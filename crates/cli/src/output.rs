@@ -50,3 +50,23 @@ pub(crate) fn print_json(out: &mut dyn Write, v: &Value) -> anyhow::Result<()> {
     writeln!(out)?;
     Ok(())
 }
+
+/// `GET path?query` of a listing: the answer as it came with `--json`, otherwise a table with
+/// one `row` per item and the page's footer.
+pub(crate) fn list_page<T: serde::de::DeserializeOwned>(
+    client: &crate::Client,
+    out: &mut dyn Write,
+    json: bool,
+    (path, query): (&str, &[(&'static str, String)]),
+    headers: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> anyhow::Result<()> {
+    let answer = client.get(path, query)?;
+    if json {
+        return print_json(out, &answer);
+    }
+    let page: Page<T> = crate::client::decode(&answer)?;
+    let rows = page.items.iter().map(row).collect();
+    crate::table::write(out, headers, rows)?;
+    footer(out, &page)
+}

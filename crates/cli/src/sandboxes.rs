@@ -12,15 +12,15 @@ use std::{
 };
 
 use clap::{Args, Subcommand};
-use labwright_wire::rest::{BuildView, CreateBuild, ExtendSession, Page, SessionView};
+use labwright_wire::rest::{BuildView, CreateBuild, ExtendSession, SessionView};
 use serde_json::{Value, json};
 
 use crate::{
     Client,
     client::{ApiError, decode},
     failure::Failure,
-    output::{Io, cell, footer, print_json},
-    sse, table,
+    output::{Io, cell, list_page, print_json},
+    sse,
 };
 
 /// Every build stage, in order.
@@ -373,28 +373,11 @@ pub(crate) fn builds(client: &Client, command: BuildsCommand, io: Io<'_>) -> any
             offset,
         } => {
             let q = page_query(limit, offset, "stage", stage);
-            let answer = client.get("/api/v1/builds", &q)?;
-            if json {
-                return print_json(out, &answer);
-            }
-            let page: Page<BuildView> = decode(&answer)?;
-            let rows = page
-                .items
-                .iter()
-                .map(|b| {
-                    vec![
-                        b.id.to_string(),
-                        b.stage.clone(),
-                        b.repo_url.clone(),
-                        cell(&b.git_ref),
-                        cell(&b.stack),
-                        cell(&b.created_at),
-                        b.reason.clone(),
-                    ]
-                })
-                .collect();
-            table::write(
+            list_page(
+                client,
                 out,
+                json,
+                ("/api/v1/builds", &q),
                 &[
                     "ID",
                     "STAGE",
@@ -404,9 +387,18 @@ pub(crate) fn builds(client: &Client, command: BuildsCommand, io: Io<'_>) -> any
                     "CREATED",
                     "REASON",
                 ],
-                rows,
-            )?;
-            footer(out, &page)
+                |b: &BuildView| {
+                    vec![
+                        b.id.to_string(),
+                        b.stage.clone(),
+                        b.repo_url.clone(),
+                        cell(&b.git_ref),
+                        cell(&b.stack),
+                        cell(&b.created_at),
+                        b.reason.clone(),
+                    ]
+                },
+            )
         }
         BuildsCommand::Get { id } => {
             let answer = client.get(&format!("/api/v1/builds/{id}"), &[])?;
@@ -554,27 +546,11 @@ pub(crate) fn sessions(
             offset,
         } => {
             let q = page_query(limit, offset, "status", status);
-            let answer = client.get("/api/v1/sessions", &q)?;
-            if json {
-                return print_json(out, &answer);
-            }
-            let page: Page<SessionView> = decode(&answer)?;
-            let rows = page
-                .items
-                .iter()
-                .map(|v| {
-                    vec![
-                        v.id.to_string(),
-                        v.status.clone(),
-                        cell(&v.created_at),
-                        cell(&v.expires_at),
-                        cell(&v.hard_expires_at),
-                        v.end_reason.clone(),
-                    ]
-                })
-                .collect();
-            table::write(
+            return list_page(
+                client,
                 out,
+                json,
+                ("/api/v1/sessions", &q),
                 &[
                     "ID",
                     "STATUS",
@@ -583,9 +559,17 @@ pub(crate) fn sessions(
                     "HARD LIMIT",
                     "END REASON",
                 ],
-                rows,
-            )?;
-            return footer(out, &page);
+                |v: &SessionView| {
+                    vec![
+                        v.id.to_string(),
+                        v.status.clone(),
+                        cell(&v.created_at),
+                        cell(&v.expires_at),
+                        cell(&v.hard_expires_at),
+                        v.end_reason.clone(),
+                    ]
+                },
+            );
         }
         SessionsCommand::Get { id } => client.get(&format!("/api/v1/sessions/{id}"), &[])?,
         SessionsCommand::Delete { id } => client.delete(&format!("/api/v1/sessions/{id}"))?,

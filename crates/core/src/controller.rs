@@ -190,6 +190,12 @@ pub struct AudioChunk {
 pub trait AudioCapture: Send + Sync {
     /// Captures `duration` of audio (blocking for about that long).
     fn read(&self, duration: Duration) -> Result<AudioChunk, ControlError>;
+
+    /// The most recent `duration` of audio, without waiting (sources that capture continuously
+    /// into a ring buffer). Shorter than asked when less has been captured so far.
+    fn recent(&self, _duration: Duration) -> Result<AudioChunk, ControlError> {
+        Err(ControlError::Unsupported("reading recent audio"))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -202,6 +208,43 @@ pub struct ShellOutput {
 /// A command shell on the device (ADB shell, serial console).
 pub trait Shell: Send + Sync {
     fn run(&self, command: &str, timeout: Duration) -> Result<ShellOutput, ControlError>;
+}
+
+/// One line of a device's console output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleLine {
+    /// Position of the line in the console's output since the driver started; increases by one
+    /// per line.
+    pub seq: u64,
+    /// When the line's first byte arrived, microseconds since the Unix epoch.
+    pub at_us: u64,
+    /// The line without its terminator; invalid UTF-8 replaced by U+FFFD.
+    pub text: String,
+}
+
+/// What a console read returns: complete lines from the cursor on, the line still being written
+/// (no terminator yet, e.g. a `login: ` prompt) and the cursor for the next read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConsoleRead {
+    pub lines: Vec<ConsoleLine>,
+    pub partial: String,
+    /// `seq` of the next line to come; pass it to the next [`Console::read_since`].
+    pub next: u64,
+    /// Lines older than the cursor that the console no longer holds (its buffer is bounded).
+    pub missed: u64,
+}
+
+/// A device's text console (a serial port), captured continuously.
+pub trait Console: Send + Sync {
+    /// Writes bytes to the device.
+    fn send(&self, data: &[u8]) -> Result<(), ControlError>;
+
+    /// Lines with `seq >= from` still held, and the partial line.
+    fn read_since(&self, from: u64) -> Result<ConsoleRead, ControlError>;
+
+    /// Blocks until output newer than `from` (a line or a longer partial line) arrives or
+    /// `timeout` passes; returns whether something arrived.
+    fn wait(&self, from: u64, timeout: Duration) -> Result<bool, ControlError>;
 }
 
 /// A device under test: one optional controller per capability.
@@ -219,6 +262,9 @@ pub trait Device: Send + Sync {
         None
     }
     fn shell(&self) -> Option<&dyn Shell> {
+        None
+    }
+    fn console(&self) -> Option<&dyn Console> {
         None
     }
 
@@ -239,6 +285,9 @@ pub trait Device: Send + Sync {
         }
         if self.shell().is_some() {
             caps.push(Capability::Shell);
+        }
+        if self.console().is_some() {
+            caps.push(Capability::Console);
         }
         caps
     }

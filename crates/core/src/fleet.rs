@@ -77,18 +77,21 @@ pub enum Capability {
     Power,
     /// PCM samples of the device's audio output.
     AudioCapture,
-    /// A command shell on the device (ADB shell, serial console).
+    /// A command shell on the device (ADB shell).
     Shell,
+    /// The device's text console (serial port), captured continuously.
+    Console,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 6] = [
+    pub const ALL: [Capability; 7] = [
         Capability::RemoteControl,
         Capability::Touch,
         Capability::VideoCapture,
         Capability::Power,
         Capability::AudioCapture,
         Capability::Shell,
+        Capability::Console,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +102,7 @@ impl Capability {
             Capability::Power => "power",
             Capability::AudioCapture => "audio_capture",
             Capability::Shell => "shell",
+            Capability::Console => "console",
         }
     }
 }
@@ -127,18 +131,23 @@ impl FromStr for Capability {
 pub enum DriverKind {
     /// The built-in simulated set-top box: a product feature for demos, CI and training.
     Simulated,
+    /// A device composed of controllers from hardware drivers (video from V4L2, audio from
+    /// ALSA, console from a serial port); which ones is the host's configuration.
+    Composite,
 }
 
 impl DriverKind {
-    pub const ALL: [DriverKind; 1] = [DriverKind::Simulated];
+    pub const ALL: [DriverKind; 2] = [DriverKind::Simulated, DriverKind::Composite];
 
     pub fn as_str(self) -> &'static str {
         match self {
             DriverKind::Simulated => "simulated",
+            DriverKind::Composite => "composite",
         }
     }
 
-    /// What a device driven by this kind can do.
+    /// What a device driven by this kind can do at most (a composite device declares the
+    /// controllers it was configured with).
     pub fn capabilities(self) -> Vec<Capability> {
         match self {
             DriverKind::Simulated => vec![
@@ -146,6 +155,11 @@ impl DriverKind {
                 Capability::VideoCapture,
                 Capability::Power,
                 Capability::AudioCapture,
+            ],
+            DriverKind::Composite => vec![
+                Capability::VideoCapture,
+                Capability::AudioCapture,
+                Capability::Console,
             ],
         }
     }

@@ -302,13 +302,57 @@ id = "stb-1"
 name = "Simulated set-top box in the rig"
 model = "sim-stb"
 driver = "simulated"
+
+[[devices]]
+id = "rig-1"
+name = "Real drivers on the rig's kernel devices"
+model = "rig-box"
+driver = "composite"
+
+[devices.settings.video]
+driver = "v4l2"
+path = "/dev/v4l/by-path/platform-vivid.0-video-index0"
+format = "RGB3"
+width = 640
+height = 480
+
+[devices.settings.audio]
+driver = "alsa"
+pcm = "hw:Loopback,1,0"
+rate = 48000
+channels = 2
+
+[devices.settings.console]
+driver = "serial"
+path = "/dev/serial/by-id/usb-Labwright_Labwright_rig_serial_RIG0001-if00"
+baud = 115200
 "#
 }
 
 /// Device keys of [`rig_devices`] that must come online.
 fn expected_devices() -> &'static [&'static str] {
-    &["stb-1"]
+    &["stb-1", "rig-1"]
 }
+
+/// The guest's start script: the "box" side of the bench (a 1 kHz tone played into the ALSA
+/// loopback, console lines written from the USB gadget's end), then the real host-agent.
+fn start_script(agent: &str) -> String {
+    format!(
+        "(while true; do aplay -q -D hw:Loopback,0,0 -t raw -f S16_LE -r {RATE} -c 2 tone.raw || sleep 1; done) &\n\
+         (n=0; while true; do n=$((n+1)); echo \"boot line $n\"; echo \"hello 42\"; sleep 1; done > /dev/ttyGS0) &\n\
+         RUST_BACKTRACE=1 {agent} --config agent.toml\n\
+         echo \"host-agent exited with status $?\" >&2\n"
+    )
+}
+
+const RIG_CASE: &str = r#"name: Rig box through real drivers
+device_model: rig-box
+steps:
+  - verify_not_black: {}
+  - verify_audio: {expect: present, frequency_hz: 1000, tolerance_hz: 20, duration_ms: 500}
+  - serial_expect: 'hello (?P<n>[0-9]+)'
+  - screenshot: vivid
+"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_host_agent_in_the_rig_brings_its_devices_online() {
@@ -316,7 +360,12 @@ async fn the_real_host_agent_in_the_rig_brings_its_devices_online() {
         .await
         .expect("build host-agent");
     let db = fresh_database().await;
-    let s = TestServer::start(test_config(&db)).await;
+    let mut config = test_config(&db);
+    // The guest is an emulated machine (TCG) on a busy host: the test suite's 200 ms heartbeats
+    // would mark it offline while it encodes a frame; a real lab's timings are longer still.
+    config.heartbeat_interval_ms = 1_000;
+    config.missed_heartbeats = 5;
+    let s = TestServer::start(config).await;
     let token = s.create_key("host", "rig host").await;
     let grpc_port = s.server.grpc_addr.port();
     // udev: the agent sees the stable links and hot-plug events of a real lab host.
@@ -333,7 +382,9 @@ async fn the_real_host_agent_in_the_rig_brings_its_devices_online() {
     );
     std::fs::write(rig.job().join("agent.toml"), config).expect("agent config");
     let agent = agent.to_str().expect("utf-8 path").to_string();
-    let mut guest = rig.spawn(&[&agent, "--config", "agent.toml"]);
+    std::fs::write(rig.job().join("tone.raw"), to_bytes(&tone(1))).expect("tone");
+    std::fs::write(rig.job().join("start.sh"), start_script(&agent)).expect("start script");
+    let mut guest = rig.spawn(&["sh", "start.sh"]);
 
     let host = eventually(Duration::from_secs(180), "rig-01 online", || {
         if let Some(status) = guest.exited() {
@@ -375,6 +426,111 @@ async fn the_real_host_agent_in_the_rig_brings_its_devices_online() {
     })
     .await;
     assert_eq!(devices.len(), expected_devices().len(), "{devices:?}");
+    let rig_box = devices
+        .iter()
+        .find(|d| d["device_key"] == "rig-1")
+        .expect("rig-1");
+    let device = rig_box["id"].as_str().expect("device id").to_string();
+    for capability in ["video_capture", "audio_capture", "console"] {
+        assert!(
+            rig_box["capabilities"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|v| v == capability)),
+            "{capability}: {rig_box}"
+        );
+    }
+
+    // The live picture is vivid's, through the V4L2 driver.
+    let (status, content_type, jpeg) = labwright_testkit::http::get_bytes(
+        s.url(&format!("/api/v1/devices/{device}/screenshot")),
+        s.admin_key.clone(),
+    )
+    .await;
+    if status != 200 {
+        // Let the guest's last words reach its log files.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "image/jpeg"),
+        "{}\n{}",
+        String::from_utf8_lossy(&jpeg),
+        guest.logs()
+    );
+    assert!(jpeg.starts_with(&[0xff, 0xd8]) && jpeg.len() > 1000);
+
+    // A test case through all three drivers: picture, the tone played into the loopback, and a
+    // console line written from the gadget's end, its number kept as a measurement.
+    let (status, body) = labwright_testkit::http::send_bytes(
+        "POST",
+        s.url("/api/v1/testcases"),
+        s.admin_key.clone(),
+        "application/yaml",
+        RIG_CASE.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, created) = labwright_testkit::http::http(
+        "POST",
+        s.url("/api/v1/executions"),
+        Some(s.admin_key.clone()),
+        Some(serde_json::json!({"testcase": "Rig box through real drivers", "device": device})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let execution = created["id"].as_str().expect("execution id").to_string();
+    let done = eventually(Duration::from_secs(120), "the rig run ends", || {
+        let (s, execution) = (&s, &execution);
+        async move {
+            let (_, e) = s
+                .get(&s.admin_key, &format!("/api/v1/executions/{execution}"))
+                .await;
+            ["passed", "failed", "error", "cancelled", "interrupted"]
+                .contains(&e["status"].as_str()?)
+                .then_some(e)
+        }
+    })
+    .await;
+    assert_eq!(
+        done["status"],
+        "passed",
+        "{}\n{}",
+        serde_json::to_string_pretty(&done).unwrap_or_default(),
+        guest.logs()
+    );
+    let expect = &done["steps"][2];
+    assert_eq!(expect["kind"], "serial_expect", "{done}");
+    assert_eq!(expect["measurements"]["n"], 42.0, "{expect}");
     drop(guest);
     s.server.shutdown().await;
+}
+
+/// A format the capture device does not offer stops the agent at start, naming what it offers.
+#[test]
+fn a_format_the_device_does_not_offer_is_a_clear_start_error() {
+    let agent = cargo_bin("host-agent");
+    // udev: the config names the devices by their stable links.
+    let rig = Rig::new().udev();
+    let config = format!(
+        "server = \"http://127.0.0.1:9\"\n\
+         host_name = \"rig-02\"\n\
+         enrollment_token = \"lw_unused\"\n\
+         state_dir = \"{}/state\"\n\
+         {}",
+        rig.job().display(),
+        rig_devices().replace("format = \"RGB3\"", "format = \"MJPG\"")
+    );
+    std::fs::write(rig.job().join("agent.toml"), config).expect("agent config");
+    let out = rig.run(&format!(
+        "if {} --config agent.toml --check; then echo STARTED; else echo REFUSED; fi\n",
+        agent.display()
+    ));
+    out.assert_success();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains("REFUSED") && !text.contains("STARTED"),
+        "{text}"
+    );
+    assert!(text.contains("MJPG 640x480 is not offered"), "{text}");
+    assert!(text.contains("RGB3"), "{text}");
 }

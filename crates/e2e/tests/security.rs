@@ -5,7 +5,6 @@ mod support;
 
 use std::time::Duration;
 
-use labwright_api_server::auth;
 use labwright_core::fleet::RawDevice;
 use labwright_wire::v1::{self as pb, host_link_client::HostLinkClient};
 use serde_json::{Value, json};
@@ -232,7 +231,10 @@ async fn a_second_tenant_sees_none_of_the_first_tenants_fleet() {
     let device_a = devs["items"][0]["id"].as_str().expect("device").to_string();
     let host_a_id = host_a["id"].as_str().expect("id").to_string();
 
-    let (_, key_b) = auth::create_tenant(&s.server.pool, "tenant-b")
+    let (_, key_b) = s
+        .server
+        .keys
+        .create_tenant("tenant-b")
         .await
         .expect("tenant b");
     let key_b = key_b.secret;

@@ -40,7 +40,8 @@ pub struct DeviceConfig {
     pub name: String,
     /// Device model; navigation trees are per model.
     pub model: String,
-    /// Driver kind: `simulated`.
+    /// Driver kind: `simulated`, or `composite` (controllers from hardware drivers, configured
+    /// in `settings.video`, `settings.audio`, `settings.console`).
     pub driver: String,
     #[serde(default)]
     pub tags: Vec<String>,
@@ -96,7 +97,7 @@ impl Config {
                         .driver
                         .parse::<labwright_core::fleet::DriverKind>()
                         .map(|k| {
-                            k.capabilities()
+                            crate::drivers::capabilities(k, &d.settings)
                                 .iter()
                                 .map(|c| c.as_str().to_string())
                                 .collect()
@@ -136,7 +137,7 @@ impl Settings for Config {
         }
         for d in &self.devices {
             if let Err(e) = crate::drivers::build(&d.id, &d.driver, &d.settings) {
-                errors.push(e.to_string());
+                errors.extend(e.messages());
             }
         }
         errors
@@ -203,6 +204,72 @@ mod tests {
         assert!(text.contains("server:"), "{text}");
         assert!(text.contains("enrollment_token"), "{text}");
         assert!(text.contains("host_name"), "{text}");
+    }
+
+    #[test]
+    fn composite_device_problems_are_reported_with_the_others() {
+        let dir = std::env::temp_dir().join(format!("lw-agent-cfg-hw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let p = dir.join("hw.toml");
+        std::fs::write(
+            &p,
+            r#"
+server = "grpc://x"
+enrollment_token = "t"
+[[devices]]
+id = "hdmi-1"
+name = "HDMI 1"
+model = "stb"
+driver = "composite"
+[devices.settings.video]
+driver = "v4l2"
+path = "/dev/labwright-cfg-test-video"
+format = "YUYV"
+[devices.settings.audio]
+driver = "alsa"
+pcm = "hw:LabwrightCfgTestCard,1,0"
+rate = 1
+[devices.settings.console]
+driver = "serial"
+path = "/dev/labwright-cfg-test-tty"
+"#,
+        )
+        .expect("write");
+        let err = Config::load(Some(&p), []).expect_err("invalid");
+        let text = err.to_string();
+        assert!(text.contains("server:"), "{text}");
+        assert!(
+            text.contains("devices.hdmi-1.settings.audio.rate: must be between 8000 and 384000"),
+            "{text}"
+        );
+        // A settings problem stops before any node is opened; without it, each missing node is
+        // named.
+        std::fs::write(
+            &p,
+            std::fs::read_to_string(&p)
+                .expect("read")
+                .replace("rate = 1\n", ""),
+        )
+        .expect("write");
+        let text = Config::load(Some(&p), []).expect_err("invalid").to_string();
+        assert!(
+            text.contains(
+                "devices.hdmi-1.settings.video: /dev/labwright-cfg-test-video: no such device"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "devices.hdmi-1.settings.console: /dev/labwright-cfg-test-tty: no such device"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "devices.hdmi-1.settings.audio: hw:LabwrightCfgTestCard,1,0: no such card or PCM"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,12 +1,16 @@
 //! The driver registry: how a configured device becomes a driven one. Each [`DriverKind`] has a
 //! constructor in [`REGISTRY`]; a device is built from its config's `driver` name and `settings`
 //! table through it, so adding a driver kind is one constructor and one table row.
+//!
+//! `composite` devices combine controllers from hardware drivers (`labwright-drivers`: video
+//! from V4L2, audio from ALSA, console from a serial port); their constructor opens every node
+//! and reports every problem at once.
 
 use std::sync::Arc;
 
 use labwright_core::{
     controller::Device,
-    fleet::DriverKind,
+    fleet::{Capability, DriverKind},
     sim::{Fault, FaultConfig, SimConfig, SimulatedStb},
 };
 
@@ -71,13 +75,45 @@ pub enum DriverError {
     /// A setting's value is invalid; `message` starts with the setting's name.
     #[error("devices.{device}.settings.{message}")]
     Setting { device: String, message: String },
+    /// Several settings or device nodes are wrong; each problem starts with its setting's path
+    /// under `settings` (`video.format: ...`, `console: /dev/ttyACM0: ...`).
+    #[error("{}", problems.iter().map(|p| format!("devices.{device}.settings.{p}")).collect::<Vec<_>>().join("; "))]
+    Problems {
+        device: String,
+        problems: Vec<String>,
+    },
+}
+
+impl DriverError {
+    /// Each problem on its own (one for every variant but `Problems`).
+    pub fn messages(&self) -> Vec<String> {
+        match self {
+            DriverError::Problems { device, problems } => problems
+                .iter()
+                .map(|p| format!("devices.{device}.settings.{p}"))
+                .collect(),
+            other => vec![other.to_string()],
+        }
+    }
 }
 
 /// Builds one driver kind's device from its id and settings table.
 pub type Constructor = fn(&str, &toml::Table) -> Result<Driver, DriverError>;
 
 /// Every driver kind this host can drive, with its constructor.
-pub const REGISTRY: &[(DriverKind, Constructor)] = &[(DriverKind::Simulated, simulated)];
+pub const REGISTRY: &[(DriverKind, Constructor)] = &[
+    (DriverKind::Simulated, simulated),
+    (DriverKind::Composite, composite),
+];
+
+/// The capabilities a configured device declares in the hello: its kind's, or for a composite
+/// device the controllers configured.
+pub fn capabilities(kind: DriverKind, settings: &toml::Table) -> Vec<Capability> {
+    match kind {
+        DriverKind::Composite => labwright_drivers::composite::capabilities(settings),
+        other => other.capabilities(),
+    }
+}
 
 /// Builds the driver of one configured device (`driver` is the kind's name, e.g. `simulated`).
 pub fn build(device: &str, driver: &str, settings: &toml::Table) -> Result<Driver, DriverError> {
@@ -113,6 +149,19 @@ fn simulated(device: &str, settings: &toml::Table) -> Result<Driver, DriverError
     })
 }
 
+fn composite(device: &str, settings: &toml::Table) -> Result<Driver, DriverError> {
+    let built = labwright_drivers::composite::build(settings).map_err(|problems| {
+        DriverError::Problems {
+            device: device.to_string(),
+            problems,
+        }
+    })?;
+    Ok(Driver {
+        device: Arc::new(built),
+        faults: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +194,44 @@ mod tests {
             .err()
             .expect("bad settings");
         assert!(e.to_string().starts_with("devices.stb-1.settings"), "{e}");
+    }
+
+    #[test]
+    fn composite_devices_report_every_problem_with_its_path() {
+        let settings: toml::Table = toml::from_str(
+            r#"
+            [video]
+            driver = "v4l2"
+            path = "/dev/labwright-agent-test-video"
+            [console]
+            driver = "serial"
+            path = "/dev/labwright-agent-test-tty"
+            "#,
+        )
+        .expect("toml");
+        let e = build("hdmi-1", "composite", &settings)
+            .err()
+            .expect("no such nodes");
+        let messages = e.messages();
+        assert_eq!(messages.len(), 2, "{messages:#?}");
+        assert!(
+            messages[0].starts_with(
+                "devices.hdmi-1.settings.video: /dev/labwright-agent-test-video: no such device"
+            ),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[1]
+                .starts_with("devices.hdmi-1.settings.console: /dev/labwright-agent-test-tty"),
+            "{messages:#?}"
+        );
+        assert_eq!(
+            capabilities(DriverKind::Composite, &settings),
+            vec![Capability::VideoCapture, Capability::Console]
+        );
+        assert_eq!(
+            capabilities(DriverKind::Simulated, &settings),
+            DriverKind::Simulated.capabilities()
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use labwright_host_agent::Config;
 use labwright_service::{Settings, shutdown, telemetry};
 
@@ -19,11 +19,24 @@ struct Args {
     /// Check the configuration and exit.
     #[arg(long)]
     check: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the V4L2 capture nodes (with their formats), ALSA capture PCMs and serial ports of
+    /// this host, and print a device configuration to paste (needs no configuration).
+    Discover,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Discover) = args.command {
+        print!("{}", labwright_drivers::discover::discover().to_config());
+        return Ok(());
+    }
     let config = Config::load(args.config.as_deref(), std::env::vars())?;
     telemetry::init(config.log_format);
     if args.check {

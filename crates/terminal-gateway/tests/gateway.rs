@@ -48,7 +48,10 @@ impl Session {
                     support::BASE_IMAGE
                 )),
                 id,
-                Duration::from_secs(120),
+                &engine::BuildLimits {
+                    timeout: Duration::from_secs(120),
+                    ..Default::default()
+                },
                 &mut |_| {},
             )
             .await

@@ -17,6 +17,17 @@ pub mod labels {
     pub const HARD_EXPIRY: &str = "io.labwright.hard-expiry";
 }
 
+/// Start of the Linux bridge name of every network a worker creates for a session or a build
+/// (`lwsbx` + 10 hex digits of its id: 15 bytes, the kernel's limit). The egress rules
+/// (`scripts/sandbox-egress`) match `lwsbx+`.
+pub const BRIDGE_PREFIX: &str = "lwsbx";
+
+/// The bridge name of a session's or build's network.
+pub fn bridge_name(id: Uuid) -> String {
+    let hex = id.simple().to_string();
+    format!("{BRIDGE_PREFIX}{}", &hex[..10])
+}
+
 /// One installation on a Docker engine, named after its namespace (`default` without one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installation(String);
@@ -70,5 +81,6 @@ mod tests {
             "labwright-t1a2/build-00000000000000000000000000000000"
         );
         assert_eq!(i.image_filter(), "labwright-t1a2/*");
+        assert_eq!(bridge_name(Uuid::max()), "lwsbxffffffffff");
     }
 }

@@ -1,15 +1,9 @@
-//! `frontend/src/api-types.ts` is generated from the REST views; this test fails when the
-//! checked-in file differs. `LABWRIGHT_UPDATE_API_TYPES=1` rewrites it.
-
-use std::path::PathBuf;
-
-use labwright_wire::rest::typescript::{check_or_update, typescript, views};
+//! `frontend/src/api-types.ts` is generated from the REST views and the WebSocket close codes;
+//! this test fails when the checked-in file differs. `LABWRIGHT_UPDATE_API_TYPES=1` rewrites it.
 
 #[test]
 fn frontend_api_types_match_the_rest_views() {
-    let generated = typescript(&views()).expect("the views convert to TypeScript");
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../frontend/src/api-types.ts");
-    if let Err(e) = check_or_update(&path, &generated) {
+    if let Err(e) = labwright_wire::rest::typescript::check_frontend_api_types() {
         panic!("{e}");
     }
 }

@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from 'react';
 import { openSocket } from '../api';
+import type { LiveMessage, ViewerMessage } from '../api-types';
 
 export type LiveStats = { frames: number; fps: number; latencyMs: number; seq: number; status: string; tier?: string };
 
@@ -41,7 +42,7 @@ export function LiveView({ deviceId }: { deviceId: string }) {
       if (typeof m.data === 'string') {
         // `live` first; `quality` when the server moves this viewer between the full stream and
         // the light one (half size) because of the pace it keeps.
-        const msg = JSON.parse(m.data);
+        const msg = JSON.parse(m.data) as LiveMessage;
         setStats((s) => ({ ...s, status: 'live', tier: msg.type === 'quality' ? msg.tier : s.tier }));
         return;
       }
@@ -65,7 +66,10 @@ export function LiveView({ deviceId }: { deviceId: string }) {
         probe.frames = frames;
         probe.latencies.push(latency);
         if (probe.latencies.length > 10_000) probe.latencies.shift();
-        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'ack', seq: f.seq }));
+        if (ws.readyState === WebSocket.OPEN) {
+          const ack: ViewerMessage = { type: 'ack', seq: f.seq };
+          ws.send(JSON.stringify(ack));
+        }
         const now = performance.now();
         if (now - windowStart >= 500) {
           const fps = (windowFrames * 1000) / (now - windowStart);

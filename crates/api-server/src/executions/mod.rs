@@ -6,6 +6,8 @@
 pub mod db;
 pub mod http;
 
+pub use db::ListQuery;
+
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::{TimeZone, Utc};
@@ -21,13 +23,19 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use self::db::ExecutionRow;
+use labwright_wire::rest::{
+    Page,
+    executions::{ExecutionView, StepView},
+};
+
+use self::db::{ExecutionRow, ExecutionStore, StepRow};
 use crate::{
     artifacts::{self, Artifacts},
-    db::{DbError, Pool},
+    db::DbError,
     error::ApiError,
     events::Broker,
-    fleet::Registry,
+    fleet::{Registry, db::FleetStore},
+    library::{Library, db::LibraryStore},
 };
 
 /// A report from a host, waiting to be stored.
@@ -71,7 +79,10 @@ const REPORT_WORKERS: usize = 4;
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Lab {
-    pub pool: Pool,
+    store: ExecutionStore,
+    fleet: FleetStore,
+    testcases: LibraryStore,
+    library: Arc<Library>,
     pub registry: Arc<Registry>,
     pub artifacts: Artifacts,
     pub broker: Arc<Broker>,
@@ -85,8 +96,12 @@ pub struct Lab {
 }
 
 impl Lab {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        pool: Pool,
+        store: ExecutionStore,
+        fleet: FleetStore,
+        testcases: LibraryStore,
+        library: Arc<Library>,
         registry: Arc<Registry>,
         artifacts: Artifacts,
         broker: Arc<Broker>,
@@ -97,7 +112,10 @@ impl Lab {
             .map(|_| mpsc::channel(REPORT_QUEUE / REPORT_WORKERS))
             .unzip();
         let lab = Arc::new(Self {
-            pool,
+            store,
+            fleet,
+            testcases,
+            library,
             registry,
             artifacts,
             broker,
@@ -183,17 +201,13 @@ impl Lab {
         if hosts.is_empty() {
             return Ok(());
         }
-        let claimed = {
-            let mut conn = crate::db::conn(&self.pool).await?;
-            crate::executions::db::claim_next(&mut conn, &hosts).await?
-        };
+        let claimed = { self.store.claim_next(&hosts).await? };
         // Every claimed run is started or failed here; one that cannot even be failed (database
         // gone) is left `dispatched` and the sweep fails it once the accept timeout has passed.
         for e in claimed {
             match self.start(&e).await {
                 Ok(Started::Yes(host)) => {
-                    let mut conn = crate::db::conn(&self.pool).await?;
-                    if crate::executions::db::accepted(&mut conn, e.id).await? {
+                    if self.store.accepted(e.id).await? {
                         tracing::info!(execution_id = %e.id, "cancelled while on its way; telling the host");
                         self.stop_on_host(host, &e.id.to_string());
                     }
@@ -202,21 +216,19 @@ impl Lab {
                     // The host still runs something the server no longer counts (e.g. a run it
                     // interrupted); the host is told to stop that one, and this one waits.
                     tracing::info!(execution_id = %e.id, why, "device busy on the host; run requeued");
-                    let mut conn = crate::db::conn(&self.pool).await?;
-                    crate::executions::db::requeue(&mut conn, e.id).await?;
+                    self.store.requeue(e.id).await?;
                 }
                 Err(err) => {
                     tracing::warn!(execution_id = %e.id, error = %err, "could not start execution");
                     let failed = async {
-                        let mut conn = crate::db::conn(&self.pool).await?;
-                        crate::executions::db::transition(
-                            &mut conn,
-                            e.id,
-                            ExecutionStatus::Error,
-                            &format!("could not start: {err}"),
-                            None,
-                        )
-                        .await
+                        self.store
+                            .transition(
+                                e.id,
+                                ExecutionStatus::Error,
+                                &format!("could not start: {err}"),
+                                None,
+                            )
+                            .await
                     };
                     if let Err(db_err) = failed.await {
                         tracing::warn!(execution_id = %e.id, error = %db_err, "could not record the failed start");
@@ -233,21 +245,21 @@ impl Lab {
         tracing::debug!(execution_id = %e.id, "starting");
         let tenant = TenantId(e.tenant_id);
         let (command, host) = {
-            let mut conn = crate::db::conn(&self.pool).await?;
-            let device = crate::fleet::db::get_device(
-                &mut conn,
-                tenant,
-                labwright_core::ids::DeviceId(e.device_id),
-            )
-            .await?
-            .ok_or_else(|| ApiError::NotFound("device".into()))?
-            .0;
-            let testcase = crate::library::db::get_testcase_by_id(&mut conn, tenant, e.testcase_id)
+            let device = self
+                .fleet
+                .get_device(tenant, labwright_core::ids::DeviceId(e.device_id))
+                .await?
+                .ok_or_else(|| ApiError::NotFound("device".into()))?
+                .0;
+            let testcase = self
+                .testcases
+                .get_testcase_by_id(tenant, e.testcase_id)
                 .await?
                 .ok_or_else(|| ApiError::NotFound("test case".into()))?;
-            let plan =
-                crate::library::prepare_run(&mut conn, tenant, &device.model, &testcase.document)
-                    .await?;
+            let plan = self
+                .library
+                .prepare_run(tenant, &device.model, &testcase.document)
+                .await?;
             let mut references = std::collections::HashMap::new();
             for r in plan.references {
                 let bytes = self
@@ -327,8 +339,7 @@ impl Lab {
             .execution_id()
             .parse()
             .map_err(|_| StoreError::Reject("execution id is not a uuid".into()))?;
-        let mut conn = crate::db::conn(&self.pool).await?;
-        let Some((exec, owner)) = crate::executions::db::with_host(&mut conn, id).await? else {
+        let Some((exec, owner)) = self.store.with_host(id).await? else {
             return Err(StoreError::Reject("unknown execution".into()));
         };
         if exec.tenant_id != tenant.0 || owner != host.0 {
@@ -369,9 +380,8 @@ impl Lab {
                     .into_iter()
                     .filter(|(_, v)| v.is_finite())
                     .collect();
-                crate::executions::db::record_step(
-                    &mut conn,
-                    crate::executions::db::NewStep {
+                self.store
+                    .record_step(self::db::NewStep {
                         execution: id,
                         tenant,
                         index,
@@ -387,9 +397,8 @@ impl Lab {
                         screenshot_key: key.as_deref(),
                         screenshot_pending: s.screenshot_pending && key.is_none(),
                         measurements: serde_json::to_value(measurements).unwrap_or_default(),
-                    },
-                )
-                .await?;
+                    })
+                    .await?;
             }
             ReportBody::Screenshot(shot) => {
                 let index = i32::try_from(shot.index)
@@ -408,7 +417,9 @@ impl Lab {
                         .map_err(|e| StoreError::Retry(e.to_string()))?;
                     Some(key)
                 };
-                if !crate::executions::db::attach_screenshot(&mut conn, id, index, key.as_deref())
+                if !self
+                    .store
+                    .attach_screenshot(id, index, key.as_deref())
                     .await?
                 {
                     return Err(StoreError::Retry(format!("step {index} not stored yet")));
@@ -427,30 +438,23 @@ impl Lab {
                 let total = i32::try_from(x.steps_total).ok();
                 // The end comes last: while a step is missing, leave the end report unacknowledged
                 // (the host resends it) so an execution never reads finished with steps to come.
-                let (stored, pending) = crate::executions::db::step_counts(&mut conn, id).await?;
+                let (stored, pending) = self.store.step_counts(id).await?;
                 if (stored as u64) < u64::from(x.steps_total) || pending > 0 {
                     return Err(StoreError::Retry(format!(
                         "{stored} of {} steps stored, {pending} screenshots to come",
                         x.steps_total
                     )));
                 }
-                let changed = crate::executions::db::transition(
-                    &mut conn,
-                    id,
-                    status,
-                    &truncate(&x.reason, 4096),
-                    total,
-                )
-                .await?;
+                let changed = self
+                    .store
+                    .transition(id, status, &truncate(&x.reason, 4096), total)
+                    .await?;
                 // A resent end report changes nothing and must not count its observations twice.
                 if changed.is_some()
-                    && let Err(e) = crate::library::record_edge_observations(
-                        &mut conn,
-                        tenant,
-                        exec.device_id,
-                        &x.edge_observations,
-                    )
-                    .await
+                    && let Err(e) = self
+                        .library
+                        .record_edge_observations(tenant, exec.device_id, &x.edge_observations)
+                        .await
                 {
                     tracing::warn!(execution_id = %id, error = %e, "could not record navigation statistics");
                 }
@@ -464,41 +468,32 @@ impl Lab {
     pub async fn sweep(&self) -> Result<(), ApiError> {
         let cutoff = Utc::now()
             - chrono::Duration::from_std(self.grace).unwrap_or(chrono::Duration::seconds(30));
-        let mut conn = crate::db::conn(&self.pool).await?;
         let accept_cutoff = Utc::now()
             - chrono::Duration::from_std(ACCEPT_TIMEOUT * 2)
                 .unwrap_or(chrono::Duration::seconds(20));
-        for e in crate::executions::db::stale_dispatched(&mut conn, accept_cutoff).await? {
+        for e in self.store.stale_dispatched(accept_cutoff).await? {
             let reason = "the host never accepted the run";
-            if crate::executions::db::transition(
-                &mut conn,
-                e.id,
-                ExecutionStatus::Error,
-                reason,
-                None,
-            )
-            .await?
-            .is_some()
+            if self
+                .store
+                .transition(e.id, ExecutionStatus::Error, reason, None)
+                .await?
+                .is_some()
             {
                 tracing::warn!(execution_id = %e.id, reason, "execution failed");
                 self.broker.wake();
                 self.wake();
             }
         }
-        for (e, host_name) in crate::executions::db::abandoned(&mut conn, cutoff).await? {
+        for (e, host_name) in self.store.abandoned(cutoff).await? {
             let reason = format!(
                 "host {host_name} disconnected mid-run and did not come back within {} s",
                 self.grace.as_secs()
             );
-            if crate::executions::db::transition(
-                &mut conn,
-                e.id,
-                ExecutionStatus::Interrupted,
-                &reason,
-                None,
-            )
-            .await?
-            .is_some()
+            if self
+                .store
+                .transition(e.id, ExecutionStatus::Interrupted, &reason, None)
+                .await?
+                .is_some()
             {
                 tracing::info!(execution_id = %e.id, reason, "execution interrupted");
                 self.broker.wake();
@@ -510,15 +505,14 @@ impl Lab {
 
     /// A host (re)connected: keep the runs it still has, interrupt the ones it lost.
     pub async fn host_connected(&self, host: HostId, running: &[String]) -> Result<(), ApiError> {
-        let mut conn = crate::db::conn(&self.pool).await?;
-        let active = crate::executions::db::active_on_host(&mut conn, host.0).await?;
+        let active = self.store.active_on_host(host.0).await?;
         let still: Vec<Uuid> = active
             .iter()
             .filter(|e| running.contains(&e.id.to_string()))
             .map(|e| e.id)
             .collect();
         if !still.is_empty() {
-            crate::executions::db::touch(&mut conn, &still).await?;
+            self.store.touch(&still).await?;
         }
         for e in active.iter().filter(|e| !still.contains(&e.id)) {
             // A run dispatched moments ago may not have been accepted yet; leave it to the sweep.
@@ -528,14 +522,14 @@ impl Lab {
             {
                 continue;
             }
-            crate::executions::db::transition(
-                &mut conn,
-                e.id,
-                ExecutionStatus::Interrupted,
-                "the host restarted and lost the run",
-                None,
-            )
-            .await?;
+            self.store
+                .transition(
+                    e.id,
+                    ExecutionStatus::Interrupted,
+                    "the host restarted and lost the run",
+                    None,
+                )
+                .await?;
         }
         // Runs the host still has but the server already ended (interrupted while the host was
         // away): stop them, so the device is free for the queue. Finished runs whose reports are
@@ -573,8 +567,9 @@ impl Lab {
         device: DeviceId,
     ) -> Result<ExecutionRow, ApiError> {
         validate::label("testcase", testcase, 128)?;
-        let mut conn = crate::db::conn(&self.pool).await?;
-        let tc = crate::library::db::get_testcase(&mut conn, tenant, testcase, version)
+        let tc = self
+            .testcases
+            .get_testcase(tenant, testcase, version)
             .await?
             .ok_or_else(|| {
                 ApiError::NotFound(format!(
@@ -583,28 +578,130 @@ impl Lab {
                     version.map(|v| format!(" version {v}")).unwrap_or_default()
                 ))
             })?;
-        let (device, _, _) = crate::fleet::db::get_device(&mut conn, tenant, device)
+        let (device, _, _) = self
+            .fleet
+            .get_device(tenant, device)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("device {}", device.0)))?;
-        crate::library::check_runnable(&mut conn, tenant, &device, &tc.document).await?;
-        let e = crate::executions::db::create(
-            &mut conn,
-            tenant,
-            DeviceId(device.id),
-            tc.id,
-            created_by.0,
-        )
-        .await?;
+        self.library
+            .check_runnable(tenant, &device, &tc.document)
+            .await?;
+        let e = self
+            .store
+            .create(tenant, DeviceId(device.id), tc.id, created_by.0)
+            .await?;
         self.wake();
         self.broker.wake();
         tracing::info!(execution_id = %e.id, device_id = %device.id, testcase = %tc.name, version = tc.version, "execution queued");
         Ok(e)
     }
 
+    /// An execution as the API shows it: its test case's name and version, its place in the
+    /// queue while queued, and with `with_steps` every step so far.
+    pub async fn view(
+        &self,
+        tenant: TenantId,
+        e: ExecutionRow,
+        with_steps: bool,
+    ) -> Result<ExecutionView, ApiError> {
+        let tc = self
+            .testcases
+            .get_testcase_by_id(tenant, e.testcase_id)
+            .await?;
+        let queue_position = if e.state() == Some(ExecutionStatus::Queued) {
+            Some(self.store.queue_position(&e).await?)
+        } else {
+            None
+        };
+        let steps = if with_steps {
+            Some(
+                self.store
+                    .steps(e.id)
+                    .await?
+                    .into_iter()
+                    .map(step_view)
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        Ok(ExecutionView {
+            id: e.id,
+            device_id: e.device_id,
+            testcase_id: e.testcase_id,
+            testcase: tc.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
+            testcase_version: tc.map(|t| t.version).unwrap_or_default(),
+            status: e.status,
+            reason: e.reason,
+            queue_position,
+            steps_total: e.steps_total,
+            cancel_requested: e.cancel_requested,
+            created_at: e.created_at,
+            dispatched_at: e.dispatched_at,
+            finished_at: e.finished_at,
+            steps,
+        })
+    }
+
+    /// A page of the tenant's executions, newest first.
+    pub async fn list(
+        &self,
+        tenant: TenantId,
+        q: &db::ListQuery,
+    ) -> Result<Page<ExecutionView>, ApiError> {
+        let (rows, total) = self.store.list(tenant, q).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in rows {
+            items.push(self.view(tenant, r, false).await?);
+        }
+        Ok(Page {
+            items,
+            total,
+            limit: q.limit,
+            offset: q.offset,
+        })
+    }
+
+    /// One execution with every step so far.
+    pub async fn get(&self, tenant: TenantId, id: Uuid) -> Result<ExecutionView, ApiError> {
+        let e = self
+            .store
+            .get(tenant, id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("execution {id}")))?;
+        self.view(tenant, e, true).await
+    }
+
+    /// The JPEG a step left.
+    pub async fn step_screenshot(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        index: i32,
+    ) -> Result<bytes::Bytes, ApiError> {
+        self.store
+            .get(tenant, id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("execution {id}")))?;
+        let key = self
+            .store
+            .steps(id)
+            .await?
+            .into_iter()
+            .find(|s| s.idx == index)
+            .and_then(|s| s.screenshot_key)
+            .ok_or_else(|| ApiError::NotFound(format!("screenshot of step {index}")))?;
+        self.artifacts
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))
+    }
+
     /// Cancels an execution: at once if it is queued or its host is gone, otherwise by asking the host.
     pub async fn cancel(&self, tenant: TenantId, id: Uuid) -> Result<ExecutionRow, ApiError> {
-        let mut conn = crate::db::conn(&self.pool).await?;
-        let e = crate::executions::db::get(&mut conn, tenant, id)
+        let e = self
+            .store
+            .get(tenant, id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("execution {id}")))?;
         if e.state().is_some_and(ExecutionStatus::is_final) {
@@ -616,28 +713,27 @@ impl Lab {
         if e.state() == Some(ExecutionStatus::Queued) {
             // Only while still queued: if the dispatcher leased it a moment ago, it is on its
             // way to the host and is cancelled there like any started run.
-            if let Some(row) = crate::executions::db::transition_from(
-                &mut conn,
-                id,
-                &[ExecutionStatus::Queued],
-                ExecutionStatus::Cancelled,
-                "cancelled before it started",
-                None,
-            )
-            .await?
+            if let Some(row) = self
+                .store
+                .transition_from(
+                    id,
+                    &[ExecutionStatus::Queued],
+                    ExecutionStatus::Cancelled,
+                    "cancelled before it started",
+                    None,
+                )
+                .await?
             {
                 self.broker.wake();
                 return Ok(row);
             }
         }
-        crate::executions::db::request_cancel(&mut conn, id).await?;
-        let device = crate::fleet::db::get_device(
-            &mut conn,
-            tenant,
-            labwright_core::ids::DeviceId(e.device_id),
-        )
-        .await?
-        .map(|d| d.0);
+        self.store.request_cancel(id).await?;
+        let device = self
+            .fleet
+            .get_device(tenant, labwright_core::ids::DeviceId(e.device_id))
+            .await?
+            .map(|d| d.0);
         let host = device.map(|d| HostId(d.host_id));
         let sent = host.and_then(|h| {
             let cmd = HostCommand::Cancel {
@@ -646,21 +742,40 @@ impl Lab {
             self.registry.send_command(tenant, h, cmd)
         });
         if sent.is_none() {
-            let row = crate::executions::db::transition(
-                &mut conn,
-                id,
-                ExecutionStatus::Cancelled,
-                "cancelled while its host was not connected",
-                None,
-            )
-            .await?;
+            let row = self
+                .store
+                .transition(
+                    id,
+                    ExecutionStatus::Cancelled,
+                    "cancelled while its host was not connected",
+                    None,
+                )
+                .await?;
             self.broker.wake();
             return row
                 .ok_or_else(|| ApiError::Conflict("execution changed state; try again".into()));
         }
-        Ok(crate::executions::db::get(&mut conn, tenant, id)
-            .await?
-            .unwrap_or(e))
+        Ok(self.store.get(tenant, id).await?.unwrap_or(e))
+    }
+}
+
+fn step_view(s: StepRow) -> StepView {
+    StepView {
+        screenshot_url: s.screenshot_key.as_ref().map(|_| {
+            format!(
+                "/api/v1/executions/{}/steps/{}/screenshot",
+                s.execution_id, s.idx
+            )
+        }),
+        index: s.idx,
+        path: s.path,
+        kind: s.kind,
+        verdict: s.verdict,
+        reason: s.reason,
+        started_at: s.started_at,
+        duration_ms: s.duration_ms,
+        measurements: s.measurements,
+        stored_at: s.received_at,
     }
 }
 

@@ -11,11 +11,7 @@ use labwright_core::retry::Backoff;
 use tokio_util::sync::CancellationToken;
 
 use super::registry::{Change, DisconnectReason, Registry};
-use crate::{
-    db::{DbError, Pool},
-    events::Broker,
-    fleet::db as fleet,
-};
+use crate::{db::DbError, events::Broker, fleet::db::FleetStore};
 
 /// Timing of the flusher, derived from the heartbeat settings.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +34,7 @@ impl FlushTiming {
 
 pub async fn run_flusher(
     registry: Arc<Registry>,
-    pool: Pool,
+    store: FleetStore,
     broker: Arc<Broker>,
     timing: FlushTiming,
     shutdown: CancellationToken,
@@ -53,7 +49,7 @@ pub async fn run_flusher(
             _ = registry.changed.notified() => {}
         }
         registry.expire_silent(Instant::now());
-        match flush_once(&registry, &pool, timing).await {
+        match flush_once(&registry, &store, timing).await {
             Ok(wrote_events) => {
                 backoff.reset();
                 if wrote_events {
@@ -73,7 +69,7 @@ pub async fn run_flusher(
         }
     }
     // Last chance to persist what this replica knows before it goes away.
-    if let Err(e) = flush_once(&registry, &pool, timing).await {
+    if let Err(e) = flush_once(&registry, &store, timing).await {
         tracing::warn!(error = %e, pending = registry.pending_changes(), "final fleet flush failed");
     } else {
         broker.wake();
@@ -83,14 +79,13 @@ pub async fn run_flusher(
 /// Writes liveness, queued changes, and runs the stale sweep. Returns whether events were queued.
 async fn flush_once(
     registry: &Registry,
-    pool: &Pool,
+    store: &FleetStore,
     timing: FlushTiming,
 ) -> Result<bool, DbError> {
-    let mut conn = crate::db::conn(pool).await?;
     let mut events = false;
 
     let liveness = registry.take_liveness();
-    match fleet::flush_liveness(&mut conn, &liveness).await {
+    match store.flush_liveness(&liveness).await {
         Ok(updated) => {
             let updated: HashSet<_> = updated.into_iter().collect();
             for l in liveness.iter().filter(|l| !updated.contains(&l.host)) {
@@ -114,7 +109,8 @@ async fn flush_once(
                 reason,
                 at,
             } => {
-                fleet::mark_host_offline(&mut conn, *host, *connection_id, reason.as_str(), *at)
+                store
+                    .mark_host_offline(*host, *connection_id, reason.as_str(), *at)
                     .await
             }
             Change::DeviceStatus {
@@ -125,16 +121,9 @@ async fn flush_once(
                 detail,
                 at,
             } => {
-                fleet::set_device_status(
-                    &mut conn,
-                    *host,
-                    *connection_id,
-                    device_key,
-                    *status,
-                    detail,
-                    *at,
-                )
-                .await
+                store
+                    .set_device_status(*host, *connection_id, device_key, *status, detail, *at)
+                    .await
             }
         };
         match res {
@@ -149,7 +138,7 @@ async fn flush_once(
     let now = Utc::now();
     let cutoff = now
         - chrono::Duration::from_std(timing.stale_after).unwrap_or(chrono::Duration::seconds(60));
-    let swept = fleet::sweep_stale(&mut conn, cutoff, now).await?;
+    let swept = store.sweep_stale(cutoff, now).await?;
     if swept > 0 {
         tracing::info!(hosts = swept, "marked silent hosts offline");
         events = true;

@@ -5,20 +5,16 @@ use std::path::Path;
 
 use labwright_core::terminal::TicketKey;
 
-use super::{create_tenant, db as keys};
-use crate::db::Pool;
+use super::Keys;
 
 /// On the very first start (no tenant yet) creates the `default` tenant and an admin key, written to
 /// `<data_dir>/admin-key` with mode 0600. The key never appears in logs, only the file's path.
-pub async fn bootstrap(pool: &Pool, data_dir: &Path) -> anyhow::Result<()> {
-    let count = {
-        let mut conn = crate::db::conn(pool).await?;
-        keys::count_tenants(&mut conn).await?
-    };
-    if count > 0 {
+pub async fn bootstrap(keys: &Keys, data_dir: &Path) -> anyhow::Result<()> {
+    if keys.tenant_count().await? > 0 {
         return Ok(());
     }
-    let (_, key) = create_tenant(pool, "default")
+    let (_, key) = keys
+        .create_tenant("default")
         .await
         .map_err(|e| anyhow::anyhow!("creating the default tenant: {e}"))?;
     std::fs::create_dir_all(data_dir)?;

@@ -21,8 +21,7 @@ use uuid::Uuid;
 
 use crate::{
     error::ApiError,
-    http::AppState,
-    keys::{self as auth, Authenticator, Caller, bearer, db as keys},
+    keys::{Caller, Keys, bearer},
 };
 
 /// Browsers cannot set headers on a WebSocket: they offer the key as a subprotocol
@@ -55,7 +54,7 @@ impl Caller {
             .or_else(|| websocket_bearer(&req).map(|t| format!("Bearer {t}")));
         let token = bearer(header.as_deref())?;
         let auth = req
-            .app_data::<web::Data<Authenticator>>()
+            .app_data::<web::Data<Keys>>()
             .cloned()
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))?;
         let source = req.peer_addr().map(|a| a.ip());
@@ -119,52 +118,19 @@ impl FromRequest for Caller {
 /// The caller's tenant, key and role.
 #[utoipa::path(get, path = "/api/v1/whoami", responses((status = 200, body = WhoAmI), (status = 401, body = crate::error::ErrorBody)))]
 #[get("/whoami")]
-pub async fn whoami(
-    state: web::Data<AppState>,
-    caller: Caller,
-) -> Result<web::Json<WhoAmI>, ApiError> {
-    let mut conn = crate::db::conn(&state.pool).await?;
-    let tenant_name = keys::tenant_name(&mut conn, caller.tenant).await?;
-    Ok(web::Json(WhoAmI {
-        tenant_id: caller.tenant.0,
-        tenant_name,
-        key_id: caller.key_id.0,
-        key_name: caller.key_name,
-        role: caller.role.to_string(),
-    }))
-}
-
-impl From<keys::KeyRow> for KeyView {
-    fn from(k: keys::KeyRow) -> Self {
-        Self {
-            id: k.id,
-            name: k.name,
-            role: k.role,
-            prefix: k.prefix,
-            created_at: k.created_at,
-            last_used_at: k.last_used_at,
-            revoked_at: k.revoked_at,
-            host_name: k.host_name,
-        }
-    }
+pub async fn whoami(keys: web::Data<Keys>, caller: Caller) -> Result<web::Json<WhoAmI>, ApiError> {
+    Ok(web::Json(keys.whoami(&caller).await?))
 }
 
 /// Every key of the tenant, revoked ones included.
 #[utoipa::path(get, path = "/api/v1/keys", responses((status = 200, body = Vec<KeyView>), (status = 403, body = crate::error::ErrorBody)))]
 #[get("/keys")]
 pub async fn list_keys(
-    state: web::Data<AppState>,
+    keys: web::Data<Keys>,
     caller: Caller,
 ) -> Result<web::Json<Vec<KeyView>>, ApiError> {
     caller.require(Permission::ManageKeys)?;
-    let mut conn = crate::db::conn(&state.pool).await?;
-    Ok(web::Json(
-        keys::list(&mut conn, caller.tenant)
-            .await?
-            .into_iter()
-            .map(KeyView::from)
-            .collect(),
-    ))
+    Ok(web::Json(keys.list(caller.tenant).await?))
 }
 
 /// Creates a key (or host enrollment token). The secret is returned once.
@@ -172,31 +138,16 @@ pub async fn list_keys(
     responses((status = 201, body = CreatedKey), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 #[post("/keys")]
 pub async fn create_key(
-    state: web::Data<AppState>,
+    keys: web::Data<Keys>,
     caller: Caller,
     body: web::Json<CreateKey>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ManageKeys)?;
     let role: Role = body.role.parse()?;
-    let (id, generated) = auth::create_key(
-        &state.pool,
-        caller.tenant,
-        body.name.trim(),
-        role,
-        body.host_name.as_deref(),
-    )
-    .await?;
-    tracing::info!(key_id = %id, role = %role, by = %caller.key_id, "api key created");
-    let mut conn = crate::db::conn(&state.pool).await?;
-    let row = keys::list(&mut conn, caller.tenant)
-        .await?
-        .into_iter()
-        .find(|k| k.id == id.0)
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("created key vanished")))?;
-    Ok(HttpResponse::Created().json(CreatedKey {
-        key: row.into(),
-        secret: generated.secret,
-    }))
+    let created = keys
+        .create(&caller, body.name.trim(), role, body.host_name.as_deref())
+        .await?;
+    Ok(HttpResponse::Created().json(created))
 }
 
 /// Revokes a key. Revoked keys stop working at once: their open WebSockets, host links and
@@ -205,19 +156,11 @@ pub async fn create_key(
     responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 #[delete("/keys/{id}")]
 pub async fn revoke_key(
-    state: web::Data<AppState>,
-    auth: web::Data<Authenticator>,
+    keys: web::Data<Keys>,
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ManageKeys)?;
-    let id = ApiKeyId(id.into_inner());
-    if id == caller.key_id {
-        return Err(ApiError::Conflict("a key cannot revoke itself".into()));
-    }
-    if !auth.revoke(&state.broker, caller.tenant, id).await? {
-        return Err(ApiError::NotFound(format!("key {id}")));
-    }
-    tracing::info!(key_id = %id, by = %caller.key_id, "api key revoked");
+    keys.revoke(&caller, ApiKeyId(id.into_inner())).await?;
     Ok(HttpResponse::NoContent().finish())
 }

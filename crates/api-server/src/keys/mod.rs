@@ -2,8 +2,10 @@
 //! thing with different roles: `lw_` followed by 64 hex digits (256 random bits). Only their
 //! SHA-256 is stored; the key itself is shown once, at creation, and never logged.
 //!
-//! This module: key generation and hashing, resolving a key to its [`Caller`], creating keys and
-//! tenants. [`http`]: the `Caller` extractor and the `/api/v1/keys` handlers. `bootstrap`: the
+//! This module: key generation and hashing, the [`Keys`] service (resolving a key to its [`Caller`]
+//! throttled per address (`throttle`), host token binding, creating keys and tenants, revoking
+//! with an immediate cut-off (`revocations`)). [`http`]: the `Caller` extractor, the
+//! `authenticate_first` middleware and the `/api/v1/keys` handlers. `bootstrap`: the
 //! first start and the secret files.
 
 mod bootstrap;
@@ -29,8 +31,10 @@ use labwright_core::{
 };
 use sha2::{Digest, Sha256};
 
-use self::db as keys;
-use crate::{db::Pool, error::ApiError};
+use labwright_wire::rest::keys::{CreatedKey, KeyView, WhoAmI};
+
+use self::db::{self as keys, KeyStore};
+use crate::{error::ApiError, events::Broker};
 
 const KEY_PREFIX: &str = "lw_";
 const KEY_HEX_LEN: usize = 64;
@@ -103,46 +107,6 @@ fn well_formed(token: &str) -> bool {
             .all(|b| b.is_ascii_hexdigit())
 }
 
-/// Resolves a presented key to its caller. Failures are logged without the secret.
-async fn authenticate(
-    pool: &Pool,
-    revocations: &Revocations,
-    token: &str,
-) -> Result<Caller, ApiError> {
-    if !well_formed(token) {
-        tracing::warn!(
-            reason = "malformed",
-            len = token.len(),
-            "authentication failed"
-        );
-        return Err(ApiError::Unauthenticated);
-    }
-    let mut conn = crate::db::conn(pool).await?;
-    let Some(row) = keys::active_by_hash(&mut conn, &hash_key(token)).await? else {
-        tracing::warn!(
-            reason = "unknown or revoked",
-            prefix = &token[..KEY_PREFIX.len() + 8],
-            "authentication failed"
-        );
-        return Err(ApiError::Unauthenticated);
-    };
-    let role: Role = row
-        .role
-        .parse()
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored role: {e}")))?;
-    if let Err(e) = keys::touch(&mut conn, row.id).await {
-        tracing::debug!(error = %e, "could not record key use");
-    }
-    let key_id = ApiKeyId(row.id);
-    Ok(Caller {
-        key_id,
-        key_name: row.name,
-        tenant: TenantId(row.tenant_id),
-        role,
-        revoked: revocations.watch(key_id),
-    })
-}
-
 /// Extracts the token from `Authorization: Bearer <token>`.
 pub fn bearer(header: Option<&str>) -> Result<&str, ApiError> {
     let value = header.ok_or(ApiError::Unauthenticated)?;
@@ -153,26 +117,30 @@ pub fn bearer(header: Option<&str>) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-/// What the HTTP extractor ([`Caller`]'s `FromRequest`, in [`http`]) needs from the app: a way
-/// to resolve a key, not the whole application state.
+/// Keys and tenants: resolving a presented key to its [`Caller`] (what the HTTP extractor and
+/// the host link need, not the whole application), creating, listing and revoking keys, and
+/// creating tenants.
 #[derive(Clone)]
-pub struct Authenticator {
-    pool: Pool,
+pub struct Keys {
+    store: KeyStore,
     revocations: Arc<Revocations>,
     throttle: Arc<Throttle>,
+    /// Woken after a revocation is stored, to publish its `key.revoked` event.
+    broker: Arc<Broker>,
 }
 
-impl Authenticator {
-    pub fn new(pool: Pool, revocations: Arc<Revocations>, throttle: Arc<Throttle>) -> Self {
+impl Keys {
+    pub fn new(store: KeyStore, throttle: Throttle, broker: Arc<Broker>) -> Self {
         Self {
-            pool,
-            revocations,
-            throttle,
+            store,
+            revocations: Arc::new(Revocations::default()),
+            throttle: Arc::new(throttle),
+            broker,
         }
     }
 
-    /// [`authenticate`] against this authenticator's database, throttled per `source` address
-    /// (see [`throttle`]): a blocked address gets `rate_limited` without any lookup.
+    /// Resolves a presented key to its caller, throttled per `source` address (see
+    /// [`throttle`]): a blocked address gets `rate_limited` without any lookup.
     pub async fn authenticate(
         &self,
         token: &str,
@@ -186,7 +154,7 @@ impl Authenticator {
                 retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
             });
         }
-        let result = authenticate(&self.pool, &self.revocations, token).await;
+        let result = self.resolve(token).await;
         if let Some(addr) = source {
             match &result {
                 Ok(_) => self.throttle.succeeded(addr),
@@ -197,143 +165,231 @@ impl Authenticator {
         result
     }
 
-    /// Revokes `key` of `tenant`: stored with its `key.revoked` event (which reaches the other
-    /// replicas and the terminal gateways), and cut off on this replica at once. False when the
-    /// tenant has no such key.
-    pub async fn revoke(
-        &self,
-        broker: &crate::events::Broker,
-        tenant: TenantId,
-        key: ApiKeyId,
-    ) -> Result<bool, ApiError> {
-        let mut conn = crate::db::conn(&self.pool).await?;
-        if !keys::revoke(&mut conn, tenant, key).await? {
-            return Ok(false);
+    /// Resolves a presented key to its caller. Failures are logged without the secret.
+    async fn resolve(&self, token: &str) -> Result<Caller, ApiError> {
+        if !well_formed(token) {
+            tracing::warn!(
+                reason = "malformed",
+                len = token.len(),
+                "authentication failed"
+            );
+            return Err(ApiError::Unauthenticated);
         }
-        broker.wake();
-        self.revocations.revoked(key);
-        Ok(true)
+        let Some(row) = self.store.active_by_hash(&hash_key(token)).await? else {
+            tracing::warn!(
+                reason = "unknown or revoked",
+                prefix = &token[..KEY_PREFIX.len() + 8],
+                "authentication failed"
+            );
+            return Err(ApiError::Unauthenticated);
+        };
+        let role: Role = row
+            .role
+            .parse()
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored role: {e}")))?;
+        if let Err(e) = self.store.touch(row.id).await {
+            tracing::debug!(error = %e, "could not record key use");
+        }
+        let key_id = ApiKeyId(row.id);
+        Ok(Caller {
+            key_id,
+            key_name: row.name,
+            tenant: TenantId(row.tenant_id),
+            role,
+            revoked: self.revocations.watch(key_id),
+        })
+    }
+
+    /// Binds a host enrollment token to the host name of its hello: a token not bound yet is
+    /// bound to this name now (trust on first use); a token bound to another name is refused,
+    /// and so is a name another active token of the tenant is bound to. Keeps one token from
+    /// speaking as (and taking over the runs and reports of) a host enrolled with another.
+    pub async fn bind_host(&self, caller: &Caller, host_name: &str) -> Result<(), ApiError> {
+        let bound = self
+            .store
+            .bind_host(caller.key_id, host_name)
+            .await
+            .map_err(|e| {
+                if e.is_unique_violation() {
+                    ApiError::Forbidden(format!(
+                        "host {host_name:?} is enrolled with another token of this tenant; \
+                         use that token, or revoke it first"
+                    ))
+                } else {
+                    e.into()
+                }
+            })?;
+        match bound {
+            Some(name) if name == host_name => Ok(()),
+            Some(name) => {
+                tracing::warn!(key_id = %caller.key_id, bound = %name, presented = %host_name, "host token used for another host");
+                Err(ApiError::Forbidden(format!(
+                    "this enrollment token is bound to host {name:?}, not {host_name:?}; \
+                     create a token for {host_name:?}"
+                )))
+            }
+            None => Err(ApiError::Unauthenticated),
+        }
     }
 
     /// Marks keys revoked since `since` (after the event reader fell behind and may have missed
     /// some).
     pub async fn catch_up(&self, since: chrono::DateTime<chrono::Utc>) -> Result<(), ApiError> {
-        let mut conn = crate::db::conn(&self.pool).await?;
-        for key in keys::revoked_since(&mut conn, since).await? {
+        for key in self.store.revoked_since(since).await? {
             self.revocations.revoked(key);
         }
         Ok(())
     }
 
-    /// What revocations this authenticator's callers watch.
-    pub fn revocations(&self) -> &Arc<Revocations> {
-        &self.revocations
+    /// A key revoked on another replica (its `key.revoked` event): cut off here too.
+    pub fn revoked_elsewhere(&self, key: ApiKeyId) {
+        self.revocations.revoked(key);
+    }
+
+    /// Creates a key in the tenant and returns its row id and secret. `host_name` binds a host
+    /// enrollment token to one host at once (refused for other roles).
+    pub async fn create_key(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        role: Role,
+        host_name: Option<&str>,
+    ) -> Result<(ApiKeyId, GeneratedKey), ApiError> {
+        validate::label("name", name, 100)?;
+        if let Some(host_name) = host_name {
+            if role != Role::Host {
+                return Err(ApiError::InvalidArgument(
+                    "host_name: only host enrollment tokens are bound to a host".into(),
+                ));
+            }
+            validate::slug("host_name", host_name, MAX_HOST_NAME_LEN)?;
+        }
+        let key = generate_key();
+        let id = ApiKeyId::new();
+        self.store
+            .insert(keys::NewKey {
+                id,
+                tenant,
+                name,
+                role: role.as_str(),
+                prefix: &key.prefix,
+                key_hash: &key.hash,
+                host_name,
+            })
+            .await
+            .map_err(|e| {
+                if e.is_unique_violation() {
+                    host_taken(host_name.unwrap_or_default())
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok((id, key))
+    }
+
+    /// Creates a key for the API: its view and its secret (shown once).
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        name: &str,
+        role: Role,
+        host_name: Option<&str>,
+    ) -> Result<CreatedKey, ApiError> {
+        let (id, generated) = self
+            .create_key(caller.tenant, name, role, host_name)
+            .await?;
+        tracing::info!(key_id = %id, role = %role, by = %caller.key_id, "api key created");
+        let row = self
+            .store
+            .list(caller.tenant)
+            .await?
+            .into_iter()
+            .find(|k| k.id == id.0)
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("created key vanished")))?;
+        Ok(CreatedKey {
+            key: key_view(row),
+            secret: generated.secret,
+        })
+    }
+
+    /// Every key of the tenant, revoked ones included.
+    pub async fn list(&self, tenant: TenantId) -> Result<Vec<KeyView>, ApiError> {
+        Ok(self
+            .store
+            .list(tenant)
+            .await?
+            .into_iter()
+            .map(key_view)
+            .collect())
+    }
+
+    /// Revokes a key of the tenant (never the caller's own): stored with its `key.revoked` event
+    /// (which reaches the other replicas and the terminal gateways), and cut off on this replica
+    /// at once.
+    pub async fn revoke(&self, caller: &Caller, id: ApiKeyId) -> Result<(), ApiError> {
+        if id == caller.key_id {
+            return Err(ApiError::Conflict("a key cannot revoke itself".into()));
+        }
+        if !self.store.revoke(caller.tenant, id).await? {
+            return Err(ApiError::NotFound(format!("key {id}")));
+        }
+        self.broker.wake();
+        self.revocations.revoked(id);
+        tracing::info!(key_id = %id, by = %caller.key_id, "api key revoked");
+        Ok(())
+    }
+
+    /// The caller's tenant, key and role.
+    pub async fn whoami(&self, caller: &Caller) -> Result<WhoAmI, ApiError> {
+        let tenant_name = self.store.tenant_name(caller.tenant).await?;
+        Ok(WhoAmI {
+            tenant_id: caller.tenant.0,
+            tenant_name,
+            key_id: caller.key_id.0,
+            key_name: caller.key_name.clone(),
+            role: caller.role.to_string(),
+        })
+    }
+
+    /// Creates a tenant with a first admin key (operator command `api-server create-tenant`).
+    pub async fn create_tenant(&self, name: &str) -> Result<(TenantId, GeneratedKey), ApiError> {
+        validate::slug("name", name, 63)?;
+        let tenant = self.store.create_tenant(name).await.map_err(|e| {
+            if e.is_unique_violation() {
+                ApiError::Conflict(format!("tenant {name:?} already exists"))
+            } else {
+                e.into()
+            }
+        })?;
+        let (_, key) = self
+            .create_key(tenant, "admin (created with the tenant)", Role::Admin, None)
+            .await?;
+        Ok((tenant, key))
+    }
+
+    /// How many tenants exist (none: the very first start).
+    pub async fn tenant_count(&self) -> Result<i64, ApiError> {
+        Ok(self.store.count_tenants().await?)
     }
 }
 
-/// Creates a key in the tenant and returns its row id and secret. `host_name` binds a host
-/// enrollment token to one host at once (refused for other roles).
-pub async fn create_key(
-    pool: &Pool,
-    tenant: TenantId,
-    name: &str,
-    role: Role,
-    host_name: Option<&str>,
-) -> Result<(ApiKeyId, GeneratedKey), ApiError> {
-    validate::label("name", name, 100)?;
-    if let Some(host_name) = host_name {
-        if role != Role::Host {
-            return Err(ApiError::InvalidArgument(
-                "host_name: only host enrollment tokens are bound to a host".into(),
-            ));
-        }
-        validate::slug("host_name", host_name, MAX_HOST_NAME_LEN)?;
+fn key_view(k: keys::KeyRow) -> KeyView {
+    KeyView {
+        id: k.id,
+        name: k.name,
+        role: k.role,
+        prefix: k.prefix,
+        created_at: k.created_at,
+        last_used_at: k.last_used_at,
+        revoked_at: k.revoked_at,
+        host_name: k.host_name,
     }
-    let key = generate_key();
-    let id = ApiKeyId::new();
-    let mut conn = crate::db::conn(pool).await?;
-    keys::insert(
-        &mut conn,
-        keys::NewKey {
-            id,
-            tenant,
-            name,
-            role: role.as_str(),
-            prefix: &key.prefix,
-            key_hash: &key.hash,
-            host_name,
-        },
-    )
-    .await
-    .map_err(|e| {
-        if e.is_unique_violation() {
-            host_taken(host_name.unwrap_or_default())
-        } else {
-            e.into()
-        }
-    })?;
-    Ok((id, key))
 }
 
 fn host_taken(host_name: &str) -> ApiError {
     ApiError::Conflict(format!(
         "host {host_name:?} is enrolled with another active token; revoke that token first"
     ))
-}
-
-/// Binds a host enrollment token to the host name of its hello: a token not bound yet is bound
-/// to this name now (trust on first use); a token bound to another name is refused, and so is a
-/// name another active token of the tenant is bound to. Keeps one token from speaking as (and
-/// taking over the runs and reports of) a host enrolled with another.
-pub async fn bind_host(pool: &Pool, caller: &Caller, host_name: &str) -> Result<(), ApiError> {
-    let mut conn = crate::db::conn(pool).await?;
-    let bound = keys::bind_host(&mut conn, caller.key_id, host_name)
-        .await
-        .map_err(|e| {
-            if e.is_unique_violation() {
-                ApiError::Forbidden(format!(
-                    "host {host_name:?} is enrolled with another token of this tenant; \
-                     use that token, or revoke it first"
-                ))
-            } else {
-                e.into()
-            }
-        })?;
-    match bound {
-        Some(name) if name == host_name => Ok(()),
-        Some(name) => {
-            tracing::warn!(key_id = %caller.key_id, bound = %name, presented = %host_name, "host token used for another host");
-            Err(ApiError::Forbidden(format!(
-                "this enrollment token is bound to host {name:?}, not {host_name:?}; \
-                 create a token for {host_name:?}"
-            )))
-        }
-        None => Err(ApiError::Unauthenticated),
-    }
-}
-
-/// Creates a tenant with a first admin key (operator command `api-server create-tenant`).
-pub async fn create_tenant(pool: &Pool, name: &str) -> Result<(TenantId, GeneratedKey), ApiError> {
-    validate::slug("name", name, 63)?;
-    let tenant = {
-        let mut conn = crate::db::conn(pool).await?;
-        keys::create_tenant(&mut conn, name).await.map_err(|e| {
-            if e.is_unique_violation() {
-                ApiError::Conflict(format!("tenant {name:?} already exists"))
-            } else {
-                e.into()
-            }
-        })?
-    };
-    let (_, key) = create_key(
-        pool,
-        tenant,
-        "admin (created with the tenant)",
-        Role::Admin,
-        None,
-    )
-    .await?;
-    Ok((tenant, key))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Revocation that cuts off: every authenticated [`Caller`](super::Caller) carries a
 //! cancellation token of its key, cancelled when the key is revoked, through this replica
-//! ([`super::revoke`]) or any other (the `key.revoked` event on the bus, fed in by the composition
+//! ([`Keys::revoke`](super::Keys::revoke)) or any other (the `key.revoked` event on the bus, fed in by the composition
 //! root). Long-lived connections (the events and live view WebSockets, host links) end on it.
 
 use std::{

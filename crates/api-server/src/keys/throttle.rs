@@ -46,6 +46,14 @@ impl Throttle {
         }
     }
 
+    /// The throttle the configuration asks for (`auth_failures_allowed`, `auth_backoff_ms`).
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self::new(
+            config.auth_failures_allowed,
+            Duration::from_millis(config.auth_backoff_ms),
+        )
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Entry>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

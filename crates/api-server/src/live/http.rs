@@ -11,29 +11,18 @@ use labwright_core::{
     fleet::Capability,
     ids::{DeviceId, HostId},
 };
-use labwright_wire::ws::{close_with, live::close};
-use serde::Deserialize;
+use labwright_wire::ws::{
+    close_with,
+    live::{LiveMessage, ViewerMessage, close},
+};
 use uuid::Uuid;
 
-use crate::http::AppState;
 use crate::{
-    error::ApiError,
     keys::{Caller, WEBSOCKET_PROTOCOL},
-    live::{FPS, IN_FLIGHT, Tier},
+    live::{FPS, IN_FLIGHT, Live, Tier},
 };
 
 const HOST_CHECK: Duration = Duration::from_secs(2);
-
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-enum ClientMessage {
-    /// A frame was drawn: the next may come.
-    Ack {
-        #[serde(default)]
-        #[allow(dead_code)]
-        seq: Option<u64>,
-    },
-}
 
 /// A viewer's pace, judged every [`HOST_CHECK`]: the share of its tier's frames it drew.
 struct Pace {
@@ -81,7 +70,7 @@ impl Pace {
 /// Streams a device's screen while the socket is open.
 #[get("/devices/{id}/live")]
 pub async fn live(
-    state: web::Data<AppState>,
+    state: web::Data<Live>,
     caller: Caller,
     req: HttpRequest,
     body: web::Payload,
@@ -96,19 +85,10 @@ pub async fn live(
         .max_continuation_size(4096);
     let id = id.into_inner();
     actix_web::rt::spawn(async move {
-        let device = match crate::db::conn(&state.pool).await {
-            Ok(mut conn) => {
-                crate::fleet::db::get_device(&mut conn, caller.tenant, DeviceId(id)).await
-            }
-            Err(e) => Err(e),
-        };
-        let d = match device {
-            Ok(Some((d, _, _))) => d,
+        let d = match state.fleet.device(caller.tenant, DeviceId(id)).await {
+            Ok(Some(d)) => d,
             Ok(None) => return close_with(ws, close::NO_DEVICE, "no such device").await,
-            Err(e) => {
-                let e = ApiError::from(e);
-                return close_with(ws, close::UNAVAILABLE, e.to_string()).await;
-            }
+            Err(e) => return close_with(ws, close::UNAVAILABLE, e.to_string()).await,
         };
         if !d
             .capabilities
@@ -119,7 +99,7 @@ pub async fn live(
             return close_with(ws, close::UNAVAILABLE, "the device has no video capture").await;
         }
         let host = HostId(d.host_id);
-        if d.status != "online" || !state.registry.is_connected(host) {
+        if d.status != "online" || !state.fleet.is_connected(host) {
             return close_with(
                 ws,
                 close::UNAVAILABLE,
@@ -130,7 +110,7 @@ pub async fn live(
             )
             .await;
         }
-        let viewer = state.live.watch(host, &d.device_key);
+        let viewer = state.hub.watch(host, &d.device_key);
         let (code, reason) = serve(&state, &caller, host, viewer, ws.clone(), stream, id).await;
         close_with(ws, code, reason).await;
     });
@@ -138,7 +118,7 @@ pub async fn live(
 }
 
 async fn serve(
-    state: &AppState,
+    state: &Live,
     caller: &Caller,
     host: HostId,
     mut viewer: crate::live::Viewer,
@@ -146,9 +126,12 @@ async fn serve(
     mut stream: actix_ws::AggregatedMessageStream,
     device: Uuid,
 ) -> (u16, String) {
-    let hello =
-        serde_json::json!({"type": "live", "device": device, "fps": FPS, "in_flight": IN_FLIGHT});
-    if ws.text(hello.to_string()).await.is_err() {
+    let hello = LiveMessage::Live {
+        device,
+        fps: FPS,
+        in_flight: IN_FLIGHT,
+    };
+    if ws.text(hello.to_json()).await.is_err() {
         return (close::NORMAL, String::new());
     }
     let mut sent: u64 = 0;
@@ -184,8 +167,8 @@ async fn serve(
                     return (close::NORMAL, "the viewer left".into());
                 }
                 Some(Err(e)) => return (close::BAD_MESSAGE, format!("protocol error: {e}")),
-                Some(Ok(AggregatedMessage::Text(t))) => match serde_json::from_str::<ClientMessage>(&t) {
-                    Ok(ClientMessage::Ack { .. }) => acked = (acked + 1).min(sent),
+                Some(Ok(AggregatedMessage::Text(t))) => match serde_json::from_str::<ViewerMessage>(&t) {
+                    Ok(ViewerMessage::Ack { .. }) => acked = (acked + 1).min(sent),
                     Err(e) => {
                         let m = labwright_core::validate::shorten(&e.to_string(), 80).to_string();
                         return (close::BAD_MESSAGE, format!("bad message: {m}"));
@@ -197,15 +180,17 @@ async fn serve(
                 Some(Ok(_)) => {}
             },
             _ = check.tick() => {
-                if !state.registry.is_connected(host) {
+                if !state.fleet.is_connected(host) {
                     return (close::ENDED, "the device's host disconnected".into());
                 }
                 if let Some(tier) = pace.window(viewer.tier(), viewer.published(), acked) {
                     viewer.set_tier(tier);
                     pace = Pace::new(viewer.published());
                     pace.acked = acked;
-                    let note = serde_json::json!({"type": "quality", "tier": tier.as_str()});
-                    if ws.text(note.to_string()).await.is_err() {
+                    let note = LiveMessage::Quality {
+                        tier: tier.as_str().into(),
+                    };
+                    if ws.text(note.to_json()).await.is_err() {
                         return (close::NORMAL, "the viewer left".into());
                     }
                 }
@@ -223,7 +208,7 @@ async fn serve(
 /// gets `{"kind": "resync"}` and should reload what it shows.
 #[get("/events")]
 pub async fn events(
-    state: web::Data<AppState>,
+    state: web::Data<Live>,
     caller: Caller,
     req: HttpRequest,
     body: web::Payload,

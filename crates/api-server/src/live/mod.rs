@@ -142,6 +142,15 @@ impl Stream {
     }
 }
 
+/// What the live sockets need: the hub, the event tap, the fleet (to find a device and its
+/// host), and the server's shutdown (long-lived sockets close with 1001).
+pub struct Live {
+    pub hub: Arc<LiveHub>,
+    pub tap: Arc<tap::EventTap>,
+    pub fleet: Arc<crate::fleet::Fleet>,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
 pub struct LiveHub {
     registry: Arc<Registry>,
     streams: Mutex<HashMap<Key, Arc<Stream>>>,

@@ -43,6 +43,503 @@ pub const SESSION_STATUSES: [&str; 3] = ["running", "stopped", "expired"];
 /// Longest log line stored; longer ones are cut (at a character boundary).
 pub const MAX_LINE_BYTES: usize = 8 * 1024;
 
+/// Builds, their logs and sessions: the queries, each on a pooled connection.
+#[derive(Clone)]
+pub struct BuildStore(crate::db::Store);
+
+impl BuildStore {
+    pub fn new(pool: crate::db::Pool) -> Self {
+        Self(crate::db::Store::new(pool))
+    }
+
+    /// Stores a queued build, its job (to the jobs exchange) and its first `build.stage` event, in
+    /// one transaction.
+    pub async fn create(
+        &self,
+        new: NewBuild<'_>,
+        jobs_exchange: &str,
+    ) -> Result<BuildRow, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        let job = new.job;
+        let payload = serde_json::to_value(job)
+            .map_err(|e| DbError::Query(diesel::result::Error::SerializationError(Box::new(e))))?;
+        conn.transaction::<_, DbError, _>(async move |conn| {
+            let b: BuildRow = diesel::insert_into(builds::table)
+                .values((
+                    builds::id.eq(job.build_id),
+                    builds::tenant_id.eq(job.tenant_id),
+                    builds::repo_url.eq(job.repo_url.as_str()),
+                    builds::git_ref.eq(job.git_ref.as_deref()),
+                    builds::subdir.eq(job.subdir.as_deref()),
+                    builds::stage.eq(Stage::Queued.as_str()),
+                    builds::created_by.eq(new.created_by),
+                ))
+                .returning(BuildRow::as_returning())
+                .get_result(conn)
+                .await?;
+            outbox::push_to(
+                conn,
+                TenantId(job.tenant_id),
+                jobs_exchange,
+                labwright_wire::bus::JOBS_ROUTING_KEY,
+                payload,
+            )
+            .await?;
+            stage_event(conn, &b).await?;
+            Ok(b)
+        })
+        .await
+    }
+
+    pub async fn get(&self, tenant: TenantId, id: Uuid) -> Result<Option<BuildRow>, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        Ok(builds::table
+            .filter(builds::tenant_id.eq(tenant.0))
+            .filter(builds::id.eq(id))
+            .select(BuildRow::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    }
+
+    /// The tenant's builds, newest first, and how many matched.
+    pub async fn list(
+        &self,
+        tenant: TenantId,
+        q: &ListQuery,
+    ) -> Result<(Vec<BuildRow>, i64), DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        let filtered = || {
+            let mut query = builds::table
+                .filter(builds::tenant_id.eq(tenant.0))
+                .into_boxed();
+            if let Some(s) = q.stage {
+                query = query.filter(builds::stage.eq(s.as_str()));
+            }
+            query
+        };
+        let total = filtered().count().get_result(conn).await?;
+        let rows = filtered()
+            .order((builds::created_at.desc(), builds::id.desc()))
+            .limit(q.limit)
+            .offset(q.offset)
+            .select(BuildRow::as_select())
+            .load(conn)
+            .await?;
+        Ok((rows, total))
+    }
+
+    /// The last `n` log lines of a build, oldest first.
+    pub async fn log_tail(&self, build: Uuid, n: i64) -> Result<Vec<String>, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        let mut lines: Vec<String> = build_logs::table
+            .filter(build_logs::build_id.eq(build))
+            .order(build_logs::seq.desc())
+            .limit(n)
+            .select(build_logs::line)
+            .load(conn)
+            .await?;
+        lines.reverse();
+        Ok(lines)
+    }
+
+    /// Up to `limit` log lines after `after` (a `seq`), in display order.
+    pub async fn log_page(
+        &self,
+        build: Uuid,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LogLine>, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        Ok(build_logs::table
+            .filter(build_logs::build_id.eq(build))
+            .filter(build_logs::seq.gt(after))
+            .order(build_logs::seq.asc())
+            .limit(limit)
+            .select(LogLine::as_select())
+            .load(conn)
+            .await?)
+    }
+
+    /// The stage of a build (for the log stream), if it exists.
+    pub async fn stage_of(&self, build: Uuid) -> Result<Option<Stage>, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        let s: Option<String> = builds::table
+            .find(build)
+            .select(builds::stage)
+            .first(conn)
+            .await
+            .optional()?;
+        Ok(s.as_deref().and_then(Stage::parse))
+    }
+
+    /// Cancels a build that is not running yet, and tells the workers (a `Stop` for the session id
+    /// the build would get, which is the build id) so the one working on it can give up.
+    pub async fn cancel(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        reason: &str,
+        sessions_exchange: &str,
+    ) -> Result<CancelOutcome, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        conn.transaction::<_, DbError, _>(async move |conn| {
+            let Some(b) = lock(conn, tenant, id).await? else {
+                return Ok(CancelOutcome::NotFound);
+            };
+            if !CANCELLABLE.contains(&b.stage()) {
+                return Ok(CancelOutcome::Refused(b));
+            }
+            let row = set_stage(conn, &b, Stage::Cancelled, reason, None).await?;
+            // A worker may have its container up already (`starting`): end that session too.
+            end_session_of(conn, &row, reason, None).await?;
+            // Even when queued: a worker may have taken the job without reporting yet.
+            let msg = SessionControl::Stop {
+                session_id: b.id,
+                reason: reason.to_string(),
+            };
+            control(conn, b.tenant_id, sessions_exchange, &msg).await?;
+            Ok(CancelOutcome::Cancelled(row))
+        })
+        .await
+    }
+
+    /// Applies one (validated) worker update in one transaction: [`stage::decide`] says what it
+    /// does, this stores it.
+    pub async fn apply_update(
+        &self,
+        u: &BuildUpdate,
+        ttl: SessionTtl,
+        sessions_exchange: &str,
+    ) -> Result<Applied, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        conn.transaction::<_, DbError, _>(async move |conn| {
+            let Some(b) = lock_any(conn, u.build_id).await? else {
+                return Ok(Applied::Unknown);
+            };
+            if b.tenant_id != u.tenant_id {
+                return Ok(Applied::Unknown);
+            }
+            let state = BuildState {
+                stage: b.stage(),
+                attempt: b.attempt,
+            };
+            match stage::decide(state, u) {
+                Decision::SetStage {
+                    stage,
+                    reason,
+                    end_session,
+                } => {
+                    let row = set_stage(conn, &b, stage, reason, Some(u.attempt)).await?;
+                    if let Some(why) = end_session {
+                        end_session_of(conn, &row, &why, None).await?;
+                    }
+                    Ok(Applied::Stored { queued: true })
+                }
+                Decision::SetDetected {
+                    stack,
+                    dockerfile,
+                    own_dockerfile,
+                } => {
+                    diesel::update(builds::table.find(b.id))
+                        .set((
+                            builds::stack.eq(stack),
+                            builds::dockerfile.eq(storable(dockerfile).as_ref()),
+                            builds::own_dockerfile.eq(own_dockerfile),
+                            builds::updated_at.eq(Utc::now()),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    Ok(Applied::Stored { queued: false })
+                }
+                Decision::SetImage { image } => {
+                    diesel::update(builds::table.find(b.id))
+                        .set((builds::image.eq(image), builds::updated_at.eq(Utc::now())))
+                        .execute(conn)
+                        .await?;
+                    Ok(Applied::Stored { queued: false })
+                }
+                Decision::AppendLog { first_line, lines } => {
+                    let lines: Vec<String> = lines
+                        .iter()
+                        .map(|l| cut(storable(l).into_owned(), MAX_LINE_BYTES))
+                        .collect();
+                    Statement::new(
+                        "INSERT INTO build_logs (build_id, attempt, line_no, line) \
+                         SELECT $1, $2, $3 + t.i - 1, t.l \
+                         FROM unnest($4::text[]) WITH ORDINALITY AS t(l, i) ORDER BY t.i \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind::<sql_types::Uuid, _>(b.id)
+                    .bind::<sql_types::Uuid, _>(u.attempt)
+                    .bind::<sql_types::BigInt, _>(first_line)
+                    .bind::<sql_types::Array<sql_types::Text>, _>(&lines)
+                    .execute(conn)
+                    .await?;
+                    Ok(Applied::Stored { queued: false })
+                }
+                Decision::Nothing => Ok(Applied::Stored { queued: false }),
+                Decision::StartSession {
+                    container_id,
+                    network,
+                } => {
+                    Statement::new(
+                        "INSERT INTO sessions (id, tenant_id, build_id, container_id, network, status, \
+                           expires_at, hard_expires_at) \
+                         VALUES ($1, $2, $1, $3, $4, 'running', now() + make_interval(secs => $5), \
+                           now() + make_interval(secs => $6)) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind::<sql_types::Uuid, _>(b.id)
+                    .bind::<sql_types::Uuid, _>(b.tenant_id)
+                    .bind::<sql_types::Text, _>(container_id)
+                    .bind::<sql_types::Text, _>(network)
+                    .bind::<sql_types::Double, _>(ttl.ttl_secs as f64)
+                    .bind::<sql_types::Double, _>(ttl.max_ttl_secs as f64)
+                    .execute(conn)
+                    .await?;
+                    Ok(Applied::Stored { queued: false })
+                }
+                Decision::StopLateSession { reason } => {
+                    // The container came up after the build was cancelled or failed: remove it.
+                    let msg = SessionControl::Stop {
+                        session_id: b.id,
+                        reason,
+                    };
+                    control(conn, b.tenant_id, sessions_exchange, &msg).await?;
+                    Ok(Applied::Stored { queued: true })
+                }
+                Decision::Ignore(why) => Ok(Applied::Ignored(why)),
+            }
+        })
+        .await
+    }
+
+    /// Fails the build of a job that went to the dead letters, unless it already ended. Returns
+    /// whether it changed.
+    pub async fn fail_dead_job(
+        &self,
+        job: &BuildJob,
+        reason: &str,
+        sessions_exchange: &str,
+    ) -> Result<bool, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        conn.transaction::<_, DbError, _>(async move |conn| {
+            let Some(b) = lock(conn, TenantId(job.tenant_id), job.build_id).await? else {
+                return Ok(false);
+            };
+            if b.stage().is_final() {
+                return Ok(false);
+            }
+            let row = set_stage(conn, &b, Stage::Failed, reason, None).await?;
+            end_session_of(conn, &row, reason, Some(sessions_exchange)).await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    pub async fn get_session(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+    ) -> Result<Option<SessionRow>, DbError> {
+        get_session(&mut *self.0.conn().await?, tenant, id).await
+    }
+
+    /// The sessions of these builds (the tenant's only).
+    pub async fn sessions_of(
+        &self,
+        tenant: TenantId,
+        builds: &[Uuid],
+    ) -> Result<Vec<SessionRow>, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        Ok(sessions::table
+            .filter(sessions::tenant_id.eq(tenant.0))
+            .filter(sessions::build_id.eq_any(builds))
+            .select(SessionRow::as_select())
+            .load(conn)
+            .await?)
+    }
+
+    /// The tenant's sessions, newest first, and how many matched.
+    pub async fn list_sessions(
+        &self,
+        tenant: TenantId,
+        q: &SessionQuery,
+    ) -> Result<(Vec<SessionRow>, i64), DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        let filtered = || {
+            let mut query = sessions::table
+                .filter(sessions::tenant_id.eq(tenant.0))
+                .into_boxed();
+            if let Some(s) = &q.status {
+                query = query.filter(sessions::status.eq(s.clone()));
+            }
+            query
+        };
+        let total = filtered().count().get_result(conn).await?;
+        let rows = filtered()
+            .order((sessions::created_at.desc(), sessions::id.desc()))
+            .limit(q.limit)
+            .offset(q.offset)
+            .select(SessionRow::as_select())
+            .load(conn)
+            .await?;
+        Ok((rows, total))
+    }
+
+    /// Ends a running session at a user's request: the session `stopped`, its build `stopped`, and
+    /// a `Stop` for the workers, in one transaction. `None` if there is no such session; a session
+    /// that already ended is returned unchanged.
+    pub async fn stop_session(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        reason: &str,
+        sessions_exchange: &str,
+    ) -> Result<Option<SessionRow>, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        conn.transaction::<_, DbError, _>(async move |conn| {
+            // Lock order: build, then session (as the update consumer does).
+            let Some(b) = lock(conn, tenant, id).await? else {
+                return Ok(None);
+            };
+            let stopped: Option<SessionRow> = diesel::update(
+                sessions::table
+                    .filter(sessions::tenant_id.eq(tenant.0))
+                    .filter(sessions::id.eq(id))
+                    .filter(sessions::status.eq("running")),
+            )
+            .set((
+                sessions::status.eq("stopped"),
+                sessions::ended_at.eq(Utc::now()),
+                sessions::end_reason.eq(reason),
+            ))
+            .returning(SessionRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+            let Some(s) = stopped else {
+                return get_session(conn, tenant, id).await;
+            };
+            if !b.stage().is_final() {
+                set_stage(conn, &b, Stage::Stopped, &format!("session {reason}"), None).await?;
+            }
+            let msg = SessionControl::Stop {
+                session_id: s.id,
+                reason: reason.to_string(),
+            };
+            control(conn, s.tenant_id, sessions_exchange, &msg).await?;
+            Ok(Some(s))
+        })
+        .await
+    }
+
+    /// Moves a running session's expiry to `max(now, expires_at) + seconds`, never past its
+    /// `hard_expires_at`.
+    pub async fn extend_session(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        seconds: i64,
+    ) -> Result<ExtendOutcome, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        conn.transaction::<_, DbError, _>(async move |conn| {
+            let extended: Option<SessionRow> = Statement::new(
+                "UPDATE sessions SET expires_at = GREATEST(now(), expires_at) + make_interval(secs => $3) \
+                 WHERE id = $1 AND tenant_id = $2 AND status = 'running' \
+                   AND GREATEST(now(), expires_at) + make_interval(secs => $3) <= hard_expires_at \
+                 RETURNING *",
+            )
+            .bind::<sql_types::Uuid, _>(id)
+            .bind::<sql_types::Uuid, _>(tenant.0)
+            .bind::<sql_types::Double, _>(seconds as f64)
+            .get_result(conn)
+            .await
+            .optional()?;
+            if let Some(s) = extended {
+                return Ok(ExtendOutcome::Extended(s));
+            }
+            let Some(s) = get_session(conn, tenant, id).await? else {
+                return Ok(ExtendOutcome::NotFound);
+            };
+            if s.status != "running" {
+                return Ok(ExtendOutcome::NotRunning(s));
+            }
+            let from = s.expires_at.max(Utc::now());
+            let over_secs = (from + chrono::Duration::seconds(seconds) - s.hard_expires_at)
+                .num_seconds()
+                .max(1);
+            Ok(ExtendOutcome::PastCap {
+                session: s,
+                over_secs,
+            })
+        })
+        .await
+    }
+
+    /// Expires every running session past its `expires_at` (any tenant): the session `expired`, its
+    /// build `expired`, and a `Stop` each, in one transaction. Safe on several replicas at once: a
+    /// session is moved by exactly one of them.
+    pub async fn sweep_expired(&self, sessions_exchange: &str) -> Result<Vec<SessionRow>, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        conn.transaction::<_, DbError, _>(async move |conn| {
+            // Lock order: builds, then sessions (as every other change does).
+            let candidates: Vec<BuildRow> = Statement::new(
+                "SELECT b.* FROM builds b JOIN sessions s ON s.build_id = b.id \
+                 WHERE s.status = 'running' AND s.expires_at < now() \
+                 ORDER BY s.expires_at LIMIT 500 FOR UPDATE OF b SKIP LOCKED",
+            )
+            .load(conn)
+            .await?;
+            if candidates.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ids: Vec<Uuid> = candidates.iter().map(|b| b.id).collect();
+            let expired: Vec<SessionRow> = Statement::new(
+                "UPDATE sessions SET status = 'expired', ended_at = now(), end_reason = 'expired' \
+                 WHERE build_id = ANY($1) AND status = 'running' AND expires_at < now() \
+                 RETURNING *",
+            )
+            .bind::<sql_types::Array<sql_types::Uuid>, _>(&ids)
+            .load(conn)
+            .await?;
+            for s in &expired {
+                if let Some(b) = candidates.iter().find(|b| b.id == s.build_id)
+                    && !b.stage().is_final()
+                {
+                    set_stage(conn, b, Stage::Expired, "the session expired", None).await?;
+                }
+                let msg = SessionControl::Stop {
+                    session_id: s.id,
+                    reason: "expired".into(),
+                };
+                control(conn, s.tenant_id, sessions_exchange, &msg).await?;
+            }
+            Ok(expired)
+        })
+        .await
+    }
+
+    pub async fn running_session_ids(&self) -> Result<Vec<Uuid>, DbError> {
+        running_session_ids(&mut *self.0.conn().await?).await
+    }
+}
+
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = builds)]
 pub struct BuildRow {
@@ -152,58 +649,6 @@ pub struct NewBuild<'a> {
     pub job: &'a BuildJob,
 }
 
-/// Stores a queued build, its job (to the jobs exchange) and its first `build.stage` event, in
-/// one transaction.
-pub async fn create(
-    conn: &mut AsyncPgConnection,
-    new: NewBuild<'_>,
-    jobs_exchange: &str,
-) -> Result<BuildRow, DbError> {
-    let job = new.job;
-    let payload = serde_json::to_value(job)
-        .map_err(|e| DbError::Query(diesel::result::Error::SerializationError(Box::new(e))))?;
-    conn.transaction::<_, DbError, _>(async move |conn| {
-        let b: BuildRow = diesel::insert_into(builds::table)
-            .values((
-                builds::id.eq(job.build_id),
-                builds::tenant_id.eq(job.tenant_id),
-                builds::repo_url.eq(job.repo_url.as_str()),
-                builds::git_ref.eq(job.git_ref.as_deref()),
-                builds::subdir.eq(job.subdir.as_deref()),
-                builds::stage.eq(Stage::Queued.as_str()),
-                builds::created_by.eq(new.created_by),
-            ))
-            .returning(BuildRow::as_returning())
-            .get_result(conn)
-            .await?;
-        outbox::push_to(
-            conn,
-            TenantId(job.tenant_id),
-            jobs_exchange,
-            labwright_wire::bus::JOBS_ROUTING_KEY,
-            payload,
-        )
-        .await?;
-        stage_event(conn, &b).await?;
-        Ok(b)
-    })
-    .await
-}
-
-pub async fn get(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    id: Uuid,
-) -> Result<Option<BuildRow>, DbError> {
-    Ok(builds::table
-        .filter(builds::tenant_id.eq(tenant.0))
-        .filter(builds::id.eq(id))
-        .select(BuildRow::as_select())
-        .first(conn)
-        .await
-        .optional()?)
-}
-
 /// Any tenant's build, locked until the transaction ends.
 async fn lock_any(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<BuildRow>, DbError> {
     Ok(builds::table
@@ -230,77 +675,6 @@ pub struct ListQuery {
     pub stage: Option<Stage>,
     pub limit: i64,
     pub offset: i64,
-}
-
-/// The tenant's builds, newest first, and how many matched.
-pub async fn list(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    q: &ListQuery,
-) -> Result<(Vec<BuildRow>, i64), DbError> {
-    let filtered = || {
-        let mut query = builds::table
-            .filter(builds::tenant_id.eq(tenant.0))
-            .into_boxed();
-        if let Some(s) = q.stage {
-            query = query.filter(builds::stage.eq(s.as_str()));
-        }
-        query
-    };
-    let total = filtered().count().get_result(conn).await?;
-    let rows = filtered()
-        .order((builds::created_at.desc(), builds::id.desc()))
-        .limit(q.limit)
-        .offset(q.offset)
-        .select(BuildRow::as_select())
-        .load(conn)
-        .await?;
-    Ok((rows, total))
-}
-
-/// The last `n` log lines of a build, oldest first.
-pub async fn log_tail(
-    conn: &mut AsyncPgConnection,
-    build: Uuid,
-    n: i64,
-) -> Result<Vec<String>, DbError> {
-    let mut lines: Vec<String> = build_logs::table
-        .filter(build_logs::build_id.eq(build))
-        .order(build_logs::seq.desc())
-        .limit(n)
-        .select(build_logs::line)
-        .load(conn)
-        .await?;
-    lines.reverse();
-    Ok(lines)
-}
-
-/// Up to `limit` log lines after `after` (a `seq`), in display order.
-pub async fn log_page(
-    conn: &mut AsyncPgConnection,
-    build: Uuid,
-    after: i64,
-    limit: i64,
-) -> Result<Vec<LogLine>, DbError> {
-    Ok(build_logs::table
-        .filter(build_logs::build_id.eq(build))
-        .filter(build_logs::seq.gt(after))
-        .order(build_logs::seq.asc())
-        .limit(limit)
-        .select(LogLine::as_select())
-        .load(conn)
-        .await?)
-}
-
-/// The stage of a build (for the log stream), if it exists.
-pub async fn stage_of(conn: &mut AsyncPgConnection, build: Uuid) -> Result<Option<Stage>, DbError> {
-    let s: Option<String> = builds::table
-        .find(build)
-        .select(builds::stage)
-        .first(conn)
-        .await
-        .optional()?;
-    Ok(s.as_deref().and_then(Stage::parse))
 }
 
 /// Moves a locked build to `stage` and queues its event. A worker stage sets `started_at` the
@@ -372,36 +746,6 @@ pub enum CancelOutcome {
     Refused(BuildRow),
 }
 
-/// Cancels a build that is not running yet, and tells the workers (a `Stop` for the session id
-/// the build would get, which is the build id) so the one working on it can give up.
-pub async fn cancel(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    id: Uuid,
-    reason: &str,
-    sessions_exchange: &str,
-) -> Result<CancelOutcome, DbError> {
-    conn.transaction::<_, DbError, _>(async move |conn| {
-        let Some(b) = lock(conn, tenant, id).await? else {
-            return Ok(CancelOutcome::NotFound);
-        };
-        if !CANCELLABLE.contains(&b.stage()) {
-            return Ok(CancelOutcome::Refused(b));
-        }
-        let row = set_stage(conn, &b, Stage::Cancelled, reason, None).await?;
-        // A worker may have its container up already (`starting`): end that session too.
-        end_session_of(conn, &row, reason, None).await?;
-        // Even when queued: a worker may have taken the job without reporting yet.
-        let msg = SessionControl::Stop {
-            session_id: b.id,
-            reason: reason.to_string(),
-        };
-        control(conn, b.tenant_id, sessions_exchange, &msg).await?;
-        Ok(CancelOutcome::Cancelled(row))
-    })
-    .await
-}
-
 /// What became of an update.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Applied {
@@ -420,138 +764,6 @@ pub struct SessionTtl {
     pub max_ttl_secs: u64,
 }
 
-/// Applies one (validated) worker update in one transaction: [`stage::decide`] says what it
-/// does, this stores it.
-pub async fn apply_update(
-    conn: &mut AsyncPgConnection,
-    u: &BuildUpdate,
-    ttl: SessionTtl,
-    sessions_exchange: &str,
-) -> Result<Applied, DbError> {
-    conn.transaction::<_, DbError, _>(async move |conn| {
-        let Some(b) = lock_any(conn, u.build_id).await? else {
-            return Ok(Applied::Unknown);
-        };
-        if b.tenant_id != u.tenant_id {
-            return Ok(Applied::Unknown);
-        }
-        let state = BuildState {
-            stage: b.stage(),
-            attempt: b.attempt,
-        };
-        match stage::decide(state, u) {
-            Decision::SetStage {
-                stage,
-                reason,
-                end_session,
-            } => {
-                let row = set_stage(conn, &b, stage, reason, Some(u.attempt)).await?;
-                if let Some(why) = end_session {
-                    end_session_of(conn, &row, &why, None).await?;
-                }
-                Ok(Applied::Stored { queued: true })
-            }
-            Decision::SetDetected {
-                stack,
-                dockerfile,
-                own_dockerfile,
-            } => {
-                diesel::update(builds::table.find(b.id))
-                    .set((
-                        builds::stack.eq(stack),
-                        builds::dockerfile.eq(storable(dockerfile).as_ref()),
-                        builds::own_dockerfile.eq(own_dockerfile),
-                        builds::updated_at.eq(Utc::now()),
-                    ))
-                    .execute(conn)
-                    .await?;
-                Ok(Applied::Stored { queued: false })
-            }
-            Decision::SetImage { image } => {
-                diesel::update(builds::table.find(b.id))
-                    .set((builds::image.eq(image), builds::updated_at.eq(Utc::now())))
-                    .execute(conn)
-                    .await?;
-                Ok(Applied::Stored { queued: false })
-            }
-            Decision::AppendLog { first_line, lines } => {
-                let lines: Vec<String> = lines
-                    .iter()
-                    .map(|l| cut(storable(l).into_owned(), MAX_LINE_BYTES))
-                    .collect();
-                Statement::new(
-                    "INSERT INTO build_logs (build_id, attempt, line_no, line) \
-                     SELECT $1, $2, $3 + t.i - 1, t.l \
-                     FROM unnest($4::text[]) WITH ORDINALITY AS t(l, i) ORDER BY t.i \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind::<sql_types::Uuid, _>(b.id)
-                .bind::<sql_types::Uuid, _>(u.attempt)
-                .bind::<sql_types::BigInt, _>(first_line)
-                .bind::<sql_types::Array<sql_types::Text>, _>(&lines)
-                .execute(conn)
-                .await?;
-                Ok(Applied::Stored { queued: false })
-            }
-            Decision::Nothing => Ok(Applied::Stored { queued: false }),
-            Decision::StartSession {
-                container_id,
-                network,
-            } => {
-                Statement::new(
-                    "INSERT INTO sessions (id, tenant_id, build_id, container_id, network, status, \
-                       expires_at, hard_expires_at) \
-                     VALUES ($1, $2, $1, $3, $4, 'running', now() + make_interval(secs => $5), \
-                       now() + make_interval(secs => $6)) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind::<sql_types::Uuid, _>(b.id)
-                .bind::<sql_types::Uuid, _>(b.tenant_id)
-                .bind::<sql_types::Text, _>(container_id)
-                .bind::<sql_types::Text, _>(network)
-                .bind::<sql_types::Double, _>(ttl.ttl_secs as f64)
-                .bind::<sql_types::Double, _>(ttl.max_ttl_secs as f64)
-                .execute(conn)
-                .await?;
-                Ok(Applied::Stored { queued: false })
-            }
-            Decision::StopLateSession { reason } => {
-                // The container came up after the build was cancelled or failed: remove it.
-                let msg = SessionControl::Stop {
-                    session_id: b.id,
-                    reason,
-                };
-                control(conn, b.tenant_id, sessions_exchange, &msg).await?;
-                Ok(Applied::Stored { queued: true })
-            }
-            Decision::Ignore(why) => Ok(Applied::Ignored(why)),
-        }
-    })
-    .await
-}
-
-/// Fails the build of a job that went to the dead letters, unless it already ended. Returns
-/// whether it changed.
-pub async fn fail_dead_job(
-    conn: &mut AsyncPgConnection,
-    job: &BuildJob,
-    reason: &str,
-    sessions_exchange: &str,
-) -> Result<bool, DbError> {
-    conn.transaction::<_, DbError, _>(async move |conn| {
-        let Some(b) = lock(conn, TenantId(job.tenant_id), job.build_id).await? else {
-            return Ok(false);
-        };
-        if b.stage().is_final() {
-            return Ok(false);
-        }
-        let row = set_stage(conn, &b, Stage::Failed, reason, None).await?;
-        end_session_of(conn, &row, reason, Some(sessions_exchange)).await?;
-        Ok(true)
-    })
-    .await
-}
-
 pub async fn get_session(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
@@ -566,96 +778,10 @@ pub async fn get_session(
         .optional()?)
 }
 
-/// The sessions of these builds (the tenant's only).
-pub async fn sessions_of(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    builds: &[Uuid],
-) -> Result<Vec<SessionRow>, DbError> {
-    Ok(sessions::table
-        .filter(sessions::tenant_id.eq(tenant.0))
-        .filter(sessions::build_id.eq_any(builds))
-        .select(SessionRow::as_select())
-        .load(conn)
-        .await?)
-}
-
 pub struct SessionQuery {
     pub status: Option<String>,
     pub limit: i64,
     pub offset: i64,
-}
-
-/// The tenant's sessions, newest first, and how many matched.
-pub async fn list_sessions(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    q: &SessionQuery,
-) -> Result<(Vec<SessionRow>, i64), DbError> {
-    let filtered = || {
-        let mut query = sessions::table
-            .filter(sessions::tenant_id.eq(tenant.0))
-            .into_boxed();
-        if let Some(s) = &q.status {
-            query = query.filter(sessions::status.eq(s.clone()));
-        }
-        query
-    };
-    let total = filtered().count().get_result(conn).await?;
-    let rows = filtered()
-        .order((sessions::created_at.desc(), sessions::id.desc()))
-        .limit(q.limit)
-        .offset(q.offset)
-        .select(SessionRow::as_select())
-        .load(conn)
-        .await?;
-    Ok((rows, total))
-}
-
-/// Ends a running session at a user's request: the session `stopped`, its build `stopped`, and
-/// a `Stop` for the workers, in one transaction. `None` if there is no such session; a session
-/// that already ended is returned unchanged.
-pub async fn stop_session(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    id: Uuid,
-    reason: &str,
-    sessions_exchange: &str,
-) -> Result<Option<SessionRow>, DbError> {
-    conn.transaction::<_, DbError, _>(async move |conn| {
-        // Lock order: build, then session (as the update consumer does).
-        let Some(b) = lock(conn, tenant, id).await? else {
-            return Ok(None);
-        };
-        let stopped: Option<SessionRow> = diesel::update(
-            sessions::table
-                .filter(sessions::tenant_id.eq(tenant.0))
-                .filter(sessions::id.eq(id))
-                .filter(sessions::status.eq("running")),
-        )
-        .set((
-            sessions::status.eq("stopped"),
-            sessions::ended_at.eq(Utc::now()),
-            sessions::end_reason.eq(reason),
-        ))
-        .returning(SessionRow::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?;
-        let Some(s) = stopped else {
-            return get_session(conn, tenant, id).await;
-        };
-        if !b.stage().is_final() {
-            set_stage(conn, &b, Stage::Stopped, &format!("session {reason}"), None).await?;
-        }
-        let msg = SessionControl::Stop {
-            session_id: s.id,
-            reason: reason.to_string(),
-        };
-        control(conn, s.tenant_id, sessions_exchange, &msg).await?;
-        Ok(Some(s))
-    })
-    .await
 }
 
 /// Why an extension was refused.
@@ -668,93 +794,6 @@ pub enum ExtendOutcome {
         session: SessionRow,
         over_secs: i64,
     },
-}
-
-/// Moves a running session's expiry to `max(now, expires_at) + seconds`, never past its
-/// `hard_expires_at`.
-pub async fn extend_session(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    id: Uuid,
-    seconds: i64,
-) -> Result<ExtendOutcome, DbError> {
-    conn.transaction::<_, DbError, _>(async move |conn| {
-        let extended: Option<SessionRow> = Statement::new(
-            "UPDATE sessions SET expires_at = GREATEST(now(), expires_at) + make_interval(secs => $3) \
-             WHERE id = $1 AND tenant_id = $2 AND status = 'running' \
-               AND GREATEST(now(), expires_at) + make_interval(secs => $3) <= hard_expires_at \
-             RETURNING *",
-        )
-        .bind::<sql_types::Uuid, _>(id)
-        .bind::<sql_types::Uuid, _>(tenant.0)
-        .bind::<sql_types::Double, _>(seconds as f64)
-        .get_result(conn)
-        .await
-        .optional()?;
-        if let Some(s) = extended {
-            return Ok(ExtendOutcome::Extended(s));
-        }
-        let Some(s) = get_session(conn, tenant, id).await? else {
-            return Ok(ExtendOutcome::NotFound);
-        };
-        if s.status != "running" {
-            return Ok(ExtendOutcome::NotRunning(s));
-        }
-        let from = s.expires_at.max(Utc::now());
-        let over_secs = (from + chrono::Duration::seconds(seconds) - s.hard_expires_at)
-            .num_seconds()
-            .max(1);
-        Ok(ExtendOutcome::PastCap {
-            session: s,
-            over_secs,
-        })
-    })
-    .await
-}
-
-/// Expires every running session past its `expires_at` (any tenant): the session `expired`, its
-/// build `expired`, and a `Stop` each, in one transaction. Safe on several replicas at once: a
-/// session is moved by exactly one of them.
-pub async fn sweep_expired(
-    conn: &mut AsyncPgConnection,
-    sessions_exchange: &str,
-) -> Result<Vec<SessionRow>, DbError> {
-    conn.transaction::<_, DbError, _>(async move |conn| {
-        // Lock order: builds, then sessions (as every other change does).
-        let candidates: Vec<BuildRow> = Statement::new(
-            "SELECT b.* FROM builds b JOIN sessions s ON s.build_id = b.id \
-             WHERE s.status = 'running' AND s.expires_at < now() \
-             ORDER BY s.expires_at LIMIT 500 FOR UPDATE OF b SKIP LOCKED",
-        )
-        .load(conn)
-        .await?;
-        if candidates.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<Uuid> = candidates.iter().map(|b| b.id).collect();
-        let expired: Vec<SessionRow> = Statement::new(
-            "UPDATE sessions SET status = 'expired', ended_at = now(), end_reason = 'expired' \
-             WHERE build_id = ANY($1) AND status = 'running' AND expires_at < now() \
-             RETURNING *",
-        )
-        .bind::<sql_types::Array<sql_types::Uuid>, _>(&ids)
-        .load(conn)
-        .await?;
-        for s in &expired {
-            if let Some(b) = candidates.iter().find(|b| b.id == s.build_id)
-                && !b.stage().is_final()
-            {
-                set_stage(conn, b, Stage::Expired, "the session expired", None).await?;
-            }
-            let msg = SessionControl::Stop {
-                session_id: s.id,
-                reason: "expired".into(),
-            };
-            control(conn, s.tenant_id, sessions_exchange, &msg).await?;
-        }
-        Ok(expired)
-    })
-    .await
 }
 
 /// Every running session of every tenant (for the `Live` snapshot).

@@ -7,31 +7,28 @@ pub use labwright_wire::rest::builds::{
 };
 use std::{
     convert::Infallible,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
-use labwright_core::{
-    auth::Permission,
-    build::Stage,
-    ids::TenantId,
-    terminal::{TICKET_TTL_SECS, TicketClaims},
-};
+use chrono::Utc;
+use labwright_core::{auth::Permission, build::Stage};
+use labwright_wire::rest::Page;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::http::{AppState, Page, page};
 use crate::{
-    db::Pool,
     error::ApiError,
     keys::Caller,
-    sandboxes::db::{BuildRow, CancelOutcome, ExtendOutcome, SessionRow},
+    platform::paging::page,
+    sandboxes::{
+        CancelOutcome, ExtendOutcome, ListQuery, SESSION_STATUSES, Sandboxes, SessionQuery,
+        build_view, session_view,
+    },
 };
 
-/// Lines in a build's `log_tail`.
-pub const LOG_TAIL: i64 = 20;
 /// Lines read per query by the log stream.
 const LOG_PAGE: i64 = 500;
 /// How often the log stream looks for new lines (the database: works across replicas).
@@ -42,90 +39,6 @@ const LOG_QUIET_END: Duration = Duration::from_secs(2);
 const LOG_KEEPALIVE: Duration = Duration::from_secs(15);
 /// A stream is closed after this long (without `end`); clients resume with `Last-Event-ID`.
 const LOG_MAX_STREAM: Duration = Duration::from_secs(30 * 60);
-
-fn ms(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
-    (to - from).num_milliseconds().max(0)
-}
-
-fn durations(b: &BuildRow, session: Option<&SessionRow>) -> Durations {
-    let now = Utc::now();
-    let stage = b.stage();
-    let queued_ms = match (b.started_at, b.finished_at) {
-        (Some(started), _) => Some(ms(b.created_at, started)),
-        (None, Some(finished)) => Some(ms(b.created_at, finished)),
-        (None, None) => Some(ms(b.created_at, now)),
-    };
-    let build_ms = b.started_at.and_then(|started| {
-        let end = session
-            .map(|s| s.created_at)
-            .or(b.finished_at)
-            .or((!stage.is_final() && stage != Stage::Running).then_some(now))?;
-        Some(ms(started, end))
-    });
-    Durations {
-        queued_ms,
-        build_ms,
-    }
-}
-
-fn build_view(
-    b: BuildRow,
-    session: Option<SessionRow>,
-    log_tail: Option<Vec<String>>,
-) -> BuildView {
-    let durations = durations(&b, session.as_ref());
-    BuildView {
-        id: b.id,
-        repo_url: b.repo_url,
-        git_ref: b.git_ref,
-        subdir: b.subdir,
-        stage: b.stage,
-        reason: b.reason,
-        stack: b.stack,
-        dockerfile: b.dockerfile,
-        own_dockerfile: b.own_dockerfile,
-        image: b.image,
-        created_at: b.created_at,
-        started_at: b.started_at,
-        finished_at: b.finished_at,
-        durations,
-        log_tail,
-        session: session.map(|s| SessionSummary {
-            id: s.id,
-            status: s.status,
-            expires_at: s.expires_at,
-            container_id: s.container_id,
-        }),
-    }
-}
-
-fn session_view(s: SessionRow) -> SessionView {
-    SessionView {
-        id: s.id,
-        build_id: s.build_id,
-        status: s.status,
-        container_id: s.container_id,
-        network: s.network,
-        created_at: s.created_at,
-        expires_at: s.expires_at,
-        hard_expires_at: s.hard_expires_at,
-        ended_at: s.ended_at,
-        end_reason: s.end_reason,
-    }
-}
-
-async fn full_view(
-    conn: &mut diesel_async::AsyncPgConnection,
-    tenant: TenantId,
-    b: BuildRow,
-) -> Result<BuildView, ApiError> {
-    let session = crate::sandboxes::db::sessions_of(conn, tenant, &[b.id])
-        .await?
-        .into_iter()
-        .next();
-    let tail = crate::sandboxes::db::log_tail(conn, b.id, LOG_TAIL).await?;
-    Ok(build_view(b, session, Some(tail)))
-}
 
 /// An absent or empty optional field is the same thing.
 fn given(v: &Option<String>) -> Option<&str> {
@@ -138,13 +51,12 @@ fn given(v: &Option<String>) -> Option<&str> {
     responses((status = 201, body = BuildView), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 #[post("/builds")]
 pub async fn create_build(
-    state: web::Data<AppState>,
+    sandboxes: web::Data<Sandboxes>,
     caller: Caller,
     body: web::Json<CreateBuild>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::UseSandboxes)?;
-    let b = state
-        .sandboxes
+    let b = sandboxes
         .create_build(
             caller.tenant,
             caller.key_id,
@@ -169,7 +81,7 @@ pub struct BuildParams {
 #[utoipa::path(get, path = "/api/v1/builds", params(BuildParams), responses((status = 200, body = inline(Page<BuildView>)), (status = 400, body = crate::error::ErrorBody)))]
 #[get("/builds")]
 pub async fn list_builds(
-    state: web::Data<AppState>,
+    sandboxes: web::Data<Sandboxes>,
     caller: Caller,
     params: web::Query<BuildParams>,
 ) -> Result<web::Json<Page<BuildView>>, ApiError> {
@@ -182,48 +94,26 @@ pub async fn list_builds(
             ApiError::InvalidArgument(format!("stage: unknown build stage {s:?}"))
         })?),
     };
-    let mut conn = crate::db::conn(&state.pool).await?;
-    let q = crate::sandboxes::db::ListQuery {
+    let q = ListQuery {
         stage,
         limit,
         offset,
     };
-    let (rows, total) = crate::sandboxes::db::list(&mut conn, caller.tenant, &q).await?;
-    let ids: Vec<Uuid> = rows.iter().map(|b| b.id).collect();
-    let mut sessions = crate::sandboxes::db::sessions_of(&mut conn, caller.tenant, &ids).await?;
-    let items = rows
-        .into_iter()
-        .map(|b| {
-            let session = sessions
-                .iter()
-                .position(|s| s.build_id == b.id)
-                .map(|i| sessions.swap_remove(i));
-            build_view(b, session, None)
-        })
-        .collect();
-    Ok(web::Json(Page {
-        items,
-        total,
-        limit,
-        offset,
-    }))
+    Ok(web::Json(sandboxes.list_builds(caller.tenant, &q).await?))
 }
 
 /// One build with the end of its log and its session.
 #[utoipa::path(get, path = "/api/v1/builds/{id}", params(("id" = Uuid, Path)), responses((status = 200, body = BuildView), (status = 404, body = crate::error::ErrorBody)))]
 #[get("/builds/{id}")]
 pub async fn get_build(
-    state: web::Data<AppState>,
+    sandboxes: web::Data<Sandboxes>,
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<BuildView>, ApiError> {
     caller.require(Permission::ReadFleet)?;
-    let id = id.into_inner();
-    let mut conn = crate::db::conn(&state.pool).await?;
-    let b = crate::sandboxes::db::get(&mut conn, caller.tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("build {id}")))?;
-    Ok(web::Json(full_view(&mut conn, caller.tenant, b).await?))
+    Ok(web::Json(
+        sandboxes.build(caller.tenant, id.into_inner()).await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -242,7 +132,7 @@ pub struct LogParams {
     responses((status = 200, content_type = "text/event-stream", body = String), (status = 404, body = crate::error::ErrorBody)))]
 #[get("/builds/{id}/logs")]
 pub async fn build_logs(
-    state: web::Data<AppState>,
+    sandboxes: web::Data<Sandboxes>,
     caller: Caller,
     id: web::Path<Uuid>,
     params: web::Query<LogParams>,
@@ -263,15 +153,10 @@ pub async fn build_logs(
                 })?,
         },
     };
-    {
-        let mut conn = crate::db::conn(&state.pool).await?;
-        crate::sandboxes::db::get(&mut conn, caller.tenant, id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("build {id}")))?;
-    }
+    sandboxes.build_row(caller.tenant, id).await?;
     let now = Instant::now();
     let stream = LogStream {
-        pool: state.pool.clone(),
+        sandboxes: sandboxes.into_inner(),
         build: id,
         after,
         follow: params.follow.unwrap_or(true),
@@ -293,7 +178,7 @@ pub async fn build_logs(
 
 /// The state of one log stream: where it is, and when it last had something to say.
 struct LogStream {
-    pool: Pool,
+    sandboxes: Arc<Sandboxes>,
     build: Uuid,
     after: i64,
     follow: bool,
@@ -309,14 +194,7 @@ impl LogStream {
         while !self.done {
             // The stage is read before the lines: lines stored before the build ended are then
             // always seen before the end.
-            let read = async {
-                let mut conn = crate::db::conn(&self.pool).await?;
-                let stage = crate::sandboxes::db::stage_of(&mut conn, self.build).await?;
-                let lines =
-                    crate::sandboxes::db::log_page(&mut conn, self.build, self.after, LOG_PAGE)
-                        .await?;
-                Ok::<_, crate::db::DbError>((stage, lines))
-            };
+            let read = self.sandboxes.log_page(self.build, self.after, LOG_PAGE);
             let (stage, lines) = match read.await {
                 Ok(r) => r,
                 Err(e) => {
@@ -383,17 +261,14 @@ fn sse_event(out: &mut String, id: Option<i64>, event: Option<&str>, data: &str)
     responses((status = 200, body = BuildView), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 #[post("/builds/{id}/cancel")]
 pub async fn cancel_build(
-    state: web::Data<AppState>,
+    sandboxes: web::Data<Sandboxes>,
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<BuildView>, ApiError> {
     caller.require(Permission::UseSandboxes)?;
     let id = id.into_inner();
     let reason = format!("cancelled by {}", caller.key_name);
-    let outcome = state
-        .sandboxes
-        .cancel_build(caller.tenant, id, &reason)
-        .await?;
+    let outcome = sandboxes.cancel_build(caller.tenant, id, &reason).await?;
     let b = match outcome {
         CancelOutcome::Cancelled(b) => b,
         CancelOutcome::NotFound => return Err(ApiError::NotFound(format!("build {id}"))),
@@ -410,8 +285,7 @@ pub async fn cancel_build(
         }
     };
     tracing::info!(build_id = %id, "build cancelled");
-    let mut conn = crate::db::conn(&state.pool).await?;
-    Ok(web::Json(full_view(&mut conn, caller.tenant, b).await?))
+    Ok(web::Json(sandboxes.full_view(caller.tenant, b).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -427,7 +301,7 @@ pub struct SessionParams {
 #[utoipa::path(get, path = "/api/v1/sessions", params(SessionParams), responses((status = 200, body = inline(Page<SessionView>)), (status = 400, body = crate::error::ErrorBody)))]
 #[get("/sessions")]
 pub async fn list_sessions(
-    state: web::Data<AppState>,
+    sandboxes: web::Data<Sandboxes>,
     caller: Caller,
     params: web::Query<SessionParams>,
 ) -> Result<web::Json<Page<SessionView>>, ApiError> {
@@ -435,42 +309,32 @@ pub async fn list_sessions(
     let p = params.into_inner();
     let (limit, offset) = page(p.limit, p.offset)?;
     if let Some(s) = &p.status
-        && !crate::sandboxes::db::SESSION_STATUSES.contains(&s.as_str())
+        && !SESSION_STATUSES.contains(&s.as_str())
     {
         return Err(ApiError::InvalidArgument(format!(
             "status: unknown session status {s:?}"
         )));
     }
-    let mut conn = crate::db::conn(&state.pool).await?;
-    let q = crate::sandboxes::db::SessionQuery {
+    let q = SessionQuery {
         status: p.status,
         limit,
         offset,
     };
-    let (rows, total) = crate::sandboxes::db::list_sessions(&mut conn, caller.tenant, &q).await?;
-    Ok(web::Json(Page {
-        items: rows.into_iter().map(session_view).collect(),
-        total,
-        limit,
-        offset,
-    }))
+    Ok(web::Json(sandboxes.list_sessions(caller.tenant, &q).await?))
 }
 
 /// One session.
 #[utoipa::path(get, path = "/api/v1/sessions/{id}", params(("id" = Uuid, Path)), responses((status = 200, body = SessionView), (status = 404, body = crate::error::ErrorBody)))]
 #[get("/sessions/{id}")]
 pub async fn get_session(
-    state: web::Data<AppState>,
+    sandboxes: web::Data<Sandboxes>,
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<SessionView>, ApiError> {
     caller.require(Permission::ReadFleet)?;
-    let id = id.into_inner();
-    let mut conn = crate::db::conn(&state.pool).await?;
-    let s = crate::sandboxes::db::get_session(&mut conn, caller.tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("session {id}")))?;
-    Ok(web::Json(session_view(s)))
+    Ok(web::Json(
+        sandboxes.session(caller.tenant, id.into_inner()).await?,
+    ))
 }
 
 /// Ends a session: its container is removed and its build becomes `stopped`. A session that
@@ -478,15 +342,14 @@ pub async fn get_session(
 #[utoipa::path(delete, path = "/api/v1/sessions/{id}", params(("id" = Uuid, Path)), responses((status = 200, body = SessionView), (status = 404, body = crate::error::ErrorBody)))]
 #[delete("/sessions/{id}")]
 pub async fn delete_session(
-    state: web::Data<AppState>,
+    sandboxes: web::Data<Sandboxes>,
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<SessionView>, ApiError> {
     caller.require(Permission::UseSandboxes)?;
     let id = id.into_inner();
     let reason = format!("deleted by {}", caller.key_name);
-    let s = state
-        .sandboxes
+    let s = sandboxes
         .stop_session(caller.tenant, id, &reason)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("session {id}")))?;
@@ -499,21 +362,23 @@ pub async fn delete_session(
     responses((status = 200, body = SessionView), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 #[post("/sessions/{id}/extend")]
 pub async fn extend_session(
-    state: web::Data<AppState>,
+    sandboxes: web::Data<Sandboxes>,
     caller: Caller,
     id: web::Path<Uuid>,
     body: web::Json<ExtendSession>,
 ) -> Result<web::Json<SessionView>, ApiError> {
     caller.require(Permission::UseSandboxes)?;
     let id = id.into_inner();
-    let max = i64::try_from(state.sandboxes.ttl.max_ttl_secs).unwrap_or(i64::MAX);
+    let max = i64::try_from(sandboxes.ttl.max_ttl_secs).unwrap_or(i64::MAX);
     if !(1..=max).contains(&body.seconds) {
         return Err(ApiError::InvalidArgument(format!(
             "seconds: must be between 1 and {max}"
         )));
     }
-    let mut conn = crate::db::conn(&state.pool).await?;
-    match crate::sandboxes::db::extend_session(&mut conn, caller.tenant, id, body.seconds).await? {
+    match sandboxes
+        .extend_session(caller.tenant, id, body.seconds)
+        .await?
+    {
         ExtendOutcome::Extended(s) => Ok(web::Json(session_view(s))),
         ExtendOutcome::NotFound => Err(ApiError::NotFound(format!("session {id}"))),
         ExtendOutcome::NotRunning(s) => Err(ApiError::Conflict(format!(
@@ -541,41 +406,13 @@ pub async fn extend_session(
     responses((status = 201, body = TerminalTicket), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 #[post("/sessions/{id}/terminal")]
 pub async fn terminal_ticket(
-    state: web::Data<AppState>,
+    sandboxes: web::Data<Sandboxes>,
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::UseSandboxes)?;
-    let id = id.into_inner();
-    let mut conn = crate::db::conn(&state.pool).await?;
-    let s = crate::sandboxes::db::get_session(&mut conn, caller.tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("session {id}")))?;
-    if s.status != "running" || s.expires_at < Utc::now() {
-        return Err(ApiError::Conflict(format!(
-            "session {id} is {}, not running",
-            if s.status == "running" {
-                "expired"
-            } else {
-                &s.status
-            }
-        )));
-    }
-    let expires_at = Utc::now() + chrono::Duration::seconds(TICKET_TTL_SECS);
-    let ticket = state.terminals.key.sign(&TicketClaims {
-        jti: Uuid::new_v4(),
-        tenant: caller.tenant.0,
-        session: s.id,
-        container: s.container_id,
-        key: caller.key_id.0,
-        exp: expires_at.timestamp(),
-    });
-    tracing::info!(session_id = %id, key = %caller.key_id.0, "terminal ticket issued");
-    Ok(HttpResponse::Created().json(TerminalTicket {
-        url: format!("{}/terminal/{}?ticket={ticket}", state.terminals.url, s.id),
-        ticket,
-        expires_at,
-    }))
+    let ticket = sandboxes.terminal_ticket(&caller, id.into_inner()).await?;
+    Ok(HttpResponse::Created().json(ticket))
 }
 
 #[cfg(test)]

@@ -16,18 +16,29 @@
 pub mod db;
 pub mod http;
 
+/// What the handlers pass in and get back.
+pub use db::{CancelOutcome, ExtendOutcome, ListQuery, SESSION_STATUSES, SessionQuery};
+
 use std::{sync::Arc, time::Duration};
 
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use labwright_core::{
     build::{
-        BuildJob, BuildUpdate, MAX_UPDATE_BYTES, SessionControl,
+        BuildJob, BuildUpdate, MAX_UPDATE_BYTES, SessionControl, Stage,
         source::{RepoUrl, validate_ref, validate_subdir},
     },
     ids::{ApiKeyId, TenantId},
     retry::Backoff,
+    terminal::{TICKET_TTL_SECS, TicketClaims},
 };
-use labwright_wire::bus::{self, BusError, DecodeError, Names, timed};
+use labwright_wire::{
+    bus::{self, BusError, DecodeError, Names, timed},
+    rest::{
+        Page,
+        builds::{BuildView, Durations, SessionSummary, SessionView, TerminalTicket},
+    },
+};
 use lapin::{
     message::Delivery,
     options::{BasicAckOptions, BasicNackOptions},
@@ -36,11 +47,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use self::db::{Applied, SessionTtl};
+use self::db::{Applied, BuildRow, BuildStore, SessionRow, SessionTtl};
 use crate::{
-    db::{DbError, Pool},
+    db::DbError,
     error::ApiError,
     events::{Broker, PublishError},
+    keys::Caller,
 };
 
 /// Unacknowledged updates a replica holds at once.
@@ -51,13 +63,94 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEAD_LETTER_REASON: &str =
     "the build failed on 3 workers in a row (worker crashed or the job could not be processed)";
 
+/// Signs terminal tickets for the terminal gateway at `url`.
+pub struct Terminals {
+    pub key: labwright_core::terminal::TicketKey,
+    pub url: String,
+}
+
+/// Lines in a build's `log_tail`.
+pub const LOG_TAIL: i64 = 20;
+
+fn ms(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
+    (to - from).num_milliseconds().max(0)
+}
+
+fn durations(b: &BuildRow, session: Option<&SessionRow>) -> Durations {
+    let now = Utc::now();
+    let stage = b.stage();
+    let queued_ms = match (b.started_at, b.finished_at) {
+        (Some(started), _) => Some(ms(b.created_at, started)),
+        (None, Some(finished)) => Some(ms(b.created_at, finished)),
+        (None, None) => Some(ms(b.created_at, now)),
+    };
+    let build_ms = b.started_at.and_then(|started| {
+        let end = session
+            .map(|s| s.created_at)
+            .or(b.finished_at)
+            .or((!stage.is_final() && stage != Stage::Running).then_some(now))?;
+        Some(ms(started, end))
+    });
+    Durations {
+        queued_ms,
+        build_ms,
+    }
+}
+
+pub(crate) fn build_view(
+    b: BuildRow,
+    session: Option<SessionRow>,
+    log_tail: Option<Vec<String>>,
+) -> BuildView {
+    let durations = durations(&b, session.as_ref());
+    BuildView {
+        id: b.id,
+        repo_url: b.repo_url,
+        git_ref: b.git_ref,
+        subdir: b.subdir,
+        stage: b.stage,
+        reason: b.reason,
+        stack: b.stack,
+        dockerfile: b.dockerfile,
+        own_dockerfile: b.own_dockerfile,
+        image: b.image,
+        created_at: b.created_at,
+        started_at: b.started_at,
+        finished_at: b.finished_at,
+        durations,
+        log_tail,
+        session: session.map(|s| SessionSummary {
+            id: s.id,
+            status: s.status,
+            expires_at: s.expires_at,
+            container_id: s.container_id,
+        }),
+    }
+}
+
+pub(crate) fn session_view(s: SessionRow) -> SessionView {
+    SessionView {
+        id: s.id,
+        build_id: s.build_id,
+        status: s.status,
+        container_id: s.container_id,
+        network: s.network,
+        created_at: s.created_at,
+        expires_at: s.expires_at,
+        hard_expires_at: s.hard_expires_at,
+        ended_at: s.ended_at,
+        end_reason: s.end_reason,
+    }
+}
+
 /// Repo-sandbox settings and the handles the REST API and the background tasks share.
 pub struct Sandboxes {
-    pub pool: Pool,
+    store: BuildStore,
     pub broker: Arc<Broker>,
     /// Builds of repositories on private hosts are accepted (local stack, tests).
     pub allow_private_hosts: bool,
     pub ttl: SessionTtl,
+    terminals: Terminals,
     sweep: Notify,
 }
 
@@ -85,17 +178,160 @@ enum Handled {
 
 impl Sandboxes {
     pub fn new(
-        pool: Pool,
+        store: BuildStore,
         broker: Arc<Broker>,
         allow_private_hosts: bool,
         ttl: SessionTtl,
+        terminals: Terminals,
     ) -> Arc<Self> {
         Arc::new(Self {
-            pool,
+            store,
             broker,
             allow_private_hosts,
             ttl,
+            terminals,
             sweep: Notify::new(),
+        })
+    }
+
+    /// A build of the tenant as stored (404 when there is none).
+    pub async fn build_row(&self, tenant: TenantId, id: Uuid) -> Result<db::BuildRow, ApiError> {
+        self.store
+            .get(tenant, id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("build {id}")))
+    }
+
+    /// One build with the end of its log and its session.
+    pub async fn build(&self, tenant: TenantId, id: Uuid) -> Result<BuildView, ApiError> {
+        let b = self.build_row(tenant, id).await?;
+        self.full_view(tenant, b).await
+    }
+
+    /// A build's view with the end of its log and its session.
+    pub async fn full_view(
+        &self,
+        tenant: TenantId,
+        b: db::BuildRow,
+    ) -> Result<BuildView, ApiError> {
+        let session = self
+            .store
+            .sessions_of(tenant, &[b.id])
+            .await?
+            .into_iter()
+            .next();
+        let tail = self.store.log_tail(b.id, LOG_TAIL).await?;
+        Ok(build_view(b, session, Some(tail)))
+    }
+
+    /// A page of the tenant's builds (newest first), each with its session.
+    pub async fn list_builds(
+        &self,
+        tenant: TenantId,
+        q: &db::ListQuery,
+    ) -> Result<Page<BuildView>, ApiError> {
+        let (rows, total) = self.store.list(tenant, q).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|b| b.id).collect();
+        let mut sessions = self.store.sessions_of(tenant, &ids).await?;
+        let items = rows
+            .into_iter()
+            .map(|b| {
+                let session = sessions
+                    .iter()
+                    .position(|s| s.build_id == b.id)
+                    .map(|i| sessions.swap_remove(i));
+                build_view(b, session, None)
+            })
+            .collect();
+        Ok(Page {
+            items,
+            total,
+            limit: q.limit,
+            offset: q.offset,
+        })
+    }
+
+    /// A build's stage and up to `limit` of its log lines after `after`. The stage is read
+    /// before the lines: lines stored before the build ended are then always seen before the end.
+    pub async fn log_page(
+        &self,
+        build: Uuid,
+        after: i64,
+        limit: i64,
+    ) -> Result<(Option<Stage>, Vec<db::LogLine>), DbError> {
+        let stage = self.store.stage_of(build).await?;
+        let lines = self.store.log_page(build, after, limit).await?;
+        Ok((stage, lines))
+    }
+
+    /// A page of the tenant's sessions, newest first.
+    pub async fn list_sessions(
+        &self,
+        tenant: TenantId,
+        q: &db::SessionQuery,
+    ) -> Result<Page<SessionView>, ApiError> {
+        let (rows, total) = self.store.list_sessions(tenant, q).await?;
+        Ok(Page {
+            items: rows.into_iter().map(session_view).collect(),
+            total,
+            limit: q.limit,
+            offset: q.offset,
+        })
+    }
+
+    /// One session of the tenant.
+    pub async fn session(&self, tenant: TenantId, id: Uuid) -> Result<SessionView, ApiError> {
+        Ok(session_view(self.session_row(tenant, id).await?))
+    }
+
+    async fn session_row(&self, tenant: TenantId, id: Uuid) -> Result<db::SessionRow, ApiError> {
+        self.store
+            .get_session(tenant, id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("session {id}")))
+    }
+
+    /// Extends a running session by `seconds`, within its hard limit.
+    pub async fn extend_session(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        seconds: i64,
+    ) -> Result<db::ExtendOutcome, ApiError> {
+        Ok(self.store.extend_session(tenant, id, seconds).await?)
+    }
+
+    /// A ticket for one terminal into a running session, signed for the terminal gateway.
+    pub async fn terminal_ticket(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+    ) -> Result<TerminalTicket, ApiError> {
+        let s = self.session_row(caller.tenant, id).await?;
+        if s.status != "running" || s.expires_at < Utc::now() {
+            return Err(ApiError::Conflict(format!(
+                "session {id} is {}, not running",
+                if s.status == "running" {
+                    "expired"
+                } else {
+                    &s.status
+                }
+            )));
+        }
+        let expires_at = Utc::now() + chrono::Duration::seconds(TICKET_TTL_SECS);
+        let ticket = self.terminals.key.sign(&TicketClaims {
+            jti: Uuid::new_v4(),
+            tenant: caller.tenant.0,
+            session: s.id,
+            container: s.container_id,
+            key: caller.key_id.0,
+            exp: expires_at.timestamp(),
+        });
+        tracing::info!(session_id = %id, key = %caller.key_id.0, "terminal ticket issued");
+        Ok(TerminalTicket {
+            url: format!("{}/terminal/{}?ticket={ticket}", self.terminals.url, s.id),
+            ticket,
+            expires_at,
         })
     }
 
@@ -138,16 +374,16 @@ impl Sandboxes {
             session_ttl_secs: self.ttl.ttl_secs,
             hard_ttl_secs: self.ttl.max_ttl_secs,
         };
-        let mut conn = crate::db::conn(&self.pool).await?;
-        let b = db::create(
-            &mut conn,
-            db::NewBuild {
-                created_by: created_by.0,
-                job: &job,
-            },
-            &self.names().jobs_exchange,
-        )
-        .await?;
+        let b = self
+            .store
+            .create(
+                db::NewBuild {
+                    created_by: created_by.0,
+                    job: &job,
+                },
+                &self.names().jobs_exchange,
+            )
+            .await?;
         self.broker.wake();
         // The host only: the URL carries no credentials (RepoUrl refuses them), but logs stay lean.
         tracing::info!(build_id = %b.id, host = job.repo_url.host(), "build queued");
@@ -162,15 +398,10 @@ impl Sandboxes {
         id: Uuid,
         reason: &str,
     ) -> Result<db::CancelOutcome, ApiError> {
-        let mut conn = crate::db::conn(&self.pool).await?;
-        let outcome = db::cancel(
-            &mut conn,
-            tenant,
-            id,
-            reason,
-            &self.names().sessions_exchange,
-        )
-        .await?;
+        let outcome = self
+            .store
+            .cancel(tenant, id, reason, &self.names().sessions_exchange)
+            .await?;
         if matches!(outcome, db::CancelOutcome::Cancelled(_)) {
             self.broker.wake();
         }
@@ -185,15 +416,10 @@ impl Sandboxes {
         id: Uuid,
         reason: &str,
     ) -> Result<Option<db::SessionRow>, ApiError> {
-        let mut conn = crate::db::conn(&self.pool).await?;
-        let stopped = db::stop_session(
-            &mut conn,
-            tenant,
-            id,
-            reason,
-            &self.names().sessions_exchange,
-        )
-        .await?;
+        let stopped = self
+            .store
+            .stop_session(tenant, id, reason, &self.names().sessions_exchange)
+            .await?;
         if stopped.is_some() {
             self.broker.wake();
         }
@@ -258,14 +484,9 @@ impl Sandboxes {
             return Handled::Done;
         }
         let applied = async {
-            let mut conn = crate::db::conn(&self.pool).await?;
-            crate::sandboxes::db::apply_update(
-                &mut conn,
-                &update,
-                self.ttl,
-                &self.names().sessions_exchange,
-            )
-            .await
+            self.store
+                .apply_update(&update, self.ttl, &self.names().sessions_exchange)
+                .await
         }
         .await;
         match applied {
@@ -300,14 +521,9 @@ impl Sandboxes {
             }
         };
         let failed = async {
-            let mut conn = crate::db::conn(&self.pool).await?;
-            crate::sandboxes::db::fail_dead_job(
-                &mut conn,
-                &job,
-                DEAD_LETTER_REASON,
-                &self.names().sessions_exchange,
-            )
-            .await
+            self.store
+                .fail_dead_job(&job, DEAD_LETTER_REASON, &self.names().sessions_exchange)
+                .await
         }
         .await;
         match failed {
@@ -354,11 +570,11 @@ impl Sandboxes {
     /// One sweep. Returns how many sessions expired.
     pub async fn sweep_once(&self) -> Result<usize, SweepError> {
         let (expired, live) = {
-            let mut conn = crate::db::conn(&self.pool).await?;
-            let expired =
-                crate::sandboxes::db::sweep_expired(&mut conn, &self.names().sessions_exchange)
-                    .await?;
-            let live = crate::sandboxes::db::running_session_ids(&mut conn).await?;
+            let expired = self
+                .store
+                .sweep_expired(&self.names().sessions_exchange)
+                .await?;
+            let live = self.store.running_session_ids().await?;
             (expired.len(), live)
         };
         if expired > 0 {

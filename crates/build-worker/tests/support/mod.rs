@@ -9,7 +9,9 @@ use std::{collections::HashMap, path::Path, process::Command, time::Duration};
 
 use bollard::query_parameters::CreateImageOptions;
 use futures::StreamExt;
-use labwright_build_worker::{Config, engine::Engine};
+use std::sync::Arc;
+
+use labwright_build_worker::{Config, engine::Engine, worker::Worker};
 use labwright_core::build::{
     BuildJob, BuildUpdate, SessionControl, Stage, UpdateBody, source::RepoUrl,
 };
@@ -22,6 +24,7 @@ use lapin::{
     options::{BasicConsumeOptions, ConfirmSelectOptions},
     types::FieldTable,
 };
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub const BASE_IMAGE: &str = "labwright-test/busybox:1";
@@ -334,4 +337,61 @@ pub fn labels_of(c: &bollard::models::ContainerInspectResponse) -> HashMap<Strin
 
 pub fn dir_exists(p: &Path) -> bool {
     p.is_dir()
+}
+
+/// A worker running against its own broker namespace, with a fake api-server and a git daemon.
+pub struct Running {
+    pub worker: Arc<Worker>,
+    pub server: FakeServer,
+    pub stop: CancellationToken,
+    pub git: GitDaemon,
+}
+
+impl Running {
+    pub async fn engine(&self) -> labwright_build_worker::engine::Engine {
+        engine(&self.worker.config.namespace).await
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Starts a worker with the test config, changed by `configure`.
+pub async fn start(configure: impl FnOnce(&mut labwright_build_worker::Config)) -> Running {
+    let ns = namespace();
+    let e = engine(&ns).await;
+    ensure_base_image(&e).await;
+    let server = FakeServer::start(names(&ns)).await;
+    let mut config = worker_config(&ns);
+    configure(&mut config);
+    let worker = Worker::new(config, e);
+    let stop = CancellationToken::new();
+    tokio::spawn(worker.clone().run(stop.clone()));
+    Running {
+        worker,
+        server,
+        stop,
+        git: GitDaemon::start().await,
+    }
+}
+
+/// What a session container printed so far.
+pub async fn container_logs(e: &Engine, id: Uuid) -> String {
+    use futures::StreamExt;
+    let mut out = String::new();
+    let mut logs = e.docker().logs(
+        &labwright_build_worker::engine::session_name(id),
+        Some(bollard::query_parameters::LogsOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        }),
+    );
+    while let Some(Ok(chunk)) = logs.next().await {
+        out.push_str(&chunk.to_string());
+    }
+    out
 }

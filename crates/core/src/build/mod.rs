@@ -8,6 +8,7 @@
 //! stop one, and regularly tells them which sessions are live, with [`SessionControl`] messages
 //! on the sessions exchange.
 
+pub mod address;
 pub mod source;
 pub mod stage;
 

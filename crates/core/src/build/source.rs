@@ -11,6 +11,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use super::address;
 use crate::validate::ValidationError;
 
 const MAX_URL_LEN: usize = 2048;
@@ -89,27 +90,52 @@ impl RepoUrl {
         &self.host
     }
 
-    /// Whether the host names this machine or a private, link-local or unspecified address:
-    /// `localhost`, `*.localhost`, `127/8`, `10/8`, `172.16/12`, `192.168/16`, `169.254/16`,
-    /// `0/8`, `::1`, `::`, `fc00::/7`, `fe80::/10` and IPv4-mapped forms of those.
+    /// Whether the host names this machine or an internal address: `localhost`, `*.localhost`,
+    /// or an IP literal that [`address::is_internal`] refuses (loopback, private, link-local,
+    /// CGNAT, unique-local, NAT64/6to4/IPv4-mapped or -compatible forms of those, multicast…).
     ///
     /// This looks at the URL only and does not resolve DNS: a public name that resolves to a
-    /// private address is not detected, so the connection itself must be restricted as well.
+    /// private address is not detected here; the build worker resolves the name and checks every
+    /// address before it clones.
     pub fn is_private_host(&self) -> bool {
         let host = self.host.strip_suffix('.').unwrap_or(&self.host);
         if host == "localhost" || host.ends_with(".localhost") {
             return true;
         }
         match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-            Some(v6) => v6.parse::<Ipv6Addr>().is_ok_and(|ip| {
-                ip.is_loopback()
-                    || ip.is_unspecified()
-                    || ip.is_unique_local()
-                    || ip.is_unicast_link_local()
-                    || ip.to_ipv4_mapped().is_some_and(is_private_v4)
-            }),
-            None => host.parse::<Ipv4Addr>().is_ok_and(is_private_v4),
+            Some(v6) => v6.parse::<Ipv6Addr>().is_ok_and(address::is_internal_v6),
+            None => host.parse::<Ipv4Addr>().is_ok_and(address::is_internal_v4),
         }
+    }
+
+    /// The host as a resolver takes it: without the brackets of an IPv6 literal.
+    pub fn lookup_host(&self) -> &str {
+        self.host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(&self.host)
+    }
+
+    /// The port git connects to: the URL's own, else the scheme's default.
+    pub fn port(&self) -> u16 {
+        let default = match self.scheme {
+            Scheme::Https => 443,
+            Scheme::Http => 80,
+            Scheme::Ssh => 22,
+            Scheme::Git => 9418,
+        };
+        if self.url.contains("://") {
+            let rest = self.url.split_once("://").map_or("", |(_, r)| r);
+            let authority = rest.split('/').next().unwrap_or("");
+            let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, p)| p);
+            if let Some((_, port)) = after_host.rsplit_once(':')
+                && let Ok(port) = port.parse()
+            {
+                return port;
+            }
+        }
+        default
     }
 
     /// `scheme://[user@]host[:port]/path`, with `rest` being everything after `://`.
@@ -368,10 +394,6 @@ fn is_path_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&b)
 }
 
-fn is_private_v4(ip: Ipv4Addr) -> bool {
-    ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.octets()[0] == 0
-}
-
 /// Checks a branch, tag or commit-ish for `git clone --branch` / `git fetch`, following
 /// `git check-ref-format`.
 pub fn validate_ref(r: &str) -> Result<(), ValidationError> {
@@ -563,6 +585,16 @@ mod tests {
             "[febf::1]",
             "[::ffff:127.0.0.1]",
             "[::ffff:10.0.0.1]",
+            "[::7f00:1]",
+            "[::127.0.0.1]",
+            "[64:ff9b::7f00:1]",
+            "[2002:7f00:1::1]",
+            "100.64.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "[2001:db8::1]",
+            "[fec0::1]",
+            "192.0.2.2",
         ] {
             let url = ok(&format!("https://{host}/repo"));
             assert!(url.is_private_host(), "{host} should be private");
@@ -574,12 +606,27 @@ mod tests {
             "172.32.0.1",
             "172.15.0.1",
             "192.169.0.1",
-            "[2001:db8::1]",
-            "[fec0::1]",
+            "[2606:4700:4700::1111]",
             "[::ffff:8.8.8.8]",
         ] {
             let url = ok(&format!("https://{host}/repo"));
             assert!(!url.is_private_host(), "{host} should not be private");
+        }
+    }
+
+    #[test]
+    fn ports_and_lookup_hosts() {
+        for (url, host, port) in [
+            ("https://github.com/org/repo", "github.com", 443),
+            ("http://h:8080/r", "h", 8080),
+            ("git://h/r", "h", 9418),
+            ("ssh://git@h:2222/r", "h", 2222),
+            ("git@h:org/r.git", "h", 22),
+            ("https://[::1]:8443/r", "::1", 8443),
+            ("https://[::1]/r", "::1", 443),
+        ] {
+            let u = ok(url);
+            assert_eq!((u.lookup_host(), u.port()), (host, port), "{url}");
         }
     }
 

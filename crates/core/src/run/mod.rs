@@ -19,6 +19,8 @@
 
 mod steps;
 
+pub use steps::console_pattern;
+
 use std::{
     collections::BTreeMap,
     fmt,
@@ -237,6 +239,12 @@ pub fn run_testcase(
         next_index: 0,
         counts: [0; 4],
         observations: Vec::new(),
+        // Console output from before the run is not the run's.
+        console_from: ctx
+            .device
+            .console()
+            .and_then(|c| c.read_since(u64::MAX).ok())
+            .map_or(0, |r| r.next),
         cancelled: false,
     };
     if problems.is_empty() {
@@ -281,6 +289,8 @@ struct Runner<'r, 'a> {
     /// Passed, failed, errored, skipped.
     counts: [u32; 4],
     observations: Vec<EdgeObservation>,
+    /// The first console line `serial_expect` looks at: after its last match, or the run's start.
+    console_from: u64,
     cancelled: bool,
 }
 
@@ -365,7 +375,13 @@ impl Runner<'_, '_> {
 
     fn leaf(&mut self, step: &Step, path: String) -> Flow {
         let started = self.ctx.clock.now_us();
-        let outcome = steps::execute(self.ctx, self.testcase, step, &mut self.observations);
+        let outcome = steps::execute(
+            self.ctx,
+            self.testcase,
+            step,
+            &mut self.observations,
+            &mut self.console_from,
+        );
         let ended = self.ctx.clock.now_us();
         let cancelled = outcome.cancelled;
         let frame = match outcome.frame {

@@ -6,7 +6,7 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use crate::{
-    controller::{AudioCapture, ControlError, RemoteControl, VideoCapture},
+    controller::{AudioCapture, Console, ControlError, RemoteControl, VideoCapture},
     frame::{Frame, Gray, Rect},
     nav::{
         EdgeObservation, NavError, Navigator,
@@ -99,6 +99,7 @@ pub(super) fn execute(
     tc: &TestCase,
     step: &Step,
     observations: &mut Vec<EdgeObservation>,
+    console_from: &mut u64,
 ) -> Outcome {
     let s = Steps { ctx, tc };
     let result = match &step.action {
@@ -137,12 +138,32 @@ pub(super) fn execute(
             ))
         }),
         Action::Repeat(_) => Ok(Outcome::error("a repeat is not a single step")),
+        Action::SerialSend(t) => s.serial_send(t),
+        Action::SerialExpect(x) => s.serial_expect(
+            x,
+            step.timeout_ms.unwrap_or(tc.defaults.timeout_ms),
+            console_from,
+        ),
     };
     match result {
         Ok(o) => o,
         Err(Abort::Error(reason)) => Outcome::error(reason),
         Err(Abort::Cancelled(frame)) => Outcome::cancelled(frame),
     }
+}
+
+/// Compiles a `serial_expect` pattern (bounded in size: patterns come from test authors).
+pub fn console_pattern(pattern: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| {
+            let text = e.to_string();
+            format!(
+                "not a valid regular expression: {}",
+                text.lines().last().unwrap_or_default().trim()
+            )
+        })
 }
 
 /// A frame for the screenshot of a step that looked at none; `None` without video or on error.
@@ -197,6 +218,91 @@ impl<'a> Steps<'_, 'a> {
             .device
             .remote()
             .ok_or_else(|| Abort::Error("the device has no remote control".into()))
+    }
+
+    fn console(&self) -> StepResult<&'a dyn Console> {
+        self.ctx
+            .device
+            .console()
+            .ok_or_else(|| Abort::Error("the device has no console".into()))
+    }
+
+    fn serial_send(&self, t: &crate::testcase::SerialSendStep) -> StepResult<Outcome> {
+        let console = self.console()?;
+        let mut bytes = t.text.clone().into_bytes();
+        if t.newline {
+            bytes.push(b'\n');
+        }
+        console.send(&bytes)?;
+        Ok(Outcome::pass(
+            format!("sent {:?} to the console", String::from_utf8_lossy(&bytes)),
+            grab_quietly(self.ctx),
+        ))
+    }
+
+    /// Looks through the console lines from `from` on (and the line being written) for the
+    /// pattern, waiting for new output until `timeout_ms` passes. A match moves `from` past the
+    /// matching line; named groups that are numbers become measurements.
+    fn serial_expect(
+        &self,
+        x: &crate::testcase::SerialExpectStep,
+        timeout_ms: u64,
+        from: &mut u64,
+    ) -> StepResult<Outcome> {
+        let console = self.console()?;
+        let re = console_pattern(&x.pattern).map_err(Abort::Error)?;
+        let deadline = std::time::Instant::now() + Duration::from_millis(timeout_ms);
+        let mut cursor = *from;
+        let mut missed = 0;
+        let mut last_line = String::new();
+        loop {
+            if self.ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(Abort::Cancelled(None));
+            }
+            let read = console.read_since(cursor)?;
+            missed += read.missed;
+            let found = read
+                .lines
+                .iter()
+                .map(|l| (l.text.as_str(), l.seq + 1))
+                .chain(std::iter::once((read.partial.as_str(), read.next + 1)))
+                .find_map(|(text, next)| re.captures(text).map(|c| (text, next, c)));
+            if let Some((text, next, caps)) = found {
+                *from = next;
+                let mut o = Outcome::pass(
+                    format!("console matched /{}/: {text:?}", x.pattern),
+                    grab_quietly(self.ctx),
+                );
+                for name in re.capture_names().flatten() {
+                    if let Some(v) = caps
+                        .name(name)
+                        .and_then(|m| m.as_str().trim().parse::<f64>().ok())
+                    {
+                        o = o.measure(name, v);
+                    }
+                }
+                return Ok(o);
+            }
+            if let Some(l) = read.lines.last() {
+                last_line.clone_from(&l.text);
+            }
+            cursor = read.next;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                let mut reason = format!(
+                    "no console output matched /{}/ within {timeout_ms} ms",
+                    x.pattern
+                );
+                if !last_line.is_empty() {
+                    reason.push_str(&format!(" (last line: {last_line:?})"));
+                }
+                if missed > 0 {
+                    reason.push_str(&format!("; {missed} older lines were no longer held"));
+                }
+                return Ok(Outcome::fail(reason, grab_quietly(self.ctx)));
+            }
+            console.wait(cursor, left.min(Duration::from_millis(100)))?;
+        }
     }
 
     fn audio(&self) -> StepResult<&'a dyn AudioCapture> {

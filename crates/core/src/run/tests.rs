@@ -591,3 +591,123 @@ fn missing_capabilities_are_refused_before_running() {
         summary.problems
     );
 }
+
+/// A device whose console is scripted: what was printed before the run, and lines it prints
+/// when it receives `boot`.
+struct ConsoleBox {
+    lines: Mutex<Vec<String>>,
+    partial: Mutex<String>,
+    sent: Mutex<Vec<u8>>,
+}
+
+impl crate::controller::Console for ConsoleBox {
+    fn send(&self, data: &[u8]) -> Result<(), ControlError> {
+        self.sent.lock().expect("lock").extend_from_slice(data);
+        if data == b"boot\n" {
+            let mut lines = self.lines.lock().expect("lock");
+            lines.push("Starting kernel ...".into());
+            lines.push("Linux version 6.1.99 (builder)".into());
+            *self.partial.lock().expect("lock") = "stb login: ".into();
+        }
+        Ok(())
+    }
+
+    fn read_since(&self, from: u64) -> Result<crate::controller::ConsoleRead, ControlError> {
+        let lines = self.lines.lock().expect("lock");
+        Ok(crate::controller::ConsoleRead {
+            lines: lines
+                .iter()
+                .enumerate()
+                .skip(from.min(lines.len() as u64) as usize)
+                .map(|(i, text)| crate::controller::ConsoleLine {
+                    seq: i as u64,
+                    at_us: 0,
+                    text: text.clone(),
+                })
+                .collect(),
+            partial: self.partial.lock().expect("lock").clone(),
+            next: lines.len() as u64,
+            missed: 0,
+        })
+    }
+
+    fn wait(&self, _from: u64, timeout: std::time::Duration) -> Result<bool, ControlError> {
+        std::thread::sleep(timeout.min(std::time::Duration::from_millis(1)));
+        Ok(false)
+    }
+}
+
+impl crate::controller::Device for ConsoleBox {
+    fn console(&self) -> Option<&dyn crate::controller::Console> {
+        Some(self)
+    }
+}
+
+#[test]
+fn serial_steps_send_and_match_console_output_after_the_run_started() {
+    let device = ConsoleBox {
+        lines: Mutex::new(vec!["Linux version 5.0 (before the run)".into()]),
+        partial: Mutex::new(String::new()),
+        sent: Mutex::new(Vec::new()),
+    };
+    let tc = testcase::parse(
+        r#"
+name: console
+steps:
+  - serial_send: boot
+  - serial_expect: 'Linux version (?P<major>[0-9]+)\.(?P<minor>[0-9]+)\.[0-9]+ \((?P<who>\w+)\)'
+  - serial_expect: {pattern: "login: $"}
+  - serial_expect: Linux version
+    timeout_ms: 20
+    continue_on_failure: true
+  - serial_send: {text: "\u0003", newline: false}
+"#,
+    )
+    .expect("parse");
+    assert_eq!(
+        tc.required_capabilities(),
+        vec![crate::fleet::Capability::Console]
+    );
+    let (summary, results) = run(&device, None, &ReferenceSet::new(), &clock(), &tc);
+    let verdicts: Vec<Verdict> = results.iter().map(|r| r.verdict).collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            Verdict::Pass,
+            Verdict::Pass,
+            Verdict::Pass,
+            Verdict::Fail,
+            Verdict::Pass
+        ],
+        "{results:#?}"
+    );
+    assert_eq!(summary.verdict, RunVerdict::Fail);
+    assert_eq!(results[1].kind, "serial_expect");
+    assert!(
+        results[1]
+            .reason
+            .contains("\"Linux version 6.1.99 (builder)\""),
+        "{}",
+        results[1].reason
+    );
+    // Numeric named groups are measurements; `who` is not a number.
+    assert_eq!(
+        results[1].measurements.keys().collect::<Vec<_>>(),
+        vec!["major", "minor"]
+    );
+    assert_eq!(results[1].measurements["major"], 6.0);
+    assert!(
+        results[2].reason.contains("stb login: "),
+        "{}",
+        results[2].reason
+    );
+    // The line matched before is behind the cursor, and the pre-run line was never looked at.
+    assert!(
+        results[3]
+            .reason
+            .starts_with("no console output matched /Linux version/ within 20 ms"),
+        "{}",
+        results[3].reason
+    );
+    assert_eq!(&*device.sent.lock().expect("lock"), b"boot\n\x03");
+}

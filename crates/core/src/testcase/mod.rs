@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 pub use step::{
     ACTION_NAMES, Action, AudioExpect, GotoStep, ImageMode, MeasureZapStep, ObserveStep, PressStep,
-    RegionStep, RepeatStep, ScreenshotStep, Step, VerifyAudioStep, VerifyImageStep, WaitStep,
+    RegionStep, RepeatStep, ScreenshotStep, SerialExpectStep, SerialSendStep, Step,
+    VerifyAudioStep, VerifyImageStep, WaitStep,
 };
 pub use validate::ValidationEnv;
 
@@ -39,7 +40,8 @@ pub struct TestCase {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Defaults {
-    /// How long `verify_image`, `verify_black`, `verify_not_black` and `measure_zap` wait.
+    /// How long `verify_image`, `verify_black`, `verify_not_black`, `measure_zap` and
+    /// `serial_expect` wait.
     pub timeout_ms: u64,
     /// How long a `goto` may take in all.
     pub goto_timeout_ms: u64,
@@ -160,6 +162,7 @@ pub fn step_capabilities(action: &Action) -> Vec<Capability> {
         | Action::VerifyNotFrozen(_)
         | Action::Screenshot(_) => vec![VideoCapture],
         Action::VerifyAudio(_) => vec![AudioCapture],
+        Action::SerialSend(_) | Action::SerialExpect(_) => vec![Console],
     }
 }
 

@@ -75,10 +75,17 @@ pub enum Action {
     Screenshot(ScreenshotStep),
     /// Run steps `count` times.
     Repeat(RepeatStep),
+    /// Write to the device's console: `serial_send: root` (a line: the text and a newline) or
+    /// `serial_send: {text: "\x03", newline: false}`.
+    SerialSend(SerialSendStep),
+    /// Wait for console output matching a regular expression: `serial_expect: "login:"` or
+    /// `serial_expect: {pattern: 'Linux version (?P<version>[0-9.]+)'}`. Named groups that are
+    /// numbers become measurements.
+    SerialExpect(SerialExpectStep),
 }
 
 /// Every action's name, in the order of [`Action`].
-pub const ACTION_NAMES: [&str; 12] = [
+pub const ACTION_NAMES: [&str; 14] = [
     "goto",
     "press",
     "wait",
@@ -91,6 +98,8 @@ pub const ACTION_NAMES: [&str; 12] = [
     "measure_zap",
     "screenshot",
     "repeat",
+    "serial_send",
+    "serial_expect",
 ];
 const OPTION_NAMES: [&str; 2] = ["timeout_ms", "continue_on_failure"];
 
@@ -110,6 +119,8 @@ impl Action {
             Action::MeasureZap(_) => "measure_zap",
             Action::Screenshot(_) => "screenshot",
             Action::Repeat(_) => "repeat",
+            Action::SerialSend(_) => "serial_send",
+            Action::SerialExpect(_) => "serial_expect",
         }
     }
 
@@ -122,6 +133,7 @@ impl Action {
                 | Action::VerifyBlack(_)
                 | Action::VerifyNotBlack(_)
                 | Action::MeasureZap(_)
+                | Action::SerialExpect(_)
         )
     }
 }
@@ -345,6 +357,88 @@ impl Shorthand for ScreenshotStep {
 }
 deserialize_shorthand!(ScreenshotStep);
 
+/// `serial_send: text` or `serial_send: {text, newline}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SerialSendStep {
+    pub text: String,
+    /// Send a newline (`\n`) after the text (default true).
+    pub newline: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SerialSendStepFull {
+    text: String,
+    #[serde(default = "yes")]
+    newline: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl From<SerialSendStepFull> for SerialSendStep {
+    fn from(f: SerialSendStepFull) -> Self {
+        SerialSendStep {
+            text: f.text,
+            newline: f.newline,
+        }
+    }
+}
+
+impl Shorthand for SerialSendStep {
+    type Full = SerialSendStepFull;
+    const EXPECTING: &'static str = "the text of a line or {text, newline}";
+    fn from_scalar(s: Scalar) -> Result<Self, String> {
+        let text = match s {
+            Scalar::Str(t) => t,
+            Scalar::Int(n) => n.to_string(),
+            Scalar::Null => String::new(),
+        };
+        Ok(SerialSendStep {
+            text,
+            newline: true,
+        })
+    }
+}
+deserialize_shorthand!(SerialSendStep);
+
+/// `serial_expect: pattern` or `serial_expect: {pattern}`. Matches console lines (and the line
+/// being written, such as a prompt) that arrived since the previous `serial_expect` matched, or
+/// since the run started; waits up to the step's `timeout_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SerialExpectStep {
+    /// A regular expression (Rust `regex` syntax).
+    pub pattern: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SerialExpectStepFull {
+    pattern: String,
+}
+
+impl From<SerialExpectStepFull> for SerialExpectStep {
+    fn from(f: SerialExpectStepFull) -> Self {
+        SerialExpectStep { pattern: f.pattern }
+    }
+}
+
+impl Shorthand for SerialExpectStep {
+    type Full = SerialExpectStepFull;
+    const EXPECTING: &'static str = "a regular expression or {pattern}";
+    fn from_scalar(s: Scalar) -> Result<Self, String> {
+        match s {
+            Scalar::Str(pattern) => Ok(SerialExpectStep { pattern }),
+            Scalar::Int(n) => Ok(SerialExpectStep {
+                pattern: n.to_string(),
+            }),
+            Scalar::Null => Err("expected a regular expression, found nothing".into()),
+        }
+    }
+}
+deserialize_shorthand!(SerialExpectStep);
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RepeatStep {
@@ -456,6 +550,8 @@ impl Serialize for Step {
             Action::MeasureZap(v) => m.serialize_entry(name, v)?,
             Action::Screenshot(v) => m.serialize_entry(name, v)?,
             Action::Repeat(v) => m.serialize_entry(name, v)?,
+            Action::SerialSend(v) => m.serialize_entry(name, v)?,
+            Action::SerialExpect(v) => m.serialize_entry(name, v)?,
         }
         if let Some(t) = self.timeout_ms {
             m.serialize_entry("timeout_ms", &t)?;
@@ -550,6 +646,8 @@ fn action_value<'de, A: MapAccess<'de>>(name: &str, map: &mut A) -> Result<Actio
         "measure_zap" => Action::MeasureZap(map.next_value()?),
         "screenshot" => Action::Screenshot(map.next_value()?),
         "repeat" => Action::Repeat(map.next_value()?),
+        "serial_send" => Action::SerialSend(map.next_value()?),
+        "serial_expect" => Action::SerialExpect(map.next_value()?),
         other => return Err(de::Error::unknown_field(other, &ACTION_NAMES)),
     })
 }

@@ -327,3 +327,58 @@ fn every_sample_test_case_parses() {
     }
     assert!(n >= 5, "{n} samples");
 }
+
+#[test]
+fn serial_steps_parse_in_both_forms_and_are_validated() {
+    let tc = parse(
+        r#"
+name: console
+steps:
+  - serial_send: root
+  - serial_send: {text: "\u0003", newline: false}
+  - serial_expect: "login:"
+    timeout_ms: 2000
+  - serial_expect: {pattern: 'version (?P<v>[0-9.]+'}
+  - serial_send: {text: "", newline: false}
+"#,
+    )
+    .expect("parses");
+    assert_eq!(
+        tc.steps[0].action,
+        Action::SerialSend(crate::testcase::SerialSendStep {
+            text: "root".into(),
+            newline: true
+        })
+    );
+    assert_eq!(tc.steps[2].timeout_ms, Some(2000));
+    // JSON round trip (the host link carries test cases as core's JSON).
+    let json = serde_json::to_string(&tc).expect("json");
+    let back: TestCase = serde_json::from_str(&json).expect("back");
+    assert_eq!(back, tc);
+    let caps = [Capability::VideoCapture];
+    let env = ValidationEnv {
+        nav: None,
+        references: None,
+        capabilities: Some(&caps),
+        resolution: None,
+        nav_pending: false,
+    };
+    let errs = tc.validate(&env).expect_err("invalid");
+    let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+    assert!(
+        fields.contains(&"steps[3].serial_expect.pattern"),
+        "{errs:?}"
+    );
+    assert!(fields.contains(&"steps[4].serial_send.text"), "{errs:?}");
+    let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    assert!(
+        text.iter().any(|t| t.contains("serial_send needs console")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("not a valid regular expression")),
+        "{text:#?}"
+    );
+    assert!(parse("name: x\nsteps:\n  - serial_expect:\n").is_err());
+}

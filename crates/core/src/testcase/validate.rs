@@ -21,6 +21,8 @@ pub const MAX_REPEAT: u32 = 10_000;
 pub const MAX_PRESS_REPEAT: u32 = 1_000;
 /// Deepest nesting of `repeat` steps.
 pub const MAX_DEPTH: usize = 4;
+/// Longest `serial_send` text.
+pub const MAX_SERIAL_TEXT: usize = 4_096;
 pub const MAX_NAME_LEN: usize = 200;
 pub const MAX_DESCRIPTION_LEN: usize = 4_000;
 
@@ -262,6 +264,21 @@ impl Checker<'_> {
             Action::Screenshot(sc) => {
                 if let Err(e) = validate::slug(&format!("{here}.name"), &sc.name, MAX_ID_LEN) {
                     self.errs.push(e);
+                }
+            }
+            Action::SerialSend(t) => {
+                if t.text.len() > MAX_SERIAL_TEXT {
+                    self.err(format!("{here}.text"), format!("at most {MAX_SERIAL_TEXT} bytes"));
+                }
+                if t.text.is_empty() && !t.newline {
+                    self.err(format!("{here}.text"), "nothing to send (empty text and no newline)");
+                }
+            }
+            Action::SerialExpect(x) => {
+                if x.pattern.is_empty() {
+                    self.err(format!("{here}.pattern"), "must not be empty");
+                } else if let Err(e) = crate::run::console_pattern(&x.pattern) {
+                    self.err(format!("{here}.pattern"), e);
                 }
             }
             Action::Repeat(r) => {

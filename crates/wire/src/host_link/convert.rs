@@ -114,6 +114,24 @@ fn verdict_from_wire(v: i32) -> Option<Verdict> {
     }
 }
 
+/// `From` both ways between a link type and its message whose fields carry the same names and
+/// types: the field list is written once.
+macro_rules! mirror {
+    ($domain:ty, $wire:ty { $($field:ident),+ $(,)? }) => {
+        impl From<$domain> for $wire {
+            fn from(v: $domain) -> Self {
+                Self { $($field: v.$field),+ }
+            }
+        }
+
+        impl From<$wire> for $domain {
+            fn from(v: $wire) -> Self {
+                Self { $($field: v.$field),+ }
+            }
+        }
+    };
+}
+
 impl From<ResultCode> for pb::ResultCode {
     fn from(c: ResultCode) -> Self {
         match c {
@@ -233,56 +251,30 @@ impl From<RawDevice> for pb::DeviceInfo {
     }
 }
 
-impl From<HostStats> for pb::SystemStats {
-    fn from(s: HostStats) -> Self {
-        pb::SystemStats {
-            cpu_percent: s.cpu_percent,
-            mem_used_bytes: s.mem_used_bytes,
-            mem_total_bytes: s.mem_total_bytes,
-            load1: s.load1,
-            uptime_secs: s.uptime_secs,
-            temperature_c: s.temperature_c,
-            disk_free_bytes: s.disk_free_bytes,
-        }
+// Not sanitised here: the server calls `HostStats::sanitized` before storing.
+mirror!(
+    HostStats,
+    pb::SystemStats {
+        cpu_percent,
+        mem_used_bytes,
+        mem_total_bytes,
+        load1,
+        uptime_secs,
+        temperature_c,
+        disk_free_bytes,
     }
-}
-
-/// Not sanitised here: the server calls [`HostStats::sanitized`] before storing.
-impl From<pb::SystemStats> for HostStats {
-    fn from(s: pb::SystemStats) -> Self {
-        HostStats {
-            cpu_percent: s.cpu_percent,
-            mem_used_bytes: s.mem_used_bytes,
-            mem_total_bytes: s.mem_total_bytes,
-            load1: s.load1,
-            uptime_secs: s.uptime_secs,
-            temperature_c: s.temperature_c,
-            disk_free_bytes: s.disk_free_bytes,
-        }
-    }
-}
+);
 
 // ---- reports ----
 
-impl From<EdgeObservation> for pb::EdgeObservation {
-    fn from(o: EdgeObservation) -> Self {
-        pb::EdgeObservation {
-            edge_id: o.edge_id,
-            duration_ms: o.duration_ms,
-            success: o.success,
-        }
+mirror!(
+    EdgeObservation,
+    pb::EdgeObservation {
+        edge_id,
+        duration_ms,
+        success,
     }
-}
-
-impl From<pb::EdgeObservation> for EdgeObservation {
-    fn from(o: pb::EdgeObservation) -> Self {
-        EdgeObservation {
-            edge_id: o.edge_id,
-            duration_ms: o.duration_ms,
-            success: o.success,
-        }
-    }
-}
+);
 
 fn report_to_wire(r: Report) -> pb::host_message::Body {
     match r {
@@ -366,25 +358,14 @@ impl Report {
     }
 }
 
-impl From<ReportAck> for pb::ReportAck {
-    fn from(a: ReportAck) -> Self {
-        pb::ReportAck {
-            execution_id: a.execution_id,
-            step_index: a.step_index,
-            screenshot: a.screenshot,
-        }
+mirror!(
+    ReportAck,
+    pb::ReportAck {
+        execution_id,
+        step_index,
+        screenshot,
     }
-}
-
-impl From<pb::ReportAck> for ReportAck {
-    fn from(a: pb::ReportAck) -> Self {
-        ReportAck {
-            execution_id: a.execution_id,
-            step_index: a.step_index,
-            screenshot: a.screenshot,
-        }
-    }
-}
+);
 
 // ---- command results ----
 
@@ -519,27 +500,15 @@ fn from_versioned_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&v.json).map_err(|source| ConvertError::Json { field, source })
 }
 
-impl From<FaultConfig> for pb::Faults {
-    fn from(f: FaultConfig) -> Self {
-        pb::Faults {
-            frozen: f.frozen,
-            drop_keys: f.drop_keys,
-            slow_ms: f.slow_ms,
-            reboot: f.reboot,
-        }
+mirror!(
+    FaultConfig,
+    pb::Faults {
+        frozen,
+        drop_keys,
+        slow_ms,
+        reboot,
     }
-}
-
-impl From<pb::Faults> for FaultConfig {
-    fn from(f: pb::Faults) -> Self {
-        FaultConfig {
-            frozen: f.frozen,
-            drop_keys: f.drop_keys,
-            slow_ms: f.slow_ms,
-            reboot: f.reboot,
-        }
-    }
-}
+);
 
 impl From<HostCommand> for pb::command::Kind {
     fn from(c: HostCommand) -> Self {

@@ -60,6 +60,8 @@ pub fn views() -> utoipa::openapi::OpenApi {
         TestCaseView,
         TreeView,
         VersionView,
+        crate::ws::live::LiveMessage,
+        crate::ws::live::ViewerMessage,
     )))]
     struct Views;
 
@@ -96,6 +98,52 @@ pub fn typescript(doc: &utoipa::openapi::OpenApi) -> Result<String, TypeScriptEr
         declaration(&mut out, name, &schemas[name])?;
     }
     Ok(out)
+}
+
+/// The web UI's generated file: the REST views' declarations, then the WebSocket close codes.
+pub fn api_types() -> Result<String, TypeScriptError> {
+    let mut out = typescript(&views())?;
+    close_codes(&mut out);
+    Ok(out)
+}
+
+/// Checks `frontend/src/api-types.ts` against [`api_types`] (rewrites it with
+/// `LABWRIGHT_UPDATE_API_TYPES=1`, see [`check_or_update`]).
+pub fn check_frontend_api_types() -> Result<(), String> {
+    let generated = api_types().map_err(|e| e.to_string())?;
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../frontend/src/api-types.ts");
+    check_or_update(&path, &generated)
+}
+
+/// The close codes of `ws` as `const` objects, one per list, with their doc comments.
+fn close_codes(out: &mut String) {
+    use crate::ws::{CloseCode, close, live, terminal};
+    let lists: [(&str, &str, &[CloseCode]); 3] = [
+        (
+            "CloseCode",
+            "WebSocket close codes with one meaning in every Labwright socket (labwright_wire::ws::close).",
+            close::OWN,
+        ),
+        (
+            "TerminalCloseCode",
+            "The terminal protocol's own close codes (labwright_wire::ws::terminal::close), besides `CloseCode`.",
+            terminal::close::OWN,
+        ),
+        (
+            "LiveCloseCode",
+            "The live view and events sockets' own close codes (labwright_wire::ws::live::close), besides `CloseCode`.",
+            live::close::OWN,
+        ),
+    ];
+    for (name, doc, codes) in lists {
+        let _ = writeln!(out, "\n/** {doc} */\nexport const {name} = {{");
+        for c in codes {
+            doc_comment(out, &serde_json::json!({ "description": c.doc }), "  ");
+            let _ = writeln!(out, "  {}: {},", c.name, c.code);
+        }
+        out.push_str("} as const;\n");
+    }
 }
 
 /// Compares `path` with `generated`; with `LABWRIGHT_UPDATE_API_TYPES=1` rewrites it instead.

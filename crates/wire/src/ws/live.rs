@@ -1,14 +1,55 @@
 //! The live view (`GET /api/v1/devices/{id}/live`) and events (`GET /api/v1/events`) sockets:
-//! their close codes (`docs/live-view.md`).
+//! their close codes and the live view's JSON control messages (`docs/live-view.md`). Frames
+//! themselves are binary.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// Close codes of the live view and events sockets.
 pub mod close {
     pub use super::super::close::{BAD_MESSAGE, GOING_AWAY, KEY_REVOKED, NORMAL};
 
-    /// No such device (or another tenant's).
-    pub const NO_DEVICE: u16 = 4404;
-    /// Offline, without video, or its host is connected to another replica.
-    pub const UNAVAILABLE: u16 = 4409;
-    /// The device's host went away while watching.
-    pub const ENDED: u16 = 4410;
+    close_codes! {
+        /// No such device (or another tenant's).
+        NO_DEVICE = 4404;
+        /// Offline, without video, or its host is connected to another replica.
+        UNAVAILABLE = 4409;
+        /// The device's host went away while watching.
+        ENDED = 4410;
+    }
+}
+
+/// A live view control message from the viewer (a text frame).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ViewerMessage {
+    /// A frame was drawn: the next may come.
+    Ack {
+        /// The drawn frame's sequence number.
+        #[serde(default)]
+        seq: Option<u64>,
+    },
+}
+
+/// A live view control message from the server (a text frame).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "rest", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum LiveMessage {
+    /// The stream starts: the device, the frame rate aimed at, and how many frames may be on
+    /// their way before the viewer acknowledges one.
+    Live {
+        device: Uuid,
+        fps: u32,
+        in_flight: u64,
+    },
+    /// The viewer was moved to another tier (`full` or `light`, half size).
+    Quality { tier: String },
+}
+
+impl LiveMessage {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }

@@ -2,26 +2,51 @@
 //! ([`terminal`], `docs/terminal.md`) and the live view and events sockets ([`live`],
 //! `docs/live-view.md`). Codes both share are defined once in [`close`].
 
+/// One close code of a protocol: its constant's name, the code and what it means (the constant's
+/// doc comment). The web UI's close codes are generated from these lists (`rest::typescript`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseCode {
+    pub name: &'static str,
+    pub code: u16,
+    pub doc: &'static str,
+}
+
+/// Declares close codes: a `pub const` per code and `OWN`, the list of them with their names and
+/// doc comments.
+macro_rules! close_codes {
+    ($($(#[doc = $doc:literal])+ $name:ident = $code:literal;)+) => {
+        $($(#[doc = $doc])+ pub const $name: u16 = $code;)+
+        /// The codes declared here (not the re-exported ones), with their names and meanings.
+        pub const OWN: &[$crate::ws::CloseCode] = &[$($crate::ws::CloseCode {
+            name: stringify!($name),
+            code: $code,
+            doc: concat!($($doc),+),
+        }),+];
+    };
+}
+
 pub mod live;
 pub mod terminal;
 
 /// Close codes with one meaning in every Labwright WebSocket protocol (stable; clients show the
 /// reason that comes with them).
 pub mod close {
-    /// The peer ended normally (the shell exited, the user or viewer left).
-    pub const NORMAL: u16 = 1000;
-    /// The server is shutting down or restarting: reconnect.
-    pub const GOING_AWAY: u16 = 1001;
-    /// The peer broke the WebSocket protocol.
-    pub const PROTOCOL_ERROR: u16 = 1002;
-    /// A frame over the size limit.
-    pub const TOO_BIG: u16 = 1009;
-    /// The server failed (a peer it needs is unreachable, ...).
-    pub const INTERNAL: u16 = 1011;
-    /// A message from the client that is not valid JSON of a known type, or out of range.
-    pub const BAD_MESSAGE: u16 = 4400;
-    /// The key that opened the socket (or signed its ticket) was revoked.
-    pub const KEY_REVOKED: u16 = 4411;
+    close_codes! {
+        /// The peer ended normally (the shell exited, the user or viewer left).
+        NORMAL = 1000;
+        /// The server is shutting down or restarting: reconnect.
+        GOING_AWAY = 1001;
+        /// The peer broke the WebSocket protocol.
+        PROTOCOL_ERROR = 1002;
+        /// A frame over the size limit.
+        TOO_BIG = 1009;
+        /// The server failed (a peer it needs is unreachable, ...).
+        INTERNAL = 1011;
+        /// A message from the client that is not valid JSON of a known type, or out of range.
+        BAD_MESSAGE = 4400;
+        /// The key that opened the socket (or signed its ticket) was revoked.
+        KEY_REVOKED = 4411;
+    }
 }
 
 /// How long a close frame may wait for room in the send queue: a client that stopped reading

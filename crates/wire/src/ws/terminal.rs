@@ -12,21 +12,24 @@ pub mod close {
         BAD_MESSAGE, GOING_AWAY, INTERNAL, KEY_REVOKED, NORMAL, PROTOCOL_ERROR, TOO_BIG,
     };
 
-    /// No ticket, or a malformed or forged one.
-    pub const BAD_TICKET: u16 = 4401;
-    pub const TICKET_EXPIRED: u16 = 4402;
-    /// The ticket is for another session than the one in the URL.
-    pub const OTHER_SESSION: u16 = 4403;
-    /// The session's container does not exist (or is not the ticket's tenant's).
-    pub const NO_SESSION: u16 = 4404;
-    /// No input for the idle timeout, or the client stopped answering pings.
-    pub const IDLE: u16 = 4408;
-    /// The ticket was used already.
-    pub const TICKET_REUSED: u16 = 4409;
-    /// The session's container stopped (ended, expired, or killed).
-    pub const SESSION_ENDED: u16 = 4410;
-    /// The tenant (or the gateway) has as many terminals open as allowed.
-    pub const TOO_MANY: u16 = 4429;
+    close_codes! {
+        /// No ticket, or a malformed or forged one.
+        BAD_TICKET = 4401;
+        /// The ticket expired before it was used.
+        TICKET_EXPIRED = 4402;
+        /// The ticket is for another session than the one in the URL.
+        OTHER_SESSION = 4403;
+        /// The session's container does not exist (or is not the ticket's tenant's).
+        NO_SESSION = 4404;
+        /// No input for the idle timeout, or the client stopped answering pings.
+        IDLE = 4408;
+        /// The ticket was used already.
+        TICKET_REUSED = 4409;
+        /// The session's container stopped (ended, expired, or killed).
+        SESSION_ENDED = 4410;
+        /// The tenant (or the gateway) has as many terminals open as allowed.
+        TOO_MANY = 4429;
+    }
 }
 
 /// Largest text (control) frame accepted.

@@ -131,3 +131,27 @@ pub async fn ping(pool: &Pool, timeout: Duration) -> Result<(), DbError> {
         .await
         .map_err(|_| DbError::Unavailable("ping timed out".into()))?
 }
+
+/// The pool as a feature's store holds it: each feature's `db` wraps one in its own store type
+/// (`FleetStore`, `ExecutionStore`, ...), whose methods take a connection for each query. Only
+/// the `db` modules see connections; services and handlers call the stores.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    /// A pooled connection (`Unavailable` when none comes within the checkout timeout).
+    pub async fn conn(&self) -> Result<Conn<'_>, DbError> {
+        conn(&self.pool).await
+    }
+
+    /// The readiness probe on this store's database.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), DbError> {
+        ping(&self.pool, timeout).await
+    }
+}
