@@ -255,10 +255,27 @@ impl FakeServer {
                 } => p.detected = Some((stack, dockerfile, own_dockerfile)),
                 UpdateBody::Image { image } => p.image = Some(image),
                 UpdateBody::Log { first_line, lines } => {
+                    // Updates are delivered at least once: a batch whose confirm was lost (a
+                    // busy broker) is sent again, so a batch may repeat lines already seen, as
+                    // the same lines, but never skip one.
                     let seen = p.lines.entry(u.attempt).or_default();
-                    assert_eq!(first_line, *seen, "log lines arrive in order");
-                    *seen += lines.len() as u64;
-                    p.log.extend(lines);
+                    let first = usize::try_from(first_line).expect("line number");
+                    assert!(
+                        first <= seen.len(),
+                        "log lines arrive without gaps: a batch from line {first} after {} lines",
+                        seen.len()
+                    );
+                    for (n, line) in (first..).zip(lines) {
+                        match seen.get(n) {
+                            Some(earlier) => {
+                                assert_eq!(*earlier, line, "a line sent again is the same line")
+                            }
+                            None => {
+                                seen.push(line.clone());
+                                p.log.push(line);
+                            }
+                        }
+                    }
                 }
                 UpdateBody::Session { container_id, .. } => p.container = Some(container_id),
             }
@@ -314,8 +331,8 @@ pub struct Progress {
     pub container: Option<String>,
     pub log: Vec<String>,
     pub attempts: std::collections::HashSet<Uuid>,
-    /// Log lines seen per attempt.
-    pub lines: HashMap<Uuid, u64>,
+    /// Log lines seen per attempt, by line number.
+    pub lines: HashMap<Uuid, Vec<String>>,
 }
 
 impl Progress {
