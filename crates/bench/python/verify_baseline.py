@@ -1,8 +1,9 @@
 """Baselines for scripts/bench-verify: OpenCV template matching and Pillow JPEG encoding.
 
-Usage: python verify_baseline.py WORK_DIR RUNS
-Reads frame.png, template.png and photo.png from WORK_DIR (written by verify-bench), writes
-pillow_q80.jpg there, and prints one JSON object with the measurements (medians over RUNS).
+Usage: python verify_baseline.py WORK_DIR RUNS MATCHES_JSON
+Reads photo.png and the grey frames and templates listed in MATCHES_JSON (each
+{"frame", "template", "region": [x, y, w, h] or null}) from WORK_DIR (written by verify-bench),
+writes pillow_q80.jpg there, and prints one JSON object with the measurements (medians over RUNS).
 Single-threaded (cv2.setNumThreads(1)) so that it compares like with like.
 """
 
@@ -28,21 +29,29 @@ def median_ms(fn, runs):
     return statistics.median(samples)
 
 
+def match(work, job, runs):
+    """Like labwright's find_template: the score map of the region and its best position."""
+    frame = cv2.imread(os.path.join(work, job["frame"]), cv2.IMREAD_GRAYSCALE)
+    template = cv2.imread(os.path.join(work, job["template"]), cv2.IMREAD_GRAYSCALE)
+    x0, y0 = 0, 0
+    if job["region"] is not None:
+        x0, y0, w, h = job["region"]
+        frame = frame[y0 : y0 + h, x0 : x0 + w]
+
+    def find():
+        return cv2.minMaxLoc(cv2.matchTemplate(frame, template, cv2.TM_CCOEFF_NORMED))
+
+    _, best, _, loc = find()
+    return {"x": loc[0] + x0, "y": loc[1] + y0, "score": best, "ms": median_ms(find, runs)}
+
+
 def main():
-    work, runs = sys.argv[1], int(sys.argv[2])
+    work, runs, listing = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     cv2.setNumThreads(1)
-    frame = cv2.imread(os.path.join(work, "frame.png"), cv2.IMREAD_GRAYSCALE)
-    template = cv2.imread(os.path.join(work, "template.png"), cv2.IMREAD_GRAYSCALE)
-    result = {}
-    scores = cv2.matchTemplate(frame, template, cv2.TM_CCOEFF_NORMED)
-    _, best, _, loc = cv2.minMaxLoc(scores)
-    result["opencv_version"] = cv2.__version__
-    result["opencv_threads"] = cv2.getNumThreads()
-    result["match_x"], result["match_y"], result["match_score"] = loc[0], loc[1], best
-    # Like labwright's find_template: the score map and its best position.
-    result["match_ms"] = median_ms(
-        lambda: cv2.minMaxLoc(cv2.matchTemplate(frame, template, cv2.TM_CCOEFF_NORMED)), runs
-    )
+    result = {"opencv_version": cv2.__version__, "opencv_threads": cv2.getNumThreads()}
+    with open(listing) as f:
+        jobs = json.load(f)
+    result["matches"] = [match(work, job, runs) for job in jobs]
 
     photo = Image.open(os.path.join(work, "photo.png")).convert("RGB")
     photo.load()

@@ -32,16 +32,38 @@ pub struct ServerArgs {
 
 impl ServerArgs {
     /// The `api-server` listening on loopback `http_port` (REST) and `grpc_port` (host link),
-    /// with its database and broker; callers add their own settings and spawn it.
-    pub fn command(&self, http_port: u16, grpc_port: u16) -> Command {
+    /// with its database and the broker under `namespace` (its exchange too), so that a
+    /// benchmark never shares queues or events with a stack that is running beside it; callers
+    /// add their own settings and spawn it.
+    pub fn command(&self, http_port: u16, grpc_port: u16, namespace: &str) -> Command {
         let mut command = Command::new(&self.server_bin);
         command
             .env("LABWRIGHT_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
             .env("LABWRIGHT_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
             .env("LABWRIGHT_DATABASE_URL", &self.database_url)
-            .env("LABWRIGHT_AMQP_URL", &self.amqp_url);
+            .env("LABWRIGHT_AMQP_URL", &self.amqp_url)
+            .env("LABWRIGHT_NAMESPACE", namespace)
+            .env("LABWRIGHT_EVENTS_EXCHANGE", format!("{namespace}events"));
         command
     }
+}
+
+/// A broker namespace of this benchmark process alone: `bench<pid>.`.
+pub fn namespace() -> String {
+    format!("bench{}.", std::process::id())
+}
+
+/// A loopback TCP port that was free a moment ago: benchmarks never take a fixed port, which a
+/// running local stack (`scripts/stack up`) may hold.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// `port` if one was given, otherwise a free one.
+pub fn port_or_free(port: Option<u16>) -> std::io::Result<u16> {
+    port.map_or_else(free_port, Ok)
 }
 
 /// The admin key a starting `api-server` writes to `path`, polled every 100 ms; `None` when it
@@ -108,6 +130,17 @@ pub fn quantile(samples: &mut [u32], q: f64) -> u32 {
     samples.sort_unstable();
     let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
     samples[rank - 1]
+}
+
+/// Median, minimum and maximum of `v` (NaN for none): how a benchmark reports a figure measured
+/// over several rounds, with its spread, rather than one run.
+pub fn median_min_max(v: &[f64]) -> (f64, f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match (s.first(), s.last()) {
+        (Some(&lo), Some(&hi)) => (s[s.len() / 2], lo, hi),
+        _ => (f64::NAN, f64::NAN, f64::NAN),
+    }
 }
 
 /// CPU time (user + system) a process has used so far.

@@ -29,10 +29,12 @@ struct Args {
     docker_host: String,
     #[arg(long, default_value = "labwright/runtime:12")]
     base_image: String,
-    #[arg(long, default_value_t = 18280)]
-    http_port: u16,
-    #[arg(long, default_value_t = 15251)]
-    grpc_port: u16,
+    /// REST port of the api-server (default: a free one).
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// gRPC port of the api-server (default: a free one).
+    #[arg(long)]
+    grpc_port: Option<u16>,
 }
 
 fn agent() -> ureq::Agent {
@@ -120,25 +122,26 @@ fn submit_until_running(
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let http_port = labwright_bench::port_or_free(args.http_port)?;
+    let grpc_port = labwright_bench::port_or_free(args.grpc_port)?;
     let scratch = std::env::temp_dir().join(format!("lw-build-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)?;
-    let namespace = format!("bench{}.", std::process::id());
+    let namespace = labwright_bench::namespace();
     let exchange = format!("{namespace}events");
     let docker = |c: &mut Command| {
         c.env("DOCKER_HOST", &args.docker_host);
     };
 
     let repo = make_repo(&scratch.join("repos"), "app", &args.base_image)?;
-    let git_port = 19418;
+    // A free port, never the stack's git daemon (19418), which would answer for this one.
+    let git_port = labwright_bench::free_port()?;
     let _git = GitDaemon::spawn(&scratch.join("repos"), git_port).context("git daemon")?;
     let url = format!("git://127.0.0.1:{git_port}/app");
 
     let server = Process(
         args.server
-            .command(args.http_port, args.grpc_port)
-            .env("LABWRIGHT_EVENTS_EXCHANGE", &exchange)
-            .env("LABWRIGHT_NAMESPACE", &namespace)
+            .command(http_port, grpc_port, &namespace)
             .env("LABWRIGHT_BUILDS_ALLOW_PRIVATE_HOSTS", "true")
             .env("LABWRIGHT_DATA_DIR", scratch.join("data"))
             .env("LABWRIGHT_ARTIFACTS_URL", scratch.join("artifacts"))
@@ -165,7 +168,7 @@ fn main() -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     let _ = &workers;
 
-    let base = format!("http://127.0.0.1:{}", args.http_port);
+    let base = format!("http://127.0.0.1:{}", http_port);
     let started = Instant::now();
     let key = admin_key(&scratch.join("data/admin-key")).context("api-server did not start")?;
     let a = agent();

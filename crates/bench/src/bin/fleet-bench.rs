@@ -31,10 +31,12 @@ struct Args {
     /// Seconds of steady state to measure after every host is connected.
     #[arg(long, default_value_t = 20)]
     measure_secs: u64,
-    #[arg(long, default_value_t = 18080)]
-    http_port: u16,
-    #[arg(long, default_value_t = 15051)]
-    grpc_port: u16,
+    /// REST port of the api-server (default: a free one).
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// gRPC port of the api-server (default: a free one).
+    #[arg(long)]
+    grpc_port: Option<u16>,
 }
 
 #[derive(Default)]
@@ -106,11 +108,14 @@ fn http(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let http_port = labwright_bench::port_or_free(args.http_port)?;
+    let grpc_port = labwright_bench::port_or_free(args.grpc_port)?;
+    let namespace = labwright_bench::namespace();
     let data_dir = std::env::temp_dir().join(format!("lw-fleet-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
     let child = args
         .server
-        .command(args.http_port, args.grpc_port)
+        .command(http_port, grpc_port, &namespace)
         .env("LABWRIGHT_DATABASE_POOL_SIZE", "32")
         .env("LABWRIGHT_HEARTBEAT_INTERVAL_MS", "1000")
         // As `scripts/stack` runs it: glibc's per-thread malloc arenas otherwise keep the
@@ -131,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
         .context("starting api-server")?;
     let server = Process(child);
     let pid = server.0.id();
-    let base = format!("http://127.0.0.1:{}", args.http_port);
+    let base = format!("http://127.0.0.1:{}", http_port);
 
     let key_path = data_dir.join("admin-key");
     let admin = admin_key(&key_path).context("api-server did not start within 60 s")?;
@@ -177,7 +182,7 @@ async fn main() -> anyhow::Result<()> {
     let connect_started = Instant::now();
     for (i, token) in tokens.iter().enumerate() {
         let params = LinkParams {
-            server: format!("http://127.0.0.1:{}", args.grpc_port),
+            server: format!("http://127.0.0.1:{}", grpc_port),
             token: token.clone(),
             hello: RawHello {
                 host_name: format!("bench-{i:05}"),

@@ -37,12 +37,61 @@ struct Args {
     /// The baseline script.
     #[arg(long)]
     baseline: PathBuf,
+    /// Interleaved rounds of the template-match comparison (OpenCV, then labwright, each timed
+    /// `--runs` times per round); the median and spread over rounds are printed.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// A frame of your own to match in (PNG or JPEG; matched in grey), besides the two shipped.
+    #[arg(long, requires = "template")]
+    frame: Option<PathBuf>,
+    /// The reference image to find in `--frame`.
+    #[arg(long, requires = "frame")]
+    template: Option<PathBuf>,
+    /// Only run labwright's matcher this many times on each job and print what it found (no
+    /// baseline, no timing): a workload for `valgrind --tool=callgrind` or `perf`.
+    #[arg(long)]
+    profile: Option<usize>,
+    /// Also search only this region of `--frame`: `x,y,width,height`.
+    #[arg(long, requires = "frame", value_parser = parse_rect)]
+    region: Option<Rect>,
+}
+
+fn parse_rect(s: &str) -> Result<Rect, String> {
+    let v: Vec<u32> = s
+        .split(',')
+        .map(|p| p.trim().parse::<u32>().map_err(|e| format!("{p}: {e}")))
+        .collect::<Result<_, _>>()?;
+    match v[..] {
+        [x, y, w, h] => Ok(Rect::new(x, y, w, h)),
+        _ => Err("expected x,y,width,height".into()),
+    }
 }
 
 const WIDTH: u32 = 1920;
 const HEIGHT: u32 = 1080;
-/// Where the template is cut from the frame.
+/// Where the template is cut from the UI frame.
 const TEMPLATE: Rect = Rect::new(1234, 567, 200, 120);
+/// Where the template is cut from the photo (grass and the horizon's edge).
+const PHOTO_TEMPLATE: Rect = Rect::new(611, 553, 200, 120);
+
+/// One template search, given to both sides: grey PNGs in the work directory.
+struct MatchJob {
+    name: String,
+    frame: Gray,
+    template: Gray,
+    region: Option<Rect>,
+    /// Where the template was cut from (checked), when known.
+    expected: Option<(u32, u32)>,
+}
+
+/// A search region around `at` (the template's place), as tests usually restrict one: 400x300,
+/// inside the frame.
+fn region_around(frame: &Gray, at: Rect) -> Rect {
+    let (w, h) = (400.min(frame.width), 300.min(frame.height));
+    let x = at.x.saturating_sub(100).min(frame.width - w);
+    let y = at.y.saturating_sub(90).min(frame.height - h);
+    Rect::new(x, y, w, h)
+}
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -50,22 +99,103 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", args.work_dir.display()))?;
 
     let frame = ui_frame(WIDTH, HEIGHT, 1);
-    let template = frame.crop(TEMPLATE);
     let photo = photo(WIDTH, HEIGHT, 2);
-    write(
-        &args.work_dir.join("frame.png"),
-        &image_io::encode_gray_png(&frame)?,
-    )?;
-    write(
-        &args.work_dir.join("template.png"),
-        &image_io::encode_gray_png(&template)?,
-    )?;
     write(
         &args.work_dir.join("photo.png"),
         &image_io::encode_png(&photo)?,
     )?;
 
+    let photo_gray = photo.to_gray();
+    let mut jobs = Vec::new();
+    for (name, frame, at) in [
+        ("synthetic UI", &frame, TEMPLATE),
+        ("photo", &photo_gray, PHOTO_TEMPLATE),
+    ] {
+        let template = frame.crop(at);
+        jobs.push(MatchJob {
+            name: format!("{name}, whole frame"),
+            frame: frame.clone(),
+            template: template.clone(),
+            region: None,
+            expected: Some((at.x, at.y)),
+        });
+        jobs.push(MatchJob {
+            name: format!("{name}, 400x300 region"),
+            frame: frame.clone(),
+            template,
+            region: Some(region_around(frame, at)),
+            expected: Some((at.x, at.y)),
+        });
+    }
+    if let (Some(f), Some(t)) = (&args.frame, &args.template) {
+        let read = |p: &PathBuf| -> anyhow::Result<Gray> {
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            image_io::decode_gray(&bytes).with_context(|| format!("decoding {}", p.display()))
+        };
+        let (frame, template) = (read(f)?, read(t)?);
+        jobs.push(MatchJob {
+            name: format!("{}, whole frame", f.display()),
+            frame: frame.clone(),
+            template: template.clone(),
+            region: None,
+            expected: None,
+        });
+        if let Some(region) = args.region {
+            jobs.push(MatchJob {
+                name: format!(
+                    "{}, region {},{} {}x{}",
+                    f.display(),
+                    region.x,
+                    region.y,
+                    region.width,
+                    region.height
+                ),
+                frame,
+                template,
+                region: Some(region),
+                expected: None,
+            });
+        }
+    }
+    let mut listing = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let (f, t) = (
+            format!("match{i}-frame.png"),
+            format!("match{i}-template.png"),
+        );
+        write(
+            &args.work_dir.join(&f),
+            &image_io::encode_gray_png(&job.frame)?,
+        )?;
+        write(
+            &args.work_dir.join(&t),
+            &image_io::encode_gray_png(&job.template)?,
+        )?;
+        listing.push(serde_json::json!({
+            "frame": f,
+            "template": t,
+            "region": job.region.map(|r| [r.x, r.y, r.width, r.height]),
+        }));
+    }
+    write(
+        &args.work_dir.join("matches.json"),
+        serde_json::to_string(&listing)?.as_bytes(),
+    )?;
+
+    if let Some(n) = args.profile {
+        for job in &jobs {
+            for _ in 0..n {
+                let m = verify::find_template(&job.frame, &job.template, job.region)?;
+                std::hint::black_box(m);
+            }
+            let m = verify::find_template(&job.frame, &job.template, job.region)?;
+            println!("{}: ({}, {}) score {:.4}", job.name, m.x, m.y, m.score);
+        }
+        return Ok(());
+    }
+
     let baseline = run_baseline(&args)?;
+    let first_baseline = &baseline;
     let num = |key: &str| {
         baseline
             .get(key)
@@ -102,47 +232,19 @@ fn main() -> anyhow::Result<()> {
     );
     println!(
         "# images (generated, deterministic): {WIDTH}x{HEIGHT} grey UI-like frame (multi-octave value noise, panels, \
-         circles, text-like bars), 200x120 template cut at ({}, {}); {WIDTH}x{HEIGHT} RGB synthetic photo \
-         (sky gradient, sun, textured hills, sensor noise); files in {}",
+         circles, text-like bars), 200x120 template cut at ({}, {}); {WIDTH}x{HEIGHT} RGB natural-like photo \
+         (sky gradient, clouds, sun, textured hills, sensor noise; its luma is the second matching frame, 200x120 \
+         template cut at ({}, {})); files in {}",
         TEMPLATE.x,
         TEMPLATE.y,
+        PHOTO_TEMPLATE.x,
+        PHOTO_TEMPLATE.y,
         args.work_dir.display()
     );
     println!();
 
-    // Template matching.
-    let found = verify::find_template(&frame, &template, None)?;
-    let ours = median_ms(args.runs, || {
-        verify::find_template(&frame, &template, None).map(|m| m.x)
-    });
-    let theirs = num("match_ms");
-    let ratio = ours / theirs;
-    println!(
-        "template match, {WIDTH}x{HEIGHT} frame, 200x120 template, whole frame searched (TM_CCOEFF_NORMED):"
-    );
-    println!(
-        "  labwright find_template {ours:.1} ms -> ({}, {}) score {:.4}; OpenCV matchTemplate+minMaxLoc {theirs:.1} ms -> ({}, {}) score {:.4}",
-        found.x,
-        found.y,
-        found.score,
-        num("match_x"),
-        num("match_y"),
-        num("match_score")
-    );
-    println!(
-        "  ratio labwright/OpenCV {ratio:.2} (goal <= 1.00): {}",
-        verdict(ratio <= 1.0)
-    );
-    if (found.x, found.y) != (TEMPLATE.x, TEMPLATE.y) {
-        bail!(
-            "template found at ({}, {}), expected ({}, {})",
-            found.x,
-            found.y,
-            TEMPLATE.x,
-            TEMPLATE.y
-        );
-    }
-    println!();
+    // Template matching: interleaved rounds, OpenCV and labwright on the same grey PNGs.
+    match_section(&args, &jobs, first_baseline)?;
 
     // Screen checks.
     let next = ui_frame_shifted(&frame, 3);
@@ -239,6 +341,7 @@ fn run_baseline(args: &Args) -> anyhow::Result<serde_json::Value> {
         .arg(&args.baseline)
         .arg(&args.work_dir)
         .arg(args.runs.to_string())
+        .arg(args.work_dir.join("matches.json"))
         .output()
         .with_context(|| format!("running {}", args.python.display()))?;
     if !out.status.success() {
@@ -484,4 +587,105 @@ fn cpu_model() -> String {
                 .map(|m| m.trim().to_string())
         })
         .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Times every match job on both sides, `rounds` times interleaved (OpenCV's median of `runs`,
+/// then labwright's median of `runs`), checks that both find the same place with the same score,
+/// and prints per job the medians, the spread over rounds and the ratio's median and spread.
+fn match_section(args: &Args, jobs: &[MatchJob], first: &serde_json::Value) -> anyhow::Result<()> {
+    let rounds = args.rounds.max(1);
+    let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); jobs.len()];
+    let mut ours: Vec<Vec<f64>> = vec![Vec::new(); jobs.len()];
+    let mut found = Vec::new();
+    for job in jobs {
+        found.push(verify::find_template(
+            &job.frame,
+            &job.template,
+            job.region,
+        )?);
+    }
+    for round in 0..rounds {
+        let baseline = if round == 0 {
+            first.clone()
+        } else {
+            run_baseline(args)?
+        };
+        let matches = baseline["matches"]
+            .as_array()
+            .context("baseline: no matches")?;
+        for (i, job) in jobs.iter().enumerate() {
+            let m = matches.get(i).context("baseline: a match is missing")?;
+            theirs[i].push(m["ms"].as_f64().unwrap_or(f64::NAN));
+            ours[i].push(median_ms(args.runs, || {
+                verify::find_template(&job.frame, &job.template, job.region).map(|m| m.x)
+            }));
+            if round == 0 {
+                let (x, y, score) = (
+                    m["x"].as_u64().unwrap_or(u64::MAX),
+                    m["y"].as_u64().unwrap_or(u64::MAX),
+                    m["score"].as_f64().unwrap_or(f64::NAN),
+                );
+                let f = found[i];
+                let same_place = (u64::from(f.x), u64::from(f.y)) == (x, y);
+                let same_score = (f64::from(f.score) - score).abs() <= 1e-3;
+                println!(
+                    "template match, {}: {}x{} frame, {}x{} template{}: labwright ({}, {}) score {:.4}; OpenCV ({x}, {y}) score {score:.4}: {}",
+                    job.name,
+                    job.frame.width,
+                    job.frame.height,
+                    job.template.width,
+                    job.template.height,
+                    job.region
+                        .map(|r| format!(", region {},{} {}x{}", r.x, r.y, r.width, r.height))
+                        .unwrap_or_default(),
+                    f.x,
+                    f.y,
+                    f.score,
+                    if same_place && same_score {
+                        "same place and score"
+                    } else {
+                        "DIFFERENT"
+                    }
+                );
+                if let Some((ex, ey)) = job.expected
+                    && (f.x, f.y) != (ex, ey)
+                {
+                    bail!(
+                        "{}: template found at ({}, {}), expected ({ex}, {ey})",
+                        job.name,
+                        f.x,
+                        f.y
+                    );
+                }
+                if !same_place {
+                    bail!("{}: labwright and OpenCV disagree on the place", job.name);
+                }
+            }
+        }
+    }
+    println!();
+    println!(
+        "template match time, one thread, TM_CCOEFF_NORMED with the best place (OpenCV: matchTemplate+minMaxLoc); \
+         {rounds} interleaved rounds, each side's median of {} runs per round; median [min-max] over rounds:",
+        args.runs
+    );
+    for (i, job) in jobs.iter().enumerate() {
+        let ratios: Vec<f64> = ours[i].iter().zip(&theirs[i]).map(|(o, t)| o / t).collect();
+        let (o, t, r) = (
+            labwright_bench::median_min_max(&ours[i]),
+            labwright_bench::median_min_max(&theirs[i]),
+            labwright_bench::median_min_max(&ratios),
+        );
+        let goal = if job.region.is_none() {
+            format!(" (goal <= 0.40): {}", verdict(r.0 <= 0.4))
+        } else {
+            String::new()
+        };
+        println!(
+            "  {:<44} labwright {:>7.2} ms [{:.2}-{:.2}]  OpenCV {:>7.2} ms [{:.2}-{:.2}]  ratio {:.2} [{:.2}-{:.2}]{goal}",
+            job.name, o.0, o.1, o.2, t.0, t.1, t.2, r.0, r.1, r.2
+        );
+    }
+    println!();
+    Ok(())
 }

@@ -23,7 +23,7 @@
 //! Ties go to the first position in raster order (smallest `y`, then smallest `x`), like
 //! OpenCV's `minMaxLoc`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::{Fft, FftPlanner, num_complex::Complex32};
@@ -212,7 +212,40 @@ struct Plans {
     col_inverse: Arc<dyn Fft<f32>>,
 }
 
+/// Plans kept for the most recent search-area sizes: a check that matches again and again
+/// (waiting for a screen) plans its four transforms (twiddle tables, scratch sizes) once.
+const PLAN_CACHE: usize = 8;
+static PLANS: Mutex<PlanCache> = Mutex::new(Vec::new());
+/// `(search area width, height)` and its plans, most recently used last.
+type PlanCache = Vec<((usize, usize), Arc<Plans>)>;
+
 impl Plans {
+    /// The plans for a `width` x `height` search area, from the cache or made (and cached).
+    fn for_area(width: usize, height: usize) -> Arc<Plans> {
+        let key = (width, height);
+        let cached = |cache: &mut PlanCache| {
+            let i = cache.iter().position(|(k, _)| *k == key)?;
+            // Most recent last.
+            let entry = cache.remove(i);
+            let plans = entry.1.clone();
+            cache.push(entry);
+            Some(plans)
+        };
+        if let Some(p) = cached(&mut PLANS.lock().unwrap_or_else(|e| e.into_inner())) {
+            return p;
+        }
+        // Planned outside the lock: another thread may plan the same size meanwhile (harmless).
+        let plans = Arc::new(Plans::new(width, height));
+        let mut cache = PLANS.lock().unwrap_or_else(|e| e.into_inner());
+        if cached(&mut cache).is_none() {
+            if cache.len() >= PLAN_CACHE {
+                cache.remove(0);
+            }
+            cache.push((key, plans.clone()));
+        }
+        plans
+    }
+
     fn new(width: usize, height: usize) -> Self {
         let nx = fft_size(width);
         let ny = fft_size(height);
@@ -302,7 +335,7 @@ fn find_fft(frame: &Gray, template: &Gray, area: Rect, stats: &TemplateStats) ->
     let (aw, ah) = (area.width as usize, area.height as usize);
     let (tw, th) = (template.width as usize, template.height as usize);
     let (ow, oh) = (aw - tw + 1, ah - th + 1);
-    let plans = Plans::new(aw, ah);
+    let plans = Plans::for_area(aw, ah);
     let (nx, ny, nc) = (plans.nx, plans.ny, plans.nc);
 
     // Shifting the frame by a constant does not change the correlation with a zero-mean
@@ -378,6 +411,13 @@ struct Scorer<'a> {
     flat_template: bool,
     /// Window variances (times n^2) of the current row: exact integers, then as f32.
     window_var: Vec<f32>,
+    /// Prefix sums along the row of `col_sum` and `col_sum_sq` (`aw + 1` values, from 0) in
+    /// f64, used when [`Scorer::exact_in_f64`].
+    prefix: Vec<f64>,
+    prefix_sq: Vec<f64>,
+    /// Whether every window sum, `n * sum(w^2)` and `sum(w)^2` are integers below 2^53, so that
+    /// the variances computed in f64 are exact (templates up to ~372,000 pixels).
+    exact_in_f64: bool,
 }
 
 impl<'a> Scorer<'a> {
@@ -411,6 +451,10 @@ impl<'a> Scorer<'a> {
             },
             flat_template: stats.var_n2 == 0,
             window_var: vec![0.0; aw - tw + 1],
+            prefix: vec![0.0; aw + 1],
+            prefix_sq: vec![0.0; aw + 1],
+            // n * n * 255^2 < 2^53 bounds both n * sum(w^2) and sum(w)^2.
+            exact_in_f64: u128::from(stats.n) * u128::from(stats.n) * 65_025 < (1u128 << 53),
         }
     }
 
@@ -440,24 +484,10 @@ impl<'a> Scorer<'a> {
         }
         self.y += 1;
 
-        let n = self.n;
-        let tw = self.tw;
-        let mut si: u64 = self.col_sum[..tw].iter().map(|&v| u64::from(v)).sum();
-        let mut sii: u64 = self.col_sum_sq[..tw].iter().map(|&v| u64::from(v)).sum();
-        // n * sum(w^2) fits in u64 unless the template has more than ~11 million pixels.
-        let narrow = n <= 11_000_000;
-        for x in 0..self.window_var.len() {
-            if x > 0 {
-                si = si + u64::from(self.col_sum[x + tw - 1]) - u64::from(self.col_sum[x - 1]);
-                sii = sii + u64::from(self.col_sum_sq[x + tw - 1])
-                    - u64::from(self.col_sum_sq[x - 1]);
-            }
-            // Exact in integers (a flat window is exactly 0), rounded to f32 only here.
-            self.window_var[x] = if narrow {
-                (n * sii - si * si) as f32
-            } else {
-                (u128::from(n) * u128::from(sii) - u128::from(si) * u128::from(si)) as f32
-            };
+        if self.exact_in_f64 {
+            self.window_vars_f64();
+        } else {
+            self.window_vars_u128();
         }
         if self.flat_template {
             for (o, &wv) in out.iter_mut().zip(&self.window_var) {
@@ -472,6 +502,72 @@ impl<'a> Scorer<'a> {
             *o = if wv > 0.0 { s } else { 0.0 };
         }
     }
+}
+
+impl Scorer<'_> {
+    /// The row's window variances (times n^2) from prefix sums in f64: each window sum is a
+    /// difference of two prefix sums, so the loop over positions has no carried dependency and
+    /// vectorises (the sliding `+ new - old` form did not). Exact: see `exact_in_f64`.
+    fn window_vars_f64(&mut self) {
+        // Signed: i64 to f64 is one instruction, u64 to f64 several.
+        let (mut a, mut b) = (0i64, 0i64);
+        for ((p, q), (&s, &ss)) in self.prefix[1..]
+            .iter_mut()
+            .zip(&mut self.prefix_sq[1..])
+            .zip(self.col_sum.iter().zip(&self.col_sum_sq))
+        {
+            a += i64::from(s);
+            b += i64::from(ss);
+            *p = a as f64;
+            *q = b as f64;
+        }
+        let n = self.n as f64;
+        let ow = self.window_var.len();
+        let tw = self.tw;
+        let (p0, p1) = (&self.prefix[..ow], &self.prefix[tw..tw + ow]);
+        let (q0, q1) = (&self.prefix_sq[..ow], &self.prefix_sq[tw..tw + ow]);
+        for ((wv, (&p0, &p1)), (&q0, &q1)) in self
+            .window_var
+            .iter_mut()
+            .zip(p0.iter().zip(p1))
+            .zip(q0.iter().zip(q1))
+        {
+            let (si, sii) = (p1 - p0, q1 - q0);
+            *wv = (n * sii - si * si) as f32;
+        }
+    }
+
+    /// The same in 128-bit integers with a sliding window, for templates too large for f64.
+    fn window_vars_u128(&mut self) {
+        let tw = self.tw;
+        let n = u128::from(self.n);
+        let mut si: u64 = self.col_sum[..tw].iter().map(|&v| u64::from(v)).sum();
+        let mut sii: u64 = self.col_sum_sq[..tw].iter().map(|&v| u64::from(v)).sum();
+        for x in 0..self.window_var.len() {
+            if x > 0 {
+                si = si + u64::from(self.col_sum[x + tw - 1]) - u64::from(self.col_sum[x - 1]);
+                sii = sii + u64::from(self.col_sum_sq[x + tw - 1])
+                    - u64::from(self.col_sum_sq[x - 1]);
+            }
+            self.window_var[x] = (n * u128::from(sii) - u128::from(si) * u128::from(si)) as f32;
+        }
+    }
+}
+
+/// The largest of `v` (NaN-free input; -inf when empty), in eight lanes so that it vectorises.
+fn max_of(v: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let chunks = v.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (m, &x) in lanes.iter_mut().zip(c) {
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    lanes
+        .iter()
+        .chain(rest)
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
 }
 
 fn add_row(col_sum: &mut [u32], col_sum_sq: &mut [u32], row: &[u8]) {
@@ -491,13 +587,23 @@ fn pick_best(
     scores: &[f32],
     ow: usize,
 ) -> TemplateMatch {
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut candidates: Vec<(f32, usize)> = scores
-        .iter()
-        .enumerate()
-        .filter(|&(_, &s)| s >= max - RESCORE_MARGIN)
-        .map(|(i, &s)| (s, i))
-        .collect();
+    // Scores are NaN-free: clamped, or 0/1 for flat windows.
+    const CHUNK: usize = 256;
+    let maxima: Vec<f32> = scores.chunks(CHUNK).map(max_of).collect();
+    let max = max_of(&maxima);
+    let floor = max - RESCORE_MARGIN;
+    let mut candidates: Vec<(f32, usize)> = Vec::new();
+    for (k, (chunk, &m)) in scores.chunks(CHUNK).zip(&maxima).enumerate() {
+        if m >= floor {
+            candidates.extend(
+                chunk
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &s)| s >= floor)
+                    .map(|(i, &s)| (s, k * CHUNK + i)),
+            );
+        }
+    }
     if candidates.len() > MAX_RESCORED {
         candidates.select_nth_unstable_by(MAX_RESCORED - 1, |a, b| {
             b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
@@ -586,6 +692,23 @@ mod tests {
             let exact = exact_score(&frame, &template, x, y, &stats);
             assert!((f64::from(exact) - textbook_score(&frame, &template, x, y)).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn a_template_too_large_for_f64_sums_scores_exactly_too() {
+        // 620x605 = 375,100 pixels: the window variances take the 128-bit integer path.
+        let mut rng = StdRng::seed_from_u64(11);
+        let frame = blurred_gray(&mut rng, 624, 608);
+        let template = frame.crop(Rect::new(3, 2, 620, 605));
+        let (area, stats) = prepare(&frame, &template, None).expect("valid");
+        let positions = u64::from(area.width - template.width + 1)
+            * u64::from(area.height - template.height + 1);
+        assert!(positions * stats.n > DIRECT_MAX_OPS, "takes the FFT path");
+        let scorer = Scorer::new(&frame, area, &template, &stats, 1.0);
+        assert!(!scorer.exact_in_f64);
+        let found = fft(&frame, &template, None);
+        assert_eq!(found, direct(&frame, &template, None));
+        assert_eq!((found.x, found.y), (3, 2));
     }
 
     #[test]
