@@ -635,8 +635,14 @@ async fn terminals_are_recorded_as_asciicast() {
     let prefix = dir.join(format!("tenants/{}/sessions/{}/terminals", s.tenant, s.id));
     let deadline = tokio::time::Instant::now() + WAIT;
     let file = loop {
-        if let Some(f) = std::fs::read_dir(&prefix).ok().and_then(|mut d| d.next()) {
-            break f.expect("entry").file_name().to_string_lossy().into_owned();
+        // Only a finished recording: the store writes a staging file first, then renames it.
+        let done = std::fs::read_dir(&prefix).ok().and_then(|d| {
+            d.filter_map(Result::ok)
+                .map(|f| f.file_name().to_string_lossy().into_owned())
+                .find(|name| name.ends_with(".cast"))
+        });
+        if let Some(file) = done {
+            break file;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
