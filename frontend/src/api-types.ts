@@ -223,6 +223,12 @@ export interface ReservationView {
 }
 
 export interface ReserveBody {
+  /**
+   * An interactive lock (the default, as the web UI holds one): it ends unless renewed with
+   * `PUT` at least every 60 s. `false`: the reservation lasts its whole time box whether or
+   * not anything renews it (`labwright reserve`).
+   */
+  keep_alive?: boolean;
   /** Length of the time box, 1 to 480 minutes. */
   minutes: number;
 }

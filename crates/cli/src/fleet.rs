@@ -137,7 +137,10 @@ pub(crate) fn reserve(
     let d = names::device(client, device)?;
     let answer = client.post(
         &format!("/api/v1/devices/{}/reservation", d.id),
-        &ReserveBody { minutes },
+        &ReserveBody {
+            minutes,
+            keep_alive: false,
+        },
     )?;
     if io.json {
         return print_json(io.out, &answer);

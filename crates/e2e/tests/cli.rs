@@ -111,6 +111,11 @@ async fn reserve_who_and_release_from_the_command_line() {
     .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("reserved sim-host/stb-1 until "));
+    // It lasts its whole time box: nothing has to keep it alive, unlike the web UI's lock.
+    let (_, listed) = s.get(&bob, "/api/v1/devices").await;
+    let held = &listed["items"][0]["reservation"];
+    assert_eq!(held["holder"], "alice", "{listed}");
+    assert_eq!(held["until"], held["ends_at"], "{held}");
 
     let who = cli(&base, &bob, &["who"]).await;
     assert!(who.status.success(), "{}", text(&who.stderr));

@@ -315,6 +315,7 @@ impl Fleet {
         caller: &Caller,
         id: DeviceId,
         minutes: i32,
+        keep_alive: bool,
     ) -> Result<ReservationView, ApiError> {
         let outcome = self
             .store
@@ -324,6 +325,7 @@ impl Fleet {
                 caller.key_id.0,
                 &caller.key_name,
                 minutes,
+                keep_alive,
             )
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;

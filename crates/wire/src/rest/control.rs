@@ -20,6 +20,15 @@ pub struct PowerView {
 pub struct ReserveBody {
     /// Length of the time box, 1 to 480 minutes.
     pub minutes: i32,
+    /// An interactive lock (the default, as the web UI holds one): it ends unless renewed with
+    /// `PUT` at least every 60 s. `false`: the reservation lasts its whole time box whether or
+    /// not anything renews it (`labwright reserve`).
+    #[serde(default = "interactive")]
+    pub keep_alive: bool,
+}
+
+fn interactive() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

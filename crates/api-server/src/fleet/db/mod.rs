@@ -404,12 +404,16 @@ impl FleetStore {
         key: Uuid,
         holder: &str,
         minutes: i32,
+        keep_alive: bool,
     ) -> Result<Option<Reserve>, DbError> {
         let mut conn = self.0.conn().await?;
         if get_device(&mut conn, tenant, device).await?.is_none() {
             return Ok(None);
         }
-        let r = reservations::reserve(&mut conn, tenant, device.0, key, holder, minutes).await?;
+        let r = reservations::reserve(
+            &mut conn, tenant, device.0, key, holder, minutes, keep_alive,
+        )
+        .await?;
         Ok(Some(r))
     }
 

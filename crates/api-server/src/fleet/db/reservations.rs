@@ -45,7 +45,8 @@ pub enum Reserve {
     Changed,
 }
 
-/// Reserves `device` for `minutes` (or renews the caller's own reservation with a new time box).
+/// Reserves `device` for `minutes` (or renews the caller's own reservation with a new time box);
+/// with `keep_alive` it also ends [`KEEP_ALIVE_SECS`] after the last renewal.
 pub async fn reserve(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
@@ -53,7 +54,13 @@ pub async fn reserve(
     key: Uuid,
     holder: &str,
     minutes: i32,
+    keep_alive: bool,
 ) -> Result<Reserve, DbError> {
+    let alive_secs = if keep_alive {
+        KEEP_ALIVE_SECS
+    } else {
+        f64::from(minutes) * 60.0
+    };
     let holder = holder.to_string();
     conn.transaction::<_, DbError, _>(async move |conn| {
         let row: Option<ReservationRow> = Statement::new(
@@ -71,7 +78,7 @@ pub async fn reserve(
         .bind::<sql_types::Uuid, _>(key)
         .bind::<sql_types::Text, _>(&holder)
         .bind::<sql_types::Integer, _>(minutes)
-        .bind::<sql_types::Double, _>(KEEP_ALIVE_SECS)
+        .bind::<sql_types::Double, _>(alive_secs)
         .get_result(conn)
         .await
         .optional()?;

@@ -72,7 +72,8 @@ pub async fn power(
 
 /// Reserves a device for the caller's key (or renews the caller's reservation with a new time
 /// box). While it lasts only this key may control the device and only its executions run
-/// there. The holder keeps it alive with `PUT` at least every 60 s.
+/// there. An interactive lock (`keep_alive`, the default) ends unless the holder renews it with
+/// `PUT` at least every 60 s; otherwise it lasts its whole time box.
 #[utoipa::path(post, path = "/api/v1/devices/{id}/reservation", params(("id" = Uuid, Path)), request_body = ReserveBody,
     responses((status = 201, body = super::ReservationView), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 #[post("/devices/{id}/reservation")]
@@ -89,7 +90,9 @@ pub async fn reserve(
         ));
     }
     let id = DeviceId(id.into_inner());
-    let view = fleet.reserve(&caller, id, body.minutes).await?;
+    let view = fleet
+        .reserve(&caller, id, body.minutes, body.keep_alive)
+        .await?;
     Ok(HttpResponse::Created().json(view))
 }
 
