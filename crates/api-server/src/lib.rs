@@ -71,9 +71,20 @@ async fn follow_revocations(
 ) {
     use tokio::sync::broadcast::error::RecvError;
     let mut rx = tap.subscribe();
+    // Besides the events, the database every few seconds: a revocation whose event this
+    // replica missed (its reader bound late, the broker was away) is cut off within seconds.
+    let mut recheck = tokio::time::interval(Duration::from_secs(3));
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let event = tokio::select! {
             _ = shutdown.cancelled() => return,
+            _ = recheck.tick() => {
+                let since = chrono::Utc::now() - chrono::Duration::minutes(10);
+                if let Err(e) = keys.catch_up(since).await {
+                    tracing::debug!(error = %e, "could not re-check key revocations");
+                }
+                continue;
+            }
             e = rx.recv() => e,
         };
         match event {
