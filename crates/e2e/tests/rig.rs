@@ -212,13 +212,20 @@ fn unbinding_the_gadget_unplugs_tty_acm_and_rebinding_restores_it() {
 fn udev_in_the_guest_gives_stable_links_that_follow_an_unplug() {
     let rig = Rig::new().udev();
     let out = rig.run(
-        "readlink /dev/v4l/by-path/platform-vivid.0-video-index0\n\
+        // udev works asynchronously: each link is waited for (10 s at most) after `settle`.
+        "until_link() { i=0; while [ $i -lt 100 ] && [ \"$(test -e $1 && echo y || echo n)\" != $2 ]; do sleep 0.1; i=$((i+1)); done; }\n\
+         until_link /dev/v4l/by-path/platform-vivid.0-video-index0 y\n\
+         readlink /dev/v4l/by-path/platform-vivid.0-video-index0\n\
+         until_link /dev/snd/by-path/platform-snd_aloop.0 y\n\
          readlink /dev/snd/by-path/platform-snd_aloop.0\n\
          link=/dev/serial/by-id/usb-Labwright_Labwright_rig_serial_RIG0001-if00\n\
+         until_link $link y\n\
          readlink $link\n\
          rig-usb unplug && udevadm settle\n\
+         until_link $link n\n\
          if [ -e $link ]; then echo present; else echo absent; fi\n\
          rig-usb plug && udevadm settle\n\
+         until_link $link y\n\
          readlink $link\n",
     );
     out.assert_success();
@@ -338,7 +345,9 @@ fn expected_devices() -> &'static [&'static str] {
 /// loopback, console lines written from the USB gadget's end), then the real host-agent.
 fn start_script(agent: &str) -> String {
     format!(
-        "(while true; do aplay -q -D hw:Loopback,0,0 -t raw -f S16_LE -r {RATE} -c 2 tone.raw || sleep 1; done) &\n\
+        // One long-lived player fed through a pipe: starting a player per second left gaps of
+        // silence as long as a whole measurement window on a loaded TCG guest.
+        "(while true; do (while cat tone.raw; do :; done) | aplay -q -D hw:Loopback,0,0 -t raw -f S16_LE -r {RATE} -c 2; sleep 1; done) &\n\
          (n=0; while true; do n=$((n+1)); echo \"boot line $n\"; echo \"hello 42\"; sleep 1; done > /dev/ttyGS0) &\n\
          RUST_BACKTRACE=1 {agent} --config agent.toml\n\
          echo \"host-agent exited with status $?\" >&2\n"
@@ -382,7 +391,7 @@ async fn the_real_host_agent_in_the_rig_brings_its_devices_online() {
     );
     std::fs::write(rig.job().join("agent.toml"), config).expect("agent config");
     let agent = agent.to_str().expect("utf-8 path").to_string();
-    std::fs::write(rig.job().join("tone.raw"), to_bytes(&tone(1))).expect("tone");
+    std::fs::write(rig.job().join("tone.raw"), to_bytes(&tone(10))).expect("tone");
     std::fs::write(rig.job().join("start.sh"), start_script(&agent)).expect("start script");
     let mut guest = rig.spawn(&["sh", "start.sh"]);
 
