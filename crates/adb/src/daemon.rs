@@ -477,13 +477,13 @@ fn start_service(config: &Arc<DaemonConfig>, service: &str) -> Option<ServiceSta
     let v2 = args.any(|a| a == "v2");
     match kind {
         "shell" if v2 => Some(Box::new(move |s: AdbStream| {
-            tokio::spawn(shell_v2(config, rest, s));
+            tokio::spawn(run_command(config, rest, s, Framing::ShellV2));
         })),
         "shell" => Some(Box::new(move |s: AdbStream| {
-            tokio::spawn(raw_command(config, rest, s, true));
+            tokio::spawn(run_command(config, rest, s, Framing::Legacy));
         })),
         "exec" => Some(Box::new(move |s: AdbStream| {
-            tokio::spawn(raw_command(config, rest, s, false));
+            tokio::spawn(run_command(config, rest, s, Framing::Exec));
         })),
         "sync" => Some(Box::new(move |s: AdbStream| {
             tokio::spawn(async move {
@@ -499,66 +499,91 @@ fn start_service(config: &Arc<DaemonConfig>, service: &str) -> Option<ServiceSta
     }
 }
 
-/// The daemon's ends of a command's standard streams.
-struct ShellEnds {
-    stdin: mpsc::Sender<Vec<u8>>,
-    stdout: mpsc::Receiver<Vec<u8>>,
-    stderr: mpsc::Receiver<Vec<u8>>,
+/// How a command's streams travel: `shell,v2` packets (stdout, stderr, exit code), `exec:`
+/// (stdout only, byte-exact) or legacy `shell:` (stdout and stderr together, no exit code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    ShellV2,
+    Exec,
+    Legacy,
 }
 
-fn shell_io() -> (ShellIo, ShellEnds) {
+/// Stdin from the host until it closes the stream (the command is then stopped).
+async fn pump_stdin(mut r: StreamReader, framing: Framing, stdin: mpsc::Sender<Vec<u8>>) {
+    let mut stdin = Some(stdin);
+    loop {
+        let data = if framing == Framing::ShellV2 {
+            match protocol::read_shell_packet(&mut r).await {
+                Ok(Some((shell_id::STDIN, d))) => Some(d),
+                Ok(Some((shell_id::CLOSE_STDIN, _))) => None,
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return,
+            }
+        } else {
+            match r.read_chunk().await {
+                Ok(Some(d)) => Some(d),
+                Ok(None) | Err(_) => return,
+            }
+        };
+        match (data, &stdin) {
+            (Some(d), Some(tx)) => {
+                if tx.send(d).await.is_err() {
+                    stdin = None;
+                }
+            }
+            (None, _) => stdin = None,
+            (Some(_), None) => {}
+        }
+    }
+}
+
+async fn run_command(
+    config: Arc<DaemonConfig>,
+    command: String,
+    stream: AdbStream,
+    framing: Framing,
+) {
+    let (r, mut w) = stream.split();
     let (in_tx, in_rx) = mpsc::channel(8);
-    let (out_tx, out_rx) = mpsc::channel(8);
-    let (err_tx, err_rx) = mpsc::channel(8);
+    let (out_tx, mut out_rx) = mpsc::channel(8);
+    let (err_tx, mut err_rx) = mpsc::channel(8);
     let io = ShellIo {
         stdin: in_rx,
         stdout: out_tx,
         stderr: err_tx,
     };
-    (
-        io,
-        ShellEnds {
-            stdin: in_tx,
-            stdout: out_rx,
-            stderr: err_rx,
-        },
-    )
-}
-
-async fn shell_v2(config: Arc<DaemonConfig>, command: String, stream: AdbStream) {
-    let (mut r, mut w) = stream.split();
-    let (io, ends) = shell_io();
-    let ShellEnds {
-        stdin: stdin_tx,
-        stdout: mut out_rx,
-        stderr: mut err_rx,
-    } = ends;
     let mut job = tokio::spawn(config.shell.run(command, io));
-    // Stdin until the host closes the stream (then the command is stopped).
-    let mut reader = tokio::spawn(async move {
-        let mut stdin = Some(stdin_tx);
-        while let Ok(Some((id, data))) = protocol::read_shell_packet(&mut r).await {
-            match id {
-                shell_id::STDIN => {
-                    if let Some(tx) = &stdin
-                        && tx.send(data).await.is_err()
-                    {
-                        stdin = None;
-                    }
-                }
-                shell_id::CLOSE_STDIN => stdin = None,
-                _ => {}
-            }
-        }
-    });
+    let mut reader = tokio::spawn(pump_stdin(r, framing, in_tx));
+    let max = w.max_payload();
     let (mut out_open, mut err_open) = (true, true);
     while out_open || err_open {
         let (id, data) = tokio::select! {
-            d = out_rx.recv(), if out_open => match d { Some(d) => (shell_id::STDOUT, d), None => { out_open = false; continue } },
-            d = err_rx.recv(), if err_open => match d { Some(d) => (shell_id::STDERR, d), None => { err_open = false; continue } },
+            d = out_rx.recv(), if out_open => match d {
+                Some(d) => (shell_id::STDOUT, d),
+                None => { out_open = false; continue }
+            },
+            d = err_rx.recv(), if err_open => match d {
+                Some(d) => (shell_id::STDERR, d),
+                None => { err_open = false; continue }
+            },
             _ = &mut reader => { job.abort(); return; }
         };
-        if w.write(&protocol::shell_packet(id, &data)).await.is_err() {
+        let bytes = match framing {
+            Framing::ShellV2 => protocol::shell_packet(id, &data),
+            Framing::Exec if id == shell_id::STDERR => continue,
+            Framing::Exec | Framing::Legacy => {
+                // Coalesce stdout already queued into one WRTE.
+                let mut batch = data;
+                while batch.len() < max {
+                    match out_rx.try_recv() {
+                        Ok(more) => batch.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
+                batch
+            }
+        };
+        if w.write(&bytes).await.is_err() {
             job.abort();
             reader.abort();
             return;
@@ -568,64 +593,14 @@ async fn shell_v2(config: Arc<DaemonConfig>, command: String, stream: AdbStream)
         c = &mut job => c.unwrap_or(255),
         _ = &mut reader => { job.abort(); return; }
     };
-    let _ = w
-        .write(&protocol::shell_packet(
-            shell_id::EXIT,
-            &[(code & 0xff) as u8],
-        ))
-        .await;
-    let _ = w.close().await;
-    reader.abort();
-}
-
-/// `exec:` (stdout only, byte-exact) and legacy `shell:` (stdout and stderr together).
-async fn raw_command(
-    config: Arc<DaemonConfig>,
-    command: String,
-    stream: AdbStream,
-    with_stderr: bool,
-) {
-    let (mut r, mut w): (StreamReader, StreamWriter) = stream.split();
-    let (io, ends) = shell_io();
-    let ShellEnds {
-        stdin: stdin_tx,
-        stdout: mut out_rx,
-        stderr: mut err_rx,
-    } = ends;
-    let mut job = tokio::spawn(config.shell.run(command, io));
-    let mut reader = tokio::spawn(async move {
-        let mut stdin = Some(stdin_tx);
-        while let Ok(Some(d)) = r.read_chunk().await {
-            if let Some(tx) = &stdin
-                && tx.send(d).await.is_err()
-            {
-                stdin = None;
-            }
-        }
-    });
-    let (mut out_open, mut err_open) = (true, true);
-    let max = w.max_payload();
-    while out_open || err_open {
-        let data = tokio::select! {
-            d = out_rx.recv(), if out_open => match d { Some(d) => d, None => { out_open = false; continue } },
-            d = err_rx.recv(), if err_open => match d { Some(d) if with_stderr => d, Some(_) => continue, None => { err_open = false; continue } },
-            _ = &mut reader => { job.abort(); return; }
-        };
-        // Coalesce what is already queued into one WRTE.
-        let mut batch = data;
-        while batch.len() < max {
-            match out_rx.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
-                Err(_) => break,
-            }
-        }
-        if w.write(&batch).await.is_err() {
-            job.abort();
-            reader.abort();
-            return;
-        }
+    if framing == Framing::ShellV2 {
+        let _ = w
+            .write(&protocol::shell_packet(
+                shell_id::EXIT,
+                &[(code & 0xff) as u8],
+            ))
+            .await;
     }
-    let _ = (&mut job).await;
     let _ = w.close().await;
     reader.abort();
 }

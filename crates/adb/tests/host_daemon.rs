@@ -3,13 +3,13 @@
 //! caps, timeouts that leave the connection usable, a dropped connection, and malformed
 //! packets from a device.
 
+mod support;
+
 use labwright_adb::packet::{self, A_CNXN, MAX_PAYLOAD, Packet, VERSION};
-use labwright_adb::{
-    AdbClient, AdbDaemon, AdbKey, BuiltinShell, ConnectOptions, DaemonConfig, TrustedKeys,
-};
-use std::path::PathBuf;
+use labwright_adb::{AdbClient, AdbKey, BuiltinShell, ConnectOptions, DaemonConfig, TrustedKeys};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use support::{Phone, random_bytes};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// One host key for the whole file (generating RSA keys is the slow part).
@@ -19,40 +19,13 @@ fn host_key() -> AdbKey {
         .clone()
 }
 
-struct Phone {
-    addr: String,
-    sandbox: PathBuf,
-    keys: TrustedKeys,
-    task: tokio::task::JoinHandle<labwright_adb::Result<()>>,
-}
-
-impl Drop for Phone {
-    fn drop(&mut self) {
-        self.task.abort();
-        let _ = std::fs::remove_dir_all(&self.sandbox);
-    }
-}
-
 async fn phone_with(trust: bool, tweak: impl FnOnce(&mut DaemonConfig)) -> Phone {
-    let sandbox = labwright_testkit::temp_dir("adb-phone");
     let keys = TrustedKeys::default();
     if trust {
         keys.trust_public_key(&host_key().public_key_text())
             .expect("trust key");
     }
-    let mut config = DaemonConfig::new(sandbox.clone(), keys.clone());
-    tweak(&mut config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let task = tokio::spawn(AdbDaemon::new(config).serve(listener));
-    Phone {
-        addr,
-        sandbox,
-        keys,
-        task,
-    }
+    Phone::start(keys, tweak).await
 }
 
 async fn phone() -> Phone {
@@ -63,18 +36,6 @@ async fn connect(addr: &str) -> AdbClient {
     AdbClient::connect_tcp(addr, &host_key(), ConnectOptions::default())
         .await
         .expect("connect")
-}
-
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,10 +6,13 @@
 //! Each test runs its own adb server (own HOME, own `ANDROID_ADB_SERVER_PORT`), killed by a
 //! Drop guard.
 
-use labwright_adb::{AdbDaemon, DaemonConfig, TrustedKeys};
+mod support;
+
+use labwright_adb::TrustedKeys;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
+use support::{Phone, random_bytes};
 
 /// An adb server of our own, killed on drop.
 struct AdbServer {
@@ -89,36 +92,8 @@ impl Drop for AdbServer {
     }
 }
 
-struct Phone {
-    serial: String,
-    sandbox: PathBuf,
-    keys: TrustedKeys,
-    task: tokio::task::JoinHandle<labwright_adb::Result<()>>,
-}
-
-impl Drop for Phone {
-    fn drop(&mut self) {
-        self.task.abort();
-        let _ = std::fs::remove_dir_all(&self.sandbox);
-    }
-}
-
 async fn phone() -> Phone {
-    let sandbox = labwright_testkit::temp_dir("adb-real-phone");
-    let keys = TrustedKeys::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let serial = listener.local_addr().expect("addr").to_string();
-    let task = tokio::spawn(
-        AdbDaemon::new(DaemonConfig::new(sandbox.clone(), keys.clone())).serve(listener),
-    );
-    Phone {
-        serial,
-        sandbox,
-        keys,
-        task,
-    }
+    Phone::start(TrustedKeys::default(), |_| {}).await
 }
 
 /// Starts the server, connects it to the phone and gets it trusted the way a person would:
@@ -127,8 +102,8 @@ async fn connected(phone: &Phone) -> AdbServer {
     let adb = AdbServer::new();
     let started = adb.run(&["start-server"]).await;
     assert!(started.status.success(), "adb start-server: {started:?}");
-    adb.run(&["connect", &phone.serial]).await;
-    adb.wait_for_state(&phone.serial, "unauthorized").await;
+    adb.run(&["connect", &phone.addr]).await;
+    adb.wait_for_state(&phone.addr, "unauthorized").await;
     let offered = labwright_testkit::eventually(
         Duration::from_secs(60),
         "the key offered to the phone",
@@ -143,27 +118,15 @@ async fn connected(phone: &Phone) -> AdbServer {
         "the prompt shows the server's key"
     );
     assert!(phone.keys.accept(&offered.fingerprint));
-    adb.wait_for_state(&phone.serial, "device").await;
+    adb.wait_for_state(&phone.addr, "device").await;
     adb
-}
-
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_adb_connects_after_the_key_is_accepted_and_runs_shell_commands() {
     let phone = phone().await;
     let adb = connected(&phone).await;
-    let s = phone.serial.as_str();
+    let s = phone.addr.as_str();
 
     let out = adb.run(&["-s", s, "shell", "echo", "hello", "adb"]).await;
     assert!(out.status.success(), "{out:?}");
@@ -193,7 +156,7 @@ async fn real_adb_connects_after_the_key_is_accepted_and_runs_shell_commands() {
 async fn real_adb_exec_out_push_and_pull_are_byte_exact() {
     let phone = phone().await;
     let adb = connected(&phone).await;
-    let s = phone.serial.as_str();
+    let s = phone.addr.as_str();
 
     let blob = random_bytes(2 << 20, 5);
     std::fs::write(phone.sandbox.join("blob.bin"), &blob).unwrap();
