@@ -350,6 +350,9 @@ impl DaemonConfig {
     }
 }
 
+/// How long a new connection may take to send its CNXN.
+const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Features this device offers.
 const DEVICE_FEATURES: &str = "shell_v2,cmd,fixed_push_mkdir";
 
@@ -393,12 +396,17 @@ impl AdbDaemon {
         let peer = transport.describe();
         let (r, mut w) = Box::new(transport).split();
         let mut r = PacketReader::new(r, MAX_PAYLOAD, true);
-        let hello = loop {
-            let p = r.next().await?;
-            if p.command == A_CNXN {
-                break p;
+        // A peer that never says CNXN does not hold a connection for ever.
+        let hello = tokio::time::timeout(HELLO_TIMEOUT, async {
+            loop {
+                let p = r.next().await?;
+                if p.command == A_CNXN {
+                    return Ok::<_, AdbError>(p);
+                }
             }
-        };
+        })
+        .await
+        .map_err(|_| AdbError::Timeout(HELLO_TIMEOUT))??;
         let keys = &self.config.keys;
         let mut changed = keys.changed.subscribe();
         let new_token = || {

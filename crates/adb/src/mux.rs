@@ -421,6 +421,22 @@ impl StreamReader {
         }
     }
 
+    /// Whether the stream has ended (waits for the next payload if none is buffered).
+    pub async fn at_end(&mut self) -> Result<bool> {
+        loop {
+            if self.pos < self.buf.len() {
+                return Ok(false);
+            }
+            match self.read_chunk().await? {
+                Some(d) => {
+                    self.buf = d;
+                    self.pos = 0;
+                }
+                None => return Ok(true),
+            }
+        }
+    }
+
     /// Exactly `n` bytes; the stream ending first is a protocol error.
     pub async fn read_exact(&mut self, n: usize) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(n.min(1 << 20));

@@ -30,13 +30,13 @@ pub fn shell_packet(id: u8, data: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Reads one `shell,v2` packet; None at the end of the stream.
+/// Reads one `shell,v2` packet; None when the stream ends between packets (inside one it is
+/// a protocol error).
 pub async fn read_shell_packet(r: &mut StreamReader) -> Result<Option<(u8, Vec<u8>)>> {
-    let head = match r.read_exact(5).await {
-        Ok(h) => h,
-        Err(AdbError::Protocol(_)) => return Ok(None),
-        Err(e) => return Err(e),
-    };
+    if r.at_end().await? {
+        return Ok(None);
+    }
+    let head = r.read_exact(5).await?;
     let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
     if len > SHELL_MAX_PACKET {
         return Err(AdbError::Protocol(format!("shell packet of {len} bytes")));

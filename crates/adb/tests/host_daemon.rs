@@ -336,3 +336,53 @@ async fn malformed_packets_from_the_device() {
         assert!(err.to_string().contains(code), "{code}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_and_stdout_flow_at_once_without_deadlock() {
+    use labwright_adb::protocol::{self, shell_id};
+    let phone = phone().await;
+    let adb = connect(&phone.addr).await;
+    // `cat` echoes 8 MB of stdin while we are still writing it: both directions of one stream
+    // are under flow control at the same time.
+    let data = random_bytes(8 << 20, 13);
+    let stream = adb.open("shell,v2,raw:cat").await.expect("open");
+    let (mut r, mut w) = stream.split();
+    let input = data.clone();
+    let writer = tokio::spawn(async move {
+        for chunk in input.chunks(100_000) {
+            w.write(&protocol::shell_packet(shell_id::STDIN, chunk))
+                .await?;
+        }
+        w.write(&protocol::shell_packet(shell_id::CLOSE_STDIN, &[]))
+            .await?;
+        Ok::<_, labwright_adb::AdbError>(w)
+    });
+    let mut echoed = Vec::new();
+    let mut exit = None;
+    let read = async {
+        while let Some((id, d)) = protocol::read_shell_packet(&mut r)
+            .await
+            .expect("shell packet")
+        {
+            match id {
+                shell_id::STDOUT => echoed.extend_from_slice(&d),
+                shell_id::EXIT => {
+                    exit = d.first().copied();
+                    break;
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), read)
+        .await
+        .expect("cat finishes");
+    let _w = writer.await.expect("writer task").expect("stdin written");
+    assert_eq!(exit, Some(0));
+    assert!(
+        echoed == data,
+        "cat echoed {} of {} bytes, or different ones",
+        echoed.len(),
+        data.len()
+    );
+}
