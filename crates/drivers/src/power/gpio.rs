@@ -5,9 +5,10 @@
 //! The chip is a path (`/dev/gpiochip0`), a chip name (`gpiochip0`) or a chip label
 //! (`pinctrl-bcm2711`, `gpio-sim.0-node0`); the line an offset or a line name. With
 //! `active_low`, "on" drives the line low (relay boards that switch on a low input). The state
-//! the line takes when the relay is opened (`at_start`) and when it is dropped (`at_stop`,
-//! `keep` by default: the kernel leaves a released line as it was) are settings. Read-back is
-//! the value the kernel reports for the requested line.
+//! the line takes when the relay is opened is `at_start` (on by default); when it is dropped the
+//! line is released as it is (there is no `at_stop`: the agent's config check opens and drops
+//! every device before the agent opens them again, so switching at drop would blip the power at
+//! every start). Read-back is the value the kernel reports for the requested line.
 
 use serde::Deserialize;
 
@@ -31,17 +32,6 @@ impl std::fmt::Display for Line {
     }
 }
 
-/// What to do with the line when the relay is dropped (agent stop).
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum AtStop {
-    /// Leave the line as it is.
-    #[default]
-    Keep,
-    On,
-    Off,
-}
-
 /// The state to switch to when the relay is opened.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -62,8 +52,6 @@ pub struct GpioSettings {
     pub active_low: bool,
     #[serde(default)]
     pub at_start: AtStart,
-    #[serde(default)]
-    pub at_stop: AtStop,
     /// The consumer name the kernel shows for the line (`gpioinfo`).
     #[serde(default = "default_consumer")]
     pub consumer: String,
@@ -82,7 +70,6 @@ pub struct GpioRelay {
     request: gpiocdev::Request,
     offset: u32,
     target: String,
-    at_stop: AtStop,
 }
 
 /// The chip's device path for `chip`: a path, a name under `/dev`, or a label.
@@ -186,7 +173,6 @@ impl GpioRelay {
             request,
             offset,
             target,
-            at_stop: s.at_stop,
         })
     }
 }
@@ -210,19 +196,5 @@ impl Switch for GpioRelay {
 
     fn target(&self) -> String {
         self.target.clone()
-    }
-}
-
-#[cfg(feature = "gpio")]
-impl Drop for GpioRelay {
-    fn drop(&mut self) {
-        let value = match self.at_stop {
-            AtStop::Keep => return,
-            AtStop::On => true,
-            AtStop::Off => false,
-        };
-        if let Err(e) = self.write(value) {
-            tracing::warn!(relay = %self.target, error = %e, "could not set the line at stop");
-        }
     }
 }

@@ -62,7 +62,7 @@ pub enum PowerError {
         reported: &'static str,
         waited_ms: u64,
     },
-    #[error("{target}: line {line} is already in use by {consumer:?}")]
+    #[error("{target}: already in use by {}", consumer_name(consumer))]
     LineBusy {
         target: String,
         line: u32,
@@ -125,6 +125,14 @@ impl From<PowerError> for ControlError {
             }
             _ => ControlError::Driver(message),
         }
+    }
+}
+
+fn consumer_name(consumer: &str) -> String {
+    if consumer.is_empty() {
+        "another program".into()
+    } else {
+        format!("{consumer:?}")
     }
 }
 
