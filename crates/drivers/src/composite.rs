@@ -10,6 +10,10 @@
 //! [devices.settings.console]
 //! driver = "serial"
 //! path = "/dev/ttyUSB0"
+//! [devices.settings.power]
+//! driver = "gpio"                 # or a smart plug: tasmota, shelly1, shelly2, kasa
+//! chip = "gpiochip0"
+//! line = 17
 //! ```
 //!
 //! [`build`] checks every section and opens every node, and reports every problem at once
@@ -17,17 +21,18 @@
 //! its setting's path (`video.format: ...`).
 
 use labwright_core::{
-    controller::{AudioCapture, Console, Device, VideoCapture},
+    controller::{AudioCapture, Console, Device, PowerControl, VideoCapture},
     fleet::Capability,
 };
 
-use crate::{audio, serial, video};
+use crate::{audio, power, serial, video};
 
-/// Controller driver kinds, by section: what `driver = "..."` may say in each.
+/// Controller driver kinds, by section: what `driver = "..."` may say in each (`power` has
+/// several: [`power::PowerSettings`]).
 pub const CONTROLLER_KINDS: &[(&str, &str)] =
     &[("video", "v4l2"), ("audio", "alsa"), ("console", "serial")];
 
-const SECTIONS: [&str; 3] = ["video", "audio", "console"];
+const SECTIONS: [&str; 4] = ["video", "audio", "console", "power"];
 
 /// A composed device: each controller optional.
 #[derive(Default)]
@@ -35,6 +40,7 @@ pub struct CompositeDevice {
     video: Option<video::Capture>,
     audio: Option<audio::Capture>,
     console: Option<serial::SerialConsole>,
+    power: Option<power::Power>,
 }
 
 impl CompositeDevice {
@@ -59,6 +65,9 @@ impl Device for CompositeDevice {
     fn console(&self) -> Option<&dyn Console> {
         self.console.as_ref().map(|c| c as &dyn Console)
     }
+    fn power(&self) -> Option<&dyn PowerControl> {
+        self.power.as_deref().map(|p| p as &dyn PowerControl)
+    }
 }
 
 /// The capabilities a composite device with these settings declares (sections present), for
@@ -69,6 +78,7 @@ pub fn capabilities(settings: &toml::Table) -> Vec<Capability> {
         ("video", Capability::VideoCapture),
         ("audio", Capability::AudioCapture),
         ("console", Capability::Console),
+        ("power", Capability::Power),
     ] {
         if settings.contains_key(section) {
             caps.push(cap);
@@ -127,6 +137,7 @@ struct Parsed {
     video: Option<video::VideoSettings>,
     audio: Option<audio::AudioSettings>,
     console: Option<serial::SerialSettings>,
+    power: Option<power::PowerSettings>,
 }
 
 fn parse_all(settings: &toml::Table) -> (Parsed, Vec<String>) {
@@ -167,11 +178,35 @@ fn parse_all(settings: &toml::Table) -> (Parsed, Vec<String>) {
             problems.extend(p.into_iter().map(|p| format!("console.{p}")));
             ok
         });
+    let power = match settings.get("power") {
+        None => None,
+        Some(toml::Value::Table(t)) => match power::PowerSettings::from_table(t) {
+            Ok(p) => {
+                let p_problems = p.check();
+                let ok = p_problems.is_empty();
+                problems.extend(p_problems.into_iter().map(|p| format!("power.{p}")));
+                ok.then_some(p)
+            }
+            Err(e) if e.starts_with("driver:") => {
+                problems.push(format!("power.{e}"));
+                None
+            }
+            Err(e) => {
+                problems.push(format!("power: {e}"));
+                None
+            }
+        },
+        Some(_) => {
+            problems.push("power: must be a table".into());
+            None
+        }
+    };
     (
         Parsed {
             video,
             audio,
             console,
+            power,
         },
         problems,
     )
@@ -201,6 +236,12 @@ pub fn build(settings: &toml::Table) -> Result<CompositeDevice, Vec<String>> {
         match start_console(&c) {
             Ok(c) => device.console = Some(c),
             Err(e) => problems.push(format!("console: {e}")),
+        }
+    }
+    if let Some(p) = parsed.power {
+        match power::open(&p) {
+            Ok(p) => device.power = Some(p),
+            Err(e) => problems.push(format!("power: [{}] {e}", e.code())),
         }
     }
     if problems.is_empty() {
@@ -302,6 +343,40 @@ mod tests {
         assert_eq!(
             capabilities(&s),
             vec![Capability::VideoCapture, Capability::Console]
+        );
+    }
+
+    #[test]
+    fn a_power_switch_is_a_section_of_its_own() {
+        // Nothing listens on a port that was just freed: the plug is only asked when used.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let s = table(&format!(
+            "[power]\ndriver = \"kasa\"\naddress = \"127.0.0.1:{port}\"\nretries = 0"
+        ));
+        assert_eq!(capabilities(&s), vec![Capability::Power]);
+        let device = build(&s).expect("built without contacting the plug");
+        let power = device.power().expect("power control");
+        let e = power.state().expect_err("nobody there");
+        assert!(
+            e.to_string()
+                .starts_with("device unavailable: power.unreachable: 127.0.0.1:"),
+            "{e}"
+        );
+        let problems = check(&table(
+            "[power]\ndriver = \"shelly2\"\naddress = \"\"\n[video]\ndriver = \"v4l2\"\npath = \"/dev/video0\"",
+        ));
+        assert_eq!(problems, ["power.address: must be a host or host:port"]);
+        assert_eq!(
+            check(&table("[power]\naddress = \"x\"")),
+            ["power.driver: missing (known: gpio, tasmota, shelly1, shelly2, kasa)"]
+        );
+        let unknown = check(&table("[power]\ndriver = \"zigbee\""));
+        assert!(
+            unknown[0].starts_with("power: unknown variant `zigbee`"),
+            "{unknown:?}"
         );
     }
 

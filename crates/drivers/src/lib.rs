@@ -18,6 +18,7 @@ mod worker;
 mod eventually;
 
 pub mod audio;
+pub mod power;
 pub mod serial;
 pub mod video;
 

@@ -384,16 +384,6 @@ async fn a_viewer_that_cannot_keep_up_gets_the_light_stream() {
     agent.stop.cancel();
 }
 
-async fn power(base: &str, key: &str, device: &str, action: &str) -> (u16, Value) {
-    http(
-        "POST",
-        format!("{base}/api/v1/devices/{device}/power"),
-        Some(key.into()),
-        Some(json!({"action": action})),
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mains_power_switches_the_box_off_and_on_and_respects_roles_and_reservations() {
     let (s, base, agent, device) = server_with_one_box().await;

@@ -158,3 +158,15 @@ pub async fn server_with_one_box() -> (TestServer, String, Agent, String) {
     .await;
     (s, base, agent, device)
 }
+
+/// `POST /api/v1/devices/{device}/power` with `action` (on, off, cycle, state): the status and
+/// the body.
+pub async fn power(base: &str, key: &str, device: &str, action: &str) -> (u16, serde_json::Value) {
+    http(
+        "POST",
+        format!("{base}/api/v1/devices/{device}/power"),
+        Some(key.into()),
+        Some(serde_json::json!({"action": action})),
+    )
+    .await
+}
