@@ -73,6 +73,20 @@ export type CreatedKey = KeyView & {
   secret: string;
 };
 
+/** What a `DELETE` did. */
+export type DeleteOutcome = "deleted" | "archived";
+
+/** The answer of deleting a test case or a navigation tree. */
+export interface DeletedView {
+  /** How many executions ran it (why it was archived rather than deleted). */
+  executions: number;
+  /** The test case's name or the tree's model. */
+  name: string;
+  outcome: DeleteOutcome;
+  /** How many versions were deleted or archived. */
+  versions: number;
+}
+
 export interface DeviceView {
   capabilities: string[];
   /** The device's id inside its host. */
@@ -200,6 +214,25 @@ export interface PressBody {
   key: string;
 }
 
+/**
+ * What kind of problem a test case has (`POST /api/v1/testcases/validate`). Stable: clients
+ * match on these, never on the message.
+ */
+export type ProblemCode = "syntax" | "unknown_field" | "missing_field" | "invalid_shape" | "invalid_value" | "unknown_screen" | "unreachable_screen" | "no_navigation_tree" | "model_mismatch" | "unknown_reference" | "reference_too_large" | "missing_capability";
+
+/** One problem of a test case, where it is written. */
+export interface ProblemView {
+  code: ProblemCode;
+  /** 1-based column (in characters) on that line. */
+  column?: number | null;
+  /** The field path (`steps[3].verify_image.region`); absent for syntax and shape errors. */
+  field?: string | null;
+  /** 1-based line of the YAML where the problem is; absent for an empty document. */
+  line?: number | null;
+  /** What is wrong, for people. */
+  message: string;
+}
+
 export interface ReferenceView {
   created_at: string;
   height: number;
@@ -299,6 +332,19 @@ export interface TreeView {
   document: any;
   model: string;
   version: number;
+}
+
+/**
+ * The answer of `POST /api/v1/testcases/validate`: every problem the server would refuse the
+ * test case for, nothing saved.
+ */
+export interface ValidationView {
+  /** The test case's name, when the text parses. */
+  name?: string | null;
+  /** Every problem, in the order the document is checked. */
+  problems: ProblemView[];
+  /** Whether a push of this text would be accepted. */
+  valid: boolean;
 }
 
 export interface VersionView {

@@ -35,8 +35,8 @@ pub struct Site {
         control::press, control::screenshot, control::set_faults, control::power, control::reserve, control::keep_reservation, control::release_reservation,
         executions::create_execution, executions::list_executions, executions::get_execution,
         executions::cancel_execution, executions::step_screenshot,
-        library::put_testcase, library::list_testcases, library::get_testcase, library::get_testcase_version,
-        library::put_tree, library::list_trees, library::get_tree,
+        library::put_testcase, library::validate_testcase, library::list_testcases, library::get_testcase, library::get_testcase_version, library::delete_testcase,
+        library::put_tree, library::list_trees, library::get_tree, library::delete_tree,
         library::put_reference, library::list_references, library::get_reference,
         sandboxes::create_build, sandboxes::list_builds, sandboxes::get_build, sandboxes::build_logs, sandboxes::cancel_build,
         sandboxes::list_sessions, sandboxes::get_session, sandboxes::delete_session, sandboxes::extend_session, sandboxes::terminal_ticket,
@@ -109,12 +109,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(executions::cancel_execution)
                 .service(executions::step_screenshot)
                 .service(library::put_testcase)
+                .service(library::validate_testcase)
                 .service(library::list_testcases)
                 .service(library::get_testcase)
                 .service(library::get_testcase_version)
+                .service(library::delete_testcase)
                 .service(library::put_tree)
                 .service(library::list_trees)
                 .service(library::get_tree)
+                .service(library::delete_tree)
                 .service(library::put_reference)
                 .service(library::list_references)
                 .service(library::get_reference)

@@ -137,6 +137,17 @@ impl Client {
         content_type: &str,
         body: &[u8],
     ) -> anyhow::Result<Value> {
+        Ok(self.send_bytes_status(method, path, content_type, body)?.1)
+    }
+
+    /// [`Client::send_bytes`], with the HTTP status of the (successful) answer.
+    pub fn send_bytes_status(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> anyhow::Result<(u16, Value)> {
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {}", self.key);
         let res = if method == "PUT" {
@@ -152,7 +163,7 @@ impl Client {
                 .header("Content-Type", content_type)
                 .send(body)
         };
-        Self::finish(&url, res)
+        Self::finish_status(&url, res)
     }
 
     pub fn delete(&self, path: &str) -> anyhow::Result<Value> {
@@ -168,15 +179,23 @@ impl Client {
         url: &str,
         res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> anyhow::Result<Value> {
+        Ok(Self::finish_status(url, res)?.1)
+    }
+
+    fn finish_status(
+        url: &str,
+        res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> anyhow::Result<(u16, Value)> {
         let mut resp = res.map_err(|e| unreachable(url, e))?;
         let status = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().unwrap_or_default();
         if (200..300).contains(&status) {
-            return Ok(if text.is_empty() {
+            let value = if text.is_empty() {
                 Value::Null
             } else {
                 serde_json::from_str(&text)?
-            });
+            };
+            return Ok((status, value));
         }
         Err(Self::error(status, &text).into())
     }
@@ -205,7 +224,34 @@ fn unreachable(url: &str, e: impl std::fmt::Display) -> Unreachable {
     }
 }
 
+/// `text` as one segment of a URL path: everything but unreserved characters percent-encoded
+/// (a test case's name holds spaces).
+pub fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// An answer read as its REST view (`labwright_wire::rest`).
 pub fn decode<T: DeserializeOwned>(answer: &Value) -> anyhow::Result<T> {
     T::deserialize(answer).map_err(|e| anyhow::anyhow!("unexpected answer from the server: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_segment_is_percent_encoded() {
+        assert_eq!(path_segment("Zap up"), "Zap%20up");
+        assert_eq!(path_segment("a/b?c#d"), "a%2Fb%3Fc%23d");
+        assert_eq!(path_segment("sim-stb_1.x~"), "sim-stb_1.x~");
+        assert_eq!(path_segment("é"), "%C3%A9");
+    }
 }

@@ -171,10 +171,28 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum TestcasesCommand {
-    /// Save YAML files as new versions.
-    Push { files: Vec<std::path::PathBuf> },
+    /// Save YAML files as new versions (unchanged ones keep their version). Every file is tried;
+    /// exits non-zero when any was refused.
+    Push {
+        /// YAML files, or directories: every .yaml/.yml file in them, by name.
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+    },
+    /// Check YAML files with the server's rules, saving nothing; prints each problem as
+    /// FILE:LINE:COLUMN: CODE: MESSAGE and exits non-zero when there is any.
+    Validate {
+        /// YAML files, or directories: every .yaml/.yml file in them, by name.
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+    },
     /// List test cases (latest versions).
     List,
+    /// Delete a test case, every version (one that has run is archived: hidden, kept in the
+    /// history of its executions).
+    Delete {
+        /// Test case name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -186,6 +204,11 @@ pub enum TreesCommand {
     },
     /// List the models with a navigation tree.
     List,
+    /// Delete a model's tree (refused while test cases for that model navigate with it).
+    Delete {
+        /// Device model.
+        model: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

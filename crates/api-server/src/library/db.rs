@@ -11,8 +11,27 @@ use uuid::Uuid;
 
 use crate::db::{
     DbError,
-    schema::{nav_edge_stats, navigation_trees, reference_images, testcases},
+    schema::{executions, nav_edge_stats, navigation_trees, reference_images, testcases},
 };
+
+/// What deleting a test case did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Every version deleted.
+    Deleted { versions: i64 },
+    /// Executions ran it: every version archived instead.
+    Archived { versions: i64, executions: i64 },
+}
+
+/// Takes the transaction-scoped advisory lock named `key` (serialises versioning and deleting
+/// per test case name or tree model without locking the table).
+async fn lock(conn: &mut AsyncPgConnection, key: String) -> Result<(), DbError> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind::<diesel::sql_types::Text, _>(key)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
 
 /// The test library's queries, each on a pooled connection.
 #[derive(Clone)]
@@ -23,7 +42,8 @@ impl LibraryStore {
         Self(crate::db::Store::new(pool))
     }
 
-    /// Stores a new version of the named test case and returns it.
+    /// Stores a new version of the named test case and returns it with `true`; when the latest
+    /// version already holds this very text, returns that version with `false` instead.
     pub async fn add_testcase(
         &self,
         tenant: TenantId,
@@ -31,22 +51,35 @@ impl LibraryStore {
         source: &str,
         document: serde_json::Value,
         by: Uuid,
-    ) -> Result<TestCaseRow, DbError> {
+    ) -> Result<(TestCaseRow, bool), DbError> {
         let mut pooled = self.0.conn().await?;
         let conn: &mut AsyncPgConnection = &mut pooled;
         conn.transaction::<_, DbError, _>(async move |conn| {
             // Serialise versioning per (tenant, name) without locking the table.
-            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                .bind::<diesel::sql_types::Text, _>(format!("testcase:{tenant}:{name}"))
-                .execute(conn)
-                .await?;
+            lock(conn, format!("testcase:{tenant}:{name}")).await?;
+            let current: Option<TestCaseRow> = testcases::table
+                .filter(testcases::tenant_id.eq(tenant.0))
+                .filter(testcases::name.eq(name))
+                .filter(testcases::archived_at.is_null())
+                .order(testcases::version.desc())
+                .select(TestCaseRow::as_select())
+                .first(conn)
+                .await
+                .optional()?;
+            if let Some(row) = current
+                && row.source == source
+                && row.document == document
+            {
+                return Ok((row, false));
+            }
+            // Archived versions keep their numbers: a name pushed again goes on after them.
             let latest: Option<i32> = testcases::table
                 .filter(testcases::tenant_id.eq(tenant.0))
                 .filter(testcases::name.eq(name))
                 .select(diesel::dsl::max(testcases::version))
                 .first(conn)
                 .await?;
-            Ok(diesel::insert_into(testcases::table)
+            let row = diesel::insert_into(testcases::table)
                 .values((
                     testcases::id.eq(Uuid::new_v4()),
                     testcases::tenant_id.eq(tenant.0),
@@ -58,7 +91,55 @@ impl LibraryStore {
                 ))
                 .returning(TestCaseRow::as_returning())
                 .get_result(conn)
-                .await?)
+                .await?;
+            Ok((row, true))
+        })
+        .await
+    }
+
+    /// Deletes every (unarchived) version of a test case, or archives them all when an
+    /// execution ran any of them; `None` when there is no such test case.
+    pub async fn remove_testcase(
+        &self,
+        tenant: TenantId,
+        name: &str,
+    ) -> Result<Option<Removal>, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        conn.transaction::<_, DbError, _>(async move |conn| {
+            // The same lock as a push of this name: no version slips in between.
+            lock(conn, format!("testcase:{tenant}:{name}")).await?;
+            let ids: Vec<Uuid> = testcases::table
+                .filter(testcases::tenant_id.eq(tenant.0))
+                .filter(testcases::name.eq(name))
+                .filter(testcases::archived_at.is_null())
+                .select(testcases::id)
+                .load(conn)
+                .await?;
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            let versions = ids.len() as i64;
+            let ran: i64 = executions::table
+                .filter(executions::tenant_id.eq(tenant.0))
+                .filter(executions::testcase_id.eq_any(&ids))
+                .count()
+                .get_result(conn)
+                .await?;
+            if ran > 0 {
+                diesel::update(testcases::table.filter(testcases::id.eq_any(&ids)))
+                    .set(testcases::archived_at.eq(Utc::now()))
+                    .execute(conn)
+                    .await?;
+                return Ok(Some(Removal::Archived {
+                    versions,
+                    executions: ran,
+                }));
+            }
+            diesel::delete(testcases::table.filter(testcases::id.eq_any(&ids)))
+                .execute(conn)
+                .await?;
+            Ok(Some(Removal::Deleted { versions }))
         })
         .await
     }
@@ -69,6 +150,7 @@ impl LibraryStore {
         let conn: &mut AsyncPgConnection = &mut pooled;
         Ok(testcases::table
             .filter(testcases::tenant_id.eq(tenant.0))
+            .filter(testcases::archived_at.is_null())
             .distinct_on(testcases::name)
             .order((testcases::name.asc(), testcases::version.desc()))
             .select(TestCaseRow::as_select())
@@ -76,7 +158,7 @@ impl LibraryStore {
             .await?)
     }
 
-    /// A test case by name: the given version, or the latest.
+    /// A test case by name: the given version, or the latest; never an archived one.
     pub async fn get_testcase(
         &self,
         tenant: TenantId,
@@ -88,6 +170,7 @@ impl LibraryStore {
         let mut q = testcases::table
             .filter(testcases::tenant_id.eq(tenant.0))
             .filter(testcases::name.eq(name))
+            .filter(testcases::archived_at.is_null())
             .into_boxed();
         if let Some(v) = version {
             q = q.filter(testcases::version.eq(v));
@@ -125,6 +208,7 @@ impl LibraryStore {
         Ok(testcases::table
             .filter(testcases::tenant_id.eq(tenant.0))
             .filter(testcases::name.eq(name))
+            .filter(testcases::archived_at.is_null())
             .order(testcases::version.desc())
             .select((testcases::version, testcases::created_at))
             .load(conn)
@@ -141,10 +225,7 @@ impl LibraryStore {
         let mut pooled = self.0.conn().await?;
         let conn: &mut AsyncPgConnection = &mut pooled;
         conn.transaction::<_, DbError, _>(async move |conn| {
-            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                .bind::<diesel::sql_types::Text, _>(format!("tree:{tenant}:{model}"))
-                .execute(conn)
-                .await?;
+            lock(conn, format!("tree:{tenant}:{model}")).await?;
             let latest: Option<i32> = navigation_trees::table
                 .filter(navigation_trees::tenant_id.eq(tenant.0))
                 .filter(navigation_trees::model.eq(model))
@@ -163,6 +244,32 @@ impl LibraryStore {
                 .returning(TreeRow::as_returning())
                 .get_result(conn)
                 .await?)
+        })
+        .await
+    }
+
+    /// Deletes every version of a model's tree and what navigation learned about its edges;
+    /// the number of versions deleted (0: there was none).
+    pub async fn remove_tree(&self, tenant: TenantId, model: &str) -> Result<i64, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        conn.transaction::<_, DbError, _>(async move |conn| {
+            lock(conn, format!("tree:{tenant}:{model}")).await?;
+            let versions = diesel::delete(
+                navigation_trees::table
+                    .filter(navigation_trees::tenant_id.eq(tenant.0))
+                    .filter(navigation_trees::model.eq(model)),
+            )
+            .execute(conn)
+            .await?;
+            diesel::delete(
+                nav_edge_stats::table
+                    .filter(nav_edge_stats::tenant_id.eq(tenant.0))
+                    .filter(nav_edge_stats::model.eq(model)),
+            )
+            .execute(conn)
+            .await?;
+            Ok(versions as i64)
         })
         .await
     }

@@ -1,9 +1,11 @@
 //! The test library over REST: test cases (YAML, versioned), navigation trees (YAML or JSON,
 //! versioned per device model, with learned edge statistics) and reference images (PNG or JPEG).
 
-use actix_web::{HttpResponse, get, post, put, web};
+use actix_web::{HttpResponse, delete, get, post, put, web};
 use labwright_core::{auth::Permission, nav::NavigationTree, testcase, validate};
-pub use labwright_wire::rest::library::{ReferenceView, TestCaseView, TreeView, VersionView};
+pub use labwright_wire::rest::library::{
+    DeletedView, ReferenceView, TestCaseView, TreeView, ValidationView, VersionView,
+};
 
 use crate::{error::ApiError, keys::Caller, library::Library};
 
@@ -27,9 +29,15 @@ fn parse_error(e: testcase::ParseError) -> ApiError {
 }
 
 /// Saves a test case (YAML body, see `docs/testcase.schema.json`) as a new version of its name.
-/// Syntax errors carry line and column; every other problem is listed with its field path.
+/// Refused (400, every problem listed with its field path, line and column) when
+/// `POST /api/v1/testcases/validate` would report a problem: among them a `goto` for a model
+/// without a navigation tree and reference images not uploaded yet. The same text as the latest
+/// version stores nothing and answers that version (200).
 #[utoipa::path(post, path = "/api/v1/testcases", request_body(content = String, content_type = "application/yaml"),
-    responses((status = 201, body = TestCaseView), (status = 400, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 201, description = "Saved as a new version", body = TestCaseView),
+        (status = 200, description = "Unchanged: the latest version already holds this text", body = TestCaseView),
+        (status = 400, description = "The test case has problems", body = crate::error::ErrorBody)))]
 #[post("/testcases")]
 pub async fn put_testcase(
     library: web::Data<Library>,
@@ -38,11 +46,51 @@ pub async fn put_testcase(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ControlDevices)?;
     let source = text(&body, MAX_TESTCASE_BYTES, "test case")?;
-    let tc = testcase::parse(&source).map_err(parse_error)?;
-    let view = library
-        .save_testcase(caller.tenant, caller.key_id, &tc, &source)
+    let (view, created) = library
+        .save_testcase(caller.tenant, caller.key_id, &source)
         .await?;
-    Ok(HttpResponse::Created().json(view))
+    Ok(if created {
+        HttpResponse::Created().json(view)
+    } else {
+        HttpResponse::Ok().json(view)
+    })
+}
+
+/// Checks a test case (YAML body) with the rules of a push, saving nothing: every problem with a
+/// stable code, its field path and the line and column where it is written.
+#[utoipa::path(post, path = "/api/v1/testcases/validate", request_body(content = String, content_type = "application/yaml"),
+    responses(
+        (status = 200, description = "The report: `valid` and every problem", body = ValidationView),
+        (status = 400, description = "The body is not UTF-8 text or too large", body = crate::error::ErrorBody)))]
+#[post("/testcases/validate")]
+pub async fn validate_testcase(
+    library: web::Data<Library>,
+    caller: Caller,
+    body: web::Bytes,
+) -> Result<web::Json<ValidationView>, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    let source = text(&body, MAX_TESTCASE_BYTES, "test case")?;
+    Ok(web::Json(
+        library.validate_testcase(caller.tenant, &source).await?,
+    ))
+}
+
+/// Deletes a test case (every version); one that executions ran is archived instead: gone from
+/// lists and runs, kept in the history of those executions.
+#[utoipa::path(delete, path = "/api/v1/testcases/{name}", params(("name" = String, Path)),
+    responses(
+        (status = 200, description = "Deleted or archived", body = DeletedView),
+        (status = 404, description = "No such test case", body = crate::error::ErrorBody)))]
+#[delete("/testcases/{name}")]
+pub async fn delete_testcase(
+    library: web::Data<Library>,
+    caller: Caller,
+    name: web::Path<String>,
+) -> Result<web::Json<DeletedView>, ApiError> {
+    caller.require(Permission::ControlDevices)?;
+    Ok(web::Json(
+        library.delete_testcase(caller.tenant, &name).await?,
+    ))
 }
 
 /// The latest version of every test case.
@@ -113,6 +161,24 @@ pub async fn put_tree(
         .save_tree(caller.tenant, caller.key_id, tree)
         .await?;
     Ok(HttpResponse::Created().json(view))
+}
+
+/// Deletes a model's navigation tree, every version and what navigation learned about it;
+/// refused (409) while test cases written for that model navigate with it, naming them.
+#[utoipa::path(delete, path = "/api/v1/navigation-trees/{model}", params(("model" = String, Path)),
+    responses(
+        (status = 200, description = "Deleted", body = DeletedView),
+        (status = 404, description = "The model has no tree", body = crate::error::ErrorBody),
+        (status = 409, description = "Test cases use it (named in the message)", body = crate::error::ErrorBody)))]
+#[delete("/navigation-trees/{model}")]
+pub async fn delete_tree(
+    library: web::Data<Library>,
+    caller: Caller,
+    model: web::Path<String>,
+) -> Result<web::Json<DeletedView>, ApiError> {
+    caller.require(Permission::ControlDevices)?;
+    validate::slug("model", &model, labwright_core::fleet::MAX_MODEL_LEN)?;
+    Ok(web::Json(library.delete_tree(caller.tenant, &model).await?))
 }
 
 /// The latest tree of every device model.

@@ -14,14 +14,17 @@ use labwright_core::{
     frame::Gray,
     ids::{ApiKeyId, DeviceId, TenantId},
     nav::{EdgeObservation, EdgeStats, NavigationTree, ReferenceSet, ScreenCheck},
-    testcase::{Action, TestCase, ValidationEnv},
+    testcase::{self, Action, Problem, ProblemCode, TestCase, ValidationEnv},
 };
 use uuid::Uuid;
 
-use labwright_wire::rest::library::{ReferenceView, TestCaseView, TreeView, VersionView};
+use labwright_wire::rest::library::{
+    self as views, DeleteOutcome, DeletedView, ProblemView, ReferenceView, TestCaseView, TreeView,
+    ValidationView, VersionView,
+};
 use sha2::{Digest, Sha256};
 
-use self::db::{LibraryStore, ReferenceRow, TestCaseRow, TreeRow};
+use self::db::{LibraryStore, ReferenceRow, Removal, TestCaseRow, TreeRow};
 use crate::{
     artifacts::{self, Artifacts},
     error::ApiError,
@@ -65,6 +68,55 @@ fn reference_view(r: ReferenceRow) -> ReferenceView {
         sha256: r.sha256,
         created_at: r.created_at,
     }
+}
+
+fn problem_code(code: ProblemCode) -> views::ProblemCode {
+    match code {
+        ProblemCode::Syntax => views::ProblemCode::Syntax,
+        ProblemCode::UnknownField => views::ProblemCode::UnknownField,
+        ProblemCode::MissingField => views::ProblemCode::MissingField,
+        ProblemCode::InvalidShape => views::ProblemCode::InvalidShape,
+        ProblemCode::InvalidValue => views::ProblemCode::InvalidValue,
+        ProblemCode::UnknownScreen => views::ProblemCode::UnknownScreen,
+        ProblemCode::UnreachableScreen => views::ProblemCode::UnreachableScreen,
+        ProblemCode::NoNavigationTree => views::ProblemCode::NoNavigationTree,
+        ProblemCode::ModelMismatch => views::ProblemCode::ModelMismatch,
+        ProblemCode::UnknownReference => views::ProblemCode::UnknownReference,
+        ProblemCode::ReferenceTooLarge => views::ProblemCode::ReferenceTooLarge,
+        ProblemCode::MissingCapability => views::ProblemCode::MissingCapability,
+    }
+}
+
+fn problem_view(p: Problem) -> ProblemView {
+    let number = |n: Option<usize>| n.and_then(|n| u32::try_from(n).ok());
+    ProblemView {
+        code: problem_code(p.code),
+        line: number(p.line),
+        column: number(p.column),
+        field: p.field,
+        message: p.message,
+    }
+}
+
+/// Every problem of a test case's text, in one `invalid_argument` error: a syntax or shape
+/// error as `line L, column C: ...`, the others as `field: ... (line L, column C)`.
+fn refused(problems: &[Problem]) -> ApiError {
+    let list: Vec<String> = problems
+        .iter()
+        .map(|p| {
+            let at = match (p.line, p.column) {
+                (Some(l), Some(c)) => Some(format!("line {l}, column {c}")),
+                _ => None,
+            };
+            match (&p.field, at) {
+                (Some(field), Some(at)) => format!("{field}: {} ({at})", p.message),
+                (Some(field), None) => format!("{field}: {}", p.message),
+                (None, Some(at)) => format!("{at}: {}", p.message),
+                (None, None) => p.message.clone(),
+            }
+        })
+        .collect();
+    ApiError::InvalidArgument(list.join("; "))
 }
 
 /// Every validation problem, in one `invalid_argument` error.
@@ -146,32 +198,145 @@ impl Library {
         }
     }
 
-    /// Stores a parsed test case as the next version of its name, checked against its model's
-    /// tree when there is one (everything that depends on a device is checked again when it runs).
-    pub async fn save_testcase(
+    /// Every problem of a test case's text against what the library holds: its syntax and
+    /// shape, then (once it parses) its model's navigation tree (which must exist when the test
+    /// navigates and names its model) and its reference images (which must be uploaded and fit
+    /// their regions). What depends on a device is checked again when it runs.
+    pub async fn check_testcase(
         &self,
         tenant: TenantId,
-        by: ApiKeyId,
-        tc: &TestCase,
         source: &str,
-    ) -> Result<TestCaseView, ApiError> {
+    ) -> Result<(Option<TestCase>, Vec<Problem>), ApiError> {
+        let tc = match testcase::parse(source) {
+            Ok(tc) => tc,
+            Err(e) => return Ok((None, vec![Problem::from_parse(source, &e)])),
+        };
         let tree = match &tc.device_model {
             Some(model) => self.tree_with_stats(tenant, model).await?.map(|(t, _)| t),
             None => None,
         };
+        let rows = self
+            .store
+            .references_named(tenant, &testcase_references(&tc))
+            .await?;
+        let shapes = reference_shapes(&rows);
         let env = ValidationEnv {
             nav: tree.as_ref(),
-            nav_pending: tree.is_none(),
+            references: Some(&shapes),
+            // Without a model, the tree is the one of the device it will run on.
+            nav_pending: tc.device_model.is_none(),
+            model_without_tree: tc.device_model.as_deref().filter(|_| tree.is_none()),
             ..ValidationEnv::default()
         };
-        tc.validate(&env).map_err(invalid)?;
-        let document = serde_json::to_value(tc).map_err(|e| ApiError::Internal(e.into()))?;
-        let row = self
+        let problems = testcase::problem::report(source, &tc, &env);
+        Ok((Some(tc), problems))
+    }
+
+    /// The answer of the validate endpoint: every problem of `source`, nothing saved.
+    pub async fn validate_testcase(
+        &self,
+        tenant: TenantId,
+        source: &str,
+    ) -> Result<ValidationView, ApiError> {
+        let (tc, problems) = self.check_testcase(tenant, source).await?;
+        Ok(ValidationView {
+            valid: problems.is_empty(),
+            name: tc.map(|t| t.name),
+            problems: problems.into_iter().map(problem_view).collect(),
+        })
+    }
+
+    /// Stores a test case's text as the next version of its name once it has no problem
+    /// ([`Library::check_testcase`]); `false` with the latest version when that version already
+    /// holds this very text (nothing stored).
+    pub async fn save_testcase(
+        &self,
+        tenant: TenantId,
+        by: ApiKeyId,
+        source: &str,
+    ) -> Result<(TestCaseView, bool), ApiError> {
+        let (tc, problems) = self.check_testcase(tenant, source).await?;
+        let tc = match tc {
+            Some(tc) if problems.is_empty() => tc,
+            _ => return Err(refused(&problems)),
+        };
+        let document = serde_json::to_value(&tc).map_err(|e| ApiError::Internal(e.into()))?;
+        let (row, created) = self
             .store
             .add_testcase(tenant, &tc.name, source, document, by.0)
             .await?;
-        tracing::info!(testcase = %row.name, version = row.version, "test case saved");
-        Ok(testcase_view(row, None))
+        if created {
+            tracing::info!(testcase = %row.name, version = row.version, "test case saved");
+        }
+        Ok((testcase_view(row, None), created))
+    }
+
+    /// Deletes a test case, every version; archives it instead when executions ran it (their
+    /// history keeps it; lists, runs and new pushes no longer see it).
+    pub async fn delete_testcase(
+        &self,
+        tenant: TenantId,
+        name: &str,
+    ) -> Result<DeletedView, ApiError> {
+        let removal = self
+            .store
+            .remove_testcase(tenant, name)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("test case {name:?}")))?;
+        let (outcome, versions, executions) = match removal {
+            Removal::Deleted { versions } => (DeleteOutcome::Deleted, versions, 0),
+            Removal::Archived {
+                versions,
+                executions,
+            } => (DeleteOutcome::Archived, versions, executions),
+        };
+        tracing::info!(testcase = %name, ?outcome, versions, "test case removed");
+        Ok(DeletedView {
+            name: name.to_owned(),
+            outcome,
+            versions,
+            executions,
+        })
+    }
+
+    /// Deletes a model's navigation tree (every version, and its learned statistics), refused
+    /// while a test case written for that model navigates with it (naming them).
+    pub async fn delete_tree(
+        &self,
+        tenant: TenantId,
+        model: &str,
+    ) -> Result<DeletedView, ApiError> {
+        if self.store.latest_tree(tenant, model).await?.is_none() {
+            return Err(ApiError::NotFound(format!("navigation tree for {model:?}")));
+        }
+        let mut users: Vec<String> = Vec::new();
+        for row in self.store.list_testcases(tenant).await? {
+            let tc: TestCase = stored("test case", &row.document)?;
+            if tc.device_model.as_deref() == Some(model) && navigates(&tc) {
+                users.push(format!("{:?}", tc.name));
+            }
+        }
+        if !users.is_empty() {
+            return Err(ApiError::Conflict(format!(
+                "the navigation tree for {model:?} is used by test case{} {}: delete {} or change {} first",
+                if users.len() == 1 { "" } else { "s" },
+                users.join(", "),
+                if users.len() == 1 { "it" } else { "them" },
+                if users.len() == 1 {
+                    "its device_model"
+                } else {
+                    "their device_model"
+                },
+            )));
+        }
+        let versions = self.store.remove_tree(tenant, model).await?;
+        tracing::info!(model = %model, versions, "navigation tree deleted");
+        Ok(DeletedView {
+            name: model.to_owned(),
+            outcome: DeleteOutcome::Deleted,
+            versions,
+            executions: 0,
+        })
     }
 
     /// The latest version of every test case.
@@ -425,6 +590,7 @@ impl Library {
             capabilities: Some(&capabilities),
             resolution: None,
             nav_pending: false,
+            model_without_tree: None,
         };
         tc.validate(&env).map_err(invalid)?;
         if let Some(t) = &tree {

@@ -219,6 +219,7 @@ pub fn run_testcase(
             Resolution { width, height }
         }),
         nav_pending: false,
+        model_without_tree: None,
     };
     let mut problems: Vec<Problem> = Vec::new();
     if let Some(nav) = ctx.nav

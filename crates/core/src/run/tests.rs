@@ -235,6 +235,7 @@ fn samples_validate_and_run_on_the_simulator_with_the_expected_verdicts() {
             capabilities: Some(&stb_caps),
             resolution: None,
             nav_pending: false,
+            model_without_tree: None,
         };
         tc.validate(&env)
             .unwrap_or_else(|e| panic!("{name}: {e:?}"));

@@ -2,9 +2,12 @@
 //! steps (see [`step`]). [`parse`] reports syntax and shape errors with their line and column;
 //! [`TestCase::validate`] then reports every semantic problem at once (unknown keys and screens,
 //! regions outside the frame, missing references, capabilities the device lacks) with field
-//! paths such as `steps[3].region`. The format is documented in `docs/testcases.md` and
-//! `docs/testcase.schema.json`.
+//! paths such as `steps[3].region`; [`problem::report`] gives each problem a stable code and the
+//! line and column where it is written ([`locate::Locator`]). The format is documented in
+//! `docs/testcases.md` and `docs/testcase.schema.json`.
 
+pub mod locate;
+pub mod problem;
 pub mod step;
 mod validate;
 
@@ -12,6 +15,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+pub use problem::{Problem, ProblemCode};
 pub use step::{
     ACTION_NAMES, Action, AudioExpect, GotoStep, ImageMode, MeasureZapStep, ObserveStep, PressStep,
     RegionStep, RepeatStep, ScreenshotStep, SerialExpectStep, SerialSendStep, Step,

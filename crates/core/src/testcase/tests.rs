@@ -187,6 +187,7 @@ steps:
         capabilities: Some(&caps),
         resolution: None,
         nav_pending: false,
+        model_without_tree: None,
     };
     let errs = tc.validate(&env).expect_err("invalid");
     let got: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
@@ -362,6 +363,7 @@ steps:
         capabilities: Some(&caps),
         resolution: None,
         nav_pending: false,
+        model_without_tree: None,
     };
     let errs = tc.validate(&env).expect_err("invalid");
     let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();

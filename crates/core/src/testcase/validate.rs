@@ -13,7 +13,7 @@ use crate::{
     validate::{self, ValidationError},
 };
 
-use super::{Action, Step, TestCase, step_capabilities};
+use super::{Action, ProblemCode, Step, TestCase, step_capabilities};
 
 /// Longest timeout, wait or observation a step may ask for (10 minutes).
 pub const MAX_STEP_MS: u64 = 600_000;
@@ -41,24 +41,36 @@ pub struct ValidationEnv<'a> {
     /// The navigation tree is not known yet (a test case being saved before its model's tree):
     /// `goto` steps without `nav` are then not an error; they are checked again before a run.
     pub nav_pending: bool,
+    /// The device model that has no navigation tree (for a clearer message on `goto`).
+    pub model_without_tree: Option<&'a str>,
 }
 
 struct Checker<'a> {
     env: ValidationEnv<'a>,
     resolution: Option<Resolution>,
-    errs: Vec<ValidationError>,
+    errs: Vec<(ProblemCode, ValidationError)>,
 }
 
 impl TestCase {
     /// Checks the test case against `env`, returning every problem found.
     pub fn validate(&self, env: &ValidationEnv<'_>) -> Result<(), Vec<ValidationError>> {
+        let errs = self.problems(env);
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs.into_iter().map(|(_, e)| e).collect())
+        }
+    }
+
+    /// Every problem found against `env`, each with its code.
+    pub fn problems(&self, env: &ValidationEnv<'_>) -> Vec<(ProblemCode, ValidationError)> {
         let mut c = Checker {
             env: *env,
             resolution: env.resolution.or(env.nav.map(|n| n.resolution)),
             errs: Vec::new(),
         };
         if let Err(e) = validate::label("name", &self.name, MAX_NAME_LEN) {
-            c.errs.push(e);
+            c.invalid(e);
         }
         // Descriptions are prose: line breaks and tabs are fine (YAML `>` and `|` blocks).
         if let Err(e) = validate::optional_text(
@@ -66,22 +78,25 @@ impl TestCase {
             &self.description.replace(['\n', '\t'], " "),
             MAX_DESCRIPTION_LEN,
         ) {
-            c.errs.push(e);
+            c.invalid(e);
         }
         if let Some(model) = &self.device_model {
             if let Err(e) = validate::slug("device_model", model, MAX_ID_LEN) {
-                c.errs.push(e);
+                c.invalid(e);
             }
             if let Some(nav) = env.nav
                 && nav.model != *model
             {
-                c.errs.push(ValidationError::new(
-                    "device_model",
-                    format!(
-                        "the test is for {model:?} but the navigation tree is for {:?}",
-                        nav.model
+                c.coded(
+                    ProblemCode::ModelMismatch,
+                    ValidationError::new(
+                        "device_model",
+                        format!(
+                            "the test is for {model:?} but the navigation tree is for {:?}",
+                            nav.model
+                        ),
                     ),
-                ));
+                );
             }
         }
         let d = &self.defaults;
@@ -92,25 +107,38 @@ impl TestCase {
         ] {
             c.duration(field, v);
         }
-        check_threshold("defaults.threshold", d.threshold, &mut c.errs);
+        c.threshold("defaults.threshold", d.threshold);
         if self.steps.is_empty() {
-            c.errs.push(ValidationError::new(
-                "steps",
-                "a test case needs at least one step",
-            ));
+            c.err("steps", "a test case needs at least one step");
         }
         c.steps("", &self.steps, 1);
-        if c.errs.is_empty() {
-            Ok(())
-        } else {
-            Err(c.errs)
-        }
+        c.errs
     }
 }
 
 impl Checker<'_> {
     fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.errs.push(ValidationError::new(field, message));
+        self.invalid(ValidationError::new(field, message));
+    }
+
+    fn coded(&mut self, code: ProblemCode, e: ValidationError) {
+        self.errs.push((code, e));
+    }
+
+    fn invalid(&mut self, e: ValidationError) {
+        self.coded(ProblemCode::InvalidValue, e);
+    }
+
+    fn invalid_all(&mut self, errs: Vec<ValidationError>) {
+        for e in errs {
+            self.invalid(e);
+        }
+    }
+
+    fn threshold(&mut self, field: &str, t: f64) {
+        let mut errs = Vec::new();
+        check_threshold(field, t, &mut errs);
+        self.invalid_all(errs);
     }
 
     fn duration(&mut self, field: &str, ms: u64) {
@@ -121,7 +149,11 @@ impl Checker<'_> {
 
     fn region(&mut self, field: &str, region: Option<&Rect>) {
         match self.resolution {
-            Some(res) => check_region(field, region, res, &mut self.errs),
+            Some(res) => {
+                let mut errs = Vec::new();
+                check_region(field, region, res, &mut errs);
+                self.invalid_all(errs);
+            }
             None => {
                 if let Some(r) = region
                     && (r.width == 0 || r.height == 0)
@@ -168,11 +200,14 @@ impl Checker<'_> {
         if let Some(caps) = self.env.capabilities {
             for need in step_capabilities(&s.action) {
                 if !caps.contains(&need) {
-                    self.err(
-                        at,
-                        format!(
-                            "{name} needs {}, which the device does not have",
-                            need.as_str()
+                    self.coded(
+                        ProblemCode::MissingCapability,
+                        ValidationError::new(
+                            at,
+                            format!(
+                                "{name} needs {}, which the device does not have",
+                                need.as_str()
+                            ),
                         ),
                     );
                 }
@@ -181,13 +216,17 @@ impl Checker<'_> {
         match &s.action {
             Action::Goto(g) => match self.env.nav {
                 None if self.env.nav_pending => {}
-                None => self.err(&here, "goto needs a navigation tree for the device model"),
-                Some(nav) if nav.screen(&g.screen).is_none() => {
-                    self.err(&here, format!("unknown screen {:?} in the {} navigation tree", g.screen, nav.model))
-                }
-                Some(nav) if !nav.is_reachable_from_elsewhere(&g.screen) => self.err(
-                    &here,
-                    format!("unreachable target screen {:?}: no edge of the navigation tree leads to it", g.screen),
+                None => self.coded(ProblemCode::NoNavigationTree, ValidationError::new(&here, match &self.env.model_without_tree {
+                    Some(model) => format!("goto needs a navigation tree, and model {model} has none yet (push one first: labwright trees push {model} FILE)"),
+                    None => "goto needs a navigation tree for the device model".into(),
+                })),
+                Some(nav) if nav.screen(&g.screen).is_none() => self.coded(
+                    ProblemCode::UnknownScreen,
+                    ValidationError::new(&here, format!("unknown screen {:?} in the {} navigation tree", g.screen, nav.model)),
+                ),
+                Some(nav) if !nav.is_reachable_from_elsewhere(&g.screen) => self.coded(
+                    ProblemCode::UnreachableScreen,
+                    ValidationError::new(&here, format!("unreachable target screen {:?}: no edge of the navigation tree leads to it", g.screen)),
                 ),
                 Some(_) => {}
             },
@@ -214,19 +253,27 @@ impl Checker<'_> {
                     match region {
                         Some(region) => {
                             if let Err(e) = check_reference(refs, &v.reference, region) {
-                                self.errs.push(e.within(&here));
+                                let code = if refs.get(&v.reference).is_none() {
+                                    ProblemCode::UnknownReference
+                                } else {
+                                    ProblemCode::ReferenceTooLarge
+                                };
+                                self.coded(code, e.within(&here));
                             }
                         }
-                        None if refs.get(&v.reference).is_none() => self.err(
-                            format!("{here}.reference"),
-                            format!("unknown reference image {:?}", v.reference),
+                        None if refs.get(&v.reference).is_none() => self.coded(
+                            ProblemCode::UnknownReference,
+                            ValidationError::new(
+                                format!("{here}.reference"),
+                                format!("unknown reference image {:?}", v.reference),
+                            ),
                         ),
                         None => {}
                     }
                 }
                 self.region(&format!("{here}.region"), v.region.as_ref());
                 if let Some(t) = v.threshold {
-                    check_threshold(&format!("{here}.threshold"), t, &mut self.errs);
+                    self.threshold(&format!("{here}.threshold"), t);
                 }
             }
             Action::VerifyBlack(r) | Action::VerifyNotBlack(r) => self.region(&format!("{here}.region"), r.region.as_ref()),
@@ -263,7 +310,7 @@ impl Checker<'_> {
             }
             Action::Screenshot(sc) => {
                 if let Err(e) = validate::slug(&format!("{here}.name"), &sc.name, MAX_ID_LEN) {
-                    self.errs.push(e);
+                    self.invalid(e);
                 }
             }
             Action::SerialSend(t) => {

@@ -24,7 +24,10 @@ pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use executions::{CreateExecution, ExecutionView, StepView};
 pub use fleet::{DeviceView, HostView, PingResult, ReservationView};
 pub use keys::{CreateKey, CreatedKey, KeyView, WhoAmI};
-pub use library::{ReferenceView, TestCaseView, TreeView, VersionView};
+pub use library::{
+    DeleteOutcome, DeletedView, ProblemCode, ProblemView, ReferenceView, TestCaseView, TreeView,
+    ValidationView, VersionView,
+};
 
 /// A page of results with the total that matched.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

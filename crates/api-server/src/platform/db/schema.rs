@@ -215,6 +215,7 @@ diesel::table! {
         document -> Jsonb,
         created_by -> Nullable<Uuid>,
         created_at -> Timestamptz,
+        archived_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -1,0 +1,1 @@
+ALTER TABLE testcases DROP COLUMN archived_at;
