@@ -10,6 +10,10 @@
 //! [devices.settings.console]
 //! driver = "serial"
 //! path = "/dev/ttyUSB0"
+//! [devices.settings.remote]
+//! driver = "lirc"
+//! path = "/dev/lirc0"
+//! keymap = "/etc/labwright/remotes/stb.toml"
 //! ```
 //!
 //! [`build`] checks every section and opens every node, and reports every problem at once
@@ -17,17 +21,21 @@
 //! its setting's path (`video.format: ...`).
 
 use labwright_core::{
-    controller::{AudioCapture, Console, Device, VideoCapture},
+    controller::{AudioCapture, Console, Device, RemoteControl, VideoCapture},
     fleet::Capability,
 };
 
-use crate::{audio, serial, video};
+use crate::{audio, ir, serial, video};
 
 /// Controller driver kinds, by section: what `driver = "..."` may say in each.
-pub const CONTROLLER_KINDS: &[(&str, &str)] =
-    &[("video", "v4l2"), ("audio", "alsa"), ("console", "serial")];
+pub const CONTROLLER_KINDS: &[(&str, &str)] = &[
+    ("video", "v4l2"),
+    ("audio", "alsa"),
+    ("console", "serial"),
+    ("remote", "lirc"),
+];
 
-const SECTIONS: [&str; 3] = ["video", "audio", "console"];
+const SECTIONS: [&str; 4] = ["video", "audio", "console", "remote"];
 
 /// A composed device: each controller optional.
 #[derive(Default)]
@@ -35,6 +43,7 @@ pub struct CompositeDevice {
     video: Option<video::Capture>,
     audio: Option<audio::Capture>,
     console: Option<serial::SerialConsole>,
+    remote: Option<ir::IrRemote>,
 }
 
 impl CompositeDevice {
@@ -46,6 +55,9 @@ impl CompositeDevice {
     }
     pub fn serial_console(&self) -> Option<&serial::SerialConsole> {
         self.console.as_ref()
+    }
+    pub fn ir_remote(&self) -> Option<&ir::IrRemote> {
+        self.remote.as_ref()
     }
 }
 
@@ -59,6 +71,9 @@ impl Device for CompositeDevice {
     fn console(&self) -> Option<&dyn Console> {
         self.console.as_ref().map(|c| c as &dyn Console)
     }
+    fn remote(&self) -> Option<&dyn RemoteControl> {
+        self.remote.as_ref().map(|r| r as &dyn RemoteControl)
+    }
 }
 
 /// The capabilities a composite device with these settings declares (sections present), for
@@ -69,6 +84,7 @@ pub fn capabilities(settings: &toml::Table) -> Vec<Capability> {
         ("video", Capability::VideoCapture),
         ("audio", Capability::AudioCapture),
         ("console", Capability::Console),
+        ("remote", Capability::RemoteControl),
     ] {
         if settings.contains_key(section) {
             caps.push(cap);
@@ -127,6 +143,7 @@ struct Parsed {
     video: Option<video::VideoSettings>,
     audio: Option<audio::AudioSettings>,
     console: Option<serial::SerialSettings>,
+    remote: Option<ir::remote::RemoteSettings>,
 }
 
 fn parse_all(settings: &toml::Table) -> (Parsed, Vec<String>) {
@@ -167,11 +184,20 @@ fn parse_all(settings: &toml::Table) -> (Parsed, Vec<String>) {
             problems.extend(p.into_iter().map(|p| format!("console.{p}")));
             ok
         });
+    let remote = section(settings, "remote", &mut problems)
+        .and_then(|t| parse::<ir::remote::RemoteSettings>("remote", t, &mut problems))
+        .filter(|r| {
+            let p = r.check();
+            let ok = p.is_empty();
+            problems.extend(p.into_iter().map(|p| format!("remote.{p}")));
+            ok
+        });
     (
         Parsed {
             video,
             audio,
             console,
+            remote,
         },
         problems,
     )
@@ -201,6 +227,12 @@ pub fn build(settings: &toml::Table) -> Result<CompositeDevice, Vec<String>> {
         match start_console(&c) {
             Ok(c) => device.console = Some(c),
             Err(e) => problems.push(format!("console: {e}")),
+        }
+    }
+    if let Some(r) = parsed.remote {
+        match start_remote(&r) {
+            Ok(c) => device.remote = Some(c),
+            Err(e) => problems.push(format!("remote: {e}")),
         }
     }
     if problems.is_empty() {
@@ -244,6 +276,24 @@ fn start_console(_: &serial::SerialSettings) -> Result<serial::SerialConsole, St
     Err("the serial driver is not built into this agent (cargo feature `serial`)".into())
 }
 
+#[cfg(feature = "lirc")]
+fn start_remote(s: &ir::remote::RemoteSettings) -> Result<ir::IrRemote, String> {
+    let keys = s.key_map()?;
+    let device = ir::lirc::LircDevice::open(&s.path).map_err(|e| e.to_string())?;
+    let sender = ir::IrSender::new(
+        Box::new(device) as Box<dyn ir::IrTransport>,
+        s.send,
+        s.duty_cycle,
+    )
+    .map_err(|e| format!("{}: {e}", s.path.display()))?;
+    Ok(ir::IrRemote::new(sender, keys))
+}
+
+#[cfg(not(feature = "lirc"))]
+fn start_remote(_: &ir::remote::RemoteSettings) -> Result<ir::IrRemote, String> {
+    Err("the lirc driver is not built into this agent (cargo feature `lirc`)".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,13 +316,24 @@ mod tests {
             driver = "serial"
             path = "/dev/ttyACM0"
             baud = 7
+            [touch]
+            driver = "evdev"
             [remote]
             driver = "lirc"
+            path = "/dev/lirc0"
+            duty_cycle = 0
+            [remote.keys]
+            ok = "nec:0x0408"
             "#,
         );
         let problems = check(&s);
-        assert_eq!(problems.len(), 4, "{problems:#?}");
-        assert!(problems[0].starts_with("remote: unknown section"));
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+        assert!(problems[0].starts_with("touch: unknown section"));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("remote.duty_cycle: 0"))
+        );
         assert!(
             problems
                 .iter()

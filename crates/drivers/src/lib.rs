@@ -18,6 +18,7 @@ mod worker;
 mod eventually;
 
 pub mod audio;
+pub mod ir;
 pub mod serial;
 pub mod video;
 

@@ -28,14 +28,21 @@ enum Command {
     /// List the V4L2 capture nodes (with their formats), ALSA capture PCMs and serial ports of
     /// this host, and print a device configuration to paste (needs no configuration).
     Discover,
+    /// IR tools on this host's LIRC devices: send keys or codes, print what a receiver decodes,
+    /// print the timings a code encodes to.
+    Ir(labwright_host_agent::ir::IrArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Command::Discover) = args.command {
-        print!("{}", labwright_drivers::discover::discover().to_config());
-        return Ok(());
+    match args.command {
+        Some(Command::Discover) => {
+            print!("{}", labwright_drivers::discover::discover().to_config());
+            return Ok(());
+        }
+        Some(Command::Ir(ir)) => return labwright_host_agent::ir::run(ir, args.config.as_deref()),
+        None => {}
     }
     let config = Config::load(args.config.as_deref(), std::env::vars())?;
     telemetry::init(config.log_format);
