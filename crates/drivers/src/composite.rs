@@ -355,6 +355,25 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "lirc")]
+    #[test]
+    fn a_missing_lirc_node_is_a_start_error() {
+        let s = table(
+            "[remote]\ndriver = \"lirc\"\npath = \"/dev/labwright-test-no-lirc\"\n[remote.keys]\nok = \"nec:0x0408\"\n",
+        );
+        assert!(check(&s).is_empty(), "{:?}", check(&s));
+        let Err(problems) = build(&s) else {
+            panic!("a missing LIRC node was accepted")
+        };
+        assert_eq!(
+            problems,
+            vec![
+                "remote: /dev/labwright-test-no-lirc: no such device (not plugged in, or the driver is not loaded)"
+            ]
+        );
+        assert_eq!(capabilities(&s), vec![Capability::RemoteControl]);
+    }
+
     #[test]
     fn capabilities_follow_the_sections() {
         let s = table(

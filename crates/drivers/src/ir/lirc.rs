@@ -7,6 +7,7 @@ use std::{path::Path, time::Duration};
 use labwright_lirc_ioctl::{Lirc, LircError, Mode, Sample as LircSample};
 
 use super::{Code, IrError, IrFeatures, IrTransport, Sample};
+use crate::NodeProblem;
 
 /// An open LIRC device.
 pub struct LircDevice {
@@ -17,7 +18,11 @@ pub struct LircDevice {
 fn error(e: LircError) -> IrError {
     match e {
         LircError::Unsupported { .. } => IrError::Unsupported(e.to_string()),
-        other => IrError::Device(format!("{}: {other}", other.code())),
+        // Missing, permission (naming the group to join), busy, gone: as every driver says it.
+        LircError::Open { path, source } => {
+            IrError::Device(NodeProblem::from_io(&path.display().to_string(), &source).to_string())
+        }
+        other => IrError::Device(other.to_string()),
     }
 }
 
