@@ -14,6 +14,10 @@
 //! driver = "gpio"                 # or a smart plug: tasmota, shelly1, shelly2, kasa
 //! chip = "gpiochip0"
 //! line = 17
+//! [devices.settings.remote]
+//! driver = "lirc"
+//! path = "/dev/lirc0"
+//! keymap = "/etc/labwright/remotes/stb.toml"
 //! ```
 //!
 //! [`build`] checks every section and opens every node, and reports every problem at once
@@ -21,18 +25,22 @@
 //! its setting's path (`video.format: ...`).
 
 use labwright_core::{
-    controller::{AudioCapture, Console, Device, PowerControl, VideoCapture},
+    controller::{AudioCapture, Console, Device, PowerControl, RemoteControl, VideoCapture},
     fleet::Capability,
 };
 
-use crate::{audio, power, serial, video};
+use crate::{audio, ir, power, serial, video};
 
 /// Controller driver kinds, by section: what `driver = "..."` may say in each (`power` has
 /// several: [`power::PowerSettings`]).
-pub const CONTROLLER_KINDS: &[(&str, &str)] =
-    &[("video", "v4l2"), ("audio", "alsa"), ("console", "serial")];
+pub const CONTROLLER_KINDS: &[(&str, &str)] = &[
+    ("video", "v4l2"),
+    ("audio", "alsa"),
+    ("console", "serial"),
+    ("remote", "lirc"),
+];
 
-const SECTIONS: [&str; 4] = ["video", "audio", "console", "power"];
+const SECTIONS: [&str; 5] = ["video", "audio", "console", "power", "remote"];
 
 /// A composed device: each controller optional.
 #[derive(Default)]
@@ -41,6 +49,7 @@ pub struct CompositeDevice {
     audio: Option<audio::Capture>,
     console: Option<serial::SerialConsole>,
     power: Option<power::Power>,
+    remote: Option<ir::IrRemote>,
 }
 
 impl CompositeDevice {
@@ -52,6 +61,9 @@ impl CompositeDevice {
     }
     pub fn serial_console(&self) -> Option<&serial::SerialConsole> {
         self.console.as_ref()
+    }
+    pub fn ir_remote(&self) -> Option<&ir::IrRemote> {
+        self.remote.as_ref()
     }
 }
 
@@ -68,6 +80,9 @@ impl Device for CompositeDevice {
     fn power(&self) -> Option<&dyn PowerControl> {
         self.power.as_deref().map(|p| p as &dyn PowerControl)
     }
+    fn remote(&self) -> Option<&dyn RemoteControl> {
+        self.remote.as_ref().map(|r| r as &dyn RemoteControl)
+    }
 }
 
 /// The capabilities a composite device with these settings declares (sections present), for
@@ -79,6 +94,7 @@ pub fn capabilities(settings: &toml::Table) -> Vec<Capability> {
         ("audio", Capability::AudioCapture),
         ("console", Capability::Console),
         ("power", Capability::Power),
+        ("remote", Capability::RemoteControl),
     ] {
         if settings.contains_key(section) {
             caps.push(cap);
@@ -138,6 +154,7 @@ struct Parsed {
     audio: Option<audio::AudioSettings>,
     console: Option<serial::SerialSettings>,
     power: Option<power::PowerSettings>,
+    remote: Option<ir::remote::RemoteSettings>,
 }
 
 fn parse_all(settings: &toml::Table) -> (Parsed, Vec<String>) {
@@ -201,12 +218,21 @@ fn parse_all(settings: &toml::Table) -> (Parsed, Vec<String>) {
             None
         }
     };
+    let remote = section(settings, "remote", &mut problems)
+        .and_then(|t| parse::<ir::remote::RemoteSettings>("remote", t, &mut problems))
+        .filter(|r| {
+            let p = r.check();
+            let ok = p.is_empty();
+            problems.extend(p.into_iter().map(|p| format!("remote.{p}")));
+            ok
+        });
     (
         Parsed {
             video,
             audio,
             console,
             power,
+            remote,
         },
         problems,
     )
@@ -242,6 +268,12 @@ pub fn build(settings: &toml::Table) -> Result<CompositeDevice, Vec<String>> {
         match power::open(&p) {
             Ok(p) => device.power = Some(p),
             Err(e) => problems.push(format!("power: [{}] {e}", e.code())),
+        }
+    }
+    if let Some(r) = parsed.remote {
+        match start_remote(&r) {
+            Ok(c) => device.remote = Some(c),
+            Err(e) => problems.push(format!("remote: {e}")),
         }
     }
     if problems.is_empty() {
@@ -285,6 +317,24 @@ fn start_console(_: &serial::SerialSettings) -> Result<serial::SerialConsole, St
     Err("the serial driver is not built into this agent (cargo feature `serial`)".into())
 }
 
+#[cfg(feature = "lirc")]
+fn start_remote(s: &ir::remote::RemoteSettings) -> Result<ir::IrRemote, String> {
+    let keys = s.key_map()?;
+    let device = ir::lirc::LircDevice::open(&s.path).map_err(|e| e.to_string())?;
+    let sender = ir::IrSender::new(
+        Box::new(device) as Box<dyn ir::IrTransport>,
+        s.send,
+        s.duty_cycle,
+    )
+    .map_err(|e| format!("{}: {e}", s.path.display()))?;
+    Ok(ir::IrRemote::new(sender, keys))
+}
+
+#[cfg(not(feature = "lirc"))]
+fn start_remote(_: &ir::remote::RemoteSettings) -> Result<ir::IrRemote, String> {
+    Err("the lirc driver is not built into this agent (cargo feature `lirc`)".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,13 +357,24 @@ mod tests {
             driver = "serial"
             path = "/dev/ttyACM0"
             baud = 7
+            [touch]
+            driver = "evdev"
             [remote]
             driver = "lirc"
+            path = "/dev/lirc0"
+            duty_cycle = 0
+            [remote.keys]
+            ok = "nec:0x0408"
             "#,
         );
         let problems = check(&s);
-        assert_eq!(problems.len(), 4, "{problems:#?}");
-        assert!(problems[0].starts_with("remote: unknown section"));
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+        assert!(problems[0].starts_with("touch: unknown section"));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("remote.duty_cycle: 0"))
+        );
         assert!(
             problems
                 .iter()
@@ -333,6 +394,25 @@ mod tests {
             unknown_key[0].starts_with("video: unknown field `size`"),
             "{unknown_key:?}"
         );
+    }
+
+    #[cfg(feature = "lirc")]
+    #[test]
+    fn a_missing_lirc_node_is_a_start_error() {
+        let s = table(
+            "[remote]\ndriver = \"lirc\"\npath = \"/dev/labwright-test-no-lirc\"\n[remote.keys]\nok = \"nec:0x0408\"\n",
+        );
+        assert!(check(&s).is_empty(), "{:?}", check(&s));
+        let Err(problems) = build(&s) else {
+            panic!("a missing LIRC node was accepted")
+        };
+        assert_eq!(
+            problems,
+            vec![
+                "remote: /dev/labwright-test-no-lirc: no such device (not plugged in, or the driver is not loaded)"
+            ]
+        );
+        assert_eq!(capabilities(&s), vec![Capability::RemoteControl]);
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod eventually;
 
 pub mod audio;
 pub mod power;
+pub mod ir;
 pub mod serial;
 pub mod video;
 

@@ -5,11 +5,13 @@
 //! devices built from config), `runtime` (the host's state: devices, running executions, spool,
 //! live views), `commands` (the server's direct commands), `runner` (executions and their
 //! screenshot encoder), `spool` (reports on disk until acknowledged), `live` (live view),
-//! `link` (the stream to the server: the only module that names wire types), `stats`, `systemd`.
+//! `link` (the stream to the server: the only module that names wire types), `stats`, `systemd`,
+//! `ir` (the `host-agent ir` tools for technicians).
 
 pub mod commands;
 pub mod config;
 pub mod drivers;
+pub mod ir;
 pub mod link;
 pub mod live;
 pub mod runner;

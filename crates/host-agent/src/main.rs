@@ -44,6 +44,9 @@ enum Command {
         #[arg(long)]
         hold: bool,
     },
+    /// IR tools on this host's LIRC devices: send keys or codes, print what a receiver decodes,
+    /// print the timings a code encodes to.
+    Ir(labwright_host_agent::ir::IrArgs),
 }
 
 #[tokio::main]
@@ -80,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
             }
             return Ok(());
         }
+        Some(Command::Ir(ir)) => return labwright_host_agent::ir::run(ir, args.config.as_deref()),
         None => {}
     }
     let config = Config::load(args.config.as_deref(), std::env::vars())?;
