@@ -18,8 +18,8 @@ mod worker;
 mod eventually;
 
 pub mod audio;
-pub mod power;
 pub mod ir;
+pub mod power;
 pub mod serial;
 pub mod video;
 
