@@ -69,6 +69,7 @@ impl Session {
                     nano_cpus: 1_000_000_000,
                     pids: 2048,
                 },
+                restart: 0,
             })
             .await
             .expect("session");
