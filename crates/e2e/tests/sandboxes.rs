@@ -429,14 +429,15 @@ async fn an_app_that_exits_or_runs_out_of_memory_is_exited_with_its_output_and_r
     let stack = Stack::start(|w| w.session_memory_mib = 64).await;
     let (base, key) = (stack.base.clone(), stack.key.clone());
     let git = GitDaemon::start().await;
-    // It waits for /tmp/go (made from a terminal), then says bye and exits with 3.
+    // It waits for /tmp/go (made from a terminal), then says bye on stderr and exits with 3
+    // (stdout and stderr are collected apart: only lines written apart in time have an order).
     let exits = git.repo(
         "exits",
         &[(
             "Dockerfile",
             &format!(
-                "FROM {BASE}\nCMD [\"sh\", \"-c\", \"echo started; echo to-stderr >&2; \
-                 while [ ! -e /tmp/go ]; do sleep 0.1; done; echo bye; exit 3\"]\n"
+                "FROM {BASE}\nCMD [\"sh\", \"-c\", \"echo started; echo waiting; \
+                 while [ ! -e /tmp/go ]; do sleep 0.1; done; echo bye >&2; exit 3\"]\n"
             ),
         )],
     );
@@ -457,7 +458,7 @@ async fn an_app_that_exits_or_runs_out_of_memory_is_exited_with_its_output_and_r
         (lines.len() >= 2).then_some((lines, end))
     })
     .await;
-    assert_eq!(lines, ["started", "to-stderr"], "{lines:?}");
+    assert_eq!(lines, ["started", "waiting"], "{lines:?}");
     assert_eq!(end, "running");
     // Viewers may read it but not restart the session; nobody without a key reads it.
     let viewer = stack.server.create_key("viewer", "watcher").await;
@@ -515,7 +516,7 @@ async fn an_app_that_exits_or_runs_out_of_memory_is_exited_with_its_output_and_r
     let (lines, end) = sse_lines(&followed);
     assert_eq!(
         lines,
-        ["to-stderr", "bye"],
+        ["waiting", "bye"],
         "the last stored line, then the new ones"
     );
     assert_eq!(end, "exited");
@@ -530,7 +531,7 @@ async fn an_app_that_exits_or_runs_out_of_memory_is_exited_with_its_output_and_r
     let (lines, end) = stack.output(&session, "&tail=2").await;
     assert_eq!(
         (lines, end.as_str()),
-        (vec!["to-stderr".to_string(), "bye".to_string()], "exited")
+        (vec!["waiting".to_string(), "bye".to_string()], "exited")
     );
     // No terminal into an exited session.
     let (status, body) = http(
@@ -576,7 +577,7 @@ async fn an_app_that_exits_or_runs_out_of_memory_is_exited_with_its_output_and_r
     assert_eq!(inspected.state.and_then(|s| s.running), Some(true));
     eventually(Duration::from_secs(30), "second run's output", || async {
         let (lines, _) = stack.output(&session, "").await;
-        (lines == ["started", "to-stderr", "bye", "started", "to-stderr"]).then_some(())
+        (lines == ["started", "waiting", "bye", "started", "waiting"]).then_some(())
     })
     .await;
 
