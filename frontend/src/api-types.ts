@@ -268,9 +268,13 @@ export interface ReserveBody {
 
 export interface SessionSummary {
   container_id: string;
+  /** The app's exit code once it ended by itself (`exited`). */
+  exit_code?: number | null;
   expires_at: string;
   id: string;
-  /** running, stopped, expired. */
+  /** The app was killed for using more memory than the session may. */
+  oom_killed?: boolean;
+  /** running, exited, stopped, expired. */
   status: string;
 }
 
@@ -280,6 +284,10 @@ export interface SessionView {
   created_at: string;
   end_reason: string;
   ended_at?: string | null;
+  /** The exit code of the app's last run, when it ended by itself. */
+  exit_code?: number | null;
+  /** When the app's last run ended by itself. */
+  exited_at?: string | null;
   /** When it expires unless extended. */
   expires_at: string;
   /** It is never extended past this. */
@@ -287,7 +295,14 @@ export interface SessionView {
   /** The build's id (one session per build). */
   id: string;
   network: string;
-  /** running, stopped, expired. */
+  /** The app's last run was killed for using more memory than the session may. */
+  oom_killed?: boolean;
+  /** How many times the session was restarted. */
+  restarts?: number;
+  /**
+   * running; exited (its app ended by itself: `exit_code`, `oom_killed`, `exited_at`; it can
+   * be restarted until it expires); stopped; expired.
+   */
   status: string;
 }
 
@@ -401,6 +416,8 @@ export const TerminalCloseCode = {
   TICKET_REUSED: 4409,
   /** The session's container stopped (ended, expired, or killed). */
   SESSION_ENDED: 4410,
+  /** The session's app ended by itself (the reason says how: its exit code, a signal, or running out of memory); the session is `exited` and can be restarted. */
+  APP_EXITED: 4412,
   /** The tenant (or the gateway) has as many terminals open as allowed. */
   TOO_MANY: 4429,
 } as const;

@@ -39,7 +39,7 @@ pub struct Site {
         library::put_tree, library::list_trees, library::get_tree, library::delete_tree,
         library::put_reference, library::list_references, library::get_reference,
         sandboxes::create_build, sandboxes::list_builds, sandboxes::get_build, sandboxes::build_logs, sandboxes::cancel_build,
-        sandboxes::list_sessions, sandboxes::get_session, sandboxes::delete_session, sandboxes::extend_session, sandboxes::terminal_ticket,
+        sandboxes::list_sessions, sandboxes::get_session, sandboxes::delete_session, sandboxes::extend_session, sandboxes::terminal_ticket, sandboxes::session_logs, sandboxes::restart_session,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::ErrorCode)),
     modifiers(&BearerAuth),
@@ -131,6 +131,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(sandboxes::delete_session)
                 .service(sandboxes::extend_session)
                 .service(sandboxes::terminal_ticket)
+                .service(sandboxes::session_logs)
+                .service(sandboxes::restart_session)
                 .service(live::live)
                 .service(live::events),
         )

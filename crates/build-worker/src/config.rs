@@ -52,6 +52,9 @@ pub struct Config {
     pub session_memory_mib: u64,
     pub session_cpus: f64,
     pub session_pids: i64,
+    /// Bytes of a session container's output (each run) sent to the api-server, which keeps it
+    /// as the session's log; past them one line says the rest was cut.
+    pub session_log_max_kib: u64,
     /// Seconds between sweeps of expired and orphaned containers.
     pub sweep_interval_secs: u64,
     /// `text` or `json`.
@@ -82,6 +85,7 @@ impl Default for Config {
             session_memory_mib: 512,
             session_cpus: 1.0,
             session_pids: 256,
+            session_log_max_kib: 1024,
             sweep_interval_secs: 30,
             log_format: LogFormat::Text,
             build_images: BaseImages::default(),

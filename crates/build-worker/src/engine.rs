@@ -85,6 +85,62 @@ impl Default for BuildLimits {
 
 const CPU_PERIOD: i32 = 100_000;
 
+/// Lines of build output kept to explain a failure.
+const RECENT_LINES: usize = 40;
+
+/// The failing tool's own error among the last lines of a build's output: the last line that
+/// says error (npm's `ERR!`, pip's `ERROR:`, a compiler's `error:`…), else the last line the
+/// step printed; never the builder's own lines. Colour codes removed.
+fn tool_error(recent: &std::collections::VecDeque<String>) -> Option<String> {
+    let plain: Vec<String> = recent.iter().map(|l| strip_ansi(l)).collect();
+    let own = |l: &str| {
+        l.starts_with("Step ")
+            || l.starts_with(" ---> ")
+            || l.starts_with("--->")
+            || l.starts_with("Removing intermediate container")
+            || l.starts_with("Successfully ")
+            || l.contains("returned a non-zero code")
+    };
+    let candidates: Vec<&str> = plain
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty() && !own(l))
+        .collect();
+    let says_error = |l: &&str| {
+        let lower = l.to_ascii_lowercase();
+        (lower.contains("error") || lower.contains("err!") || lower.contains("fatal"))
+            && !lower.contains("complete log")
+    };
+    candidates
+        .iter()
+        .rev()
+        .find(|l| says_error(l))
+        .or(candidates.last())
+        .map(|l| l.to_string())
+}
+
+/// `line` without ANSI escape sequences (colours, cursor moves).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.next_if_eq(&'[').is_some() {
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            chars.next();
+        }
+    }
+    out
+}
+
 pub struct SessionSpec<'a> {
     pub session_id: Uuid,
     pub build_id: Uuid,
@@ -92,11 +148,24 @@ pub struct SessionSpec<'a> {
     pub image: &'a str,
     pub hard_expiry_unix: i64,
     pub limits: &'a Limits,
+    /// Which restart of the session this container is (0: the first run).
+    pub restart: u32,
 }
 
 pub struct Started {
     pub container_id: String,
     pub network: String,
+}
+
+/// How a session's container ended by itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exit {
+    pub session_id: Uuid,
+    pub tenant_id: Uuid,
+    pub exit_code: i64,
+    pub oom_killed: bool,
+    /// When the engine saw it end (Unix milliseconds).
+    pub at_unix_ms: i64,
 }
 
 #[derive(Clone)]
@@ -253,7 +322,13 @@ impl Engine {
         let mut logged: u64 = 0;
         let mut cut = false;
         let max_log = limits.max_log_bytes;
+        // The last lines of output (kept past the log cap): a failure names the tool's own error.
+        let mut recent: std::collections::VecDeque<String> = std::collections::VecDeque::new();
         let mut log_line = |line: &str| {
+            if recent.len() == RECENT_LINES {
+                recent.pop_front();
+            }
+            recent.push_back(line.chars().take(512).collect());
             if cut {
                 return;
             }
@@ -298,8 +373,16 @@ impl Engine {
         };
         let result = tokio::time::timeout(timeout, run).await;
         pids.abort();
-        result.map_err(|_| EngineError::BuildTimeout(timeout.as_secs()))??;
-        Ok(tag)
+        match result.map_err(|_| EngineError::BuildTimeout(timeout.as_secs()))? {
+            Ok(()) => Ok(tag),
+            Err(EngineError::BuildFailed(message)) => {
+                Err(EngineError::BuildFailed(match tool_error(&recent) {
+                    Some(line) => format!("{message}: {line}"),
+                    None => message,
+                }))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Gives every container that joins `network` (a build's `RUN` steps) a pids limit, through
@@ -344,7 +427,14 @@ impl Engine {
         let name = session_name(spec.session_id);
         // A redelivered job finds what its first attempt left: start clean.
         self.remove_session(spec.session_id).await?;
-        let labels = HashMap::from([
+        let labels = self.session_labels(spec);
+        self.create_network(&name, spec.session_id, labels).await?;
+        self.run_container(spec).await
+    }
+
+    /// The labels of a session's network and container.
+    fn session_labels(&self, spec: &SessionSpec<'_>) -> HashMap<String, String> {
+        HashMap::from([
             (
                 labels::MANAGED.to_string(),
                 self.installation.managed().to_string(),
@@ -356,9 +446,14 @@ impl Engine {
                 labels::HARD_EXPIRY.to_string(),
                 spec.hard_expiry_unix.to_string(),
             ),
-        ]);
-        self.create_network(&name, spec.session_id, labels.clone())
-            .await?;
+        ])
+    }
+
+    /// Creates and starts a session's container (its network exists).
+    async fn run_container(&self, spec: &SessionSpec<'_>) -> Result<Started, EngineError> {
+        let name = session_name(spec.session_id);
+        let mut labels = self.session_labels(spec);
+        labels.insert(labels::RESTART.to_string(), spec.restart.to_string());
         // Never root: the image's own USER if it names one (refused below if that is uid 0 in
         // any spelling), else nobody.
         let image_user = self
@@ -413,6 +508,136 @@ impl Engine {
             container_id: created.id,
             network: name,
         })
+    }
+
+    /// Makes a session's container again from its image, for its restart number `restart` (the
+    /// network and image stay; a running app is killed first), with the session's tenant.
+    /// `None`: this engine has no container for the session, or it is that restart (or a later
+    /// one) already.
+    pub async fn restart_session(
+        &self,
+        session_id: Uuid,
+        restart: u32,
+        limits: &Limits,
+    ) -> Result<Option<(Started, Uuid)>, EngineError> {
+        let name = session_name(session_id);
+        let inspected = match self.docker.inspect_container(&name, None).await {
+            Ok(c) => c,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let config = inspected.config.unwrap_or_default();
+        let labels = config.labels.unwrap_or_default();
+        if labels.get(labels::MANAGED).map(String::as_str) != Some(self.installation.managed()) {
+            return Ok(None);
+        }
+        let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
+        if label(labels::RESTART).parse::<u32>().unwrap_or(0) >= restart {
+            return Ok(None);
+        }
+        let (Ok(build_id), Ok(tenant_id), Some(image)) = (
+            label(labels::BUILD).parse::<Uuid>(),
+            label(labels::TENANT).parse::<Uuid>(),
+            config.image,
+        ) else {
+            return Ok(None);
+        };
+        self.remove_container(&name).await?;
+        let started = self
+            .run_container(&SessionSpec {
+                session_id,
+                build_id,
+                tenant_id,
+                image: &image,
+                hard_expiry_unix: label(labels::HARD_EXPIRY).parse().unwrap_or(0),
+                limits,
+                restart,
+            })
+            .await?;
+        Ok(Some((started, tenant_id)))
+    }
+
+    /// How a session's container ended, if it ended by itself: `exited` (not being removed,
+    /// not gone, not running) and labelled by this installation.
+    pub async fn exit_of(&self, container: &str) -> Result<Option<Exit>, EngineError> {
+        let c = match self.docker.inspect_container(container, None).await {
+            Ok(c) => c,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let labels = c.config.and_then(|c| c.labels).unwrap_or_default();
+        if labels.get(labels::MANAGED).map(String::as_str) != Some(self.installation.managed()) {
+            return Ok(None);
+        }
+        let parse = |k: &str| labels.get(k).and_then(|v| v.parse::<Uuid>().ok());
+        let (Some(session_id), Some(tenant_id), Some(state)) =
+            (parse(labels::SESSION), parse(labels::TENANT), c.state)
+        else {
+            return Ok(None);
+        };
+        if state.status != Some(bollard::models::ContainerStateStatusEnum::EXITED) {
+            return Ok(None);
+        }
+        let at_unix_ms = state
+            .finished_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or_else(
+                || chrono::Utc::now().timestamp_millis(),
+                |t| t.timestamp_millis(),
+            );
+        Ok(Some(Exit {
+            session_id,
+            tenant_id,
+            exit_code: state.exit_code.unwrap_or(-1),
+            oom_killed: state.oom_killed.unwrap_or(false),
+            at_unix_ms,
+        }))
+    }
+
+    /// The ids of this installation's containers that die, from the engine's events since
+    /// `since_unix` (replayed from the engine's recent events), as they happen.
+    pub fn container_deaths(
+        &self,
+        since_unix: i64,
+    ) -> impl futures::Stream<Item = Result<(String, i64), EngineError>> + use<> {
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            ("event".to_string(), vec!["die".to_string()]),
+            ("label".to_string(), vec![self.installation.label_filter()]),
+        ]);
+        self.docker
+            .events(Some(EventsOptions {
+                since: Some(since_unix.to_string()),
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .filter_map(|e| async move {
+                match e {
+                    Err(e) => Some(Err(EngineError::Docker(e))),
+                    Ok(ev) => {
+                        let id = ev.actor.and_then(|a| a.id)?;
+                        Some(Ok((id, ev.time.unwrap_or(0))))
+                    }
+                }
+            })
+    }
+
+    /// A container's output (stdout and stderr) from its start, following it until it stops.
+    pub fn output(
+        &self,
+        container: &str,
+    ) -> impl futures::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + use<>
+    {
+        self.docker.logs(
+            container,
+            Some(bollard::query_parameters::LogsOptions {
+                follow: true,
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            }),
+        )
     }
 
     /// Refuses a container whose user is root: `0`, `root`, `00`, `+0`, with any group, or a
@@ -478,16 +703,7 @@ impl Engine {
                     .and_then(|c| c.labels)
                     .and_then(|l| l.get(labels::BUILD).and_then(|b| b.parse::<Uuid>().ok()))
                     .map(|b| self.image_tag(b));
-                self.docker
-                    .remove_container(
-                        &name,
-                        Some(RemoveContainerOptions {
-                            force: true,
-                            v: true,
-                            ..Default::default()
-                        }),
-                    )
-                    .await?;
+                self.remove_container(&name).await?;
                 removed = true;
             }
             Err(e) if is_not_found(&e) => {}
@@ -502,6 +718,21 @@ impl Engine {
             self.remove_image_quietly(&image).await;
         }
         Ok(removed)
+    }
+
+    /// Removes a container, running or not, with its anonymous volumes.
+    async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
+        self.docker
+            .remove_container(
+                name,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                }),
+            )
+            .await?;
+        Ok(())
     }
 
     async fn remove_image_quietly(&self, image: &str) {
@@ -549,6 +780,7 @@ impl Engine {
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0),
                     created_unix: c.created.unwrap_or(0),
+                    container_id: c.id.clone().unwrap_or_default(),
                     running: c.state.map(|s| s.to_string()) == Some("running".into()),
                 })
             })
@@ -663,6 +895,7 @@ pub struct SessionContainer {
     pub tenant_id: Uuid,
     pub hard_expiry_unix: i64,
     pub created_unix: i64,
+    pub container_id: String,
     pub running: bool,
 }
 
@@ -678,5 +911,34 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
             message,
         } => message.contains("already in progress"),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_build_names_the_tools_own_error() {
+        let recent = |lines: &[&str]| lines.iter().map(|l| l.to_string()).collect();
+        assert_eq!(
+            tool_error(&recent(&[
+                "Step 3/5 : RUN npm install",
+                " ---> Running in 0123",
+                "npm \u{1b}[31mERR!\u{1b}[0m 404 Not Found - GET https://registry/left-padd",
+                "npm ERR! A complete log of this run can be found in: /root/.npm/x.log",
+                "The command '/bin/sh -c npm install' returned a non-zero code: 1",
+            ])),
+            Some("npm ERR! 404 Not Found - GET https://registry/left-padd".into())
+        );
+        assert_eq!(
+            tool_error(&recent(&[
+                "Step 2/2 : RUN false",
+                " ---> Running in 1",
+                "boom"
+            ])),
+            Some("boom".into())
+        );
+        assert_eq!(tool_error(&recent(&["Step 2/2 : RUN false"])), None);
     }
 }

@@ -127,8 +127,8 @@ pub struct CloneLimits {
     pub max_bytes: u64,
 }
 
-/// Clones `url` at `git_ref` (a branch, a tag, or a full commit id) into `dest`, which must not
-/// exist. Every line git prints goes to `log`. Leaves `dest` without its `.git` directory.
+/// Clones `url` at `git_ref` (a branch, a tag, a full commit id, or a commit id's first 7 to 39
+/// hex digits) into `dest`, which must not exist. Every line git prints goes to `log`. Leaves `dest` without its `.git` directory.
 pub async fn clone(
     url: &RepoUrl,
     pin: Option<&Pinned>,
@@ -260,12 +260,47 @@ async fn clone_inner(
         args.extend(["--branch", r]);
     }
     args.extend(["--", target.url.as_str(), dest_str.as_str()]);
-    git(target, home, None, &args, max_bytes, dest, log)
+    let cloned = git(target, home, None, &args, max_bytes, dest, log)
         .await
         .map_err(|e| match git_ref {
             Some(r) => not_found_ref(e, r),
             None => e,
-        })
+        });
+    match (cloned, git_ref) {
+        (Err(CloneError::RefNotFound(_)), Some(r)) if is_short_commit(r) => {
+            // Not a branch or tag: a commit's short id. A server fetches only full ids, so the
+            // history is cloned (within the size limit) and the id resolved here.
+            let _ = std::fs::remove_dir_all(dest);
+            let args = [
+                "clone",
+                "--no-checkout",
+                "--no-tags",
+                "--progress",
+                "--",
+                target.url.as_str(),
+                dest_str.as_str(),
+            ];
+            git(target, home, None, &args, max_bytes, dest, log).await?;
+            let commit = format!("{r}^{{commit}}");
+            git(
+                target,
+                home,
+                Some(dest),
+                &["checkout", "-q", "--detach", commit.as_str()],
+                max_bytes,
+                dest,
+                log,
+            )
+            .await
+            .map_err(|_| CloneError::RefNotFound(r.to_string()))
+        }
+        (result, _) => result,
+    }
+}
+
+/// A commit id's first hex digits (git's short form), not a full one.
+fn is_short_commit(r: &str) -> bool {
+    (7..40).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn not_found_ref(e: CloneError, r: &str) -> CloneError {

@@ -8,6 +8,7 @@ pub mod dockerfile;
 pub mod engine;
 pub mod git;
 pub mod queue;
+pub mod sessions;
 pub mod user;
 pub mod worker;
 

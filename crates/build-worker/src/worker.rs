@@ -30,6 +30,7 @@ use crate::{
     engine::{BuildLimits, Engine, EngineError, Limits, SessionSpec},
     git::{self, CloneError, CloneLimits},
     queue::{self, PublishError},
+    sessions::{Target, Watcher},
 };
 
 /// How the api-server's live-session snapshot is trusted: containers younger than this are
@@ -46,6 +47,8 @@ pub struct Worker {
     live: Mutex<Option<(HashSet<Uuid>, i64)>>,
     /// Jobs in progress here, so a cancel (a `Stop` for their session) can end them.
     jobs: std::sync::Mutex<std::collections::HashMap<Uuid, CancellationToken>>,
+    /// Sessions' output, exits and restarts.
+    sessions: Arc<Watcher>,
 }
 
 /// Why a job did not reach `running`.
@@ -77,10 +80,16 @@ impl From<EngineError> for JobError {
 impl Worker {
     pub fn new(config: Config, engine: Engine) -> Arc<Self> {
         let names = Names::new(&config.namespace, &config.events_exchange);
+        let sessions = Watcher::new(
+            engine.clone(),
+            names.events_exchange.clone(),
+            config.session_log_max_kib << 10,
+        );
         Arc::new(Self {
             config,
             engine,
             names,
+            sessions,
             live: Mutex::new(None),
             jobs: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
@@ -122,6 +131,7 @@ impl Worker {
                 mut control,
             } = broker;
             let mut in_flight = tokio::task::JoinSet::new();
+            in_flight.spawn(self.sessions.clone().run(publish.clone(), epoch.clone()));
             loop {
                 tokio::select! {
                     _ = epoch.cancelled() => break,
@@ -134,7 +144,7 @@ impl Worker {
                         _ => break,
                     },
                     c = control.next() => match c {
-                        Some(Ok(delivery)) => self.control(&delivery.data).await,
+                        Some(Ok(delivery)) => self.control(&delivery.data, &publish, &epoch).await,
                         _ => break,
                     },
                     Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
@@ -190,7 +200,7 @@ impl Worker {
         let outcome = tokio::select! {
             _ = stop.cancelled() => Err(JobError::Infrastructure("worker stopping".into())),
             _ = cancel.cancelled() => Err(JobError::Cancelled),
-            r = self.work(&job, &reporter) => r,
+            r = self.work(&job, &reporter, &stop) => r,
         };
         self.jobs_in_progress().remove(&job.build_id);
         if matches!(outcome, Err(JobError::Cancelled)) {
@@ -233,7 +243,12 @@ impl Worker {
         }
     }
 
-    async fn work(&self, job: &BuildJob, reporter: &Arc<Mutex<Reporter>>) -> Result<(), JobError> {
+    async fn work(
+        &self,
+        job: &BuildJob,
+        reporter: &Arc<Mutex<Reporter>>,
+        epoch: &CancellationToken,
+    ) -> Result<(), JobError> {
         let c = &self.config;
         let pin = if c.allow_private_hosts {
             None
@@ -260,6 +275,8 @@ impl Worker {
         flusher.abort();
         let image = result?;
         reporter.lock().await.stage(Stage::Starting, "").await?;
+        // Its exit (it may exit at once) is reported once the session is.
+        let _starting = self.sessions.starting(job.build_id);
         let started = self
             .engine
             .start_session(&SessionSpec {
@@ -268,21 +285,36 @@ impl Worker {
                 tenant_id: job.tenant_id,
                 image: &image,
                 hard_expiry_unix: chrono::Utc::now().timestamp() + job.hard_ttl_secs as i64,
-                limits: &Limits {
-                    memory_bytes: (c.session_memory_mib * 1024 * 1024) as i64,
-                    nano_cpus: (c.session_cpus * 1e9) as i64,
-                    pids: c.session_pids,
-                },
+                limits: &self.session_limits(),
+                restart: 0,
             })
             .await?;
         let mut r = reporter.lock().await;
         r.send(UpdateBody::Session {
-            container_id: started.container_id,
+            container_id: started.container_id.clone(),
             network: started.network,
         })
         .await?;
         r.stage(Stage::Running, "").await?;
+        self.sessions.follow(
+            &r.channel,
+            epoch,
+            Target {
+                session_id: job.build_id,
+                tenant_id: job.tenant_id,
+                container_id: started.container_id,
+            },
+        );
         Ok(())
+    }
+
+    fn session_limits(&self) -> Limits {
+        let c = &self.config;
+        Limits {
+            memory_bytes: (c.session_memory_mib * 1024 * 1024) as i64,
+            nano_cpus: (c.session_cpus * 1e9) as i64,
+            pids: c.session_pids,
+        }
     }
 
     async fn clone_detect_build(
@@ -367,8 +399,24 @@ impl Worker {
     }
 
     /// A message from the api-server about sessions.
-    async fn control(&self, data: &[u8]) {
+    async fn control(&self, data: &[u8], publish: &Channel, epoch: &CancellationToken) {
         match serde_json::from_slice::<SessionControl>(data) {
+            Ok(SessionControl::Restart {
+                session_id,
+                restart,
+            }) => {
+                // In the background: a restart must not hold up other sessions' messages.
+                let (sessions, limits) = (self.sessions.clone(), self.session_limits());
+                let (publish, epoch) = (publish.clone(), epoch.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = sessions
+                        .restart(&publish, &epoch, session_id, restart, &limits)
+                        .await
+                    {
+                        tracing::warn!(%session_id, error = %e, "could not restart a session");
+                    }
+                });
+            }
             Ok(SessionControl::Stop { session_id, reason }) => {
                 // A build still in progress here (sessions are named after their build) stops.
                 if let Some(job) = self.jobs_in_progress().get(&session_id) {

@@ -349,6 +349,7 @@ async fn the_sweep_removes_orphans_and_sessions_past_their_hard_expiry() {
             nano_cpus: 500_000_000,
             pids: 64,
         },
+        restart: 0,
     })
     .await
     .expect("start");

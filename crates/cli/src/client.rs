@@ -59,21 +59,23 @@ impl Client {
         &self.base
     }
 
-    /// Opens a build's log as Server-Sent Events, after `last_event_id` when given. `follow`
-    /// keeps it open until the build ends (or runs and its log goes quiet).
-    pub fn build_log(
+    /// Opens a log (a build's, a session's output) at `path` as Server-Sent Events, after
+    /// `last_event_id` when given.
+    pub fn log_stream(
         &self,
-        build: &str,
-        follow: bool,
+        path: &str,
+        query: &[(&str, String)],
         last_event_id: Option<&str>,
     ) -> anyhow::Result<Box<dyn Read + Send>> {
-        let url = format!("{}/api/v1/builds/{build}/logs", self.base);
+        let url = format!("{}{path}", self.base);
         let mut req = self
             .stream_agent
             .get(&url)
             .header("Authorization", &format!("Bearer {}", self.key))
-            .header("Accept", "text/event-stream")
-            .query("follow", if follow { "true" } else { "false" });
+            .header("Accept", "text/event-stream");
+        for (k, v) in query {
+            req = req.query(*k, v);
+        }
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id);
         }

@@ -38,7 +38,7 @@ pub const STAGES: [&str; 10] = [
 ];
 /// Stages a build never leaves.
 const FINAL: [&str; 4] = ["failed", "expired", "cancelled", "stopped"];
-const SESSION_STATUSES: [&str; 3] = ["running", "stopped", "expired"];
+const SESSION_STATUSES: [&str; 4] = ["running", "exited", "stopped", "expired"];
 
 /// How often the stage is polled while a log is followed.
 const POLL: Duration = Duration::from_millis(500);
@@ -111,6 +111,22 @@ pub enum SessionsCommand {
     },
     /// End a session: its container is removed and its build becomes `stopped`.
     Delete {
+        #[arg(value_parser = parse_id)]
+        id: String,
+    },
+    /// Print a session's own output (its app's stdout and stderr), as plain text.
+    Logs {
+        #[arg(value_parser = parse_id)]
+        id: String,
+        /// Keep streaming new output while the session runs; ends when it exits or ends.
+        #[arg(long)]
+        follow: bool,
+        /// Only the last N lines stored.
+        #[arg(long, value_name = "N")]
+        tail: Option<u32>,
+    },
+    /// Restart a session's app (a running one is stopped first); an exited session runs again.
+    Restart {
         #[arg(value_parser = parse_id)]
         id: String,
     },
@@ -215,8 +231,7 @@ fn follow_build(
     let mut last_poll = Instant::now();
     stream_log(
         client,
-        id,
-        true,
+        build_log(id, true),
         &mut |line| {
             if human {
                 writeln!(out, "{}", printable(line))?;
@@ -278,20 +293,28 @@ fn spawn_reader(mut body: Box<dyn Read + Send>, tx: mpsc::SyncSender<Msg>) {
     });
 }
 
-/// Streams a build's log, calling `line` for each line and `tick` after each batch of events
-/// and at least every [`POLL`]; resumes after the last event id when the connection drops.
-/// Returns the stage sent with the `end` event.
+/// A build's log: `follow` keeps it open until the build runs or ends.
+fn build_log(id: &str, follow: bool) -> (String, Vec<(&'static str, String)>) {
+    (
+        format!("/api/v1/builds/{id}/logs"),
+        vec![("follow", follow.to_string())],
+    )
+}
+
+/// Streams a log (`build_log`, or a session's output), calling `line` for each line and `tick`
+/// after each batch of events and at least every [`POLL`]; resumes after the last event id when
+/// the connection drops. Returns what the `end` event says (the build's stage, the session's
+/// status).
 fn stream_log(
     client: &Client,
-    id: &str,
-    follow: bool,
+    (path, query): (String, Vec<(&'static str, String)>),
     line: &mut dyn FnMut(&str) -> anyhow::Result<()>,
     tick: &mut dyn FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<String> {
     let mut last_id: Option<String> = None;
     let mut failures = 0u32;
     loop {
-        let cause = match client.build_log(id, follow, last_id.as_deref()) {
+        let cause = match client.log_stream(&path, &query, last_id.as_deref()) {
             Ok(body) => {
                 let (tx, rx) = mpsc::sync_channel(64);
                 spawn_reader(body, tx);
@@ -323,7 +346,7 @@ fn stream_log(
         failures += 1;
         if failures > MAX_RECONNECTS {
             let cause = cause.map(|e| format!(": {e:#}")).unwrap_or_default();
-            anyhow::bail!("build log stream lost after {MAX_RECONNECTS} reconnections{cause}");
+            anyhow::bail!("log stream lost after {MAX_RECONNECTS} reconnections{cause}");
         }
         let wait = backoff(failures);
         let until = Instant::now() + wait;
@@ -419,8 +442,7 @@ pub(crate) fn builds(client: &Client, command: BuildsCommand, io: Io<'_>) -> any
         BuildsCommand::Logs { id, follow } => {
             let stage = stream_log(
                 client,
-                &id,
-                follow,
+                build_log(&id, follow),
                 &mut |line| Ok(writeln!(out, "{}", printable(line))?),
                 &mut || Ok(()),
             )?;
@@ -538,8 +560,26 @@ pub(crate) fn sessions(
     command: SessionsCommand,
     io: Io<'_>,
 ) -> anyhow::Result<()> {
-    let Io { out, json, .. } = io;
+    let Io { out, err, json } = io;
     let view = match command {
+        SessionsCommand::Logs { id, follow, tail } => {
+            let mut query = vec![("follow", follow.to_string())];
+            query.extend(tail.map(|n| ("tail", n.to_string())));
+            let status = stream_log(
+                client,
+                (format!("/api/v1/sessions/{id}/logs"), query),
+                &mut |line| Ok(writeln!(out, "{}", printable(line))?),
+                &mut || Ok(()),
+            )?;
+            out.flush()?;
+            if follow {
+                writeln!(err, "==> {status}")?;
+            }
+            return Ok(());
+        }
+        SessionsCommand::Restart { id } => {
+            client.post(&format!("/api/v1/sessions/{id}/restart"), &json!({}))?
+        }
         SessionsCommand::List {
             status,
             limit,
@@ -557,6 +597,7 @@ pub(crate) fn sessions(
                     "CREATED",
                     "EXPIRES",
                     "HARD LIMIT",
+                    "EXIT",
                     "END REASON",
                 ],
                 |v: &SessionView| {
@@ -566,6 +607,7 @@ pub(crate) fn sessions(
                         cell(&v.created_at),
                         cell(&v.expires_at),
                         cell(&v.hard_expires_at),
+                        cell(&v.exit_code),
                         v.end_reason.clone(),
                     ]
                 },
@@ -593,8 +635,14 @@ fn write_session(out: &mut dyn Write, v: &SessionView) -> anyhow::Result<()> {
     field("created", cell(&v.created_at))?;
     field("expires", cell(&v.expires_at))?;
     field("hard limit", cell(&v.hard_expires_at))?;
+    if let Some(exited) = &v.exited_at {
+        field("exited", format!("{} ({})", cell(exited), v.end_reason))?;
+    }
     if let Some(ended) = &v.ended_at {
         field("ended", format!("{} ({})", cell(ended), v.end_reason))?;
+    }
+    if v.restarts > 0 {
+        field("restarts", v.restarts.to_string())?;
     }
     field("container", v.container_id.clone())?;
     field("network", v.network.clone())?;

@@ -455,24 +455,24 @@ impl Pump {
             match self.gateway.engine.exec_state(&self.exec_id).await {
                 Ok((false, code)) => {
                     let code = code.unwrap_or(-1);
-                    // A shell killed by a signal may be its container stopping: the engine
-                    // records the exec's end a moment before the container's.
-                    let looks = if code >= 128 { 20 } else { 1 };
+                    // A shell killed by a signal (or whose code is unknown) may be its container
+                    // stopping: the engine records the exec's end a moment before the
+                    // container's, longer on a loaded machine (up to 3 s are waited).
+                    let looks = if !(0..128).contains(&code) { 60 } else { 1 };
                     for i in 0..looks {
                         if i > 0 {
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
-                        let running = matches!(
-                            self.gateway
-                                .engine
-                                .docker()
-                                .inspect_container(container, None)
-                                .await
-                                .map(|c| c.state.and_then(|s| s.running)),
-                            Ok(Some(true))
-                        );
-                        if !running {
-                            return End::new(close::SESSION_ENDED, "the session ended");
+                        let state = self
+                            .gateway
+                            .engine
+                            .docker()
+                            .inspect_container(container, None)
+                            .await
+                            .ok()
+                            .and_then(|c| c.state);
+                        if state.as_ref().and_then(|s| s.running) != Some(true) {
+                            return session_end(state);
                         }
                     }
                     let _ = self.ws.text(Event::Exit { code }.to_json()).await;
@@ -483,5 +483,21 @@ impl Pump {
             }
         }
         End::new(close::SESSION_ENDED, "the shell's output ended")
+    }
+}
+
+/// How a session whose container stopped ended: its app exited by itself (the container is
+/// `exited`: its code, or that it ran out of memory), or the platform ended it (the container is
+/// being removed, or gone).
+fn session_end(state: Option<bollard::models::ContainerState>) -> End {
+    match state {
+        Some(s) if s.status == Some(bollard::models::ContainerStateStatusEnum::EXITED) => End::new(
+            close::APP_EXITED,
+            labwright_core::build::exit_summary(
+                s.exit_code.unwrap_or(-1),
+                s.oom_killed.unwrap_or(false),
+            ),
+        ),
+        _ => End::new(close::SESSION_ENDED, "the session ended"),
     }
 }

@@ -15,6 +15,8 @@ pub mod labels {
     /// Unix seconds after which the session must be gone whatever the api-server says (the
     /// extension cap): the safety net if the api-server is unreachable.
     pub const HARD_EXPIRY: &str = "io.labwright.hard-expiry";
+    /// Which restart of its session a container is (`0` for the first).
+    pub const RESTART: &str = "io.labwright.restart";
 }
 
 /// Start of the Linux bridge name of every network a worker creates for a session or a build

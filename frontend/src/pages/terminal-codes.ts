@@ -16,6 +16,7 @@ const KNOWN: Record<number, string> = {
   [TerminalCloseCode.IDLE]: 'Closed after being idle.',
   [TerminalCloseCode.TICKET_REUSED]: 'The ticket was used already.',
   [TerminalCloseCode.SESSION_ENDED]: 'The session ended.',
+  [TerminalCloseCode.APP_EXITED]: 'The app in the session ended; restart the session to run it again.',
   [TerminalCloseCode.TOO_MANY]: 'Too many terminals are open; close one first.',
 };
 

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::db::{
     DbError, outbox,
-    schema::{build_logs, builds, sessions},
+    schema::{build_logs, builds, session_logs, sessions},
     statement::Statement,
 };
 
@@ -38,7 +38,14 @@ pub const CANCELLABLE: [Stage; 5] = [
 ];
 
 /// Session states.
-pub const SESSION_STATUSES: [&str; 3] = ["running", "stopped", "expired"];
+pub use labwright_core::build::SESSION_STATUSES;
+
+/// Statuses of a session whose container still exists (the workers' `Live` snapshot; the sweeper
+/// expires them).
+pub const LIVE: [&str; 2] = ["running", "exited"];
+
+/// Newest lines of its output kept per session; older ones are dropped as new ones come.
+pub const SESSION_LOG_LINES: i64 = 20_000;
 
 /// Longest log line stored; longer ones are cut (at a character boundary).
 pub const MAX_LINE_BYTES: usize = 8 * 1024;
@@ -308,6 +315,108 @@ impl BuildStore {
                     .await?;
                     Ok(Applied::Stored { queued: false })
                 }
+                Decision::SessionExited {
+                    container_id,
+                    exit_code,
+                    oom_killed,
+                    at_unix_ms,
+                } => {
+                    let code = i32::try_from(exit_code).unwrap_or(-1);
+                    let at = DateTime::<Utc>::from_timestamp_millis(at_unix_ms)
+                        .unwrap_or_else(Utc::now);
+                    let reason = labwright_core::build::exit_summary(exit_code, oom_killed);
+                    let exited: Option<SessionRow> = diesel::update(
+                        sessions::table
+                            .filter(sessions::id.eq(b.id))
+                            .filter(sessions::status.eq("running"))
+                            .filter(sessions::container_id.eq(container_id)),
+                    )
+                    .set((
+                        sessions::status.eq("exited"),
+                        sessions::exit_code.eq(code),
+                        sessions::oom_killed.eq(oom_killed),
+                        sessions::exited_at.eq(at),
+                        sessions::end_reason.eq(&reason),
+                    ))
+                    .returning(SessionRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                    match exited {
+                        Some(s) => {
+                            session_event(conn, &s).await?;
+                            Ok(Applied::Stored { queued: true })
+                        }
+                        None => Ok(Applied::Ignored(
+                            "an exit of a container the session no longer runs in",
+                        )),
+                    }
+                }
+                Decision::SessionRestarted {
+                    container_id,
+                    restart,
+                } => {
+                    let restarted: Option<SessionRow> = diesel::update(
+                        sessions::table
+                            .filter(sessions::id.eq(b.id))
+                            .filter(sessions::status.eq_any(LIVE))
+                            .filter(sessions::restarts.eq(i32::try_from(restart).unwrap_or(-1))),
+                    )
+                    .set((
+                        sessions::status.eq("running"),
+                        sessions::container_id.eq(container_id),
+                        sessions::exit_code.eq(None::<i32>),
+                        sessions::oom_killed.eq(false),
+                        sessions::exited_at.eq(None::<DateTime<Utc>>),
+                        sessions::end_reason.eq(""),
+                    ))
+                    .returning(SessionRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                    match restarted {
+                        Some(s) => {
+                            session_event(conn, &s).await?;
+                            Ok(Applied::Stored { queued: true })
+                        }
+                        None => Ok(Applied::Ignored("a restart that is not the session's latest")),
+                    }
+                }
+                Decision::AppendSessionLog {
+                    container_id,
+                    first_line,
+                    lines,
+                } => {
+                    let lines: Vec<String> = lines
+                        .iter()
+                        .map(|l| cut(storable(l).into_owned(), MAX_LINE_BYTES))
+                        .collect();
+                    // Only for a session that exists (its output may outlive it on the queue).
+                    Statement::new(
+                        "INSERT INTO session_logs (session_id, container_id, line_no, line) \
+                         SELECT $1, $2, $3 + t.i - 1, t.l \
+                         FROM unnest($4::text[]) WITH ORDINALITY AS t(l, i) \
+                         WHERE EXISTS (SELECT 1 FROM sessions WHERE id = $1) ORDER BY t.i \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind::<sql_types::Uuid, _>(b.id)
+                    .bind::<sql_types::Text, _>(container_id)
+                    .bind::<sql_types::BigInt, _>(first_line)
+                    .bind::<sql_types::Array<sql_types::Text>, _>(&lines)
+                    .execute(conn)
+                    .await?;
+                    // The newest lines only.
+                    Statement::new(
+                        "DELETE FROM session_logs WHERE session_id = $1 AND seq <= \
+                         (SELECT seq FROM session_logs WHERE session_id = $1 \
+                          ORDER BY seq DESC OFFSET $2 LIMIT 1)",
+                    )
+                    .bind::<sql_types::Uuid, _>(b.id)
+                    .bind::<sql_types::BigInt, _>(SESSION_LOG_LINES)
+                    .execute(conn)
+                    .await?;
+                    Ok(Applied::Stored { queued: false })
+                }
                 Decision::StopLateSession { reason } => {
                     // The container came up after the build was cancelled or failed: remove it.
                     let msg = SessionControl::Stop {
@@ -420,7 +529,7 @@ impl BuildStore {
                 sessions::table
                     .filter(sessions::tenant_id.eq(tenant.0))
                     .filter(sessions::id.eq(id))
-                    .filter(sessions::status.eq("running")),
+                    .filter(sessions::status.eq_any(LIVE)),
             )
             .set((
                 sessions::status.eq("stopped"),
@@ -460,7 +569,7 @@ impl BuildStore {
         conn.transaction::<_, DbError, _>(async move |conn| {
             let extended: Option<SessionRow> = Statement::new(
                 "UPDATE sessions SET expires_at = GREATEST(now(), expires_at) + make_interval(secs => $3) \
-                 WHERE id = $1 AND tenant_id = $2 AND status = 'running' \
+                 WHERE id = $1 AND tenant_id = $2 AND status IN ('running', 'exited') \
                    AND GREATEST(now(), expires_at) + make_interval(secs => $3) <= hard_expires_at \
                  RETURNING *",
             )
@@ -476,7 +585,7 @@ impl BuildStore {
             let Some(s) = get_session(conn, tenant, id).await? else {
                 return Ok(ExtendOutcome::NotFound);
             };
-            if s.status != "running" {
+            if s.status != "running" && s.status != "exited" {
                 return Ok(ExtendOutcome::NotRunning(s));
             }
             let from = s.expires_at.max(Utc::now());
@@ -501,7 +610,7 @@ impl BuildStore {
             // Lock order: builds, then sessions (as every other change does).
             let candidates: Vec<BuildRow> = Statement::new(
                 "SELECT b.* FROM builds b JOIN sessions s ON s.build_id = b.id \
-                 WHERE s.status = 'running' AND s.expires_at < now() \
+                 WHERE s.status IN ('running', 'exited') AND s.expires_at < now() \
                  ORDER BY s.expires_at LIMIT 500 FOR UPDATE OF b SKIP LOCKED",
             )
             .load(conn)
@@ -512,7 +621,7 @@ impl BuildStore {
             let ids: Vec<Uuid> = candidates.iter().map(|b| b.id).collect();
             let expired: Vec<SessionRow> = Statement::new(
                 "UPDATE sessions SET status = 'expired', ended_at = now(), end_reason = 'expired' \
-                 WHERE build_id = ANY($1) AND status = 'running' AND expires_at < now() \
+                 WHERE build_id = ANY($1) AND status IN ('running', 'exited') AND expires_at < now() \
                  RETURNING *",
             )
             .bind::<sql_types::Array<sql_types::Uuid>, _>(&ids)
@@ -533,6 +642,103 @@ impl BuildStore {
             Ok(expired)
         })
         .await
+    }
+
+    /// Restarts a running or exited session: its restart count goes up, it is `running` again,
+    /// and the workers are told to make its container again (the one that has it reports the new
+    /// container). `None` if there is no such session; a session that ended is returned as is.
+    pub async fn restart_session(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        sessions_exchange: &str,
+    ) -> Result<Option<(SessionRow, bool)>, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        conn.transaction::<_, DbError, _>(async move |conn| {
+            // Lock order: build, then session.
+            if lock(conn, tenant, id).await?.is_none() {
+                return Ok(None);
+            }
+            let restarted: Option<SessionRow> = diesel::update(
+                sessions::table
+                    .filter(sessions::tenant_id.eq(tenant.0))
+                    .filter(sessions::id.eq(id))
+                    .filter(sessions::status.eq_any(LIVE)),
+            )
+            .set((
+                sessions::status.eq("running"),
+                sessions::restarts.eq(sessions::restarts + 1),
+                sessions::exit_code.eq(None::<i32>),
+                sessions::oom_killed.eq(false),
+                sessions::exited_at.eq(None::<DateTime<Utc>>),
+                sessions::end_reason.eq(""),
+            ))
+            .returning(SessionRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+            let Some(s) = restarted else {
+                return Ok(get_session(conn, tenant, id).await?.map(|s| (s, false)));
+            };
+            let msg = SessionControl::Restart {
+                session_id: s.id,
+                restart: u32::try_from(s.restarts).unwrap_or(0),
+            };
+            control(conn, s.tenant_id, sessions_exchange, &msg).await?;
+            session_event(conn, &s).await?;
+            Ok(Some((s, true)))
+        })
+        .await
+    }
+
+    /// Up to `limit` output lines of a session after `after` (a `seq`), in display order.
+    pub async fn session_log_page(
+        &self,
+        session: Uuid,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LogLine>, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        Ok(session_logs::table
+            .filter(session_logs::session_id.eq(session))
+            .filter(session_logs::seq.gt(after))
+            .order(session_logs::seq.asc())
+            .limit(limit)
+            .select((session_logs::seq, session_logs::line))
+            .load::<(i64, String)>(conn)
+            .await?
+            .into_iter()
+            .map(|(seq, line)| LogLine { seq, line })
+            .collect())
+    }
+
+    /// The `seq` after which a session's last `n` output lines start (0: from the first).
+    pub async fn session_log_tail_start(&self, session: Uuid, n: i64) -> Result<i64, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        let seq: Option<i64> = session_logs::table
+            .filter(session_logs::session_id.eq(session))
+            .order(session_logs::seq.desc())
+            .offset(n)
+            .select(session_logs::seq)
+            .first(conn)
+            .await
+            .optional()?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// The status of a session (for the output stream), if it exists.
+    pub async fn session_status(&self, session: Uuid) -> Result<Option<String>, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        Ok(sessions::table
+            .find(session)
+            .select(sessions::status)
+            .first(conn)
+            .await
+            .optional()?)
     }
 
     pub async fn running_session_ids(&self) -> Result<Vec<Uuid>, DbError> {
@@ -583,6 +789,10 @@ pub struct SessionRow {
     pub hard_expires_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub end_reason: String,
+    pub exit_code: Option<i32>,
+    pub oom_killed: bool,
+    pub exited_at: Option<DateTime<Utc>>,
+    pub restarts: i32,
 }
 
 /// One stored log line and its display position.
@@ -608,6 +818,19 @@ async fn stage_event(conn: &mut AsyncPgConnection, b: &BuildRow) -> Result<(), D
         tenant,
         "builds.stage",
         json!({"type": "build.stage", "tenant_id": tenant, "build_id": b.id, "stage": b.stage, "reason": b.reason, "at": b.updated_at}),
+    )
+    .await
+}
+
+/// The `session.status` event for the web UI (a session exited or runs again).
+async fn session_event(conn: &mut AsyncPgConnection, s: &SessionRow) -> Result<(), DbError> {
+    let tenant = TenantId(s.tenant_id);
+    outbox::push(
+        conn,
+        tenant,
+        "sessions.status",
+        json!({"type": "session.status", "tenant_id": tenant, "session_id": s.id, "status": s.status,
+               "exit_code": s.exit_code, "oom_killed": s.oom_killed, "reason": s.end_reason}),
     )
     .await
 }
@@ -717,7 +940,7 @@ async fn end_session_of(
     let ended: Option<SessionRow> = diesel::update(
         sessions::table
             .filter(sessions::build_id.eq(b.id))
-            .filter(sessions::status.eq("running")),
+            .filter(sessions::status.eq_any(LIVE)),
     )
     .set((
         sessions::status.eq("stopped"),
@@ -796,10 +1019,10 @@ pub enum ExtendOutcome {
     },
 }
 
-/// Every running session of every tenant (for the `Live` snapshot).
+/// Every session of every tenant whose container must stay (for the `Live` snapshot).
 pub async fn running_session_ids(conn: &mut AsyncPgConnection) -> Result<Vec<Uuid>, DbError> {
     Ok(sessions::table
-        .filter(sessions::status.eq("running"))
+        .filter(sessions::status.eq_any(LIVE))
         .select(sessions::id)
         .load(conn)
         .await?)

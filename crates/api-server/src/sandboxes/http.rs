@@ -24,8 +24,8 @@ use crate::{
     keys::Caller,
     platform::paging::page,
     sandboxes::{
-        CancelOutcome, ExtendOutcome, ListQuery, SESSION_STATUSES, Sandboxes, SessionQuery,
-        build_view, session_view,
+        CancelOutcome, ExtendOutcome, ListQuery, LogLine, SESSION_STATUSES, Sandboxes,
+        SessionQuery, build_view, session_view,
     },
 };
 
@@ -140,7 +140,19 @@ pub async fn build_logs(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Permission::ReadFleet)?;
     let id = id.into_inner();
-    let after = match params.after {
+    let after = last_event_id(params.after, &req)?;
+    sandboxes.build_row(caller.tenant, id).await?;
+    Ok(sse_response(LogStream::new(
+        sandboxes.into_inner(),
+        LogSource::Build(id),
+        after,
+        params.follow.unwrap_or(true),
+    )))
+}
+
+/// Where a log stream resumes: `?after=`, else `Last-Event-ID`, else the start.
+fn last_event_id(after: Option<i64>, req: &HttpRequest) -> Result<i64, ApiError> {
+    Ok(match after {
         Some(a) => a,
         None => match req.headers().get("last-event-id") {
             None => 0,
@@ -152,34 +164,34 @@ pub async fn build_logs(
                     ApiError::InvalidArgument("Last-Event-ID: must be an event id".into())
                 })?,
         },
-    };
-    sandboxes.build_row(caller.tenant, id).await?;
-    let now = Instant::now();
-    let stream = LogStream {
-        sandboxes: sandboxes.into_inner(),
-        build: id,
-        after,
-        follow: params.follow.unwrap_or(true),
-        opened: now,
-        last_line: now,
-        last_sent: now,
-        done: false,
-    };
+    })
+}
+
+fn sse_response(stream: LogStream) -> HttpResponse {
     let body = futures::stream::unfold(stream, |mut st| async move {
         let chunk = st.next_chunk().await?;
         Some((Ok::<_, Infallible>(chunk), st))
     });
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body))
+        .streaming(body)
+}
+
+/// Whose log a stream reads.
+#[derive(Clone, Copy)]
+enum LogSource {
+    /// A build's log; ends with its stage once it ended (or runs and went quiet).
+    Build(Uuid),
+    /// A session's output; ends with its status once it is not running.
+    Session(Uuid),
 }
 
 /// The state of one log stream: where it is, and when it last had something to say.
 struct LogStream {
     sandboxes: Arc<Sandboxes>,
-    build: Uuid,
+    source: LogSource,
     after: i64,
     follow: bool,
     opened: Instant,
@@ -189,17 +201,52 @@ struct LogStream {
 }
 
 impl LogStream {
+    fn new(sandboxes: Arc<Sandboxes>, source: LogSource, after: i64, follow: bool) -> Self {
+        let now = Instant::now();
+        Self {
+            sandboxes,
+            source,
+            after,
+            follow,
+            opened: now,
+            last_line: now,
+            last_sent: now,
+            done: false,
+        }
+    }
+
+    /// New lines, and whether the stream may end after them, with what its `end` event says.
+    /// The stage or status is read before the lines: lines stored before the build or session
+    /// ended are then always seen before the end.
+    async fn read(&self) -> Result<(Vec<LogLine>, bool, String), ApiError> {
+        match self.source {
+            LogSource::Build(id) => {
+                let (stage, lines) = self.sandboxes.log_page(id, self.after, LOG_PAGE).await?;
+                let stage = stage.unwrap_or(Stage::Failed);
+                let quiet = self.last_line.elapsed() >= LOG_QUIET_END;
+                let ended = stage.is_final() || (stage == Stage::Running && quiet);
+                Ok((lines, ended, stage.as_str().to_string()))
+            }
+            LogSource::Session(id) => {
+                let (status, lines) = self
+                    .sandboxes
+                    .session_log_page(id, self.after, LOG_PAGE)
+                    .await?;
+                let status = status.unwrap_or_else(|| "stopped".into());
+                Ok((lines, status != "running", status))
+            }
+        }
+    }
+
     /// The next piece of the stream, waiting for one; `None` ends it.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         while !self.done {
-            // The stage is read before the lines: lines stored before the build ended are then
-            // always seen before the end.
-            let read = self.sandboxes.log_page(self.build, self.after, LOG_PAGE);
-            let (stage, lines) = match read.await {
+            let (lines, ended, label) = match self.read().await {
                 Ok(r) => r,
                 Err(e) => {
                     // The client resumes from the last id it saw.
-                    tracing::warn!(build_id = %self.build, error = %e, "build log stream aborted");
+                    let (LogSource::Build(id) | LogSource::Session(id)) = self.source;
+                    tracing::warn!(id = %id, error = %e, "log stream aborted");
                     return None;
                 }
             };
@@ -213,12 +260,10 @@ impl LogStream {
                 }
                 return Some(Bytes::from(out));
             }
-            let stage = stage.unwrap_or(Stage::Failed);
-            let quiet = self.last_line.elapsed() >= LOG_QUIET_END;
-            if !self.follow || stage.is_final() || (stage == Stage::Running && quiet) {
+            if !self.follow || ended {
                 self.done = true;
                 let mut out = String::new();
-                sse_event(&mut out, None, Some("end"), stage.as_str());
+                sse_event(&mut out, None, Some("end"), &label);
                 return Some(Bytes::from(out));
             }
             if self.opened.elapsed() >= LOG_MAX_STREAM {
@@ -291,7 +336,7 @@ pub async fn cancel_build(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct SessionParams {
-    /// running, stopped or expired.
+    /// running, exited, stopped or expired.
     status: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
@@ -396,6 +441,79 @@ pub async fn extend_session(
                     .hard_expires_at
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             )))
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SessionLogParams {
+    /// Only the last `tail` lines stored (before following).
+    tail: Option<i64>,
+    /// Only lines after this event id (as `Last-Event-ID`, which it overrides; `tail` is then
+    /// ignored).
+    after: Option<i64>,
+    /// `true`: keep streaming new lines while the session runs. Default `false`: send what is
+    /// stored and end.
+    follow: Option<bool>,
+}
+
+/// The session's own output (its app's stdout and stderr, the newest 20000 lines of every run)
+/// as Server-Sent Events: `id: <seq>` and `data: <line>` per line, then `event: end` with the
+/// session's status as data once it is sent (or, following, once the session is not running).
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/logs", params(("id" = Uuid, Path), SessionLogParams),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+#[get("/sessions/{id}/logs")]
+pub async fn session_logs(
+    sandboxes: web::Data<Sandboxes>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    params: web::Query<SessionLogParams>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    let id = id.into_inner();
+    if params.tail.is_some_and(|t| t < 0) {
+        return Err(ApiError::InvalidArgument(
+            "tail: must be 0 or more lines".into(),
+        ));
+    }
+    sandboxes.session_exists(caller.tenant, id).await?;
+    let resumes = params.after.is_some() || req.headers().contains_key("last-event-id");
+    let after = match params.tail {
+        Some(n) if !resumes => sandboxes.session_log_tail_start(id, n).await?,
+        _ => last_event_id(params.after, &req)?,
+    };
+    Ok(sse_response(LogStream::new(
+        sandboxes.into_inner(),
+        LogSource::Session(id),
+        after,
+        params.follow.unwrap_or(false),
+    )))
+}
+
+/// Restarts a session's app: its container is made again from the build's image (a running
+/// app is stopped first). An exited session runs again; the new container is in the session
+/// once its worker reports it.
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/restart", params(("id" = Uuid, Path)),
+    responses((status = 200, body = SessionView), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+#[post("/sessions/{id}/restart")]
+pub async fn restart_session(
+    sandboxes: web::Data<Sandboxes>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<SessionView>, ApiError> {
+    caller.require(Permission::UseSandboxes)?;
+    let id = id.into_inner();
+    match sandboxes.restart_session(caller.tenant, id).await? {
+        None => Err(ApiError::NotFound(format!("session {id}"))),
+        Some((s, false)) => Err(ApiError::Conflict(format!(
+            "session {id} is {}: it cannot be restarted",
+            s.status
+        ))),
+        Some((s, true)) => {
+            tracing::info!(session_id = %id, restart = s.restarts, "session restart asked");
+            Ok(web::Json(session_view(s)))
         }
     }
 }

@@ -17,7 +17,7 @@ pub mod db;
 pub mod http;
 
 /// What the handlers pass in and get back.
-pub use db::{CancelOutcome, ExtendOutcome, ListQuery, SESSION_STATUSES, SessionQuery};
+pub use db::{CancelOutcome, ExtendOutcome, ListQuery, LogLine, SESSION_STATUSES, SessionQuery};
 
 use std::{sync::Arc, time::Duration};
 
@@ -124,6 +124,8 @@ pub(crate) fn build_view(
             status: s.status,
             expires_at: s.expires_at,
             container_id: s.container_id,
+            exit_code: s.exit_code,
+            oom_killed: s.oom_killed,
         }),
     }
 }
@@ -140,6 +142,10 @@ pub(crate) fn session_view(s: SessionRow) -> SessionView {
         hard_expires_at: s.hard_expires_at,
         ended_at: s.ended_at,
         end_reason: s.end_reason,
+        exit_code: s.exit_code,
+        oom_killed: s.oom_killed,
+        exited_at: s.exited_at,
+        restarts: s.restarts,
     }
 }
 
@@ -424,6 +430,46 @@ impl Sandboxes {
             self.broker.wake();
         }
         Ok(stopped)
+    }
+
+    /// Restarts a running or exited session (its worker is told through the outbox; the
+    /// publisher is woken). `None`: no such session in the tenant; `false`: it ended already.
+    pub async fn restart_session(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+    ) -> Result<Option<(db::SessionRow, bool)>, ApiError> {
+        let restarted = self
+            .store
+            .restart_session(tenant, id, &self.names().sessions_exchange)
+            .await?;
+        if matches!(restarted, Some((_, true))) {
+            self.broker.wake();
+        }
+        Ok(restarted)
+    }
+
+    /// The tenant's session's status (404 when there is none).
+    pub async fn session_exists(&self, tenant: TenantId, id: Uuid) -> Result<(), ApiError> {
+        self.session_row(tenant, id).await.map(|_| ())
+    }
+
+    /// Where the last `n` output lines of a session start (a `seq` to read after).
+    pub async fn session_log_tail_start(&self, session: Uuid, n: i64) -> Result<i64, ApiError> {
+        Ok(self.store.session_log_tail_start(session, n).await?)
+    }
+
+    /// A session's status and up to `limit` of its output lines after `after`. The status is
+    /// read before the lines: lines stored before the session ended are always seen before.
+    pub async fn session_log_page(
+        &self,
+        session: Uuid,
+        after: i64,
+        limit: i64,
+    ) -> Result<(Option<String>, Vec<db::LogLine>), DbError> {
+        let status = self.store.session_status(session).await?;
+        let lines = self.store.session_log_page(session, after, limit).await?;
+        Ok((status, lines))
     }
 
     pub fn wake_sweeper(&self) {

@@ -239,6 +239,15 @@ impl FakeServer {
                 continue;
             }
             u.validate().expect("updates are valid");
+            // A running session's own updates (output, exit) belong to no build attempt.
+            if matches!(
+                u.body,
+                UpdateBody::SessionExited { .. }
+                    | UpdateBody::SessionRestarted { .. }
+                    | UpdateBody::SessionLog { .. }
+            ) {
+                continue;
+            }
             p.attempts.insert(u.attempt);
             match u.body {
                 UpdateBody::Stage { stage, reason } => {
@@ -278,6 +287,9 @@ impl FakeServer {
                     }
                 }
                 UpdateBody::Session { container_id, .. } => p.container = Some(container_id),
+                UpdateBody::SessionExited { .. }
+                | UpdateBody::SessionRestarted { .. }
+                | UpdateBody::SessionLog { .. } => {}
             }
         }
     }

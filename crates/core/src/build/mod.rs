@@ -165,6 +165,51 @@ pub enum UpdateBody {
         container_id: String,
         network: String,
     },
+    /// The session's container stopped by itself (its process exited, or was killed for
+    /// memory): not one the platform removed. `at_unix_ms` is when the engine saw it end.
+    SessionExited {
+        container_id: String,
+        exit_code: i64,
+        oom_killed: bool,
+        at_unix_ms: i64,
+    },
+    /// The session's container was made again for its restart number `restart`.
+    SessionRestarted {
+        container_id: String,
+        restart: u32,
+    },
+    /// Output lines `first_line..first_line + lines.len()` of the session's container
+    /// `container_id` (stdout and stderr as they came).
+    SessionLog {
+        container_id: String,
+        first_line: u64,
+        lines: Vec<String>,
+    },
+}
+
+/// What a session's app ending by itself says to people (the session's end reason, the
+/// terminal's close reason).
+pub fn exit_summary(exit_code: i64, oom_killed: bool) -> String {
+    if oom_killed {
+        format!("the app ran out of memory and was killed (exit code {exit_code})")
+    } else if (129..160).contains(&exit_code) {
+        format!(
+            "the app was killed by signal {} (exit code {exit_code})",
+            exit_code - 128
+        )
+    } else {
+        format!("the app exited with code {exit_code}")
+    }
+}
+
+fn check_container_id(container_id: &str) -> Result<(), ValidationError> {
+    if container_id.is_empty()
+        || container_id.len() > 128
+        || !container_id.chars().all(|c| c.is_ascii_hexdigit())
+    {
+        return Err(ValidationError::new("container_id", "not a container id"));
+    }
+    Ok(())
 }
 
 /// Largest accepted update (a batch of log lines, a Dockerfile).
@@ -207,13 +252,22 @@ impl BuildUpdate {
                 container_id,
                 network,
             } => {
-                if container_id.is_empty()
-                    || container_id.len() > 128
-                    || !container_id.chars().all(|c| c.is_ascii_hexdigit())
-                {
-                    return Err(ValidationError::new("container_id", "not a container id"));
-                }
+                check_container_id(container_id)?;
                 crate::validate::slug("network", network, 128)?;
+            }
+            UpdateBody::SessionExited { container_id, .. }
+            | UpdateBody::SessionRestarted { container_id, .. } => {
+                check_container_id(container_id)?;
+            }
+            UpdateBody::SessionLog {
+                container_id,
+                lines,
+                ..
+            } => {
+                check_container_id(container_id)?;
+                if lines.len() > 10_000 {
+                    return Err(ValidationError::new("lines", "more than 10000 lines"));
+                }
             }
         }
         Ok(())
@@ -226,6 +280,9 @@ impl BuildUpdate {
 pub enum SessionControl {
     /// Remove this session's container and network now (deleted or expired).
     Stop { session_id: Uuid, reason: String },
+    /// Make the session's container again from its image (restart number `restart`; a worker
+    /// whose container already carries that number or a later one does nothing).
+    Restart { session_id: Uuid, restart: u32 },
     /// The sessions alive at `at_unix`: a worker removes labelled containers that are not among
     /// them (and were created before `at_unix`), so a crash anywhere leaves nothing behind.
     Live {
@@ -233,6 +290,11 @@ pub enum SessionControl {
         at_unix: i64,
     },
 }
+
+/// Statuses of a session: `running`; `exited` (its app ended by itself; the container stays
+/// until the session expires, so it can be restarted and its output read); `stopped` (ended by
+/// a user or with its build); `expired`.
+pub const SESSION_STATUSES: [&str; 4] = ["running", "exited", "stopped", "expired"];
 
 /// Keeps the last `max` lines of a log (for the build's summary).
 pub fn log_tail(lines: &[String], max: usize) -> Vec<String> {
@@ -316,6 +378,28 @@ mod tests {
         let json = r#"{"build_id":"00000000-0000-0000-0000-000000000000","tenant_id":"00000000-0000-0000-0000-000000000000","attempt":"00000000-0000-0000-0000-000000000000","body":{"kind":"log","first_line":0,"lines":["a","b"]}}"#;
         let u: BuildUpdate = serde_json::from_str(json).expect("parse");
         assert!(matches!(u.body, UpdateBody::Log { ref lines, .. } if lines.len() == 2));
+        assert!(
+            update(UpdateBody::SessionExited {
+                container_id: "abc".into(),
+                exit_code: 3,
+                oom_killed: false,
+                at_unix_ms: 0
+            })
+            .validate()
+            .is_ok()
+        );
+        assert!(
+            update(UpdateBody::SessionLog {
+                container_id: "x y".into(),
+                first_line: 0,
+                lines: vec![]
+            })
+            .validate()
+            .is_err()
+        );
+        assert_eq!(exit_summary(3, false), "the app exited with code 3");
+        assert!(exit_summary(137, true).contains("out of memory"));
+        assert!(exit_summary(137, false).contains("signal 9"));
         assert_eq!(
             log_tail(&["a".into(), "b".into(), "c".into()], 2),
             vec!["b", "c"]

@@ -61,8 +61,42 @@ pub enum Decision<'a> {
     /// A session came up for a build that already ended: tell the workers to remove it, with
     /// this reason.
     StopLateSession { reason: String },
+    /// The session's container `container_id` ended by itself: the session becomes `exited` if
+    /// it is running in that container (an exit of a container it no longer runs in is stale).
+    SessionExited {
+        container_id: &'a str,
+        exit_code: i64,
+        oom_killed: bool,
+        at_unix_ms: i64,
+    },
+    /// The session runs again, in `container_id`, if `restart` is its latest restart.
+    SessionRestarted { container_id: &'a str, restart: u32 },
+    /// Store output lines of the session's container `container_id` (`lines` is never empty).
+    AppendSessionLog {
+        container_id: &'a str,
+        first_line: i64,
+        lines: &'a [String],
+    },
     /// A valid update that does not apply (stale, late, a resend); dropped.
     Ignore(&'static str),
+}
+
+/// Line numbers `first..first + len` as stored, or why not.
+fn line_range(first_line: u64, lines: &[String]) -> Result<Option<i64>, &'static str> {
+    let Ok(first) = i64::try_from(first_line) else {
+        return Err("line number out of range");
+    };
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    let fits = i64::try_from(lines.len())
+        .ok()
+        .and_then(|n| first.checked_add(n))
+        .is_some();
+    if !fits {
+        return Err("line number out of range");
+    }
+    Ok(Some(first))
 }
 
 /// Decides what one (validated) worker update does to a build. See the module documentation
@@ -119,25 +153,47 @@ pub fn decide(build: BuildState, update: &BuildUpdate) -> Decision<'_> {
             }
             Decision::SetImage { image }
         }
-        UpdateBody::Log { first_line, lines } => {
-            let Ok(first) = i64::try_from(*first_line) else {
-                return Decision::Ignore("line number out of range");
-            };
-            if lines.is_empty() {
-                return Decision::Nothing;
-            }
-            let fits = i64::try_from(lines.len())
-                .ok()
-                .and_then(|n| first.checked_add(n))
-                .is_some();
-            if !fits {
-                return Decision::Ignore("line number out of range");
-            }
-            Decision::AppendLog {
+        UpdateBody::Log { first_line, lines } => match line_range(*first_line, lines) {
+            Err(why) => Decision::Ignore(why),
+            Ok(None) => Decision::Nothing,
+            Ok(Some(first)) => Decision::AppendLog {
                 first_line: first,
                 lines,
-            }
-        }
+            },
+        },
+        // Sessions outlive the attempt that started them: these hold whatever the build's stage
+        // and attempt; the session's own state (status, container) decides when stored.
+        UpdateBody::SessionExited {
+            container_id,
+            exit_code,
+            oom_killed,
+            at_unix_ms,
+        } => Decision::SessionExited {
+            container_id,
+            exit_code: *exit_code,
+            oom_killed: *oom_killed,
+            at_unix_ms: *at_unix_ms,
+        },
+        UpdateBody::SessionRestarted {
+            container_id,
+            restart,
+        } => Decision::SessionRestarted {
+            container_id,
+            restart: *restart,
+        },
+        UpdateBody::SessionLog {
+            container_id,
+            first_line,
+            lines,
+        } => match line_range(*first_line, lines) {
+            Err(why) => Decision::Ignore(why),
+            Ok(None) => Decision::Nothing,
+            Ok(Some(first)) => Decision::AppendSessionLog {
+                container_id,
+                first_line: first,
+                lines,
+            },
+        },
         UpdateBody::Session {
             container_id,
             network,
@@ -427,5 +483,62 @@ mod tests {
                 lines: &lines,
             }
         );
+    }
+
+    #[test]
+    fn session_updates_hold_in_any_stage_and_for_any_attempt() {
+        let lines = vec!["out".to_string()];
+        for from in Stage::ALL {
+            for attempt in [A1, A2, Uuid::nil()] {
+                let b = state(from, Some(A1));
+                let exited = UpdateBody::SessionExited {
+                    container_id: "c1".into(),
+                    exit_code: 3,
+                    oom_killed: false,
+                    at_unix_ms: 5,
+                };
+                assert_eq!(
+                    decide(b, &update(attempt, exited)),
+                    Decision::SessionExited {
+                        container_id: "c1",
+                        exit_code: 3,
+                        oom_killed: false,
+                        at_unix_ms: 5
+                    }
+                );
+                let restarted = UpdateBody::SessionRestarted {
+                    container_id: "c2".into(),
+                    restart: 1,
+                };
+                assert_eq!(
+                    decide(b, &update(attempt, restarted)),
+                    Decision::SessionRestarted {
+                        container_id: "c2",
+                        restart: 1
+                    }
+                );
+                let log = |first_line, lines: Vec<String>| UpdateBody::SessionLog {
+                    container_id: "c1".into(),
+                    first_line,
+                    lines,
+                };
+                assert_eq!(
+                    decide(b, &update(attempt, log(2, lines.clone()))),
+                    Decision::AppendSessionLog {
+                        container_id: "c1",
+                        first_line: 2,
+                        lines: &lines
+                    }
+                );
+                assert_eq!(
+                    decide(b, &update(attempt, log(2, vec![]))),
+                    Decision::Nothing
+                );
+                assert_eq!(
+                    decide(b, &update(attempt, log(u64::MAX, lines.clone()))),
+                    Decision::Ignore("line number out of range")
+                );
+            }
+        }
     }
 }

@@ -57,10 +57,16 @@ pub struct Durations {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionSummary {
     pub id: Uuid,
-    /// running, stopped, expired.
+    /// running, exited, stopped, expired.
     pub status: String,
     pub expires_at: DateTime<Utc>,
     pub container_id: String,
+    /// The app's exit code once it ended by itself (`exited`).
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// The app was killed for using more memory than the session may.
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -68,7 +74,8 @@ pub struct SessionView {
     /// The build's id (one session per build).
     pub id: Uuid,
     pub build_id: Uuid,
-    /// running, stopped, expired.
+    /// running; exited (its app ended by itself: `exit_code`, `oom_killed`, `exited_at`; it can
+    /// be restarted until it expires); stopped; expired.
     pub status: String,
     pub container_id: String,
     pub network: String,
@@ -79,6 +86,18 @@ pub struct SessionView {
     pub hard_expires_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub end_reason: String,
+    /// The exit code of the app's last run, when it ended by itself.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// The app's last run was killed for using more memory than the session may.
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// When the app's last run ended by itself.
+    #[serde(default)]
+    pub exited_at: Option<DateTime<Utc>>,
+    /// How many times the session was restarted.
+    #[serde(default)]
+    pub restarts: i32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

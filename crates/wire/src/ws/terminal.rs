@@ -27,6 +27,9 @@ pub mod close {
         TICKET_REUSED = 4409;
         /// The session's container stopped (ended, expired, or killed).
         SESSION_ENDED = 4410;
+        /// The session's app ended by itself (the reason says how: its exit code, a signal, or
+        /// running out of memory); the session is `exited` and can be restarted.
+        APP_EXITED = 4412;
         /// The tenant (or the gateway) has as many terminals open as allowed.
         TOO_MANY = 4429;
     }

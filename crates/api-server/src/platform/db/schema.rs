@@ -182,6 +182,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    session_logs (session_id, container_id, line_no) {
+        session_id -> Uuid,
+        container_id -> Text,
+        line_no -> Int8,
+        seq -> Int8,
+        line -> Text,
+        at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -194,6 +205,10 @@ diesel::table! {
         hard_expires_at -> Timestamptz,
         ended_at -> Nullable<Timestamptz>,
         end_reason -> Text,
+        exit_code -> Nullable<Int4>,
+        oom_killed -> Bool,
+        exited_at -> Nullable<Timestamptz>,
+        restarts -> Int4,
     }
 }
 
@@ -236,6 +251,7 @@ diesel::joinable!(nav_edge_stats -> tenants (tenant_id));
 diesel::joinable!(navigation_trees -> tenants (tenant_id));
 diesel::joinable!(outbox_events -> tenants (tenant_id));
 diesel::joinable!(reference_images -> tenants (tenant_id));
+diesel::joinable!(session_logs -> sessions (session_id));
 diesel::joinable!(sessions -> builds (build_id));
 diesel::joinable!(sessions -> tenants (tenant_id));
 diesel::joinable!(testcases -> tenants (tenant_id));
@@ -253,6 +269,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     navigation_trees,
     outbox_events,
     reference_images,
+    session_logs,
     sessions,
     tenants,
     testcases,
