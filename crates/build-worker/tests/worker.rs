@@ -482,7 +482,7 @@ async fn each_stack_builds_and_runs_from_a_generated_dockerfile() {
                 ("requirements.txt", "six==1.16.0\n"),
                 (
                     "main.py",
-                    "import time, six\nprint('python up', six.__version__, flush=True)\ntime.sleep(600)\n",
+                    "import time, six\nopen('state.db', 'w').write('x')\nprint('python up', six.__version__, flush=True)\ntime.sleep(600)\n",
                 ),
             ],
         ),
@@ -499,7 +499,7 @@ async fn each_stack_builds_and_runs_from_a_generated_dockerfile() {
                 ),
                 (
                     "server.js",
-                    "console.log('node up');\nsetInterval(() => {}, 1000);\n",
+                    "require('fs').writeFileSync('state.db', 'x');\nconsole.log('node up');\nsetInterval(() => {}, 1000);\n",
                 ),
             ],
         ),
@@ -509,7 +509,7 @@ async fn each_stack_builds_and_runs_from_a_generated_dockerfile() {
                 ("go.mod", "module example.com/app\n\ngo 1.19\n"),
                 (
                     "main.go",
-                    "package main\n\nimport (\n\t\"fmt\"\n\t\"time\"\n)\n\nfunc main() {\n\tfmt.Println(\"go up\")\n\ttime.Sleep(600 * time.Second)\n}\n",
+                    "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n\t\"time\"\n)\n\nfunc main() {\n\tif err := os.WriteFile(\"state.db\", []byte(\"x\"), 0o600); err != nil {\n\t\tpanic(err)\n\t}\n\tfmt.Println(\"go up\")\n\ttime.Sleep(600 * time.Second)\n}\n",
                 ),
             ],
         ),
@@ -522,7 +522,7 @@ async fn each_stack_builds_and_runs_from_a_generated_dockerfile() {
                 ),
                 (
                     "src/main/java/app/Main.java",
-                    "package app;\n\npublic class Main {\n    public static void main(String[] args) throws Exception {\n        System.out.println(\"java_gradle up\");\n        Thread.sleep(600_000);\n    }\n}\n",
+                    "package app;\n\npublic class Main {\n    public static void main(String[] args) throws Exception {\n        new java.io.FileWriter(\"state.db\").close();\n        System.out.println(\"java_gradle up\");\n        Thread.sleep(600_000);\n    }\n}\n",
                 ),
             ],
         ),
@@ -535,11 +535,13 @@ async fn each_stack_builds_and_runs_from_a_generated_dockerfile() {
                 ),
                 (
                     "src/main.rs",
-                    "fn main() {\n    println!(\"rust up\");\n    std::thread::sleep(std::time::Duration::from_secs(600));\n}\n",
+                    "fn main() {\n    std::fs::write(\"state.db\", \"x\").expect(\"/app is writable\");\n    println!(\"rust up\");\n    std::thread::sleep(std::time::Duration::from_secs(600));\n}\n",
                 ),
             ],
         ),
     ];
+    // Every program writes a file next to its code before it says it is up: apps that keep
+    // SQLite files, uploads or logs in their directory must be able to.
     for (stack, files) in repos {
         let url = lab.git.repo(stack, &files);
         let job = lab.server.queue_job(&url, None, None).await;
