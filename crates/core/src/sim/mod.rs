@@ -26,6 +26,7 @@ mod config;
 mod font;
 pub mod layout;
 mod lineup;
+pub mod phone;
 mod render;
 mod state;
 
