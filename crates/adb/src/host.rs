@@ -244,8 +244,11 @@ impl AdbClient {
         self.timed(timeout, async {
             let stream = self.mux.open(&format!("shell,v2,raw:{command}")).await?;
             let (mut r, mut w) = stream.split();
-            w.write(&protocol::shell_packet(shell_id::CLOSE_STDIN, &[]))
-                .await?;
+            // A command that needs no input may have finished, and its stream closed, before
+            // this arrives: its output and exit code are still read below.
+            let _ = w
+                .write(&protocol::shell_packet(shell_id::CLOSE_STDIN, &[]))
+                .await;
             let mut out = ShellOutput {
                 stdout: Vec::new(),
                 stderr: Vec::new(),
