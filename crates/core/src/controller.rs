@@ -210,6 +210,51 @@ pub trait Shell: Send + Sync {
     fn run(&self, command: &str, timeout: Duration) -> Result<ShellOutput, ControlError>;
 }
 
+/// A touch screen device's UI and apps (Android over ADB). Coordinates are screen pixels.
+pub trait AndroidUi: Send + Sync {
+    fn tap(&self, x: u32, y: u32) -> Result<(), ControlError>;
+
+    fn swipe(
+        &self,
+        from: (u32, u32),
+        to: (u32, u32),
+        duration: Duration,
+    ) -> Result<(), ControlError>;
+
+    /// A touch held at one point (a swipe that does not move).
+    fn long_press(&self, x: u32, y: u32, hold: Duration) -> Result<(), ControlError> {
+        self.swipe((x, y), (x, y), hold)
+    }
+
+    /// Types text into the focused field.
+    fn input_text(&self, text: &str) -> Result<(), ControlError>;
+
+    /// The current screen's UI hierarchy, as `uiautomator dump` writes it (XML).
+    fn ui_dump(&self) -> Result<String, ControlError>;
+
+    /// Starts an app: its launcher activity, or `activity` (`.Main`, `com.x/.Main`) when given.
+    fn launch_app(&self, package: &str, activity: Option<&str>) -> Result<(), ControlError>;
+
+    /// Force-stops an app.
+    fn stop_app(&self, package: &str) -> Result<(), ControlError>;
+
+    /// Clears an app's data.
+    fn clear_app(&self, _package: &str) -> Result<(), ControlError> {
+        Err(ControlError::Unsupported("clearing app data"))
+    }
+
+    /// Installs (or replaces) an APK the host provides by name (a file of the driver's APK
+    /// directory: test cases never name host paths).
+    fn install_app(&self, _apk: &str) -> Result<(), ControlError> {
+        Err(ControlError::Unsupported("installing apps"))
+    }
+
+    /// Installed packages' names.
+    fn list_apps(&self) -> Result<Vec<String>, ControlError> {
+        Err(ControlError::Unsupported("listing apps"))
+    }
+}
+
 /// One line of a device's console output.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsoleLine {
@@ -267,12 +312,19 @@ pub trait Device: Send + Sync {
     fn console(&self) -> Option<&dyn Console> {
         None
     }
+    /// Touch, UI hierarchy and apps ([`Capability::Touch`]).
+    fn android_ui(&self) -> Option<&dyn AndroidUi> {
+        None
+    }
 
     /// The capabilities this device has, derived from its controllers.
     fn capabilities(&self) -> Vec<Capability> {
         let mut caps = Vec::new();
         if self.remote().is_some() {
             caps.push(Capability::RemoteControl);
+        }
+        if self.android_ui().is_some() {
+            caps.push(Capability::Touch);
         }
         if self.video().is_some() {
             caps.push(Capability::VideoCapture);

@@ -69,7 +69,7 @@ impl FromStr for Status {
 pub enum Capability {
     /// Key presses, long presses and text entry (IR, ADB key events, a simulated remote).
     RemoteControl,
-    /// Tap and swipe on touch screens.
+    /// Tap and swipe on touch screens, the UI hierarchy and apps (Android over ADB).
     Touch,
     /// Frames from the device screen (HDMI capture, screen recording).
     VideoCapture,
@@ -134,15 +134,22 @@ pub enum DriverKind {
     /// A device composed of controllers from hardware drivers (video from V4L2, audio from
     /// ALSA, console from a serial port); which ones is the host's configuration.
     Composite,
+    /// An Android phone or TV over ADB (TCP): key events, touch, screenshots, shell, apps.
+    Android,
 }
 
 impl DriverKind {
-    pub const ALL: [DriverKind; 2] = [DriverKind::Simulated, DriverKind::Composite];
+    pub const ALL: [DriverKind; 3] = [
+        DriverKind::Simulated,
+        DriverKind::Composite,
+        DriverKind::Android,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             DriverKind::Simulated => "simulated",
             DriverKind::Composite => "composite",
+            DriverKind::Android => "android",
         }
     }
 
@@ -160,6 +167,12 @@ impl DriverKind {
                 Capability::VideoCapture,
                 Capability::AudioCapture,
                 Capability::Console,
+            ],
+            DriverKind::Android => vec![
+                Capability::RemoteControl,
+                Capability::Touch,
+                Capability::VideoCapture,
+                Capability::Shell,
             ],
         }
     }

@@ -22,6 +22,7 @@ pub mod run;
 pub mod sim;
 pub mod terminal;
 pub mod testcase;
+pub mod uiautomator;
 pub mod validate;
 pub mod verify;
 

@@ -17,6 +17,8 @@ mod worker;
 #[cfg(test)]
 mod eventually;
 
+#[cfg(feature = "android")]
+pub mod android;
 pub mod audio;
 pub mod ir;
 pub mod power;

@@ -428,3 +428,6 @@ impl Runner<'_, '_> {
 
 #[cfg(all(test, feature = "sim"))]
 mod tests;
+
+#[cfg(test)]
+mod android_tests;

@@ -6,17 +6,21 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use crate::{
-    controller::{AudioCapture, Console, ControlError, RemoteControl, VideoCapture},
+    controller::{AndroidUi, AudioCapture, Console, ControlError, RemoteControl, VideoCapture},
     frame::{Frame, Gray, Rect},
     nav::{
         EdgeObservation, NavError, Navigator,
         goto::{ms_between, sleep},
     },
-    testcase::{Action, AudioExpect, ImageMode, Step, TestCase},
+    testcase::{Action, AudioExpect, ElementState, ImageMode, Step, TestCase},
+    uiautomator::{self, NotFound, Selector, UiNode},
     verify::{self, BlackParams, Expectation, Watch, WatchStatus},
 };
 
 use super::{RunContext, Verdict};
+
+/// Shortest pause between two UI dumps (a dump takes the device a while).
+const MIN_UI_POLL_MS: u64 = 200;
 
 /// What a step came to.
 pub(super) struct Outcome {
@@ -144,6 +148,54 @@ pub(super) fn execute(
             step.timeout_ms.unwrap_or(tc.defaults.timeout_ms),
             console_from,
         ),
+        Action::Tap(t) => match (t.x, t.y, t.selector()) {
+            (Some(x), Some(y), _) => s.ui().and_then(|ui| {
+                ui.tap(x, y)?;
+                Ok(Outcome::pass(format!("tapped ({x}, {y})"), None))
+            }),
+            (_, _, Some(sel)) => {
+                s.tap_element(&sel, step.timeout_ms.unwrap_or(tc.defaults.timeout_ms))
+            }
+            _ => Ok(Outcome::error("tap needs a point or an element")),
+        },
+        Action::Swipe(sw) => s.ui().and_then(|ui| {
+            ui.swipe(
+                (sw.from.x, sw.from.y),
+                (sw.to.x, sw.to.y),
+                Duration::from_millis(sw.duration_ms),
+            )?;
+            Ok(Outcome::pass(
+                format!(
+                    "swiped ({}, {}) to ({}, {}) in {} ms",
+                    sw.from.x, sw.from.y, sw.to.x, sw.to.y, sw.duration_ms
+                ),
+                None,
+            ))
+        }),
+        Action::InputText(t) => s.ui().and_then(|ui| {
+            ui.input_text(&t.text)?;
+            Ok(Outcome::pass(format!("typed {:?}", t.text), None))
+        }),
+        Action::TapElement(e) => s.tap_element(
+            &e.selector,
+            step.timeout_ms.unwrap_or(tc.defaults.timeout_ms),
+        ),
+        Action::VerifyElement(v) => {
+            s.verify_element(v, step.timeout_ms.unwrap_or(tc.defaults.timeout_ms))
+        }
+        Action::LaunchApp(a) => s.ui().and_then(|ui| {
+            ui.launch_app(&a.package, a.activity.as_deref())?;
+            Ok(Outcome::pass(format!("launched {}", a.package), None))
+        }),
+        Action::StopApp(p) => s.ui().and_then(|ui| {
+            ui.stop_app(&p.package)?;
+            Ok(Outcome::pass(format!("stopped {}", p.package), None))
+        }),
+        Action::InstallApp(i) => s.ui().and_then(|ui| {
+            ui.install_app(&i.apk)?;
+            Ok(Outcome::pass(format!("installed {}", i.apk), None))
+        }),
+        Action::Shell(sh) => s.shell(sh, step.timeout_ms.unwrap_or(DEFAULT_SHELL_TIMEOUT_MS)),
     };
     match result {
         Ok(o) => o,
@@ -151,6 +203,9 @@ pub(super) fn execute(
         Err(Abort::Cancelled(frame)) => Outcome::cancelled(frame),
     }
 }
+
+/// How long a `shell` step's command may run when the step gives no `timeout_ms`.
+pub const DEFAULT_SHELL_TIMEOUT_MS: u64 = 30_000;
 
 /// Compiles a `serial_expect` pattern (bounded in size: patterns come from test authors).
 pub fn console_pattern(pattern: &str) -> Result<regex::Regex, String> {
@@ -303,6 +358,159 @@ impl<'a> Steps<'_, 'a> {
             }
             console.wait(cursor, left.min(Duration::from_millis(100)))?;
         }
+    }
+
+    fn ui(&self) -> StepResult<&'a dyn AndroidUi> {
+        self.ctx
+            .device
+            .android_ui()
+            .ok_or_else(|| Abort::Error("the device has no touch screen".into()))
+    }
+
+    /// Dumps the UI hierarchy until `selector` matches (`want_present`) or no longer matches,
+    /// or `timeout_ms` passes. `Ok(Ok(node))` when present was wanted and found; `Ok(Err(_))`
+    /// when the wait ran out (with the closest elements when it wanted one present).
+    fn wait_element(
+        &self,
+        selector: &Selector,
+        want_present: bool,
+        timeout_ms: u64,
+    ) -> StepResult<Result<Option<UiNode>, NotFound>> {
+        let ui = self.ui()?;
+        let deadline = self.now() + timeout_ms * 1000;
+        let pause = self.ctx.options.poll_interval_ms.max(MIN_UI_POLL_MS);
+        loop {
+            let xml = ui.ui_dump()?;
+            let nodes = uiautomator::parse(&xml).map_err(|e| Abort::Error(e.to_string()))?;
+            match (uiautomator::find(&nodes, selector), want_present) {
+                (Ok(n), true) => return Ok(Ok(Some(n.clone()))),
+                (Err(_), false) => return Ok(Ok(None)),
+                (found, _) => {
+                    if self.now() >= deadline {
+                        return Ok(Err(match found {
+                            Err(nf) => nf,
+                            Ok(_) => NotFound {
+                                selector: selector.clone(),
+                                closest: Vec::new(),
+                            },
+                        }));
+                    }
+                }
+            }
+            self.sleep_ms(pause)?;
+        }
+    }
+
+    fn tap_element(&self, selector: &Selector, timeout_ms: u64) -> StepResult<Outcome> {
+        match self.wait_element(selector, true, timeout_ms)? {
+            Ok(Some(node)) => {
+                let (x, y) = node.center();
+                self.ui()?.tap(x, y)?;
+                Ok(Outcome::pass(
+                    format!("tapped {} at ({x}, {y})", node.label()),
+                    None,
+                ))
+            }
+            Ok(None) => Ok(Outcome::error("element lookup returned nothing")),
+            Err(nf) => Ok(Outcome::fail(
+                format!("{nf} within {timeout_ms} ms"),
+                grab_quietly(self.ctx),
+            )),
+        }
+    }
+
+    fn verify_element(
+        &self,
+        v: &crate::testcase::VerifyElementStep,
+        timeout_ms: u64,
+    ) -> StepResult<Outcome> {
+        let present = v.state == ElementState::Present;
+        match self.wait_element(&v.selector, present, timeout_ms)? {
+            Ok(Some(node)) => Ok(Outcome::pass(
+                format!(
+                    "{} is present at {}x{}+{}+{}",
+                    node.label(),
+                    node.bounds.width,
+                    node.bounds.height,
+                    node.bounds.x,
+                    node.bounds.y
+                ),
+                None,
+            )),
+            Ok(None) => Ok(Outcome::pass(
+                format!("no element with {}", v.selector),
+                None,
+            )),
+            Err(nf) if present => Ok(Outcome::fail(
+                format!("{nf} within {timeout_ms} ms"),
+                grab_quietly(self.ctx),
+            )),
+            Err(_) => Ok(Outcome::fail(
+                format!(
+                    "an element with {} is still present after {timeout_ms} ms",
+                    v.selector
+                ),
+                grab_quietly(self.ctx),
+            )),
+        }
+    }
+
+    fn shell(&self, sh: &crate::testcase::ShellStep, timeout_ms: u64) -> StepResult<Outcome> {
+        let shell = self
+            .ctx
+            .device
+            .shell()
+            .ok_or_else(|| Abort::Error("the device has no shell".into()))?;
+        let pattern = match &sh.expect_output {
+            Some(p) => Some(console_pattern(p).map_err(Abort::Error)?),
+            None => None,
+        };
+        let out = shell.run(&sh.command, Duration::from_millis(timeout_ms))?;
+        let shown = |s: &str| {
+            let s = s.trim();
+            if s.chars().count() > 200 {
+                format!("{}…", s.chars().take(200).collect::<String>())
+            } else {
+                s.to_owned()
+            }
+        };
+        let mut problems = Vec::new();
+        if out.exit_code != sh.exit_code {
+            problems.push(format!(
+                "exited with {} (expected {}){}",
+                out.exit_code,
+                sh.exit_code,
+                if out.stderr.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", shown(&out.stderr))
+                }
+            ));
+        }
+        if let Some(re) = &pattern
+            && !re.is_match(&out.stdout)
+            && !re.is_match(&out.stderr)
+        {
+            problems.push(format!(
+                "output {:?} does not match /{}/",
+                shown(&out.stdout),
+                re.as_str()
+            ));
+        }
+        let o = if problems.is_empty() {
+            Outcome::pass(
+                format!(
+                    "`{}` exited with {}: {:?}",
+                    sh.command,
+                    out.exit_code,
+                    shown(&out.stdout)
+                ),
+                None,
+            )
+        } else {
+            Outcome::fail(format!("`{}` {}", sh.command, problems.join("; ")), None)
+        };
+        Ok(o.measure("exit_code", f64::from(out.exit_code)))
     }
 
     fn audio(&self) -> StepResult<&'a dyn AudioCapture> {

@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 pub use problem::{Problem, ProblemCode};
 pub use step::{
-    ACTION_NAMES, Action, AudioExpect, GotoStep, ImageMode, MeasureZapStep, ObserveStep, PressStep,
-    RegionStep, RepeatStep, ScreenshotStep, SerialExpectStep, SerialSendStep, Step,
-    VerifyAudioStep, VerifyImageStep, WaitStep,
+    ACTION_NAMES, Action, AudioExpect, ElementState, ElementStep, GotoStep, ImageMode,
+    InputTextStep, InstallAppStep, LaunchAppStep, MeasureZapStep, ObserveStep, PackageStep, Point,
+    PressStep, RegionStep, RepeatStep, ScreenshotStep, SerialExpectStep, SerialSendStep, ShellStep,
+    Step, SwipeStep, TapStep, VerifyAudioStep, VerifyElementStep, VerifyImageStep, WaitStep,
 };
 pub use validate::ValidationEnv;
 
@@ -167,6 +168,15 @@ pub fn step_capabilities(action: &Action) -> Vec<Capability> {
         | Action::Screenshot(_) => vec![VideoCapture],
         Action::VerifyAudio(_) => vec![AudioCapture],
         Action::SerialSend(_) | Action::SerialExpect(_) => vec![Console],
+        Action::Tap(_)
+        | Action::Swipe(_)
+        | Action::InputText(_)
+        | Action::TapElement(_)
+        | Action::VerifyElement(_)
+        | Action::LaunchApp(_)
+        | Action::StopApp(_)
+        | Action::InstallApp(_) => vec![Touch],
+        Action::Shell(_) => vec![Shell],
     }
 }
 

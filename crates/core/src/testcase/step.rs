@@ -23,6 +23,7 @@ use crate::{
         KeyName,
         shorthand::{Scalar, Shorthand, deserialize_shorthand},
     },
+    uiautomator::Selector,
 };
 
 /// One step: an action and its options.
@@ -82,10 +83,32 @@ pub enum Action {
     /// `serial_expect: {pattern: 'Linux version (?P<version>[0-9.]+)'}`. Named groups that are
     /// numbers become measurements.
     SerialExpect(SerialExpectStep),
+    /// Tap the screen at a point or on an element: `tap: {x: 540, y: 1200}` or
+    /// `tap: {text: "OK"}`.
+    Tap(TapStep),
+    /// Swipe: `swipe: {from: {x: 500, y: 1500}, to: {x: 500, y: 500}, duration_ms: 300}`.
+    Swipe(SwipeStep),
+    /// Type text into the focused field: `input_text: hello`.
+    InputText(InputTextStep),
+    /// Tap the centre of an element found in the UI hierarchy: `tap_element: OK` (by text) or
+    /// `tap_element: {resource_id: "com.x:id/ok"}`; waits up to `timeout_ms` for it.
+    TapElement(ElementStep),
+    /// Wait for an element to be present (or absent): `verify_element: {text: Done}`,
+    /// `verify_element: {content_desc: Spinner, state: absent}`.
+    VerifyElement(VerifyElementStep),
+    /// Start an app: `launch_app: com.example` or `{package, activity}`.
+    LaunchApp(LaunchAppStep),
+    /// Force-stop an app: `stop_app: com.example`.
+    StopApp(PackageStep),
+    /// Install an APK the host provides by name: `install_app: demo.apk`.
+    InstallApp(InstallAppStep),
+    /// Run a shell command on the device: `shell: "pm path com.x"` or `{command,
+    /// expect_output, exit_code}` (exit code 0 unless said otherwise).
+    Shell(ShellStep),
 }
 
 /// Every action's name, in the order of [`Action`].
-pub const ACTION_NAMES: [&str; 14] = [
+pub const ACTION_NAMES: [&str; 23] = [
     "goto",
     "press",
     "wait",
@@ -100,6 +123,15 @@ pub const ACTION_NAMES: [&str; 14] = [
     "repeat",
     "serial_send",
     "serial_expect",
+    "tap",
+    "swipe",
+    "input_text",
+    "tap_element",
+    "verify_element",
+    "launch_app",
+    "stop_app",
+    "install_app",
+    "shell",
 ];
 const OPTION_NAMES: [&str; 2] = ["timeout_ms", "continue_on_failure"];
 
@@ -121,6 +153,15 @@ impl Action {
             Action::Repeat(_) => "repeat",
             Action::SerialSend(_) => "serial_send",
             Action::SerialExpect(_) => "serial_expect",
+            Action::Tap(_) => "tap",
+            Action::Swipe(_) => "swipe",
+            Action::InputText(_) => "input_text",
+            Action::TapElement(_) => "tap_element",
+            Action::VerifyElement(_) => "verify_element",
+            Action::LaunchApp(_) => "launch_app",
+            Action::StopApp(_) => "stop_app",
+            Action::InstallApp(_) => "install_app",
+            Action::Shell(_) => "shell",
         }
     }
 
@@ -134,6 +175,10 @@ impl Action {
                 | Action::VerifyNotBlack(_)
                 | Action::MeasureZap(_)
                 | Action::SerialExpect(_)
+                | Action::Tap(_)
+                | Action::TapElement(_)
+                | Action::VerifyElement(_)
+                | Action::Shell(_)
         )
     }
 }
@@ -439,6 +484,332 @@ impl Shorthand for SerialExpectStep {
 }
 deserialize_shorthand!(SerialExpectStep);
 
+/// A point on the screen, in pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Point {
+    pub x: u32,
+    pub y: u32,
+}
+
+/// `tap: {x, y}` or `tap: {text | resource_id | content_desc}` (the element's centre).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TapStep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_desc: Option<String>,
+}
+
+impl TapStep {
+    /// The element to tap, when the step names one.
+    pub fn selector(&self) -> Option<Selector> {
+        let s = Selector {
+            text: self.text.clone(),
+            resource_id: self.resource_id.clone(),
+            content_desc: self.content_desc.clone(),
+        };
+        (!s.is_empty()).then_some(s)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwipeStep {
+    pub from: Point,
+    pub to: Point,
+    /// How long the finger moves (default 300 ms).
+    #[serde(default = "default_swipe_ms")]
+    pub duration_ms: u64,
+}
+
+fn default_swipe_ms() -> u64 {
+    300
+}
+
+/// `input_text: hello` or `input_text: {text: hello}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InputTextStep {
+    pub text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InputTextFull {
+    text: String,
+}
+
+impl From<InputTextFull> for InputTextStep {
+    fn from(f: InputTextFull) -> Self {
+        InputTextStep { text: f.text }
+    }
+}
+
+impl Shorthand for InputTextStep {
+    type Full = InputTextFull;
+    const EXPECTING: &'static str = "the text to type or {text}";
+    fn from_scalar(s: Scalar) -> Result<Self, String> {
+        match s {
+            Scalar::Str(text) => Ok(InputTextStep { text }),
+            Scalar::Int(n) => Ok(InputTextStep {
+                text: n.to_string(),
+            }),
+            Scalar::Null => Err("expected the text to type, found nothing".into()),
+        }
+    }
+}
+deserialize_shorthand!(InputTextStep);
+
+/// An element: `OK` (by text) or `{text, resource_id, content_desc}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ElementStep {
+    #[serde(flatten)]
+    pub selector: Selector,
+}
+
+impl From<Selector> for ElementStep {
+    fn from(selector: Selector) -> Self {
+        ElementStep { selector }
+    }
+}
+
+fn text_selector(s: Scalar) -> Result<Selector, String> {
+    match s {
+        Scalar::Str(text) => Ok(Selector {
+            text: Some(text),
+            ..Selector::default()
+        }),
+        Scalar::Int(n) => Ok(Selector {
+            text: Some(n.to_string()),
+            ..Selector::default()
+        }),
+        Scalar::Null => {
+            Err("expected an element's text or {text, resource_id, content_desc}".into())
+        }
+    }
+}
+
+impl Shorthand for ElementStep {
+    type Full = Selector;
+    const EXPECTING: &'static str = "an element's text or {text, resource_id, content_desc}";
+    fn from_scalar(s: Scalar) -> Result<Self, String> {
+        text_selector(s).map(ElementStep::from)
+    }
+}
+deserialize_shorthand!(ElementStep);
+
+/// What `verify_element` waits for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ElementState {
+    #[default]
+    Present,
+    Absent,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifyElementStep {
+    #[serde(flatten)]
+    pub selector: Selector,
+    pub state: ElementState,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifyElementFull {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    resource_id: Option<String>,
+    #[serde(default)]
+    content_desc: Option<String>,
+    #[serde(default)]
+    state: ElementState,
+}
+
+impl From<VerifyElementFull> for VerifyElementStep {
+    fn from(f: VerifyElementFull) -> Self {
+        VerifyElementStep {
+            selector: Selector {
+                text: f.text,
+                resource_id: f.resource_id,
+                content_desc: f.content_desc,
+            },
+            state: f.state,
+        }
+    }
+}
+
+impl Shorthand for VerifyElementStep {
+    type Full = VerifyElementFull;
+    const EXPECTING: &'static str = "an element's text or {text, resource_id, content_desc, state}";
+    fn from_scalar(s: Scalar) -> Result<Self, String> {
+        Ok(VerifyElementStep {
+            selector: text_selector(s)?,
+            state: ElementState::Present,
+        })
+    }
+}
+deserialize_shorthand!(VerifyElementStep);
+
+/// `launch_app: com.example` or `{package, activity}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LaunchAppStep {
+    pub package: String,
+    /// `.MainActivity` or `com.example/.MainActivity` (default: the launcher activity).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activity: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LaunchAppFull {
+    package: String,
+    #[serde(default)]
+    activity: Option<String>,
+}
+
+impl From<LaunchAppFull> for LaunchAppStep {
+    fn from(f: LaunchAppFull) -> Self {
+        LaunchAppStep {
+            package: f.package,
+            activity: f.activity,
+        }
+    }
+}
+
+fn package_scalar(s: Scalar) -> Result<String, String> {
+    match s {
+        Scalar::Str(p) => Ok(p),
+        _ => Err("expected a package name (com.example.app)".into()),
+    }
+}
+
+impl Shorthand for LaunchAppStep {
+    type Full = LaunchAppFull;
+    const EXPECTING: &'static str = "a package name or {package, activity}";
+    fn from_scalar(s: Scalar) -> Result<Self, String> {
+        Ok(LaunchAppStep {
+            package: package_scalar(s)?,
+            activity: None,
+        })
+    }
+}
+deserialize_shorthand!(LaunchAppStep);
+
+/// `stop_app: com.example` or `{package}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PackageStep {
+    pub package: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PackageFull {
+    package: String,
+}
+
+impl From<PackageFull> for PackageStep {
+    fn from(f: PackageFull) -> Self {
+        PackageStep { package: f.package }
+    }
+}
+
+impl Shorthand for PackageStep {
+    type Full = PackageFull;
+    const EXPECTING: &'static str = "a package name or {package}";
+    fn from_scalar(s: Scalar) -> Result<Self, String> {
+        Ok(PackageStep {
+            package: package_scalar(s)?,
+        })
+    }
+}
+deserialize_shorthand!(PackageStep);
+
+/// `install_app: demo.apk` or `{apk}`: a file of the host's APK directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InstallAppStep {
+    pub apk: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InstallAppFull {
+    apk: String,
+}
+
+impl From<InstallAppFull> for InstallAppStep {
+    fn from(f: InstallAppFull) -> Self {
+        InstallAppStep { apk: f.apk }
+    }
+}
+
+impl Shorthand for InstallAppStep {
+    type Full = InstallAppFull;
+    const EXPECTING: &'static str = "an apk file name or {apk}";
+    fn from_scalar(s: Scalar) -> Result<Self, String> {
+        match s {
+            Scalar::Str(apk) => Ok(InstallAppStep { apk }),
+            _ => Err("expected an apk file name (demo.apk)".into()),
+        }
+    }
+}
+deserialize_shorthand!(InstallAppStep);
+
+/// `shell: command` or `{command, expect_output, exit_code}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ShellStep {
+    pub command: String,
+    /// A regular expression the output (stdout, then stderr) must match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_output: Option<String>,
+    /// The exit code wanted (default 0).
+    pub exit_code: i32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ShellFull {
+    command: String,
+    #[serde(default)]
+    expect_output: Option<String>,
+    #[serde(default)]
+    exit_code: i32,
+}
+
+impl From<ShellFull> for ShellStep {
+    fn from(f: ShellFull) -> Self {
+        ShellStep {
+            command: f.command,
+            expect_output: f.expect_output,
+            exit_code: f.exit_code,
+        }
+    }
+}
+
+impl Shorthand for ShellStep {
+    type Full = ShellFull;
+    const EXPECTING: &'static str = "a command or {command, expect_output, exit_code}";
+    fn from_scalar(s: Scalar) -> Result<Self, String> {
+        match s {
+            Scalar::Str(command) => Ok(ShellStep {
+                command,
+                expect_output: None,
+                exit_code: 0,
+            }),
+            _ => Err("expected a shell command".into()),
+        }
+    }
+}
+deserialize_shorthand!(ShellStep);
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RepeatStep {
@@ -552,6 +923,15 @@ impl Serialize for Step {
             Action::Repeat(v) => m.serialize_entry(name, v)?,
             Action::SerialSend(v) => m.serialize_entry(name, v)?,
             Action::SerialExpect(v) => m.serialize_entry(name, v)?,
+            Action::Tap(v) => m.serialize_entry(name, v)?,
+            Action::Swipe(v) => m.serialize_entry(name, v)?,
+            Action::InputText(v) => m.serialize_entry(name, v)?,
+            Action::TapElement(v) => m.serialize_entry(name, v)?,
+            Action::VerifyElement(v) => m.serialize_entry(name, v)?,
+            Action::LaunchApp(v) => m.serialize_entry(name, v)?,
+            Action::StopApp(v) => m.serialize_entry(name, v)?,
+            Action::InstallApp(v) => m.serialize_entry(name, v)?,
+            Action::Shell(v) => m.serialize_entry(name, v)?,
         }
         if let Some(t) = self.timeout_ms {
             m.serialize_entry("timeout_ms", &t)?;
@@ -648,6 +1028,15 @@ fn action_value<'de, A: MapAccess<'de>>(name: &str, map: &mut A) -> Result<Actio
         "repeat" => Action::Repeat(map.next_value()?),
         "serial_send" => Action::SerialSend(map.next_value()?),
         "serial_expect" => Action::SerialExpect(map.next_value()?),
+        "tap" => Action::Tap(map.next_value()?),
+        "swipe" => Action::Swipe(map.next_value()?),
+        "input_text" => Action::InputText(map.next_value()?),
+        "tap_element" => Action::TapElement(map.next_value()?),
+        "verify_element" => Action::VerifyElement(map.next_value()?),
+        "launch_app" => Action::LaunchApp(map.next_value()?),
+        "stop_app" => Action::StopApp(map.next_value()?),
+        "install_app" => Action::InstallApp(map.next_value()?),
+        "shell" => Action::Shell(map.next_value()?),
         other => return Err(de::Error::unknown_field(other, &ACTION_NAMES)),
     })
 }

@@ -10,6 +10,7 @@ use crate::{
         NavigationTree, ReferenceImages, Resolution,
         tree::{MAX_DELAY_MS, MAX_ID_LEN, check_reference, check_region, check_threshold},
     },
+    uiautomator::Selector,
     validate::{self, ValidationError},
 };
 
@@ -23,6 +24,11 @@ pub const MAX_PRESS_REPEAT: u32 = 1_000;
 pub const MAX_DEPTH: usize = 4;
 /// Longest `serial_send` text.
 pub const MAX_SERIAL_TEXT: usize = 4_096;
+/// Longest `input_text` text, element attribute, and `shell` command.
+pub const MAX_INPUT_TEXT: usize = 1_000;
+pub const MAX_SHELL_COMMAND: usize = 4_096;
+/// Longest swipe.
+pub const MAX_SWIPE_MS: u64 = 60_000;
 pub const MAX_NAME_LEN: usize = 200;
 pub const MAX_DESCRIPTION_LEN: usize = 4_000;
 
@@ -170,6 +176,62 @@ impl Checker<'_> {
         }
     }
 
+    /// A point on the screen (inside the frame when its size is known).
+    fn point(&mut self, field: &str, x: u32, y: u32) {
+        if let Some(res) = self.resolution
+            && (x >= res.width || y >= res.height)
+        {
+            self.err(
+                field,
+                format!(
+                    "({x}, {y}) is outside the {}x{} screen",
+                    res.width, res.height
+                ),
+            );
+        }
+    }
+
+    /// An element selector: at least one attribute, none empty or too long.
+    fn selector(&mut self, field: &str, sel: &Selector) {
+        if sel.is_empty() {
+            self.err(
+                field,
+                "name the element by text, resource_id or content_desc",
+            );
+        }
+        for (name, v) in [
+            ("text", &sel.text),
+            ("resource_id", &sel.resource_id),
+            ("content_desc", &sel.content_desc),
+        ] {
+            if let Some(v) = v
+                && (v.is_empty() || v.chars().count() > MAX_INPUT_TEXT)
+            {
+                self.err(
+                    format!("{field}.{name}"),
+                    format!("must be 1 to {MAX_INPUT_TEXT} characters"),
+                );
+            }
+        }
+    }
+
+    /// An Android package name (`com.example.app`).
+    fn package(&mut self, field: &str, p: &str) {
+        let ok = !p.is_empty()
+            && p.len() <= 255
+            && p.split('.').all(|part| {
+                !part.is_empty()
+                    && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !part.starts_with(|c: char| c.is_ascii_digit())
+            });
+        if !ok {
+            self.err(
+                field,
+                format!("{p:?} is not an android package name (com.example.app)"),
+            );
+        }
+    }
+
     fn steps(&mut self, prefix: &str, steps: &[Step], depth: usize) {
         for (i, s) in steps.iter().enumerate() {
             let at = if prefix.is_empty() {
@@ -192,7 +254,7 @@ impl Checker<'_> {
                     format!("{at}.timeout_ms"),
                     format!(
                         "{name} takes no timeout (timeout_ms applies to goto, verify_image, verify_black, \
-                         verify_not_black and measure_zap)"
+                         verify_not_black, measure_zap, serial_expect, tap, tap_element, verify_element and shell)"
                     ),
                 );
             }
@@ -326,6 +388,63 @@ impl Checker<'_> {
                     self.err(format!("{here}.pattern"), "must not be empty");
                 } else if let Err(e) = crate::run::console_pattern(&x.pattern) {
                     self.err(format!("{here}.pattern"), e);
+                }
+            }
+            Action::Tap(t) => match (t.x, t.y, t.selector()) {
+                (Some(x), Some(y), None) => self.point(&here, x, y),
+                (None, None, Some(sel)) => self.selector(&here, &sel),
+                (None, None, None) => self.err(&here, "tap needs a point {x, y} or an element {text, resource_id or content_desc}"),
+                (_, _, Some(_)) => self.err(&here, "tap takes a point or an element, not both"),
+                _ => self.err(&here, "a point needs both x and y"),
+            },
+            Action::Swipe(sw) => {
+                self.point(&format!("{here}.from"), sw.from.x, sw.from.y);
+                self.point(&format!("{here}.to"), sw.to.x, sw.to.y);
+                if sw.duration_ms == 0 || sw.duration_ms > MAX_SWIPE_MS {
+                    self.err(format!("{here}.duration_ms"), format!("must be between 1 and {MAX_SWIPE_MS}"));
+                }
+            }
+            Action::InputText(t) => {
+                if t.text.is_empty() {
+                    self.err(format!("{here}.text"), "nothing to type");
+                } else if t.text.chars().count() > MAX_INPUT_TEXT {
+                    self.err(format!("{here}.text"), format!("at most {MAX_INPUT_TEXT} characters"));
+                } else if t.text.contains(['\n', '\r', '\0']) || t.text.contains("%s") {
+                    self.err(format!("{here}.text"), "cannot hold line breaks, NUL or \"%s\" (android's input reads %s as a space)");
+                }
+            }
+            Action::TapElement(e) => self.selector(&here, &e.selector),
+            Action::VerifyElement(v) => self.selector(&here, &v.selector),
+            Action::LaunchApp(a) => {
+                self.package(&format!("{here}.package"), &a.package);
+                if let Some(act) = &a.activity
+                    && (act.is_empty()
+                        || act.len() > 255
+                        || !act.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '$')))
+                {
+                    self.err(format!("{here}.activity"), "must be an activity name (.MainActivity or com.example/.MainActivity)");
+                }
+            }
+            Action::StopApp(p) => self.package(&format!("{here}.package"), &p.package),
+            Action::InstallApp(i) => {
+                let a = &i.apk;
+                if a.is_empty() || a.len() > 255 || a.starts_with('.') || a.contains(['/', '\\', '\0']) || !a.ends_with(".apk") {
+                    self.err(format!("{here}.apk"), "must be the file name of an apk (NAME.apk in the host's apk directory)");
+                }
+            }
+            Action::Shell(sh) => {
+                if sh.command.trim().is_empty() {
+                    self.err(format!("{here}.command"), "must not be empty");
+                } else if sh.command.len() > MAX_SHELL_COMMAND || sh.command.contains('\0') {
+                    self.err(format!("{here}.command"), format!("at most {MAX_SHELL_COMMAND} bytes, no NUL"));
+                }
+                if let Some(p) = &sh.expect_output
+                    && let Err(e) = crate::run::console_pattern(p)
+                {
+                    self.err(format!("{here}.expect_output"), e);
+                }
+                if !(0..=255).contains(&sh.exit_code) {
+                    self.err(format!("{here}.exit_code"), "must be between 0 and 255");
                 }
             }
             Action::Repeat(r) => {
