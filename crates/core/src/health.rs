@@ -48,9 +48,7 @@ impl FromStr for Health {
         Health::ALL
             .into_iter()
             .find(|h| h.as_str() == s)
-            .ok_or_else(|| {
-                ValidationError::new("health", "must be healthy, degraded or unhealthy")
-            })
+            .ok_or_else(|| ValidationError::new("health", "must be healthy, degraded or unhealthy"))
     }
 }
 
@@ -123,7 +121,13 @@ pub fn assess(findings: &[Finding]) -> Assessment {
     };
     let reason = failing
         .iter()
-        .map(|f| format!("{}: {}", f.part.as_str(), f.problem.as_deref().unwrap_or("")))
+        .map(|f| {
+            format!(
+                "{}: {}",
+                f.part.as_str(),
+                f.problem.as_deref().unwrap_or("")
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ");
     Assessment {
@@ -260,7 +264,11 @@ mod tests {
     #[test]
     fn every_part_failing_is_unhealthy() {
         let a = assess(&[
-            video(Err(ControlError::Timeout("no frame within 5 s".into())), false, false),
+            video(
+                Err(ControlError::Timeout("no frame within 5 s".into())),
+                false,
+                false,
+            ),
             judge_audio(&Ok(0)),
         ]);
         assert_eq!(a.health, Health::Unhealthy);
@@ -287,24 +295,33 @@ mod tests {
             Some("picture is black (power is off)")
         );
         assert_eq!(
-            video(Err(ControlError::Unavailable("unplugged".into())), false, false)
-                .problem
-                .as_deref(),
+            video(
+                Err(ControlError::Unavailable("unplugged".into())),
+                false,
+                false
+            )
+            .problem
+            .as_deref(),
             Some("unavailable (unplugged)")
         );
     }
 
     #[test]
     fn console_rules_open_probe_and_answer() {
-        assert_eq!(judge_console(&Ok(()), Some(true)), Finding::ok(Part::Console));
+        assert_eq!(
+            judge_console(&Ok(()), Some(true)),
+            Finding::ok(Part::Console)
+        );
         assert_eq!(
             judge_console(&Ok(()), Some(false)).problem.as_deref(),
             Some("no answer to the probe")
         );
         assert_eq!(
-            judge_power::<()>(&Err(ControlError::Driver("power.unreachable: 10.0.0.9".into())))
-                .problem
-                .as_deref(),
+            judge_power::<()>(&Err(ControlError::Driver(
+                "power.unreachable: 10.0.0.9".into()
+            )))
+            .problem
+            .as_deref(),
             Some("power.unreachable: 10.0.0.9")
         );
     }

@@ -208,7 +208,11 @@ fn the_output_delivers_frames_on_a_static_screen_but_not_while_frozen() {
     clock.advance_ms(1000);
     let b = stb.delivered().expect("counted");
     assert_eq!(b - a, 30, "30 fps on the static Home screen");
-    assert_eq!(stb.grab().expect("grab").seq, 0, "the picture itself did not change");
+    assert_eq!(
+        stb.grab().expect("grab").seq,
+        0,
+        "the picture itself did not change"
+    );
     stb.inject(Fault::Frozen);
     let c = stb.delivered().expect("counted");
     clock.advance_ms(2000);
