@@ -8,9 +8,9 @@
 use std::{pin::Pin, sync::Arc, time::Duration};
 
 use futures::Stream;
-use labwright_core::{auth::Permission, fleet::Status, ids::HostId, validate};
+use labwright_core::{auth::Permission, fleet::Status, health::Health, ids::HostId, validate};
 use labwright_wire::{
-    host_link::{ConvertError, DeviceStatusChange, FromHost, ToHost, Welcome},
+    host_link::{ConvertError, DeviceHealthReport, DeviceStatusChange, FromHost, ToHost, Welcome},
     v1::{
         self as pb,
         host_link_server::{HostLink, HostLinkServer},
@@ -227,6 +227,21 @@ async fn read_stream(
                     break DisconnectReason::Closed;
                 }
             },
+            FromHost::DeviceHealth(report) => match device_health(&report, &device_keys) {
+                Ok((health, checked_at)) => registry.queue(crate::fleet::health_change(
+                    host,
+                    connection_id,
+                    report.device_id,
+                    health,
+                    report.reason,
+                    checked_at,
+                )),
+                Err(e) => {
+                    tracing::warn!(host_id = %host, error = %e, "invalid device health from host");
+                    let _ = tx.send(Err(Box::new(ApiError::from(e).into()))).await;
+                    break DisconnectReason::Closed;
+                }
+            },
             FromHost::Report(body) => lab.submit(crate::executions::Report { host, tenant, body }),
             FromHost::LiveFrame(frame) => {
                 // Only the host's own devices; a frame for anything else is ignored.
@@ -249,6 +264,37 @@ async fn read_stream(
     };
     registry.stream_ended(host, connection_id, reason);
     tracing::info!(host_id = %host, reason = reason.as_str(), "host stream ended");
+}
+
+fn known_device(id: &str, known: &[String]) -> Result<(), labwright_core::ValidationError> {
+    validate::slug("device_id", id, labwright_core::fleet::MAX_DEVICE_KEY_LEN)?;
+    if !known.iter().any(|k| k == id) {
+        return Err(labwright_core::ValidationError::new(
+            "device_id",
+            format!("device {id:?} was not declared in the hello"),
+        ));
+    }
+    Ok(())
+}
+
+/// A health report's device (declared in the hello), health, reason (bounded text) and check
+/// time (not in the future beyond clock skew; the server's clock when missing).
+fn device_health(
+    r: &DeviceHealthReport,
+    known: &[String],
+) -> Result<(Health, chrono::DateTime<chrono::Utc>), labwright_core::ValidationError> {
+    known_device(&r.device_id, known)?;
+    let health = r.health.ok_or_else(|| {
+        labwright_core::ValidationError::new("health", "must be healthy, degraded or unhealthy")
+    })?;
+    validate::optional_text("reason", &r.reason, labwright_core::health::MAX_REASON_LEN)?;
+    let now = chrono::Utc::now();
+    let checked_at = i64::try_from(r.checked_at_unix_micros)
+        .ok()
+        .filter(|us| *us > 0)
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .map_or(now, |t| t.min(now));
+    Ok((health, checked_at))
 }
 
 fn device_change(

@@ -156,6 +156,13 @@ pub trait VideoCapture: Send + Sync {
 
     /// Frame size this source produces.
     fn resolution(&self) -> (u32, u32);
+
+    /// How many frames the capture has delivered so far, counting a new frame even when the
+    /// picture did not change; a health check tells a frozen capture by a count that stops.
+    /// `None` when [`Frame::seq`] already counts every captured frame.
+    fn delivered(&self) -> Option<u64> {
+        None
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

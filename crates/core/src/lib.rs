@@ -12,6 +12,7 @@ pub mod controller;
 pub mod execution;
 pub mod fleet;
 pub mod frame;
+pub mod health;
 pub mod ids;
 pub mod image_io;
 pub mod jpeg;

@@ -299,3 +299,73 @@ async fn device_status_changes_are_persisted_and_published() {
     assert!(err.message().contains("device_id"), "{}", err.message());
     s.server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_health_reports_are_stored_published_once_per_change_and_validated() {
+    let db = fresh_database().await;
+    let s = TestServer::start(test_config(&db)).await;
+    let mut tap = EventTap::bind(&s.config.events_exchange).await;
+    let token = s.create_key("host", "raw").await;
+    let (tx, mut inbound) = silent_host(s.grpc(), &token, "raw-health").await;
+    inbound.message().await.expect("message").expect("welcome");
+    let report = |health: pb::HealthState, reason: &str, at: u64| pb::HostMessage {
+        body: Some(pb::host_message::Body::DeviceHealth(pb::DeviceHealth {
+            device_id: "d1".into(),
+            health: health as i32,
+            reason: reason.into(),
+            checked_at_unix_micros: at,
+        })),
+    };
+    let at = 1_800_000_000_000_000;
+    tx.send(report(
+        pb::HealthState::Degraded,
+        "console: unavailable (gone)",
+        at,
+    ))
+    .await
+    .expect("send");
+    let dev = eventually(WAIT, "device degraded", || async {
+        let (_, page) = s.get(&s.admin_key, "/api/v1/devices").await;
+        page["items"]
+            .as_array()
+            .and_then(|a| a.first().cloned())
+            .filter(|d| d["health"] == "degraded")
+    })
+    .await;
+    assert_eq!(dev["health_reason"], "console: unavailable (gone)");
+    assert!(dev["health_checked_at"].is_string(), "{dev}");
+    let (_, ev) = tap.expect("device.health", WAIT).await;
+    assert_eq!(
+        (ev["health"].as_str(), ev["reason"].as_str()),
+        (Some("degraded"), Some("console: unavailable (gone)"))
+    );
+    // The same result again only moves the check time; the next change is published.
+    tx.send(report(
+        pb::HealthState::Degraded,
+        "console: unavailable (gone)",
+        at + 1,
+    ))
+    .await
+    .expect("send");
+    tx.send(report(pb::HealthState::Healthy, "", at + 2))
+        .await
+        .expect("send");
+    let (_, ev) = tap.expect("device.health", WAIT).await;
+    assert_eq!(ev["health"], "healthy", "{ev}");
+    assert_eq!(ev["previous"], "degraded", "{ev}");
+
+    // A report without a health is a protocol error naming the field.
+    tx.send(report(pb::HealthState::Unspecified, "", at + 3))
+        .await
+        .expect("send");
+    let err = loop {
+        match inbound.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("stream ended without an error"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("health"), "{}", err.message());
+    s.server.shutdown().await;
+}

@@ -342,13 +342,17 @@ fn expected_devices() -> &'static [&'static str] {
 }
 
 /// The guest's start script: the "box" side of the bench (a 1 kHz tone played into the ALSA
-/// loopback, console lines written from the USB gadget's end), then the real host-agent.
+/// loopback, console lines written from the USB gadget's end), the test's hand on the USB cable
+/// (`unplug.req` / `plug.req` created in the job directory unplug and replug the gadget), then
+/// the real host-agent.
 fn start_script(agent: &str) -> String {
     format!(
         // One long-lived player fed through a pipe: starting a player per second left gaps of
         // silence as long as a whole measurement window on a loaded TCG guest.
         "(while true; do (while cat tone.raw; do :; done) | aplay -q -D hw:Loopback,0,0 -t raw -f S16_LE -r {RATE} -c 2; sleep 1; done) &\n\
          (n=0; while true; do n=$((n+1)); echo \"boot line $n\"; echo \"hello 42\"; sleep 1; done > /dev/ttyGS0) &\n\
+         (while [ ! -e unplug.req ]; do sleep 1; done; rig-usb unplug; touch unplugged; \
+          while [ ! -e plug.req ]; do sleep 1; done; rig-usb plug; touch plugged) &\n\
          RUST_BACKTRACE=1 {agent} --config agent.toml\n\
          echo \"host-agent exited with status $?\" >&2\n"
     )
@@ -510,8 +514,52 @@ async fn the_real_host_agent_in_the_rig_brings_its_devices_online() {
     let expect = &done["steps"][2];
     assert_eq!(expect["kind"], "serial_expect", "{done}");
     assert_eq!(expect["measurements"]["n"], 42.0, "{expect}");
+
+    // Health, checked by the agent at start and on hot-plug: every part of the rig box works;
+    // unplugging the USB serial adapter degrades it naming the console, replugging restores it,
+    // without restarting the agent.
+    rig_health(&s, &device, &mut guest, "healthy", str::is_empty).await;
+    std::fs::write(rig.job().join("unplug.req"), "").expect("unplug request");
+    let d = rig_health(&s, &device, &mut guest, "degraded", |r| {
+        r.starts_with("console: unavailable")
+    })
+    .await;
+    assert!(
+        !d["health_reason"].as_str().unwrap_or("").contains("video"),
+        "only the console is gone: {d}"
+    );
+    assert!(rig.job().join("unplugged").exists(), "{}", guest.logs());
+    std::fs::write(rig.job().join("plug.req"), "").expect("plug request");
+    rig_health(&s, &device, &mut guest, "healthy", str::is_empty).await;
     drop(guest);
     s.server.shutdown().await;
+}
+
+/// The device view once its health is `want` with a reason `reason` accepts (the guest is an
+/// emulated machine on a loaded host: generous bounds).
+async fn rig_health(
+    s: &TestServer,
+    device: &str,
+    guest: &mut labwright_testkit::rig::Guest,
+    want: &str,
+    reason: fn(&str) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = guest.exited() {
+            panic!("the guest ended (exit {status})\n{}", guest.logs());
+        }
+        let (_, d) = s
+            .get(&s.admin_key, &format!("/api/v1/devices/{device}"))
+            .await;
+        if d["health"] == want && reason(d["health_reason"].as_str().unwrap_or("?")) {
+            return d;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("rig-1 not {want} within 120 s: {d}\n{}", guest.logs());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// A format the capture device does not offer stops the agent at start, naming what it offers.

@@ -100,7 +100,13 @@ impl Runtime {
             HostCommand::SetFaults { device_id, faults } => {
                 self.set_faults(&device_id, &faults).map(|()| Vec::new())
             }
-            HostCommand::Power { device_id, action } => self.power(&device_id, action).await,
+            HostCommand::Power { device_id, action } => {
+                let outcome = self.power(&device_id, action).await;
+                if action != PowerAction::State {
+                    self.health.recheck(&device_id);
+                }
+                outcome
+            }
             // The link answers these itself (they need its sender).
             HostCommand::LiveView(_) => Err(CommandError::Unsupported("live view here")),
         };
@@ -197,6 +203,7 @@ impl Runtime {
             .faults()
             .ok_or(CommandError::Unsupported("fault injection"))?
             .set_faults(faults);
+        self.health.recheck(device);
         Ok(())
     }
 }

@@ -27,6 +27,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Where the agent keeps state (the spool of unacknowledged reports).
     pub state_dir: PathBuf,
+    /// How often every device's health is checked (also at start, right after a part of a
+    /// device becomes unavailable or comes back, and after a power switch).
+    pub health_interval_ms: u64,
+    /// Console probes of the health checks, by device id: text sent to the device's console,
+    /// which must answer (any output) within 5 s. Never sent while an execution holds the device.
+    pub console_probes: std::collections::BTreeMap<String, String>,
     /// Devices attached to this host.
     pub devices: Vec<DeviceConfig>,
 }
@@ -60,6 +66,8 @@ impl Default for Config {
             reconnect_max_ms: 30_000,
             log_format: LogFormat::Text,
             state_dir: PathBuf::from("/var/lib/labwright"),
+            health_interval_ms: 60_000,
+            console_probes: Default::default(),
             devices: Vec::new(),
         }
     }
@@ -128,6 +136,29 @@ impl Settings for Config {
         }
         if !(100..=3_600_000).contains(&self.reconnect_max_ms) {
             errors.push("reconnect_max_ms: must be between 100 and 3600000".into());
+        }
+        if !(1_000..=86_400_000).contains(&self.health_interval_ms) {
+            errors.push("health_interval_ms: must be between 1000 and 86400000".into());
+        }
+        for (id, probe) in &self.console_probes {
+            match self.devices.iter().find(|d| &d.id == id) {
+                None => errors.push(format!("console_probes.{id}: no such device")),
+                Some(d)
+                    if !crate::drivers::capabilities(
+                        d.driver
+                            .parse()
+                            .unwrap_or(labwright_core::fleet::DriverKind::Simulated),
+                        &d.settings,
+                    )
+                    .contains(&labwright_core::fleet::Capability::Console) =>
+                {
+                    errors.push(format!("console_probes.{id}: the device has no console"))
+                }
+                Some(_) if probe.is_empty() || probe.len() > 256 => {
+                    errors.push(format!("console_probes.{id}: must be 1 to 256 bytes"))
+                }
+                Some(_) => {}
+            }
         }
         if self.enrollment_token.is_none() && self.enrollment_token_file.is_none() {
             errors.push("enrollment_token or enrollment_token_file: one is required".into());

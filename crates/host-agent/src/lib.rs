@@ -5,12 +5,14 @@
 //! devices built from config), `runtime` (the host's state: devices, running executions, spool,
 //! live views), `commands` (the server's direct commands), `runner` (executions and their
 //! screenshot encoder), `spool` (reports on disk until acknowledged), `live` (live view),
-//! `link` (the stream to the server: the only module that names wire types), `stats`, `systemd`,
+//! `link` (the stream to the server: the only module that names wire types), `health` (device
+//! health checks on a schedule and on hot-plug), `stats`, `systemd`,
 //! `ir` (the `host-agent ir` tools for technicians).
 
 pub mod commands;
 pub mod config;
 pub mod drivers;
+pub mod health;
 pub mod ir;
 pub mod link;
 pub mod live;
@@ -39,7 +41,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         report_stats: true,
         runtime: Some(Arc::new(
             runtime::Runtime::new(&config.devices, &config.state_dir)
-                .map_err(|e| anyhow::anyhow!(e))?,
+                .map_err(|e| anyhow::anyhow!(e))?
+                .with_health(health::Monitor::new(
+                    Duration::from_millis(config.health_interval_ms),
+                    config.console_probes.clone().into_iter().collect(),
+                )),
         )),
     };
     tracing::info!(server = %config.server, host_name = %config.host_name, devices = config.devices.len(), "host-agent starting");

@@ -96,6 +96,10 @@ impl LinkError {
 /// Runs the link until `shutdown`: connect, session, and on any failure back off and reconnect.
 pub async fn run(params: LinkParams, observer: Arc<dyn LinkObserver>, shutdown: CancellationToken) {
     let mut backoff = Backoff::new(Duration::from_millis(250), params.reconnect_max);
+    // Health checks run while the link runs, connected or not; results wait for a stream.
+    if let Some(rt) = &params.runtime {
+        tokio::spawn(crate::health::run(rt.clone(), shutdown.child_token()));
+    }
     loop {
         let mut welcomed = false;
         let result = tokio::select! {
@@ -204,6 +208,8 @@ async fn session(
     if let Some(rt) = &runtime {
         rt.spool.reset_sent();
         send_reports(rt, &tx).await?;
+        rt.health.resend_all();
+        send_health(rt, &tx).await?;
     }
     let mut resend = tokio::time::interval(RESEND_AFTER / 2);
 
@@ -222,6 +228,16 @@ async fn session(
             } => {
                 if let Some(rt) = &runtime {
                     send_reports(rt, &tx).await?;
+                }
+            }
+            _ = async {
+                match &runtime {
+                    Some(rt) => rt.health.ready.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(rt) = &runtime {
+                    send_health(rt, &tx).await?;
                 }
             }
             _ = resend.tick() => {
@@ -281,6 +297,18 @@ async fn session(
             }
         }
     }
+}
+
+async fn send_health(
+    rt: &crate::runtime::Runtime,
+    tx: &mpsc::Sender<FromHost>,
+) -> Result<(), LinkError> {
+    for report in rt.health.take_unsent() {
+        tx.send(FromHost::DeviceHealth(report))
+            .await
+            .map_err(|_| LinkError::Closed)?;
+    }
+    Ok(())
 }
 
 async fn send_reports(

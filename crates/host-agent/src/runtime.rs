@@ -26,6 +26,8 @@ pub struct Runtime {
     pub reports: Notify,
     /// Live views in progress.
     pub live: Arc<crate::live::Live>,
+    /// The devices' health, between the checks and the link.
+    pub health: crate::health::Monitor,
 }
 
 /// An execution in progress on one of the devices.
@@ -59,7 +61,21 @@ impl Runtime {
             running: Mutex::new(HashMap::new()),
             reports: Notify::new(),
             live: Arc::default(),
+            health: crate::health::Monitor::default(),
         })
+    }
+
+    /// The same runtime with its health checks' schedule and console probes.
+    pub fn with_health(mut self, health: crate::health::Monitor) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// Every device's key, sorted.
+    pub(crate) fn device_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.devices.keys().cloned().collect();
+        keys.sort();
+        keys
     }
 
     pub(crate) fn running(&self) -> MutexGuard<'_, HashMap<String, RunningExecution>> {

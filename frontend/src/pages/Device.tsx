@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
-import { api, ApiError, blobUrl, Device, Execution, Page, releaseOnExit, TestCase } from '../api';
+import { api, ApiError, blobUrl, Device, Execution, Page, releaseOnExit, TestCase, WhoAmI } from '../api';
 import { ago, Badge, clock, Empty, ErrorBox, Link, Show, useAsync, useEvents } from '../ui';
+import { HealthBadge } from './Fleet';
 import { LiveView } from './LiveView';
 
 const PAD: [string, string][] = [
@@ -107,6 +108,7 @@ export function DevicePage({ id }: { id: string }) {
             {d.model} on {d.host_name} · {d.driver} · {d.capabilities.join(', ')}
             {d.tags.length > 0 && ` · tags: ${d.tags.join(', ')}`}
           </p>
+          <HealthSection device={d} />
           <div className="device-layout">
             <div>
               {d.capabilities.includes('video_capture') && d.status !== 'offline' ? (
@@ -118,7 +120,7 @@ export function DevicePage({ id }: { id: string }) {
             <aside>
               <ReservationPanel device={d} onChange={device.reload} />
               {d.capabilities.includes('power') && (
-                <MainsPower deviceId={id} locked={!!d.reservation && !d.reservation.mine} />
+                <MainsPower device={d} onChange={device.reload} />
               )}
               <div className="pad" aria-label="Remote control">
                 {PAD.map(([key, label]) => (
@@ -288,44 +290,80 @@ function ReservationPanel({ device, onChange }: { device: Device; onChange: () =
   );
 }
 
-/** The device's mains power (relay, smart plug): its state and on / off / cycle. */
-function MainsPower({ deviceId, locked }: { deviceId: string; locked: boolean }) {
-  const [state, setState] = useState<string>();
+/** The device's health as its host last checked it (at start, every minute, and right after a
+ * part is unplugged or comes back): the reason names each failing part. */
+export function HealthSection({ device }: { device: Device }) {
+  return (
+    <div className="card health" data-testid="health-section">
+      <div className="row">
+        <strong>Health</strong> <HealthBadge device={device} />
+        {device.health_checked_at && <span className="muted small">checked {ago(device.health_checked_at)}</span>}
+      </div>
+      {device.health_reason && <p className="small" data-testid="health-reason">{device.health_reason}</p>}
+    </div>
+  );
+}
+
+/** Whether `me` may switch the device's power: operators and admins, and never while another key
+ * holds the device's reservation. */
+export function maySwitchPower(device: Device, role: string | undefined): boolean {
+  if (role !== 'operator' && role !== 'admin') return false;
+  return !device.reservation || device.reservation.mine;
+}
+
+/** The device's mains power (relay, smart plug): its last known state, the last switch (when,
+ * by whom) and on / off / cycle for those allowed to. */
+function MainsPower({ device, onChange }: { device: Device; onChange: () => void }) {
+  const me = useAsync(() => api<WhoAmI>('/api/v1/whoami'), []);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>();
+  const allowed = maySwitchPower(device, me.data?.role);
   async function act(action: string) {
     setBusy(true);
     setError(undefined);
     try {
-      const r = await api<{ state: string }>(`/api/v1/devices/${deviceId}/power`, { method: 'POST', body: { action } });
-      setState(r.state);
+      await api<{ state: string }>(`/api/v1/devices/${device.id}/power`, { method: 'POST', body: { action } });
     } catch (e) {
       setError(e);
     } finally {
       setBusy(false);
+      onChange();
     }
   }
+  // The stored state may be old: read it from the switch when the page opens.
   useEffect(() => {
     act('state');
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [deviceId]);
+  }, [device.id]);
+  const by = device.power_switched_by;
   return (
     <div className="card power">
       <div className="row">
         <strong>Mains power</strong>
-        <span data-testid="power-state">{busy ? '…' : (state ?? '?')}</span>
-      </div>
-      <div className="row">
-        <button disabled={busy || locked} onClick={() => act('on')}>
-          On
-        </button>
-        <button disabled={busy || locked} onClick={() => act('off')}>
-          Off
-        </button>
-        <button disabled={busy || locked} onClick={() => act('cycle')}>
-          Cycle
+        <span data-testid="power-state">{busy ? '…' : (device.power_state ?? 'unknown')}</span>
+        <button className="link" disabled={busy} onClick={() => act('state')} title="Read the state from the switch">
+          Refresh
         </button>
       </div>
+      {device.power_switched_at && by && (
+        <p className="muted small" data-testid="power-switched">
+          Switched {ago(device.power_switched_at)} by {by.kind === 'execution' ? 'execution ' : ''}
+          {by.kind === 'execution' ? <Link to={`/executions/${by.id}`}>{by.name}</Link> : by.name}
+        </p>
+      )}
+      {allowed && (
+        <div className="row">
+          <button disabled={busy} onClick={() => act('on')}>
+            On
+          </button>
+          <button disabled={busy} onClick={() => act('off')}>
+            Off
+          </button>
+          <button disabled={busy} onClick={() => act('cycle')}>
+            Cycle
+          </button>
+        </div>
+      )}
       {error !== undefined && <ErrorBox error={error} />}
     </div>
   );

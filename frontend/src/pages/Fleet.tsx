@@ -93,6 +93,7 @@ export function Fleet() {
                   <th>Model</th>
                   <th>Host</th>
                   <th>Status</th>
+                  <th>Health</th>
                   <th className="wide">Capabilities</th>
                   <th>Activity</th>
                 </tr>
@@ -108,6 +109,9 @@ export function Fleet() {
                     <td>
                       <Badge value={dev.status} />
                     </td>
+                    <td>
+                      <HealthBadge device={dev} />
+                    </td>
                     <td className="wide small">{dev.capabilities.join(', ')}</td>
                     <td className="small">{activity(dev, running.data?.items ?? [])}</td>
                   </tr>
@@ -118,6 +122,17 @@ export function Fleet() {
         }}
       </Show>
     </section>
+  );
+}
+
+/** A device's health as its host last checked it; the reason (the failing parts) on hover. */
+export function HealthBadge({ device }: { device: Device }) {
+  if (!device.health) return <span className="muted small">not checked</span>;
+  const checked = device.health_checked_at ? ` (checked ${ago(device.health_checked_at)})` : '';
+  return (
+    <span title={(device.health_reason || device.health) + checked} data-testid="health">
+      <Badge value={device.health} />
+    </span>
   );
 }
 

@@ -1,5 +1,6 @@
 import { fireEvent, render, screen, waitFor } from '@testing-library/react';
-import { filterDevices } from './Fleet';
+import { filterDevices, HealthBadge } from './Fleet';
+import { HealthSection, maySwitchPower } from './Device';
 import { parseFrame } from './LiveView';
 import { closeReason } from './terminal-codes';
 import { referenceOf } from './Executions';
@@ -22,6 +23,13 @@ const dev = (over: Partial<Device>): Device => ({
   status_detail: '',
   last_seen_at: new Date().toISOString(),
   reservation: null,
+  health: null,
+  health_reason: '',
+  health_checked_at: null,
+  power_state: null,
+  power_read_at: null,
+  power_switched_at: null,
+  power_switched_by: null,
   ...over,
 });
 
@@ -33,6 +41,28 @@ describe('fleet filters', () => {
     expect(filterDevices(all, '', '', 'RACK-2').map((d) => d.id)).toEqual(['3']);
     expect(filterDevices(all, '', '', '4k').map((d) => d.id)).toEqual(['1', '3']);
     expect(filterDevices(all, 'offline', 'sim-stb', '')).toEqual([]);
+  });
+});
+
+describe('device health and power', () => {
+  it('show the health badge and the reason of a degraded device', () => {
+    render(<HealthSection device={dev({ health: 'degraded', health_reason: 'console: unavailable (gone)', health_checked_at: new Date().toISOString() })} />);
+    expect(screen.getByText('degraded').className).toContain('badge-degraded');
+    expect(screen.getByTestId('health-reason').textContent).toBe('console: unavailable (gone)');
+  });
+  it('say when a device has not been checked yet', () => {
+    render(<HealthBadge device={dev({})} />);
+    expect(screen.getByText('not checked')).toBeTruthy();
+  });
+  it('offer the power switch to operators and admins, not to viewers or while another key holds it', () => {
+    const held = (mine: boolean) =>
+      dev({ reservation: { holder: 'bob', key_id: 'k', since: '', ends_at: '', until: '', mine } });
+    expect(maySwitchPower(dev({}), 'operator')).toBe(true);
+    expect(maySwitchPower(dev({}), 'admin')).toBe(true);
+    expect(maySwitchPower(dev({}), 'viewer')).toBe(false);
+    expect(maySwitchPower(dev({}), undefined)).toBe(false);
+    expect(maySwitchPower(held(false), 'operator')).toBe(false);
+    expect(maySwitchPower(held(true), 'operator')).toBe(true);
   });
 });
 

@@ -125,6 +125,25 @@ async fn flush_once(
                     .set_device_status(*host, *connection_id, device_key, *status, detail, *at)
                     .await
             }
+            Change::DeviceHealth {
+                host,
+                connection_id,
+                device_key,
+                health,
+                reason,
+                checked_at,
+            } => {
+                store
+                    .set_device_health(
+                        *host,
+                        *connection_id,
+                        device_key,
+                        *health,
+                        reason,
+                        *checked_at,
+                    )
+                    .await
+            }
         };
         match res {
             Ok(changed) => events |= changed,

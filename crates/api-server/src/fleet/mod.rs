@@ -27,13 +27,14 @@ use chrono::{DateTime, Utc};
 use labwright_core::{
     auth::Permission,
     fleet::{Capability, Hello, Status},
+    health::Health,
     ids::{DeviceId, HostId, TenantId},
 };
 use labwright_wire::{
     host_link::HostCommand,
     rest::{
         Page,
-        fleet::{DeviceView, HostView, PingResult, ReservationView},
+        fleet::{DeviceView, HostView, PingResult, PowerSwitcher, ReservationView},
     },
 };
 use uuid::Uuid;
@@ -59,6 +60,25 @@ pub fn registry_change(
         status,
         detail,
         at: Utc::now(),
+    }
+}
+
+/// A device health report from a host's stream, ready to queue.
+pub fn health_change(
+    host: HostId,
+    connection_id: Uuid,
+    device_key: String,
+    health: Health,
+    reason: String,
+    checked_at: DateTime<Utc>,
+) -> registry::Change {
+    registry::Change::DeviceHealth {
+        host,
+        connection_id,
+        device_key,
+        health,
+        reason,
+        checked_at,
     }
 }
 
@@ -308,6 +328,38 @@ impl Fleet {
             .map_err(|refusal| ApiError::Conflict(format!("device refused: {refusal}")))
     }
 
+    /// Stores the power state a power action read back and, when it switched, that `caller` did
+    /// (its `device.power` event wakes the publisher). The switch already happened: a failure to
+    /// store it is logged, not returned.
+    pub async fn record_power(&self, caller: &Caller, d: &DeviceRow, state: &str, switched: bool) {
+        if state != "on" && state != "off" {
+            tracing::warn!(device_id = %d.id, state, "host reported an unknown power state");
+            return;
+        }
+        let by = switched.then(|| db::PowerSwitch {
+            kind: "user",
+            id: caller.key_id.0,
+            name: &caller.key_name,
+        });
+        match self
+            .store
+            .set_device_power(
+                caller.tenant,
+                DeviceId(d.id),
+                state,
+                by.as_ref(),
+                Utc::now(),
+            )
+            .await
+        {
+            Ok(true) => self.broker.wake(),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(device_id = %d.id, error = %e, "could not store the power state")
+            }
+        }
+    }
+
     /// Reserves a device for the caller's key (or renews its reservation). The change's event
     /// was committed with it; the publisher is woken once the transaction is done.
     pub async fn reserve(
@@ -429,5 +481,18 @@ fn device_view(
         status_detail: d.status_detail,
         last_seen_at,
         reservation: reservation.map(|r| reservation_view(&r, caller)),
+        health: d.health,
+        health_reason: d.health_reason,
+        health_checked_at: d.health_checked_at,
+        power_state: d.power_state,
+        power_read_at: d.power_read_at,
+        power_switched_at: d.power_switched_at,
+        power_switched_by: d.power_switched_by_kind.zip(d.power_switched_by_id).map(
+            |(kind, id)| PowerSwitcher {
+                kind,
+                id,
+                name: d.power_switched_by_name,
+            },
+        ),
     }
 }

@@ -9,6 +9,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use labwright_core::{
     fleet::{HostStats, Status},
+    health::Health,
     ids::{HostId, TenantId},
 };
 use labwright_wire::host_link::{Command, CommandReply, HostCommand, ToHost};
@@ -82,12 +83,22 @@ pub enum Change {
         detail: String,
         at: DateTime<Utc>,
     },
+    /// The result of a health check of one device; only the latest per device is written.
+    DeviceHealth {
+        host: HostId,
+        connection_id: Uuid,
+        device_key: String,
+        health: Health,
+        reason: String,
+        checked_at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum ChangeKey {
     Host(HostId),
     Device(HostId, String),
+    Health(HostId, String),
 }
 
 impl Change {
@@ -97,6 +108,9 @@ impl Change {
             Change::DeviceStatus {
                 host, device_key, ..
             } => ChangeKey::Device(*host, device_key.clone()),
+            Change::DeviceHealth {
+                host, device_key, ..
+            } => ChangeKey::Health(*host, device_key.clone()),
         }
     }
 }

@@ -107,6 +107,10 @@ struct Rendered {
 struct Inner {
     machine: Machine,
     last: Option<Rendered>,
+    /// Frames the box's output has delivered (one per `fps` tick, none while frozen) up to
+    /// `counted_at_us`: what a capture card's frame counter would show.
+    delivered: u64,
+    counted_at_us: u64,
 }
 
 /// A simulated set-top box. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -135,7 +139,8 @@ impl SimulatedStb {
     /// A box running on `clock` (a [`ManualClock`](crate::clock::ManualClock) for deterministic tests).
     pub fn with_clock(config: SimConfig, clock: Arc<dyn Clock>) -> Result<Self, ValidationError> {
         config.validate()?;
-        let machine = Machine::new(&config, clock.now_us());
+        let started_us = clock.now_us();
+        let machine = Machine::new(&config, started_us);
         let renderer = Renderer::new(&config.box_name, config.channels);
         Ok(Self {
             config,
@@ -144,6 +149,8 @@ impl SimulatedStb {
             inner: Mutex::new(Inner {
                 machine,
                 last: None,
+                delivered: 0,
+                counted_at_us: started_us,
             }),
         })
     }
@@ -294,6 +301,22 @@ impl VideoCapture for SimulatedStb {
 
     fn resolution(&self) -> (u32, u32) {
         (layout::WIDTH, layout::HEIGHT)
+    }
+
+    /// One frame per `fps` tick, like the HDMI output of a real box, whatever is on screen; none
+    /// while the picture is frozen.
+    fn delivered(&self) -> Option<u64> {
+        let tick = 1_000_000 / u64::from(self.config.fps.max(1));
+        let mut inner = self.lock_now();
+        let now = inner.machine.now_us();
+        if inner.machine.faults.frozen {
+            inner.counted_at_us = now;
+        } else {
+            let ticks = now.saturating_sub(inner.counted_at_us) / tick;
+            inner.delivered += ticks;
+            inner.counted_at_us += ticks * tick;
+        }
+        Some(inner.delivered)
     }
 }
 

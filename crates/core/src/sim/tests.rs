@@ -202,6 +202,27 @@ fn zapping_is_black_for_the_configured_time() {
 }
 
 #[test]
+fn the_output_delivers_frames_on_a_static_screen_but_not_while_frozen() {
+    let (stb, clock) = sim(SimConfig::default());
+    let a = stb.delivered().expect("counted");
+    clock.advance_ms(1000);
+    let b = stb.delivered().expect("counted");
+    assert_eq!(b - a, 30, "30 fps on the static Home screen");
+    assert_eq!(
+        stb.grab().expect("grab").seq,
+        0,
+        "the picture itself did not change"
+    );
+    stb.inject(Fault::Frozen);
+    let c = stb.delivered().expect("counted");
+    clock.advance_ms(2000);
+    assert_eq!(stb.delivered(), Some(c), "nothing delivered while frozen");
+    stb.clear_faults();
+    clock.advance_ms(100);
+    assert_eq!(stb.delivered(), Some(c + 3), "frozen time is not counted");
+}
+
+#[test]
 fn frozen_video_repeats_the_same_frame_until_cleared() {
     let (stb, clock) = sim(SimConfig::default());
     watch(&stb, &clock);

@@ -379,6 +379,11 @@ impl VideoCapture for Capture {
     fn resolution(&self) -> (u32, u32) {
         (self.applied.width, self.applied.height)
     }
+
+    /// Buffers dequeued so far, without converting one.
+    fn delivered(&self) -> Option<u64> {
+        Some(self.worker.shared().lock().frames)
+    }
 }
 
 #[cfg(test)]

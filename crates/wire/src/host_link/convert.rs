@@ -8,6 +8,7 @@
 use labwright_core::{
     controller::Key,
     fleet::{HostInfo, HostStats, RawDevice, RawHello, Status},
+    health::Health,
     nav::tree::EdgeObservation,
     run::Verdict,
     sim::FaultConfig,
@@ -15,10 +16,10 @@ use labwright_core::{
 use prost::Message;
 
 use super::{
-    Command, CommandReply, DeviceStatusChange, ExecutionReport, FromHost, Heartbeat, Hello,
-    HostCommand, LiveFrame, LiveView, NAVIGATION_TREE_JSON_VERSION, PowerAction, Refusal, Report,
-    ReportAck, ResultCode, RunExecution, ScreenshotReport, StepReport, TESTCASE_JSON_VERSION,
-    ToHost, Welcome,
+    Command, CommandReply, DeviceHealthReport, DeviceStatusChange, ExecutionReport, FromHost,
+    Heartbeat, Hello, HostCommand, LiveFrame, LiveView, NAVIGATION_TREE_JSON_VERSION, PowerAction,
+    Refusal, Report, ReportAck, ResultCode, RunExecution, ScreenshotReport, StepReport,
+    TESTCASE_JSON_VERSION, ToHost, Welcome,
 };
 use crate::v1 as pb;
 
@@ -76,6 +77,23 @@ impl ConvertError {
 }
 
 // ---- enums ----
+
+fn health_to_wire(h: Health) -> pb::HealthState {
+    match h {
+        Health::Healthy => pb::HealthState::Healthy,
+        Health::Degraded => pb::HealthState::Degraded,
+        Health::Unhealthy => pb::HealthState::Unhealthy,
+    }
+}
+
+fn health_from_wire(v: i32) -> Option<Health> {
+    match pb::HealthState::try_from(v).ok()? {
+        pb::HealthState::Healthy => Some(Health::Healthy),
+        pb::HealthState::Degraded => Some(Health::Degraded),
+        pb::HealthState::Unhealthy => Some(Health::Unhealthy),
+        pb::HealthState::Unspecified => None,
+    }
+}
 
 fn status_to_wire(s: Status) -> pb::DeviceStatus {
     match s {
@@ -432,6 +450,15 @@ impl From<FromHost> for pb::HostMessage {
                 height: f.height,
                 jpeg: f.jpeg,
             }),
+            FromHost::DeviceHealth(h) => Body::DeviceHealth(pb::DeviceHealth {
+                device_id: h.device_id,
+                health: h
+                    .health
+                    .map_or(pb::HealthState::Unspecified, health_to_wire)
+                    as i32,
+                reason: h.reason,
+                checked_at_unix_micros: h.checked_at_unix_micros,
+            }),
         };
         pb::HostMessage { body: Some(body) }
     }
@@ -469,6 +496,12 @@ impl TryFrom<pb::HostMessage> for FromHost {
                 width: f.width,
                 height: f.height,
                 jpeg: f.jpeg,
+            }),
+            Body::DeviceHealth(h) => FromHost::DeviceHealth(DeviceHealthReport {
+                device_id: h.device_id,
+                health: health_from_wire(h.health),
+                reason: h.reason,
+                checked_at_unix_micros: h.checked_at_unix_micros,
             }),
         })
     }

@@ -12,6 +12,7 @@ use std::{collections::HashMap, fmt};
 use labwright_core::{
     controller::Key,
     fleet::{HostStats, RawHello, Status},
+    health::Health,
     nav::tree::{EdgeObservation, NavigationTree},
     run::Verdict,
     sim::FaultConfig,
@@ -38,6 +39,9 @@ pub enum FromHost {
     Report(Report),
     /// A frame of a live view (never spooled).
     LiveFrame(LiveFrame),
+    /// The result of a health check of one device (never spooled; the latest is sent again
+    /// after a reconnect).
+    DeviceHealth(DeviceHealthReport),
 }
 
 /// A message from the server to a host.
@@ -72,6 +76,16 @@ pub struct DeviceStatusChange {
     pub device_id: String,
     pub status: Option<Status>,
     pub detail: String,
+}
+
+/// A device's health as its host just checked it; `health` is `None` when the host sent no (or
+/// an unknown) value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceHealthReport {
+    pub device_id: String,
+    pub health: Option<Health>,
+    pub reason: String,
+    pub checked_at_unix_micros: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -38,6 +38,35 @@ pub struct DeviceView {
     pub last_seen_at: DateTime<Utc>,
     /// Who has the device reserved, and until when (absent when nobody does).
     pub reservation: Option<ReservationView>,
+    /// `healthy`, `degraded` or `unhealthy`, as its host last checked it (absent before the
+    /// first check).
+    pub health: Option<String>,
+    /// Why it is not healthy: `part: problem` per failing part (video, audio, console, power),
+    /// joined by `; `. Empty when healthy.
+    #[serde(default)]
+    pub health_reason: String,
+    /// When the host last checked the device's health.
+    pub health_checked_at: Option<DateTime<Utc>>,
+    /// The last known mains power state, `on` or `off`, as the switch reported it after the
+    /// last power action (absent: unknown).
+    pub power_state: Option<String>,
+    /// When the power state was last read from the switch.
+    pub power_read_at: Option<DateTime<Utc>>,
+    /// When the power was last switched (on, off or cycle) through Labwright.
+    pub power_switched_at: Option<DateTime<Utc>>,
+    /// Who switched it last.
+    pub power_switched_by: Option<PowerSwitcher>,
+}
+
+/// Who switched a device's power.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PowerSwitcher {
+    /// `user` (an API key, from the web UI, the CLI or a script) or `execution`.
+    pub kind: String,
+    /// The key's or the execution's id.
+    pub id: Uuid,
+    /// The key's name or the test case's title, at the time.
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

@@ -22,7 +22,7 @@ pub use builds::{
 pub use control::{PowerBody, PowerView, PressBody, ReserveBody};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use executions::{CreateExecution, ExecutionView, StepView};
-pub use fleet::{DeviceView, HostView, PingResult, ReservationView};
+pub use fleet::{DeviceView, HostView, PingResult, PowerSwitcher, ReservationView};
 pub use keys::{CreateKey, CreatedKey, KeyView, WhoAmI};
 pub use library::{
     DeleteOutcome, DeletedView, ProblemCode, ProblemView, ReferenceView, TestCaseView, TreeView,

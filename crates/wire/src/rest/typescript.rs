@@ -51,6 +51,7 @@ pub fn views() -> utoipa::openapi::OpenApi {
         DeviceView,
         HostView,
         PingResult,
+        PowerSwitcher,
         ReservationView,
         CreateKey,
         CreatedKey,

@@ -13,6 +13,7 @@ use diesel::{
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use labwright_core::{
     fleet::{Hello, HostStats, Status},
+    health::Health,
     ids::{DeviceId, HostId, TenantId},
 };
 use serde_json::json;
@@ -242,6 +243,145 @@ impl FleetStore {
                     "device_key": device_key,
                     "status": status,
                     "detail": detail,
+                    "at": now,
+                }),
+            )
+            .await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Records the result of a device's health check reported on the host's current stream, and
+    /// queues a `device.health` event when the health or its reason changed. Returns whether an
+    /// event was queued (false also when the stream is no longer current or the device unknown).
+    pub async fn set_device_health(
+        &self,
+        host: HostId,
+        connection_id: Uuid,
+        device_key: &str,
+        health: Health,
+        reason: &str,
+        checked_at: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        conn.transaction::<_, DbError, _>(async move |conn| {
+            let current = exists(
+                hosts::table
+                    .filter(hosts::id.eq(host.0))
+                    .filter(hosts::connection_id.eq(connection_id)),
+            );
+            let device = devices::table
+                .filter(devices::host_id.eq(host.0))
+                .filter(devices::device_key.eq(device_key))
+                .filter(current);
+            let before: Option<(Uuid, Uuid, Option<String>, String)> = device
+                .select((
+                    devices::id,
+                    devices::tenant_id,
+                    devices::health,
+                    devices::health_reason,
+                ))
+                .for_update()
+                .get_result(conn)
+                .await
+                .optional()?;
+            let Some((device_id, tenant, old_health, old_reason)) = before else {
+                return Ok(false);
+            };
+            diesel::update(devices::table.filter(devices::id.eq(device_id)))
+                .set((
+                    devices::health.eq(health.as_str()),
+                    devices::health_reason.eq(reason),
+                    devices::health_checked_at.eq(checked_at),
+                ))
+                .execute(conn)
+                .await?;
+            if old_health.as_deref() == Some(health.as_str()) && old_reason == reason {
+                return Ok(false);
+            }
+            let tenant = TenantId(tenant);
+            outbox::push(
+                conn,
+                tenant,
+                "fleet.device.health",
+                json!({
+                    "type": "device.health",
+                    "tenant_id": tenant,
+                    "host_id": host,
+                    "device_id": device_id,
+                    "device_key": device_key,
+                    "health": health,
+                    "reason": reason,
+                    "previous": old_health,
+                    "checked_at": checked_at,
+                }),
+            )
+            .await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Records a device's power state as read back after a power action and, when the action
+    /// switched it, who did and when, with a `device.power` event. Returns false for a device of
+    /// another tenant or one that no longer exists.
+    pub async fn set_device_power(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        state: &str,
+        switched_by: Option<&PowerSwitch<'_>>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let mut pooled = self.0.conn().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        conn.transaction::<_, DbError, _>(async move |conn| {
+            let target = devices::table
+                .filter(devices::tenant_id.eq(tenant.0))
+                .filter(devices::id.eq(device.0));
+            let row: Option<String> = match switched_by {
+                Some(by) => {
+                    diesel::update(target)
+                        .set((
+                            devices::power_state.eq(state),
+                            devices::power_read_at.eq(now),
+                            devices::power_switched_at.eq(now),
+                            devices::power_switched_by_kind.eq(by.kind),
+                            devices::power_switched_by_id.eq(by.id),
+                            devices::power_switched_by_name.eq(by.name),
+                        ))
+                        .returning(devices::device_key)
+                        .get_result(conn)
+                        .await
+                }
+                None => {
+                    diesel::update(target)
+                        .set((
+                            devices::power_state.eq(state),
+                            devices::power_read_at.eq(now),
+                        ))
+                        .returning(devices::device_key)
+                        .get_result(conn)
+                        .await
+                }
+            }
+            .optional()?;
+            let Some(device_key) = row else {
+                return Ok(false);
+            };
+            outbox::push(
+                conn,
+                tenant,
+                "fleet.device.power",
+                json!({
+                    "type": "device.power",
+                    "tenant_id": tenant,
+                    "device_id": device,
+                    "device_key": device_key,
+                    "state": state,
+                    "switched_by": switched_by.map(|b| json!({"kind": b.kind, "id": b.id, "name": b.name})),
                     "at": now,
                 }),
             )
@@ -491,6 +631,15 @@ pub struct DeviceRow {
     pub last_seen_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub health: Option<String>,
+    pub health_reason: String,
+    pub health_checked_at: Option<DateTime<Utc>>,
+    pub power_state: Option<String>,
+    pub power_read_at: Option<DateTime<Utc>>,
+    pub power_switched_at: Option<DateTime<Utc>>,
+    pub power_switched_by_kind: Option<String>,
+    pub power_switched_by_id: Option<Uuid>,
+    pub power_switched_by_name: String,
 }
 
 async fn offline_devices_and_event(
@@ -520,6 +669,14 @@ async fn offline_devices_and_event(
         json!({"type": "host.offline", "tenant_id": tenant, "host_id": host, "host_name": host_name, "reason": reason, "at": now}),
     )
     .await
+}
+
+/// Who switched a device's power: a user's key or an execution.
+pub struct PowerSwitch<'a> {
+    /// `user` or `execution`.
+    pub kind: &'a str,
+    pub id: Uuid,
+    pub name: &'a str,
 }
 
 /// One host's latest liveness, as flushed in batches.

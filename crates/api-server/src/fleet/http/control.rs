@@ -65,9 +65,9 @@ pub async fn power(
             },
         )
         .await?;
-    Ok(web::Json(PowerView {
-        state: String::from_utf8_lossy(&result).into_owned(),
-    }))
+    let state = String::from_utf8_lossy(&result).into_owned();
+    fleet.record_power(&caller, &d, &state, !read_only).await;
+    Ok(web::Json(PowerView { state }))
 }
 
 /// Reserves a device for the caller's key (or renews the caller's reservation with a new time

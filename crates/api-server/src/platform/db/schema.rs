@@ -77,6 +77,15 @@ diesel::table! {
         last_seen_at -> Timestamptz,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        health -> Nullable<Text>,
+        health_reason -> Text,
+        health_checked_at -> Nullable<Timestamptz>,
+        power_state -> Nullable<Text>,
+        power_read_at -> Nullable<Timestamptz>,
+        power_switched_at -> Nullable<Timestamptz>,
+        power_switched_by_kind -> Nullable<Text>,
+        power_switched_by_id -> Nullable<Uuid>,
+        power_switched_by_name -> Text,
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use labwright_core::{
     controller::Key,
     fleet::{HostInfo, HostStats, RawDevice, RawHello, Status},
+    health::Health,
     nav::tree::{EdgeObservation, NavigationTree},
     run::Verdict,
     sim::FaultConfig,
@@ -144,6 +145,18 @@ fn every_host_message_survives_the_wire() {
             device_id: "stb-1".into(),
             status: Some(Status::Error),
             detail: "hdmi lost".into(),
+        }),
+        FromHost::DeviceHealth(DeviceHealthReport {
+            device_id: "stb-1".into(),
+            health: Some(Health::Degraded),
+            reason: "console: unavailable (/dev/ttyACM0: gone)".into(),
+            checked_at_unix_micros: 1_700_000_000_000_000,
+        }),
+        FromHost::DeviceHealth(DeviceHealthReport {
+            device_id: "stb-1".into(),
+            health: None,
+            reason: String::new(),
+            checked_at_unix_micros: 0,
         }),
         FromHost::CommandResult(CommandReply {
             command_id: "c".into(),
