@@ -232,6 +232,20 @@ impl SimulatedStb {
         }
     }
 
+    /// What the box played from absolute sample `from` (sample `i` is at `i / SAMPLE_RATE` s
+    /// after the Unix epoch) up to now, without waiting, and the number of the next sample: for
+    /// a process that plays the box's sound out through a real audio device one window after
+    /// another, seamlessly. `None` starts now (no samples). At most [`MAX_AUDIO_READ`] of
+    /// samples: an older `from` starts at that limit.
+    pub fn audio_until_now(&self, from: Option<u64>) -> (Vec<i16>, u64) {
+        let inner = self.lock_now();
+        let end = audio::first_sample_at(inner.machine.now_us());
+        let oldest = end.saturating_sub(MAX_AUDIO_READ.as_secs() * u64::from(SAMPLE_RATE));
+        let first = from.unwrap_or(end).clamp(oldest, end);
+        let n = usize::try_from(end - first).unwrap_or(0);
+        (audio::synthesize(inner.machine.audio_log(), first, n), end)
+    }
+
     /// The frame for now: re-rendered only when the scene changed, and not at all while frozen.
     fn frame(&self) -> Frame {
         let (scene, now) = {

@@ -405,6 +405,33 @@ fn each_channel_plays_its_own_tone_and_menus_are_silent() {
 }
 
 #[test]
+fn audio_until_now_joins_windows_seamlessly_and_matches_read() {
+    let (stb, clock) = sim(SimConfig::default());
+    watch(&stb, &clock);
+    let (none, start) = stb.audio_until_now(None);
+    assert!(none.is_empty());
+    // Windows of any length, one after another, are the samples one read gives.
+    let mut joined = Vec::new();
+    let mut next = start;
+    for ms in [7, 20, 1, 33, 139] {
+        clock.advance_ms(ms);
+        let (samples, after) = stb.audio_until_now(Some(next));
+        assert_eq!(after - next, samples.len() as u64);
+        joined.extend(samples);
+        next = after;
+    }
+    assert_eq!(joined.len(), 48 * 200);
+    let (replayed, _) = stb.audio_until_now(Some(start));
+    assert_eq!(replayed, joined);
+    let read = stb.read(Duration::from_millis(200)).expect("audio");
+    let (same, _) = stb.audio_until_now(Some(next));
+    assert_eq!(same, read.samples);
+    // Nothing older than the longest read is kept.
+    let (oldest, _) = stb.audio_until_now(Some(0));
+    assert_eq!(oldest.len() as u64, MAX_AUDIO_READ.as_secs() * 48_000);
+}
+
+#[test]
 fn same_inputs_at_the_same_times_give_identical_frames() {
     let run = || {
         let (stb, clock) = sim(SimConfig::default());
