@@ -341,10 +341,8 @@ impl PhoneShell {
             "rotaryencoder",
         ];
         let mut args = args;
-        if let Some((first, rest)) = args.split_first() {
-            if SOURCES.contains(first) {
-                args = rest;
-            }
+        if let Some((_, rest)) = args.split_first().filter(|(f, _)| SOURCES.contains(f)) {
+            args = rest;
         }
         let Some((&cmd, rest)) = args.split_first() else {
             io.err(USAGE).await;
@@ -361,7 +359,7 @@ impl PhoneShell {
                 .then(|| {
                     rest[..n]
                         .iter()
-                        .map(|s| num(*s))
+                        .map(|s| num(s))
                         .collect::<Option<Vec<i32>>>()
                 })
                 .flatten()
@@ -594,7 +592,7 @@ impl PhoneShell {
                 let mut names: Vec<String> = self.phone.read(|p| {
                     p.packages()
                         .iter()
-                        .filter(|pk| !(third && pk.system) && !(system && !pk.system))
+                        .filter(|pk| if pk.system { !third } else { !system })
                         .filter(|pk| filter.is_none_or(|f| pk.name.contains(f)))
                         .map(|pk| pk.name.clone())
                         .collect()

@@ -895,10 +895,11 @@ impl Phone {
             Some(Activity::Demo) => self.demo_screen(content),
             Some(Activity::App(p)) => self.plain_app(content, p),
         };
-        if let Some(i) = self.focus {
-            if let Some(n) = app.nodes.iter_mut().filter(|n| n.focusable).nth(i) {
-                n.focused = true;
-            }
+        if let Some(n) = self
+            .focus
+            .and_then(|i| app.nodes.iter_mut().filter(|n| n.focusable).nth(i))
+        {
+            n.focused = true;
         }
         let w = WIDTH as i32 / 3;
         let nav = |i: i32, glyph: &'static str, desc: &str, id: &str, action: Action| {
