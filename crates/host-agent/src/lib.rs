@@ -31,16 +31,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let token = config
         .token()
         .map_err(|e| anyhow::anyhow!("enrollment token: {e}"))?;
+    let runtime = Arc::new(
+        runtime::Runtime::new(&config.devices, &config.state_dir)
+            .map_err(|e| anyhow::anyhow!(e))?,
+    );
+    // Devices that connect in the background (phones) get a moment to say who they are.
+    let waiting = runtime.clone();
+    let _ =
+        tokio::task::spawn_blocking(move || waiting.wait_for_devices(Duration::from_secs(5))).await;
     let params = link::LinkParams {
         server: config.server.clone(),
         token,
         hello: config.hello(),
         reconnect_max: Duration::from_millis(config.reconnect_max_ms),
         report_stats: true,
-        runtime: Some(Arc::new(
-            runtime::Runtime::new(&config.devices, &config.state_dir)
-                .map_err(|e| anyhow::anyhow!(e))?,
-        )),
+        runtime: Some(runtime),
     };
     tracing::info!(server = %config.server, host_name = %config.host_name, devices = config.devices.len(), "host-agent starting");
     systemd::notify("READY=1");
