@@ -172,8 +172,11 @@ pub fn parse(xml: &str) -> Result<Vec<UiNode>, UiError> {
     Ok(nodes)
 }
 
-/// Reads `name="value"` pairs up to the tag's end; returns them and the text after the tag.
-fn read_attributes(mut s: &str) -> Result<(Vec<(&str, String)>, &str), UiError> {
+/// A tag's attributes (name, decoded value) and the text after the tag.
+type Attributes<'a> = (Vec<(&'a str, String)>, &'a str);
+
+/// Reads `name="value"` pairs up to the tag's end.
+fn read_attributes(mut s: &str) -> Result<Attributes<'_>, UiError> {
     let mut attrs = Vec::new();
     loop {
         s = s.trim_start();
@@ -296,7 +299,8 @@ pub fn find<'n>(nodes: &'n [UiNode], selector: &Selector) -> Result<&'n UiNode, 
 /// Up to `max` distinct attribute values most like the selector's (edit distance, ties by order).
 pub fn closest(nodes: &[UiNode], selector: &Selector, max: usize) -> Vec<String> {
     let mut scored: Vec<(usize, String)> = Vec::new();
-    let fields: [(&Option<String>, &str, fn(&UiNode) -> &str); 3] = [
+    type Field<'s> = (&'s Option<String>, &'static str, fn(&UiNode) -> &str);
+    let fields: [Field<'_>; 3] = [
         (&selector.text, "text", |n| &n.text),
         (&selector.resource_id, "resource_id", |n| &n.resource_id),
         (&selector.content_desc, "content_desc", |n| &n.content_desc),

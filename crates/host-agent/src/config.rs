@@ -167,7 +167,7 @@ impl Settings for Config {
             errors.push(format!("{e}"));
         }
         for d in &self.devices {
-            if let Err(e) = crate::drivers::build(&d.id, &d.driver, &d.settings) {
+            if let Err(e) = crate::drivers::check(&d.id, &d.driver, &d.settings) {
                 errors.extend(e.messages());
             }
         }

@@ -4,9 +4,14 @@
 //!
 //! `composite` devices combine controllers from hardware drivers (`labwright-drivers`: video
 //! from V4L2, audio from ALSA, console from a serial port); their constructor opens every node
-//! and reports every problem at once.
+//! and reports every problem at once. `android` devices connect to adbd in the background: their
+//! status (online, offline, unauthorized; online with the `getprop` summary) is read through
+//! [`Driver::status`].
 
-use std::sync::Arc;
+use std::{path::Path, sync::Arc};
+
+use labwright_core::fleet::Status;
+use labwright_drivers::android::AndroidDevice;
 
 use labwright_core::{
     controller::Device,
@@ -19,6 +24,8 @@ use labwright_core::{
 pub struct Driver {
     device: Arc<dyn Device>,
     faults: Option<Arc<dyn FaultInjection>>,
+    /// Drivers whose device comes and goes on its own (a phone over the network).
+    android: Option<Arc<AndroidDevice>>,
 }
 
 impl Driver {
@@ -34,6 +41,20 @@ impl Driver {
     /// Fault injection, for drivers that offer it (the simulator).
     pub fn faults(&self) -> Option<&dyn FaultInjection> {
         self.faults.as_deref()
+    }
+
+    /// The device's own status and its detail, for drivers that know it (`None`: online
+    /// whenever the host is).
+    pub fn status(&self) -> Option<(Status, String)> {
+        self.android.as_ref().map(|a| a.status())
+    }
+
+    /// Waits (at most `timeout`) until a driver that connects in the background has made its
+    /// first attempt, so the hello carries a real status.
+    pub fn wait_first_attempt(&self, timeout: std::time::Duration) {
+        if let Some(a) = &self.android {
+            a.wait_first_attempt(timeout);
+        }
     }
 }
 
@@ -97,13 +118,14 @@ impl DriverError {
     }
 }
 
-/// Builds one driver kind's device from its id and settings table.
-pub type Constructor = fn(&str, &toml::Table) -> Result<Driver, DriverError>;
+/// Builds one driver kind's device from its id, settings table and the agent's state directory.
+pub type Constructor = fn(&str, &toml::Table, &Path) -> Result<Driver, DriverError>;
 
 /// Every driver kind this host can drive, with its constructor.
 pub const REGISTRY: &[(DriverKind, Constructor)] = &[
     (DriverKind::Simulated, simulated),
     (DriverKind::Composite, composite),
+    (DriverKind::Android, android),
 ];
 
 /// The capabilities a configured device declares in the hello: its kind's, or for a composite
@@ -115,21 +137,48 @@ pub fn capabilities(kind: DriverKind, settings: &toml::Table) -> Vec<Capability>
     }
 }
 
-/// Builds the driver of one configured device (`driver` is the kind's name, e.g. `simulated`).
-pub fn build(device: &str, driver: &str, settings: &toml::Table) -> Result<Driver, DriverError> {
-    let unknown = || DriverError::UnknownKind {
-        device: device.to_string(),
-        kind: driver.to_string(),
-    };
-    let kind: DriverKind = driver.parse().map_err(|_| unknown())?;
+/// Builds the driver of one configured device (`driver` is the kind's name, e.g. `simulated`);
+/// `state_dir` holds what a driver keeps across restarts (the ADB host key).
+pub fn build(
+    device: &str,
+    driver: &str,
+    settings: &toml::Table,
+    state_dir: &Path,
+) -> Result<Driver, DriverError> {
+    let kind = kind(device, driver)?;
     let (_, construct) = REGISTRY
         .iter()
         .find(|(k, _)| *k == kind)
-        .ok_or_else(unknown)?;
-    construct(device, settings)
+        .ok_or_else(|| unknown(device, driver))?;
+    construct(device, settings, state_dir)
 }
 
-fn simulated(device: &str, settings: &toml::Table) -> Result<Driver, DriverError> {
+/// Checks a configured device without side effects where building has some (an `android`
+/// device's settings are checked, its key not created and nothing connected).
+pub fn check(device: &str, driver: &str, settings: &toml::Table) -> Result<(), DriverError> {
+    match kind(device, driver)? {
+        DriverKind::Android => labwright_drivers::android::AndroidSettings::from_table(settings)
+            .map(|_| ())
+            .map_err(|problems| DriverError::Problems {
+                device: device.to_string(),
+                problems,
+            }),
+        _ => build(device, driver, settings, Path::new("")).map(|_| ()),
+    }
+}
+
+fn unknown(device: &str, driver: &str) -> DriverError {
+    DriverError::UnknownKind {
+        device: device.to_string(),
+        kind: driver.to_string(),
+    }
+}
+
+fn kind(device: &str, driver: &str) -> Result<DriverKind, DriverError> {
+    driver.parse().map_err(|_| unknown(device, driver))
+}
+
+fn simulated(device: &str, settings: &toml::Table, _: &Path) -> Result<Driver, DriverError> {
     let settings_error = |message: String| DriverError::Settings {
         device: device.to_string(),
         message,
@@ -146,10 +195,26 @@ fn simulated(device: &str, settings: &toml::Table) -> Result<Driver, DriverError
     Ok(Driver {
         device: sim.clone(),
         faults: Some(sim),
+        android: None,
     })
 }
 
-fn composite(device: &str, settings: &toml::Table) -> Result<Driver, DriverError> {
+fn android(device: &str, settings: &toml::Table, state_dir: &Path) -> Result<Driver, DriverError> {
+    let phone = AndroidDevice::from_settings(device, settings, state_dir).map_err(|problems| {
+        DriverError::Problems {
+            device: device.to_string(),
+            problems,
+        }
+    })?;
+    let phone = Arc::new(phone);
+    Ok(Driver {
+        device: phone.clone(),
+        faults: None,
+        android: Some(phone),
+    })
+}
+
+fn composite(device: &str, settings: &toml::Table, _: &Path) -> Result<Driver, DriverError> {
     let built = labwright_drivers::composite::build(settings).map_err(|problems| {
         DriverError::Problems {
             device: device.to_string(),
@@ -159,6 +224,7 @@ fn composite(device: &str, settings: &toml::Table) -> Result<Driver, DriverError
     Ok(Driver {
         device: Arc::new(built),
         faults: None,
+        android: None,
     })
 }
 
@@ -178,10 +244,10 @@ mod tests {
 
     #[test]
     fn devices_are_built_through_the_registry() {
-        let d = build("stb-1", "simulated", &toml::Table::new()).expect("built");
+        let d = build("stb-1", "simulated", &toml::Table::new(), Path::new("")).expect("built");
         assert!(d.device().remote().is_some());
         assert!(d.faults().is_some());
-        let e = build("stb-1", "warp", &toml::Table::new())
+        let e = build("stb-1", "warp", &toml::Table::new(), Path::new(""))
             .err()
             .expect("unknown kind");
         assert_eq!(
@@ -190,7 +256,7 @@ mod tests {
         );
         let mut bad = toml::Table::new();
         bad.insert("nonsense".into(), toml::Value::Boolean(true));
-        let e = build("stb-1", "simulated", &bad)
+        let e = build("stb-1", "simulated", &bad, Path::new(""))
             .err()
             .expect("bad settings");
         assert!(e.to_string().starts_with("devices.stb-1.settings"), "{e}");
@@ -209,7 +275,7 @@ mod tests {
             "#,
         )
         .expect("toml");
-        let e = build("hdmi-1", "composite", &settings)
+        let e = build("hdmi-1", "composite", &settings, Path::new(""))
             .err()
             .expect("no such nodes");
         let messages = e.messages();
@@ -233,5 +299,46 @@ mod tests {
             capabilities(DriverKind::Simulated, &settings),
             DriverKind::Simulated.capabilities()
         );
+    }
+
+    #[test]
+    fn android_devices_are_checked_without_side_effects_and_usb_is_refused() {
+        let table = |s: &str| toml::from_str::<toml::Table>(s).expect("toml");
+        let e = check("phone-1", "android", &table("serial = \"R58M\"")).expect_err("usb");
+        assert!(
+            e.to_string().starts_with(
+                "devices.phone-1.settings.serial: adb over usb (serial \"R58M\") is unsupported"
+            ),
+            "{e}"
+        );
+        let e = check("phone-1", "android", &table("")).expect_err("no address");
+        assert_eq!(
+            e.to_string(),
+            "devices.phone-1.settings.address: required (\"HOST:PORT\" of adbd)"
+        );
+        check("phone-1", "android", &table("address = \"127.0.0.1:5555\"")).expect("valid");
+        assert_eq!(
+            capabilities(DriverKind::Android, &toml::Table::new()),
+            vec![
+                Capability::RemoteControl,
+                Capability::Touch,
+                Capability::VideoCapture,
+                Capability::Shell
+            ]
+        );
+        // Built, it makes its host key in the state dir and reports its own status.
+        let dir = std::env::temp_dir().join(format!("lw-agent-android-{}", std::process::id()));
+        let d = build(
+            "phone-1",
+            "android",
+            &table("address = \"127.0.0.1:9\""),
+            &dir,
+        )
+        .expect("built");
+        assert!(dir.join("adbkey").exists());
+        let (status, _) = d.status().expect("a phone knows its status");
+        assert_ne!(status, Status::Online);
+        drop(d);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -228,7 +228,7 @@ fn press(
         .iter()
         .map(|k| k.parse::<Key>())
         .collect::<Result<Vec<_>, _>>()?;
-    let driver = crate::drivers::build(&dc.id, &dc.driver, &dc.settings)?;
+    let driver = crate::drivers::build(&dc.id, &dc.driver, &dc.settings, &config.state_dir)?;
     let remote = driver
         .device()
         .remote()

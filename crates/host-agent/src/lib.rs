@@ -33,20 +33,25 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let token = config
         .token()
         .map_err(|e| anyhow::anyhow!("enrollment token: {e}"))?;
+    let runtime = Arc::new(
+        runtime::Runtime::new(&config.devices, &config.state_dir)
+            .map_err(|e| anyhow::anyhow!(e))?
+            .with_health(health::Monitor::new(
+                Duration::from_millis(config.health_interval_ms),
+                config.console_probes.clone().into_iter().collect(),
+            )),
+    );
+    // Devices that connect in the background (phones) get a moment to say who they are.
+    let waiting = runtime.clone();
+    let _ =
+        tokio::task::spawn_blocking(move || waiting.wait_for_devices(Duration::from_secs(5))).await;
     let params = link::LinkParams {
         server: config.server.clone(),
         token,
         hello: config.hello(),
         reconnect_max: Duration::from_millis(config.reconnect_max_ms),
         report_stats: true,
-        runtime: Some(Arc::new(
-            runtime::Runtime::new(&config.devices, &config.state_dir)
-                .map_err(|e| anyhow::anyhow!(e))?
-                .with_health(health::Monitor::new(
-                    Duration::from_millis(config.health_interval_ms),
-                    config.console_probes.clone().into_iter().collect(),
-                )),
-        )),
+        runtime: Some(runtime),
     };
     tracing::info!(server = %config.server, host_name = %config.host_name, devices = config.devices.len(), "host-agent starting");
     systemd::notify("READY=1");

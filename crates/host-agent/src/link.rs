@@ -5,14 +5,19 @@
 //! domain types (`labwright_wire::host_link`), converted here at the stream.
 
 use std::{
+    collections::HashMap,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use labwright_core::{fleet::RawHello, retry::Backoff};
+use labwright_core::{
+    fleet::{RawHello, Status},
+    retry::Backoff,
+};
 use labwright_wire::{
     host_link::{
-        Command, CommandReply, ConvertError, FromHost, Heartbeat, Hello, HostCommand, ToHost,
+        Command, CommandReply, ConvertError, DeviceStatusChange, FromHost, Heartbeat, Hello,
+        HostCommand, ToHost,
     },
     v1::{self as pb, host_link_client::HostLinkClient},
 };
@@ -38,6 +43,9 @@ pub struct LinkParams {
 
 /// Unacknowledged reports are sent again after this long.
 const RESEND_AFTER: Duration = Duration::from_secs(10);
+
+/// How often devices' own statuses (a phone that went away) are read; changes are sent.
+const STATUS_POLL: Duration = Duration::from_millis(500);
 
 /// Things a link reports as they happen (logging in the agent, measurements in the benchmark).
 pub trait LinkObserver: Send + Sync + 'static {
@@ -167,8 +175,21 @@ async fn session(
         .as_ref()
         .map(|r| r.running_executions())
         .unwrap_or_default();
+    let mut raw = params.hello.clone();
+    if let Some(rt) = &params.runtime {
+        rt.complete_hello(&mut raw);
+    }
+    // What the server was last told about each device's own status.
+    let mut told: HashMap<String, (Status, String)> = raw
+        .devices
+        .iter()
+        .filter_map(|d| {
+            d.status
+                .map(|s| (d.key.clone(), (s, d.status_detail.clone())))
+        })
+        .collect();
     tx.send(FromHost::Hello(Hello {
-        raw: params.hello.clone(),
+        raw,
         running_executions,
     }))
     .await
@@ -212,6 +233,8 @@ async fn session(
         send_health(rt, &tx).await?;
     }
     let mut resend = tokio::time::interval(RESEND_AFTER / 2);
+    let mut statuses = tokio::time::interval(STATUS_POLL);
+    statuses.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
         tokio::select! {
@@ -238,6 +261,17 @@ async fn session(
             } => {
                 if let Some(rt) = &runtime {
                     send_health(rt, &tx).await?;
+                }
+            }
+            _ = statuses.tick() => {
+                if let Some(rt) = &runtime {
+                    for (key, status, detail) in rt.device_statuses() {
+                        if told.get(&key) != Some(&(status, detail.clone())) {
+                            told.insert(key.clone(), (status, detail.clone()));
+                            let change = DeviceStatusChange { device_id: key, status: Some(status), detail };
+                            tx.send(FromHost::DeviceStatus(change)).await.map_err(|_| LinkError::Closed)?;
+                        }
+                    }
                 }
             }
             _ = resend.tick() => {

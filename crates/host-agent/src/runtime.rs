@@ -8,6 +8,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, atomic::AtomicBool},
 };
 
+use labwright_core::fleet::{RawHello, Status};
 use labwright_wire::host_link::Report;
 use tokio::sync::Notify;
 
@@ -52,7 +53,10 @@ impl Runtime {
     pub fn new(devices: &[DeviceConfig], state_dir: &Path) -> Result<Self, RuntimeError> {
         let mut map = HashMap::new();
         for d in devices {
-            map.insert(d.id.clone(), drivers::build(&d.id, &d.driver, &d.settings)?);
+            map.insert(
+                d.id.clone(),
+                drivers::build(&d.id, &d.driver, &d.settings, state_dir)?,
+            );
         }
         let spool = Spool::open(&state_dir.join("spool"))?;
         Ok(Self {
@@ -98,6 +102,38 @@ impl Runtime {
         if let Err(e) = self.spool.push_then(report, || self.reports.notify_one()) {
             tracing::error!(error = %e, "could not write a report to the spool; it will be lost if the agent stops before the server has it");
         }
+    }
+
+    /// The statuses of devices whose drivers know their own (a phone that went away), by key.
+    pub fn device_statuses(&self) -> Vec<(String, Status, String)> {
+        let mut v: Vec<_> = self
+            .devices
+            .iter()
+            .filter_map(|(k, d)| d.status().map(|(s, detail)| (k.clone(), s, detail)))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Fills the hello's devices with what their drivers know: their status and its detail (a
+    /// phone's detail is its `getprop` summary: model, Android version, serial).
+    pub fn complete_hello(&self, hello: &mut RawHello) {
+        for dev in &mut hello.devices {
+            if let Some((status, detail)) = self.devices.get(&dev.key).and_then(Driver::status) {
+                dev.status = Some(status);
+                dev.status_detail = detail;
+            }
+        }
+    }
+
+    /// Waits (each at most `timeout`, in parallel) for drivers that connect in the background
+    /// to make their first attempt, so the first hello carries their real status.
+    pub fn wait_for_devices(&self, timeout: std::time::Duration) {
+        std::thread::scope(|s| {
+            for d in self.devices.values() {
+                s.spawn(move || d.wait_first_attempt(timeout));
+            }
+        });
     }
 
     pub(crate) fn driver(&self, key: &str) -> Option<&Driver> {

@@ -176,6 +176,9 @@ pub fn load_host_key(path: &std::path::Path) -> Result<AdbKey, String> {
     Ok(key)
 }
 
+/// The persistent shell of a connection, opened on first use (`None` after a failure).
+type ShellSlot = Arc<tokio::sync::Mutex<Option<PersistentShell>>>;
+
 /// What the supervisor knows about the device.
 struct State {
     status: Status,
@@ -184,7 +187,7 @@ struct State {
     attempted: bool,
     client: Option<Arc<AdbClient>>,
     /// The persistent shell of the current connection, opened on first use.
-    shell: Arc<tokio::sync::Mutex<Option<PersistentShell>>>,
+    shell: ShellSlot,
     props: AndroidProps,
     screen: (u32, u32),
 }
@@ -337,15 +340,7 @@ impl AndroidDevice {
         }
     }
 
-    fn client(
-        &self,
-    ) -> Result<
-        (
-            Arc<AdbClient>,
-            Arc<tokio::sync::Mutex<Option<PersistentShell>>>,
-        ),
-        ControlError,
-    > {
+    fn client(&self) -> Result<(Arc<AdbClient>, ShellSlot), ControlError> {
         let st = self.inner.lock();
         match &st.client {
             Some(c) if c.is_connected() => Ok((c.clone(), st.shell.clone())),
@@ -360,7 +355,7 @@ impl AndroidDevice {
     fn call<T, F>(
         &self,
         timeout: Duration,
-        f: impl FnOnce(Arc<AdbClient>, Arc<tokio::sync::Mutex<Option<PersistentShell>>>) -> F,
+        f: impl FnOnce(Arc<AdbClient>, ShellSlot) -> F,
     ) -> Result<T, ControlError>
     where
         T: Send + 'static,
