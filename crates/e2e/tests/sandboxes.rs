@@ -533,6 +533,18 @@ async fn an_app_that_exits_or_runs_out_of_memory_is_exited_with_its_output_and_r
         (lines, end.as_str()),
         (vec!["waiting".to_string(), "bye".to_string()], "exited")
     );
+    // The same from the command line, and the EXIT column.
+    let out = cli(&base, &key, &["sessions", "logs", &session, "--tail", "2"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "waiting\nbye\n");
+    let out = cli(&base, &key, &["sessions", "list", "--status", "exited"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&out.stdout);
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with(&session))
+        .unwrap_or_else(|| panic!("{session} not listed: {listed}"));
+    assert!(row.split_whitespace().any(|w| w == "3"), "{listed}");
     // No terminal into an exited session.
     let (status, body) = http(
         "POST",
@@ -548,16 +560,12 @@ async fn an_app_that_exits_or_runs_out_of_memory_is_exited_with_its_output_and_r
         .as_str()
         .expect("container")
         .to_string();
-    let (status, restarted) = http(
-        "POST",
-        format!("{base}/api/v1/sessions/{session}/restart"),
-        Some(key.clone()),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{restarted}");
-    assert_eq!(restarted["status"], "running");
-    assert_eq!(restarted["restarts"], 1);
+    // (From the command line, which shows the session it answers with.)
+    let out = cli(&base, &key, &["--json", "sessions", "restart", &session]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let restarted: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(restarted["status"], "running", "{restarted}");
+    assert_eq!(restarted["restarts"], 1, "{restarted}");
     let again = eventually(Duration::from_secs(60), "restarted", || async {
         let s = stack.session(&session).await;
         (s["container_id"] != old_container.as_str() && s["status"] == "running").then_some(s)
@@ -624,6 +632,23 @@ async fn an_app_that_exits_or_runs_out_of_memory_is_exited_with_its_output_and_r
     })
     .await;
     stack.shutdown().await;
+}
+
+/// The real `labwright` binary, as a person runs it.
+async fn cli(base: &str, key: &str, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(labwright_testkit::binary::cargo_bin("labwright"));
+    command
+        .args(["--url", base])
+        .args(args)
+        .env("LABWRIGHT_API_KEY", key)
+        .env_remove("LABWRIGHT_URL");
+    tokio::task::spawn_blocking(move || command.output().expect("labwright runs"))
+        .await
+        .expect("cli thread")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 type Ws =
