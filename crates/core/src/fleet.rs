@@ -155,6 +155,7 @@ impl DriverKind {
                 Capability::VideoCapture,
                 Capability::Power,
                 Capability::AudioCapture,
+                Capability::Console,
             ],
             DriverKind::Composite => vec![
                 Capability::VideoCapture,

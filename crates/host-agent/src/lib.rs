@@ -10,6 +10,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod drivers;
 pub mod ir;
 pub mod link;

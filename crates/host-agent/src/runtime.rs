@@ -26,6 +26,8 @@ pub struct Runtime {
     pub reports: Notify,
     /// Live views in progress.
     pub live: Arc<crate::live::Live>,
+    /// Console streams in progress.
+    pub consoles: Arc<crate::console::ConsoleWatches>,
 }
 
 /// An execution in progress on one of the devices.
@@ -59,6 +61,7 @@ impl Runtime {
             running: Mutex::new(HashMap::new()),
             reports: Notify::new(),
             live: Arc::default(),
+            consoles: Arc::default(),
         })
     }
 

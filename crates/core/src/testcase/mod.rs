@@ -19,7 +19,7 @@ pub use problem::{Problem, ProblemCode};
 pub use step::{
     ACTION_NAMES, Action, AudioExpect, GotoStep, ImageMode, MeasureZapStep, ObserveStep, PressStep,
     RegionStep, RepeatStep, ScreenshotStep, SerialExpectStep, SerialSendStep, Step,
-    VerifyAudioStep, VerifyImageStep, WaitStep,
+    VerifyAudioStep, VerifyImageStep, VerifyLogStep, WaitStep,
 };
 pub use validate::ValidationEnv;
 
@@ -166,7 +166,7 @@ pub fn step_capabilities(action: &Action) -> Vec<Capability> {
         | Action::VerifyNotFrozen(_)
         | Action::Screenshot(_) => vec![VideoCapture],
         Action::VerifyAudio(_) => vec![AudioCapture],
-        Action::SerialSend(_) | Action::SerialExpect(_) => vec![Console],
+        Action::SerialSend(_) | Action::SerialExpect(_) | Action::VerifyLog(_) => vec![Console],
     }
 }
 

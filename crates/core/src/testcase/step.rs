@@ -82,10 +82,14 @@ pub enum Action {
     /// `serial_expect: {pattern: 'Linux version (?P<version>[0-9.]+)'}`. Named groups that are
     /// numbers become measurements.
     SerialExpect(SerialExpectStep),
+    /// Check the console output of the whole run so far for a regular expression:
+    /// `verify_log: "Kernel panic"` (seen; with `timeout_ms`, waits that long for it) or
+    /// `verify_log: {pattern: "Oops", absent: true}` (never seen so far).
+    VerifyLog(VerifyLogStep),
 }
 
 /// Every action's name, in the order of [`Action`].
-pub const ACTION_NAMES: [&str; 14] = [
+pub const ACTION_NAMES: [&str; 15] = [
     "goto",
     "press",
     "wait",
@@ -100,6 +104,7 @@ pub const ACTION_NAMES: [&str; 14] = [
     "repeat",
     "serial_send",
     "serial_expect",
+    "verify_log",
 ];
 const OPTION_NAMES: [&str; 2] = ["timeout_ms", "continue_on_failure"];
 
@@ -121,6 +126,7 @@ impl Action {
             Action::Repeat(_) => "repeat",
             Action::SerialSend(_) => "serial_send",
             Action::SerialExpect(_) => "serial_expect",
+            Action::VerifyLog(_) => "verify_log",
         }
     }
 
@@ -134,6 +140,7 @@ impl Action {
                 | Action::VerifyNotBlack(_)
                 | Action::MeasureZap(_)
                 | Action::SerialExpect(_)
+                | Action::VerifyLog(_)
         )
     }
 }
@@ -439,6 +446,54 @@ impl Shorthand for SerialExpectStep {
 }
 deserialize_shorthand!(SerialExpectStep);
 
+/// `verify_log: pattern` or `verify_log: {pattern, absent}`. Looks at every console line since
+/// the run started (and the line being written). Seen (the default): passes on the first match,
+/// waiting up to the step's `timeout_ms` (no wait without one); `absent: true`: passes when no
+/// line so far matches, fails naming the first one that does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifyLogStep {
+    /// A regular expression (Rust `regex` syntax).
+    pub pattern: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub absent: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifyLogStepFull {
+    pattern: String,
+    #[serde(default)]
+    absent: bool,
+}
+
+impl From<VerifyLogStepFull> for VerifyLogStep {
+    fn from(f: VerifyLogStepFull) -> Self {
+        VerifyLogStep {
+            pattern: f.pattern,
+            absent: f.absent,
+        }
+    }
+}
+
+impl Shorthand for VerifyLogStep {
+    type Full = VerifyLogStepFull;
+    const EXPECTING: &'static str = "a regular expression or {pattern, absent}";
+    fn from_scalar(s: Scalar) -> Result<Self, String> {
+        match s {
+            Scalar::Str(pattern) => Ok(VerifyLogStep {
+                pattern,
+                absent: false,
+            }),
+            Scalar::Int(n) => Ok(VerifyLogStep {
+                pattern: n.to_string(),
+                absent: false,
+            }),
+            Scalar::Null => Err("expected a regular expression, found nothing".into()),
+        }
+    }
+}
+deserialize_shorthand!(VerifyLogStep);
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RepeatStep {
@@ -552,6 +607,7 @@ impl Serialize for Step {
             Action::Repeat(v) => m.serialize_entry(name, v)?,
             Action::SerialSend(v) => m.serialize_entry(name, v)?,
             Action::SerialExpect(v) => m.serialize_entry(name, v)?,
+            Action::VerifyLog(v) => m.serialize_entry(name, v)?,
         }
         if let Some(t) = self.timeout_ms {
             m.serialize_entry("timeout_ms", &t)?;
@@ -648,6 +704,7 @@ fn action_value<'de, A: MapAccess<'de>>(name: &str, map: &mut A) -> Result<Actio
         "repeat" => Action::Repeat(map.next_value()?),
         "serial_send" => Action::SerialSend(map.next_value()?),
         "serial_expect" => Action::SerialExpect(map.next_value()?),
+        "verify_log" => Action::VerifyLog(map.next_value()?),
         other => return Err(de::Error::unknown_field(other, &ACTION_NAMES)),
     })
 }

@@ -15,10 +15,10 @@ use labwright_core::{
 use prost::Message;
 
 use super::{
-    Command, CommandReply, DeviceStatusChange, ExecutionReport, FromHost, Heartbeat, Hello,
-    HostCommand, LiveFrame, LiveView, NAVIGATION_TREE_JSON_VERSION, PowerAction, Refusal, Report,
-    ReportAck, ResultCode, RunExecution, ScreenshotReport, StepReport, TESTCASE_JSON_VERSION,
-    ToHost, Welcome,
+    Command, CommandReply, ConsoleOutput, DeviceStatusChange, ExecutionReport, FromHost, Heartbeat,
+    Hello, HostCommand, LiveFrame, LiveView, NAVIGATION_TREE_JSON_VERSION, PowerAction, Refusal,
+    Report, ReportAck, ResultCode, RunExecution, ScreenshotReport, StepReport,
+    TESTCASE_JSON_VERSION, ToHost, Welcome,
 };
 use crate::v1 as pb;
 
@@ -304,6 +304,7 @@ fn report_to_wire(r: Report) -> pb::host_message::Body {
             cancelled: x.cancelled,
             finished_at_unix_micros: x.finished_at_unix_micros,
             edge_observations: x.edge_observations.into_iter().map(Into::into).collect(),
+            console_log: x.console_log,
         }),
     }
 }
@@ -336,6 +337,7 @@ impl From<pb::ExecutionReport> for ExecutionReport {
             cancelled: x.cancelled,
             edge_observations: x.edge_observations.into_iter().map(Into::into).collect(),
             finished_at_unix_micros: x.finished_at_unix_micros,
+            console_log: x.console_log,
         }
     }
 }
@@ -432,6 +434,20 @@ impl From<FromHost> for pb::HostMessage {
                 height: f.height,
                 jpeg: f.jpeg,
             }),
+            FromHost::ConsoleOutput(o) => Body::ConsoleOutput(pb::ConsoleOutput {
+                device_id: o.device_id,
+                lines: o
+                    .lines
+                    .into_iter()
+                    .map(|l| pb::ConsoleOutputLine {
+                        seq: l.seq,
+                        at_unix_micros: l.at_us,
+                        text: l.text,
+                    })
+                    .collect(),
+                partial: o.partial,
+                missed: o.missed,
+            }),
         };
         pb::HostMessage { body: Some(body) }
     }
@@ -469,6 +485,20 @@ impl TryFrom<pb::HostMessage> for FromHost {
                 width: f.width,
                 height: f.height,
                 jpeg: f.jpeg,
+            }),
+            Body::ConsoleOutput(o) => FromHost::ConsoleOutput(ConsoleOutput {
+                device_id: o.device_id,
+                lines: o
+                    .lines
+                    .into_iter()
+                    .map(|l| labwright_core::controller::ConsoleLine {
+                        seq: l.seq,
+                        at_us: l.at_unix_micros,
+                        text: l.text,
+                    })
+                    .collect(),
+                partial: o.partial,
+                missed: o.missed,
             }),
         })
     }
@@ -556,6 +586,12 @@ impl From<HostCommand> for pb::command::Kind {
                 device_id,
                 action: pb::PowerAction::from(action) as i32,
             }),
+            HostCommand::ConsoleWatch { device_id, on } => {
+                Kind::ConsoleWatch(pb::ConsoleWatch { device_id, on })
+            }
+            HostCommand::ConsoleInput { device_id, data } => {
+                Kind::ConsoleInput(pb::ConsoleInput { device_id, data })
+            }
         }
     }
 }
@@ -615,6 +651,14 @@ impl TryFrom<pb::command::Kind> for HostCommand {
             Kind::Power(p) => HostCommand::Power {
                 action: power_action_from_wire(p.action)?,
                 device_id: p.device_id,
+            },
+            Kind::ConsoleWatch(w) => HostCommand::ConsoleWatch {
+                device_id: w.device_id,
+                on: w.on,
+            },
+            Kind::ConsoleInput(i) => HostCommand::ConsoleInput {
+                device_id: i.device_id,
+                data: i.data,
             },
         })
     }
