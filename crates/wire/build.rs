@@ -11,7 +11,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 #[cfg(feature = "host-link")]
 fn host_link() -> Result<(), Box<dyn std::error::Error>> {
     use std::path::PathBuf;
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs, not when it is compiled: a build script compiled in another
+    // checkout (a shared or seeded target directory) must still read this checkout's protos.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = ["labwright/v1/host_link.proto"];
     for f in &files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());

@@ -69,6 +69,12 @@ export async function api<T>(path: string, opts: Options = {}): Promise<T> {
   return (await res.json()) as T;
 }
 
+/** A protected text resource (an execution's console log). */
+export async function text(path: string): Promise<string> {
+  const res = await request(path);
+  return res.text();
+}
+
 /** A protected image (screenshot, reference) as an object URL. */
 export async function blobUrl(path: string): Promise<string> {
   const res = await request(path);

@@ -249,6 +249,11 @@ async fn read_stream(
                     live.publish(host, frame);
                 }
             }
+            FromHost::ConsoleOutput(output) => {
+                if device_keys.contains(&output.device_id) {
+                    live.consoles.publish(host, output);
+                }
+            }
             FromHost::CommandResult(result) => {
                 registry.complete_command(host, connection_id, result)
             }

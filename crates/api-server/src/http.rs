@@ -34,7 +34,7 @@ pub struct Site {
         keys::whoami, keys::list_keys, keys::create_key, keys::revoke_key,
         control::press, control::screenshot, control::set_faults, control::power, control::reserve, control::keep_reservation, control::release_reservation,
         executions::create_execution, executions::list_executions, executions::get_execution,
-        executions::cancel_execution, executions::step_screenshot,
+        executions::cancel_execution, executions::step_screenshot, executions::execution_console,
         library::put_testcase, library::validate_testcase, library::list_testcases, library::get_testcase, library::get_testcase_version, library::delete_testcase,
         library::put_tree, library::list_trees, library::get_tree, library::delete_tree,
         library::put_reference, library::list_references, library::get_reference,
@@ -108,6 +108,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(executions::get_execution)
                 .service(executions::cancel_execution)
                 .service(executions::step_screenshot)
+                .service(executions::execution_console)
                 .service(library::put_testcase)
                 .service(library::validate_testcase)
                 .service(library::list_testcases)
@@ -134,6 +135,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(sandboxes::session_logs)
                 .service(sandboxes::restart_session)
                 .service(live::live)
+                .service(live::console)
                 .service(live::events),
         )
         .default_service(web::to(not_found));

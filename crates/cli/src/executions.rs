@@ -116,6 +116,14 @@ pub(crate) fn executions(
             writeln!(out, "execution {id} {}", e.status)?;
             Ok(())
         }
+        ExecutionsCommand::Console { id } => {
+            let bytes = client.get_bytes(&format!(
+                "/api/v1/executions/{}/console",
+                crate::client::path_segment(&id)
+            ))?;
+            out.write_all(&bytes)?;
+            Ok(())
+        }
     }
 }
 

@@ -231,6 +231,8 @@ pub enum ExecutionsCommand {
     Show { id: String },
     /// Cancel a queued or running execution.
     Cancel { id: String },
+    /// Print an execution's console log (timestamped lines with step markers).
+    Console { id: String },
 }
 
 #[derive(Subcommand, Debug)]

@@ -162,6 +162,7 @@ impl DriverKind {
                 Capability::VideoCapture,
                 Capability::Power,
                 Capability::AudioCapture,
+                Capability::Console,
             ],
             DriverKind::Composite => vec![
                 Capability::VideoCapture,

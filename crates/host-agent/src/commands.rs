@@ -17,7 +17,7 @@ use labwright_wire::host_link::{
 };
 use tokio::sync::mpsc;
 
-use crate::{drivers::Driver, live::LiveError, runtime::Runtime};
+use crate::{console::ConsoleWatchError, drivers::Driver, live::LiveError, runtime::Runtime};
 
 /// Why a command was refused.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,8 @@ pub enum CommandError {
     Reference { name: String, message: String },
     #[error(transparent)]
     Live(#[from] LiveError),
+    #[error(transparent)]
+    Console(#[from] ConsoleWatchError),
     #[error("this agent has no devices")]
     NoDevices,
     #[error("command task: {0}")]
@@ -49,9 +51,10 @@ impl CommandError {
         match self {
             CommandError::NoDevice(_) | CommandError::NotRunning(_) => ResultCode::NotFound,
             CommandError::Busy { .. } => ResultCode::Busy,
-            CommandError::Unsupported(_) | CommandError::Live(_) | CommandError::NoDevices => {
-                ResultCode::Unsupported
-            }
+            CommandError::Unsupported(_)
+            | CommandError::Live(_)
+            | CommandError::Console(_)
+            | CommandError::NoDevices => ResultCode::Unsupported,
             CommandError::Device(_) | CommandError::Encode(_) => ResultCode::Device,
             CommandError::Reference { .. } => ResultCode::Invalid,
             CommandError::Task(_) => ResultCode::Refused,
@@ -108,7 +111,13 @@ impl Runtime {
                 outcome
             }
             // The link answers these itself (they need its sender).
-            HostCommand::LiveView(_) => Err(CommandError::Unsupported("live view here")),
+            HostCommand::LiveView(_) | HostCommand::ConsoleWatch { .. } => {
+                Err(CommandError::Unsupported("live streams here"))
+            }
+            HostCommand::ConsoleInput { device_id, data } => self
+                .console_input(&device_id, data)
+                .await
+                .map(|()| Vec::new()),
         };
         CommandReply {
             command_id: cmd.command_id,
@@ -124,6 +133,32 @@ impl Runtime {
     ) -> Result<(), CommandError> {
         let device = self.device(&cmd.device_id)?.device_arc();
         Ok(self.live.set(cmd, device, link)?)
+    }
+
+    /// Starts, renews or stops streaming a device's console; output goes to `link`.
+    pub fn console_watch(
+        &self,
+        device_id: &str,
+        on: bool,
+        link: mpsc::Sender<FromHost>,
+    ) -> Result<(), CommandError> {
+        let device = self.device(device_id)?.device_arc();
+        Ok(self.consoles.set(device_id, on, device, link)?)
+    }
+
+    /// Types into a device's console (refused while a run has the device: nothing but its run
+    /// changes a leased device).
+    async fn console_input(&self, device: &str, data: Vec<u8>) -> Result<(), CommandError> {
+        self.refuse_if_busy(device)?;
+        let d = self.device(device)?.device_arc();
+        if d.console().is_none() {
+            return Err(CommandError::Unsupported("console"));
+        }
+        tokio::task::spawn_blocking(move || -> Result<(), CommandError> {
+            let console = d.console().ok_or(CommandError::Unsupported("console"))?;
+            Ok(console.send(&data)?)
+        })
+        .await?
     }
 
     fn cancel(&self, execution_id: &str) -> Result<(), CommandError> {

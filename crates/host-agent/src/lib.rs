@@ -11,6 +11,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod drivers;
 pub mod health;
 pub mod ir;

@@ -117,6 +117,7 @@ pub async fn run(params: LinkParams, observer: Arc<dyn LinkObserver>, shutdown: 
         // Nobody can watch through a link that is gone.
         if let Some(rt) = &params.runtime {
             rt.live.stop_all();
+            rt.consoles.stop_all();
         }
         match result {
             Ok(()) => return,
@@ -304,6 +305,14 @@ async fn session(
                     ToHost::Command(Command { command_id, kind: HostCommand::LiveView(lv) }) => {
                         let outcome = match &runtime {
                             Some(rt) => rt.live_view(&lv, tx.clone()).map(|()| Vec::new()).map_err(|e| e.refusal()),
+                            None => Err(commands::CommandError::NoDevices.refusal()),
+                        };
+                        tx.send(FromHost::CommandResult(CommandReply { command_id, outcome })).await.map_err(|_| LinkError::Closed)?;
+                    }
+                    // Answered in line too: it only starts, renews or stops a console thread.
+                    ToHost::Command(Command { command_id, kind: HostCommand::ConsoleWatch { device_id, on } }) => {
+                        let outcome = match &runtime {
+                            Some(rt) => rt.console_watch(&device_id, on, tx.clone()).map(|()| Vec::new()).map_err(|e| e.refusal()),
                             None => Err(commands::CommandError::NoDevices.refusal()),
                         };
                         tx.send(FromHost::CommandResult(CommandReply { command_id, outcome })).await.map_err(|_| LinkError::Closed)?;

@@ -221,6 +221,7 @@ impl Runtime {
                             message: format!("crashed: {what}"),
                         }],
                         duration_ms: 0.0,
+                        console_log: None,
                     }
                 }
             };
@@ -236,6 +237,7 @@ impl Runtime {
                 cancelled: summary.cancelled,
                 edge_observations: summary.edge_observations.clone(),
                 finished_at_unix_micros: now_us(),
+                console_log: summary.console_log.clone().unwrap_or_default(),
             }));
             drop(sink);
             if let Err(mpsc::SendError(EncodeJob::Spool(end))) = encoder.send(EncodeJob::Spool(end))

@@ -27,6 +27,8 @@ pub struct Runtime {
     pub reports: Notify,
     /// Live views in progress.
     pub live: Arc<crate::live::Live>,
+    /// Console streams in progress.
+    pub consoles: Arc<crate::console::ConsoleWatches>,
     /// The devices' health, between the checks and the link.
     pub health: crate::health::Monitor,
 }
@@ -65,6 +67,7 @@ impl Runtime {
             running: Mutex::new(HashMap::new()),
             reports: Notify::new(),
             live: Arc::default(),
+            consoles: Arc::default(),
             health: crate::health::Monitor::default(),
         })
     }

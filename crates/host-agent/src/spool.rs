@@ -283,6 +283,7 @@ mod tests {
                 cancelled: false,
                 edge_observations: Vec::new(),
                 finished_at_unix_micros: 0,
+                console_log: String::new(),
             }))
             .expect("push");
         assert_eq!(spool.due(Duration::from_secs(10)).len(), 3);

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import { api, ApiError, blobUrl, Device, Execution, Page, releaseOnExit, TestCase, WhoAmI } from '../api';
 import { ago, Badge, clock, Empty, ErrorBox, Link, Show, useAsync, useEvents } from '../ui';
+import { LiveConsole } from './LiveConsole';
 import { HealthBadge } from './Fleet';
 import { LiveView } from './LiveView';
 
@@ -115,6 +116,9 @@ export function DevicePage({ id }: { id: string }) {
                 <LiveView deviceId={id} />
               ) : (
                 <Empty>No live view: the device is {d.status} or has no video capture.</Empty>
+              )}
+              {d.capabilities.includes('console') && d.status !== 'offline' && (
+                <LiveConsole key={`${id}-${d.reservation?.mine ? 'mine' : 'not'}`} deviceId={id} />
               )}
             </div>
             <aside>

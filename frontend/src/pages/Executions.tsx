@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import { api, blobUrl, Execution, Page, Step, TestCase } from '../api';
 import { ago, Badge, Empty, Link, Show, useAsync, useEvents } from '../ui';
+import { ConsoleLog } from './ConsoleLog';
 
 const STATUSES = ['queued', 'dispatched', 'running', 'passed', 'failed', 'error', 'cancelled', 'interrupted'];
 const FINAL = ['passed', 'failed', 'error', 'cancelled', 'interrupted'];
@@ -127,6 +128,7 @@ export function ExecutionPage({ id }: { id: string }) {
               ))}
             </ol>
           )}
+          {!running && <ConsoleLog executionId={e.id} />}
           {open && (
             <Enlarged
               step={open}

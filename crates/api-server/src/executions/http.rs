@@ -117,3 +117,23 @@ pub async fn step_screenshot(
         .insert_header(("Cache-Control", "private, max-age=86400"))
         .body(bytes))
 }
+
+/// The execution's console log: every console line of the run, UTC-stamped, with a marker where
+/// each step started (`--- step 3: press (steps[3]) ---`) and at the end; 404 when the run
+/// recorded none (its device has no console, or it has not ended yet).
+#[utoipa::path(get, path = "/api/v1/executions/{id}/console", params(("id" = Uuid, Path)),
+    responses((status = 200, content_type = "text/plain"), (status = 404, body = crate::error::ErrorBody)))]
+#[get("/executions/{id}/console")]
+pub async fn execution_console(
+    lab: web::Data<Lab>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    let bytes = lab.console_log(caller.tenant, id.into_inner()).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header(("Cache-Control", "private, max-age=86400"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(bytes))
+}

@@ -58,6 +58,7 @@ fn report_size(r: &ReportBody) -> usize {
                 .map(|o| o.edge_id.len() + 32)
                 .sum::<usize>()
                 + x.reason.len()
+                + x.console_log.len()
                 + 256
         }
     }
@@ -445,6 +446,14 @@ impl Lab {
                         x.steps_total
                     )));
                 }
+                // Stored before the end is: an end report acknowledged has its console log kept.
+                if !x.console_log.is_empty() {
+                    let key = artifacts::console_log_key(tenant.0, id);
+                    self.artifacts
+                        .put(&key, bounded_console_log(x.console_log).into_bytes())
+                        .await
+                        .map_err(|e| StoreError::Retry(e.to_string()))?;
+                }
                 let changed = self
                     .store
                     .transition(id, status, &truncate(&x.reason, 4096), total)
@@ -697,6 +706,26 @@ impl Lab {
             .map_err(|e| ApiError::Internal(e.into()))
     }
 
+    /// The console log of an execution (text with step markers), once its run has ended on a
+    /// device with a console.
+    pub async fn console_log(&self, tenant: TenantId, id: Uuid) -> Result<bytes::Bytes, ApiError> {
+        self.store
+            .get(tenant, id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("execution {id}")))?;
+        match self
+            .artifacts
+            .get(&artifacts::console_log_key(tenant.0, id))
+            .await
+        {
+            Ok(bytes) => Ok(bytes),
+            Err(artifacts::ArtifactError::Store(object_store::Error::NotFound { .. })) => Err(
+                ApiError::NotFound(format!("console log of execution {id} (none recorded)")),
+            ),
+            Err(e) => Err(ApiError::Internal(e.into())),
+        }
+    }
+
     /// Cancels an execution: at once if it is queued or its host is gone, otherwise by asking the host.
     pub async fn cancel(&self, tenant: TenantId, id: Uuid) -> Result<ExecutionRow, ApiError> {
         let e = self
@@ -796,6 +825,22 @@ impl From<DbError> for StoreError {
     fn from(e: DbError) -> Self {
         StoreError::Retry(e.to_string())
     }
+}
+
+/// Largest console log stored (hosts send at most 1 MiB and their markers).
+const MAX_CONSOLE_LOG: usize = 2 << 20;
+
+/// A host's console log, cut at [`MAX_CONSOLE_LOG`] (on a character boundary) with a marker.
+fn bounded_console_log(mut log: String) -> String {
+    if log.len() > MAX_CONSOLE_LOG {
+        let mut end = MAX_CONSOLE_LOG;
+        while !log.is_char_boundary(end) {
+            end -= 1;
+        }
+        log.truncate(end);
+        log.push_str("\n--- console log truncated by the server ---\n");
+    }
+    log
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -9,7 +9,7 @@
 pub mod db;
 pub mod http;
 
-pub use db::FleetQuery;
+pub use db::{DeviceRow, FleetQuery};
 
 mod flusher;
 pub use flusher::FlushTiming;
@@ -40,7 +40,7 @@ use labwright_wire::{
 use uuid::Uuid;
 
 use self::db::{
-    DeviceRow, DeviceWithHost, FleetStore, HostRow,
+    DeviceWithHost, FleetStore, HostRow,
     reservations::{ReservationRow, Reserve},
 };
 use crate::{error::ApiError, events::Broker, executions::db::ExecutionStore, keys::Caller};
@@ -298,6 +298,21 @@ impl Fleet {
             )));
         }
         Ok(())
+    }
+
+    /// Whether `caller`'s key holds the reservation of device `d` right now (what typing into
+    /// its console needs, besides `control_devices`).
+    pub async fn holds_reservation(
+        &self,
+        caller: &Caller,
+        d: &DeviceRow,
+    ) -> Result<bool, ApiError> {
+        Ok(self
+            .store
+            .active_reservations(caller.tenant, &[d.id])
+            .await?
+            .into_iter()
+            .any(|r| r.key_id == caller.key_id.0))
     }
 
     /// Sends a command for device `d` to its host and waits for the answer.

@@ -11,13 +11,20 @@ use labwright_core::{
     fleet::Capability,
     ids::{DeviceId, HostId},
 };
-use labwright_wire::ws::{
-    close_with,
-    live::{LiveMessage, ViewerMessage, close},
+use labwright_wire::{
+    host_link::HostCommand,
+    ws::{
+        close_with,
+        live::{
+            ConsoleLineView, ConsoleMessage, ConsoleViewerMessage, LiveMessage, MAX_CONSOLE_INPUT,
+            ViewerMessage, close,
+        },
+    },
 };
 use uuid::Uuid;
 
 use crate::{
+    fleet::DeviceRow,
     keys::{Caller, WEBSOCKET_PROTOCOL},
     live::{FPS, IN_FLIGHT, Live, Tier},
 };
@@ -270,5 +277,183 @@ mod tests {
         assert_eq!(p.window(Tier::Light, 180, 158), None);
         assert_eq!(p.window(Tier::Light, 240, 215), None);
         assert_eq!(p.window(Tier::Light, 300, 274), Some(Tier::Full));
+    }
+}
+
+/// Streams a device's console while the socket is open (`docs/live-view.md`, "Live console"):
+/// read-only for viewers, input for the holder of the device's reservation.
+#[get("/devices/{id}/console")]
+pub async fn console(
+    state: web::Data<Live>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Payload,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, actix_web::Error> {
+    caller.require(Permission::ReadFleet)?;
+    let (response, ws, stream) =
+        actix_ws::handle_with_protocols(&req, body, &[WEBSOCKET_PROTOCOL])?;
+    let stream = stream
+        .max_frame_size(2 * MAX_CONSOLE_INPUT + 256)
+        .aggregate_continuations()
+        .max_continuation_size(2 * MAX_CONSOLE_INPUT + 256);
+    let id = id.into_inner();
+    actix_web::rt::spawn(async move {
+        let d = match state.fleet.device(caller.tenant, DeviceId(id)).await {
+            Ok(Some(d)) => d,
+            Ok(None) => return close_with(ws, close::NO_DEVICE, "no such device").await,
+            Err(e) => return close_with(ws, close::UNAVAILABLE, e.to_string()).await,
+        };
+        if !d
+            .capabilities
+            .iter()
+            .flatten()
+            .any(|c| c == Capability::Console.as_str())
+        {
+            return close_with(ws, close::UNAVAILABLE, "the device has no console").await;
+        }
+        let host = HostId(d.host_id);
+        if d.status != "online" || !state.fleet.is_connected(host) {
+            return close_with(
+                ws,
+                close::UNAVAILABLE,
+                format!(
+                    "device {} is {} or its host is not connected to this server",
+                    d.device_key, d.status
+                ),
+            )
+            .await;
+        }
+        let viewer = state.hub.consoles.watch(host, &d.device_key);
+        let (code, reason) = serve_console(&state, &caller, &d, viewer, ws.clone(), stream).await;
+        close_with(ws, code, reason).await;
+    });
+    Ok(response)
+}
+
+/// Whether `caller` may type into device `d`'s console now, and if not why.
+async fn may_type(state: &Live, caller: &Caller, d: &DeviceRow) -> Result<(), String> {
+    caller
+        .require(Permission::ControlDevices)
+        .map_err(|e| e.to_string())?;
+    match state.fleet.holds_reservation(caller, d).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "only the holder of device {}'s reservation may type into its console: reserve it first",
+            d.device_key
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn serve_console(
+    state: &Live,
+    caller: &Caller,
+    d: &DeviceRow,
+    mut viewer: crate::live::console::ConsoleViewer,
+    mut ws: Session,
+    mut stream: actix_ws::AggregatedMessageStream,
+) -> (u16, String) {
+    let can_type = may_type(state, caller, d).await.is_ok();
+    let hello = ConsoleMessage::Console {
+        device: d.id,
+        can_type,
+    };
+    if ws.text(hello.to_json()).await.is_err() {
+        return (close::NORMAL, String::new());
+    }
+    let (recent, partial) = viewer.recent();
+    if !recent.is_empty() || !partial.is_empty() {
+        let first = ConsoleMessage::Output {
+            lines: recent.into_iter().map(line_view).collect(),
+            partial,
+            missed: 0,
+        };
+        if ws.text(first.to_json()).await.is_err() {
+            return (close::NORMAL, "the viewer left".into());
+        }
+    }
+    let mut check = tokio::time::interval(HOST_CHECK);
+    loop {
+        tokio::select! {
+            out = viewer.output.recv() => {
+                let msg = match out {
+                    Ok(o) => ConsoleMessage::Output {
+                        lines: o.lines.iter().cloned().map(line_view).collect(),
+                        partial: o.partial.clone(),
+                        missed: o.missed,
+                    },
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => ConsoleMessage::Output {
+                        lines: Vec::new(),
+                        partial: String::new(),
+                        missed: n,
+                    },
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        return (close::ENDED, "the stream ended".into());
+                    }
+                };
+                if ws.text(msg.to_json()).await.is_err() {
+                    return (close::NORMAL, "the viewer left".into());
+                }
+            }
+            msg = stream.recv() => match msg {
+                None | Some(Ok(AggregatedMessage::Close(_))) => {
+                    return (close::NORMAL, "the viewer left".into());
+                }
+                Some(Err(e)) => return (close::BAD_MESSAGE, format!("protocol error: {e}")),
+                Some(Ok(AggregatedMessage::Text(t))) => match serde_json::from_str::<ConsoleViewerMessage>(&t) {
+                    Ok(ConsoleViewerMessage::Input { data }) => {
+                        let answer = if data.is_empty() || data.len() > MAX_CONSOLE_INPUT {
+                            ConsoleMessage::Refused {
+                                message: format!("input must be 1 to {MAX_CONSOLE_INPUT} bytes"),
+                            }
+                        } else {
+                            match may_type(state, caller, d).await {
+                                Err(message) => ConsoleMessage::Refused { message },
+                                Ok(()) => {
+                                    let bytes = data.len();
+                                    let cmd = HostCommand::ConsoleInput {
+                                        device_id: d.device_key.clone(),
+                                        data: data.into_bytes(),
+                                    };
+                                    match state.fleet.command(caller.tenant, d, cmd).await {
+                                        Ok(_) => ConsoleMessage::Typed { bytes },
+                                        Err(e) => ConsoleMessage::Refused { message: e.to_string() },
+                                    }
+                                }
+                            }
+                        };
+                        if ws.text(answer.to_json()).await.is_err() {
+                            return (close::NORMAL, "the viewer left".into());
+                        }
+                    }
+                    Err(e) => {
+                        let m = labwright_core::validate::shorten(&e.to_string(), 80).to_string();
+                        return (close::BAD_MESSAGE, format!("bad message: {m}"));
+                    }
+                },
+                Some(Ok(AggregatedMessage::Ping(p))) => {
+                    let _ = ws.pong(&p).await;
+                }
+                Some(Ok(_)) => {}
+            },
+            _ = check.tick() => {
+                if !state.fleet.is_connected(HostId(d.host_id)) {
+                    return (close::ENDED, "the device's host disconnected".into());
+                }
+            }
+            _ = state.shutdown.cancelled() => {
+                return (close::GOING_AWAY, "the server is restarting; reconnect".into());
+            }
+            _ = caller.revoked.cancelled() => return (close::KEY_REVOKED, "the key was revoked".into()),
+        }
+    }
+}
+
+fn line_view(l: labwright_core::controller::ConsoleLine) -> ConsoleLineView {
+    ConsoleLineView {
+        seq: l.seq,
+        at_us: l.at_us,
+        text: l.text,
     }
 }

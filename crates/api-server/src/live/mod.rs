@@ -8,6 +8,7 @@
 //! and lower quality, made here once per frame for all light viewers (only while there are any);
 //! it moves back when it keeps up again.
 
+pub mod console;
 pub mod http;
 pub mod tap;
 
@@ -152,6 +153,8 @@ pub struct Live {
 }
 
 pub struct LiveHub {
+    /// The live consoles, beside the live views.
+    pub consoles: Arc<console::ConsoleHub>,
     registry: Arc<Registry>,
     streams: Mutex<HashMap<Key, Arc<Stream>>>,
 }
@@ -219,6 +222,7 @@ impl Drop for Viewer {
 impl LiveHub {
     pub fn new(registry: Arc<Registry>) -> Arc<Self> {
         Arc::new(Self {
+            consoles: console::ConsoleHub::new(registry.clone()),
             registry,
             streams: Mutex::default(),
         })

@@ -69,6 +69,11 @@ pub fn step_screenshot_key(tenant: uuid::Uuid, execution: uuid::Uuid, index: u32
     format!("tenants/{tenant}/executions/{execution}/steps/{index:05}.jpg")
 }
 
+/// Object key of an execution's console log.
+pub fn console_log_key(tenant: uuid::Uuid, execution: uuid::Uuid) -> String {
+    format!("tenants/{tenant}/executions/{execution}/console.log")
+}
+
 /// Object key of a reference image version.
 pub fn reference_key(tenant: uuid::Uuid, name: &str, sha256: &str) -> String {
     format!("tenants/{tenant}/references/{name}/{sha256}.png")

@@ -17,8 +17,10 @@
 //! Result paths name the step as written (`steps[4].repeat.steps[1]`), followed by the iteration
 //! of each enclosing `repeat`, outermost first and counting from 1 (`steps[4].repeat.steps[1]#2`).
 
+pub mod console_log;
 mod steps;
 
+pub use console_log::{ConsoleRecorder, MAX_CONSOLE_LOG};
 pub use steps::console_pattern;
 
 use std::{
@@ -72,6 +74,9 @@ pub struct RunOptions {
     pub silence_dbfs: f32,
     /// Audio is read in pieces of at most this length, so a cancel is noticed.
     pub audio_chunk_ms: u64,
+    /// Record the console log of the run ([`RunSummary::console_log`]) on devices with a
+    /// console.
+    pub record_console: bool,
 }
 
 impl Default for RunOptions {
@@ -85,6 +90,7 @@ impl Default for RunOptions {
             motion_min_difference: 2.0,
             silence_dbfs: crate::verify::DEFAULT_SILENCE_DBFS,
             audio_chunk_ms: 250,
+            record_console: true,
         }
     }
 }
@@ -189,6 +195,10 @@ pub struct RunSummary {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<Problem>,
     pub duration_ms: f64,
+    /// The console lines of the run with step markers ([`console_log`]), when the device has a
+    /// console and [`RunOptions::record_console`] is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_log: Option<String>,
 }
 
 /// Receives step results as they happen.
@@ -233,6 +243,12 @@ pub fn run_testcase(
     if let Err(errs) = testcase.validate(&env) {
         problems.extend(errs.into_iter().map(Problem::from));
     }
+    // Console output from before the run is not the run's.
+    let console_start = ctx
+        .device
+        .console()
+        .and_then(|c| c.read_since(u64::MAX).ok())
+        .map_or(0, |r| r.next);
     let mut runner = Runner {
         ctx,
         testcase,
@@ -240,12 +256,13 @@ pub fn run_testcase(
         next_index: 0,
         counts: [0; 4],
         observations: Vec::new(),
-        // Console output from before the run is not the run's.
-        console_from: ctx
+        console_from: console_start,
+        console_start,
+        recorder: ctx
             .device
             .console()
-            .and_then(|c| c.read_since(u64::MAX).ok())
-            .map_or(0, |r| r.next),
+            .filter(|_| ctx.options.record_console)
+            .map(|c| ConsoleRecorder::start(c, started)),
         cancelled: false,
     };
     if problems.is_empty() {
@@ -262,6 +279,12 @@ pub fn run_testcase(
     } else {
         RunVerdict::Pass
     };
+    let ended = ctx.clock.now_us();
+    let console_log = runner
+        .recorder
+        .take()
+        .zip(ctx.device.console())
+        .map(|(r, c)| r.finish(c, ended, verdict));
     RunSummary {
         verdict,
         steps_passed: passed,
@@ -271,7 +294,8 @@ pub fn run_testcase(
         edge_observations: runner.observations,
         cancelled,
         problems,
-        duration_ms: crate::nav::goto::ms_between(started, ctx.clock.now_us()),
+        duration_ms: crate::nav::goto::ms_between(started, ended),
+        console_log,
     }
 }
 
@@ -292,6 +316,9 @@ struct Runner<'r, 'a> {
     observations: Vec<EdgeObservation>,
     /// The first console line `serial_expect` looks at: after its last match, or the run's start.
     console_from: u64,
+    /// The first console line of the run, where `verify_log` looks from.
+    console_start: u64,
+    recorder: Option<ConsoleRecorder>,
     cancelled: bool,
 }
 
@@ -306,6 +333,9 @@ impl Runner<'_, '_> {
             Verdict::Skipped => 3,
         };
         self.counts[slot] += 1;
+        if let (Some(rec), Some(console)) = (self.recorder.as_mut(), self.ctx.device.console()) {
+            rec.step(console, &result);
+        }
         self.sink.step(result);
     }
 
@@ -382,6 +412,7 @@ impl Runner<'_, '_> {
             step,
             &mut self.observations,
             &mut self.console_from,
+            self.console_start,
         );
         let ended = self.ctx.clock.now_us();
         let cancelled = outcome.cancelled;

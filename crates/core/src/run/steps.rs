@@ -104,6 +104,7 @@ pub(super) fn execute(
     step: &Step,
     observations: &mut Vec<EdgeObservation>,
     console_from: &mut u64,
+    console_start: u64,
 ) -> Outcome {
     let s = Steps { ctx, tc };
     let result = match &step.action {
@@ -148,6 +149,7 @@ pub(super) fn execute(
             step.timeout_ms.unwrap_or(tc.defaults.timeout_ms),
             console_from,
         ),
+        Action::VerifyLog(x) => s.verify_log(x, step.timeout_ms.unwrap_or(0), console_start),
         Action::Tap(t) => match (t.x, t.y, t.selector()) {
             (Some(x), Some(y), _) => s.ui().and_then(|ui| {
                 ui.tap(x, y)?;
@@ -511,6 +513,87 @@ impl<'a> Steps<'_, 'a> {
             Outcome::fail(format!("`{}` {}", sh.command, problems.join("; ")), None)
         };
         Ok(o.measure("exit_code", f64::from(out.exit_code)))
+    }
+
+    /// Looks through every console line from `start` (the run's first) on, and the line being
+    /// written. Seen: passes on the first match, waiting for new output up to `timeout_ms`.
+    /// Absent: fails on the first match, passes otherwise (no wait).
+    fn verify_log(
+        &self,
+        x: &crate::testcase::VerifyLogStep,
+        timeout_ms: u64,
+        start: u64,
+    ) -> StepResult<Outcome> {
+        let console = self.console()?;
+        let re = console_pattern(&x.pattern).map_err(Abort::Error)?;
+        let deadline = std::time::Instant::now() + Duration::from_millis(timeout_ms);
+        let mut cursor = start;
+        let mut missed = 0;
+        let mut looked = 0u64;
+        loop {
+            if self.ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(Abort::Cancelled(None));
+            }
+            let read = console.read_since(cursor)?;
+            missed += read.missed;
+            looked += read.lines.len() as u64;
+            let found = read
+                .lines
+                .iter()
+                .map(|l| l.text.as_str())
+                .chain(std::iter::once(read.partial.as_str()))
+                .find(|text| re.is_match(text));
+            let missed_note = if missed > 0 {
+                format!("; {missed} older lines of the run were no longer held")
+            } else {
+                String::new()
+            };
+            match (found, x.absent) {
+                (Some(text), true) => {
+                    return Ok(Outcome::fail(
+                        format!("console showed /{}/: {text:?}", x.pattern),
+                        grab_quietly(self.ctx),
+                    ));
+                }
+                (Some(text), false) => {
+                    return Ok(Outcome::pass(
+                        format!("console showed /{}/: {text:?}", x.pattern),
+                        grab_quietly(self.ctx),
+                    ));
+                }
+                (None, true) if missed > 0 => {
+                    return Err(Abort::Error(format!(
+                        "cannot tell whether /{}/ was absent: {missed} older lines of the run \
+                         were no longer held",
+                        x.pattern
+                    )));
+                }
+                (None, true) => {
+                    return Ok(Outcome::pass(
+                        format!(
+                            "no console line of the run matched /{}/ ({looked} lines)",
+                            x.pattern
+                        ),
+                        grab_quietly(self.ctx),
+                    )
+                    .measure("lines", looked as f64));
+                }
+                (None, false) => {}
+            }
+            cursor = read.next;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(Outcome::fail(
+                    format!(
+                        "no console line of the run matched /{}/ ({looked} lines, waited \
+                         {timeout_ms} ms){missed_note}",
+                        x.pattern
+                    ),
+                    grab_quietly(self.ctx),
+                ));
+            }
+            console.wait(cursor, left.min(Duration::from_millis(100)))?;
+        }
     }
 
     fn audio(&self) -> StepResult<&'a dyn AudioCapture> {

@@ -712,3 +712,94 @@ steps:
     );
     assert_eq!(&*device.sent.lock().expect("lock"), b"boot\n\x03");
 }
+
+#[test]
+fn console_steps_run_on_the_simulated_box_and_verify_log_looks_at_the_whole_run() {
+    let clock = clock();
+    let stb = sim(&clock);
+    // Output from before the run (the box's first boot) is not the run's.
+    assert!(
+        crate::controller::Console::read_since(&stb, 0)
+            .expect("read")
+            .lines
+            .iter()
+            .any(|l| l.text.contains("Linux version"))
+    );
+    let tc = testcase::parse(
+        r#"
+name: sim-console
+steps:
+  - verify_log: {pattern: "Linux version", absent: true}
+  - press: power
+  - wait: 1000
+  - press: power
+  - serial_expect: 'Linux version (?P<major>[0-9]+)\.(?P<minor>[0-9]+)'
+    timeout_ms: 10000
+  - serial_expect: "login: $"
+    timeout_ms: 10000
+  - serial_send: root
+  - serial_send: uname -a
+  - serial_expect: "^Linux labwright-stb [0-9.]+-sim"
+  - verify_log: "rc: key power"
+  - verify_log: {pattern: "Kernel panic", absent: true}
+  - verify_log: {pattern: "Power down", absent: true}
+    continue_on_failure: true
+  - verify_log: "never printed"
+    timeout_ms: 50
+"#,
+    )
+    .expect("parse");
+    let (summary, results) = run(&stb, None, &ReferenceSet::new(), &clock, &tc);
+    let verdicts: Vec<(&str, Verdict)> = results
+        .iter()
+        .map(|r| (r.kind.as_str(), r.verdict))
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            ("verify_log", Verdict::Pass),
+            ("press", Verdict::Pass),
+            ("wait", Verdict::Pass),
+            ("press", Verdict::Pass),
+            ("serial_expect", Verdict::Pass),
+            ("serial_expect", Verdict::Pass),
+            ("serial_send", Verdict::Pass),
+            ("serial_send", Verdict::Pass),
+            ("serial_expect", Verdict::Pass),
+            ("verify_log", Verdict::Pass),
+            ("verify_log", Verdict::Pass),
+            ("verify_log", Verdict::Fail),
+            ("verify_log", Verdict::Fail),
+        ],
+        "{results:#?}"
+    );
+    assert_eq!(summary.verdict, RunVerdict::Fail);
+    assert_eq!(results[4].measurements["major"], 5.0);
+    assert!(
+        results[11].reason.contains("reboot: Power down"),
+        "{}",
+        results[11].reason
+    );
+    assert!(
+        results[12]
+            .reason
+            .starts_with("no console line of the run matched /never printed/"),
+        "{}",
+        results[12].reason
+    );
+    let tail: Vec<String> = crate::controller::Console::read_since(&stb, 0)
+        .expect("read")
+        .lines
+        .into_iter()
+        .map(|l| l.text)
+        .rev()
+        .take(2)
+        .collect();
+    assert_eq!(
+        tail,
+        vec![
+            "Linux labwright-stb 5.10.0-sim #1 SMP PREEMPT armv7l GNU/Linux",
+            "root@labwright-stb:~# uname -a"
+        ]
+    );
+}

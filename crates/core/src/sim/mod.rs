@@ -1,6 +1,9 @@
 //! The simulated set-top box: a [`Device`] with a remote, 1280x720 video, power and audio that
 //! behaves like a real box, for demos, CI and training.
 //!
+//! It has a serial console (`console`: boot log, a line per key, channel and power change, an
+//! echoing login and tiny shell).
+//!
 //! It shows a Home grid (Live TV, Guide, Recordings, Apps, Settings, Search, Music, Help) with a
 //! focus ring, a Settings list, simple pages, and a Live TV player whose moving picture, channel
 //! banner and test tone (440 Hz + 110 Hz per channel above 1, 48 kHz mono) depend on the channel.
@@ -23,6 +26,7 @@
 mod audio;
 mod canvas;
 mod config;
+mod console;
 mod font;
 pub mod layout;
 mod lineup;
@@ -40,6 +44,7 @@ use serde::{Deserialize, Serialize};
 pub use self::{
     audio::SAMPLE_RATE,
     config::{FaultConfig, MAX_CHANNELS, SimConfig},
+    console::{KERNEL_VERSION, MAX_HELD_LINES, MAX_INPUT},
     lineup::{channel_name, programme, tone_hz},
     state::{
         ActiveFaults, DIGIT_TIMEOUT_MS, HOME_TILES, MAX_PENDING_KEYS, REBOOT_BLACK_MS,
@@ -53,8 +58,8 @@ use self::{
 use crate::{
     clock::{Clock, SystemClock},
     controller::{
-        AudioCapture, AudioChunk, ControlError, Device, Key, PowerControl, PowerState,
-        RemoteControl, VideoCapture,
+        AudioCapture, AudioChunk, Console, ConsoleRead, ControlError, Device, Key, PowerControl,
+        PowerState, RemoteControl, VideoCapture,
     },
     frame::Frame,
     validate::ValidationError,
@@ -384,6 +389,53 @@ impl AudioCapture for SimulatedStb {
     }
 }
 
+/// How often a console `wait` looks for new output (on the box's clock).
+const CONSOLE_POLL: Duration = Duration::from_millis(20);
+
+impl Console for SimulatedStb {
+    /// Typed into the box's UART: echoed and answered at the prompt; dropped while the box is
+    /// off or booting.
+    fn send(&self, data: &[u8]) -> Result<(), ControlError> {
+        let mut inner = self.lock_now();
+        let now = inner.machine.now_us();
+        inner.machine.console.input(now, data);
+        Ok(())
+    }
+
+    fn read_since(&self, from: u64) -> Result<ConsoleRead, ControlError> {
+        Ok(self.lock_now().machine.console.read_since(from))
+    }
+
+    fn wait(&self, from: u64, timeout: Duration) -> Result<bool, ControlError> {
+        let received = self.lock_now().machine.console.received();
+        let deadline = self
+            .clock
+            .now_us()
+            .saturating_add(u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX));
+        loop {
+            let (news, due) = {
+                let inner = self.lock_now();
+                let c = &inner.machine.console;
+                (c.has_news(from, received), c.next_due())
+            };
+            if news {
+                return Ok(true);
+            }
+            let now = self.clock.now_us();
+            if now >= deadline {
+                return Ok(false);
+            }
+            // Sleep to the next scheduled line when it is closer than a poll (exact on a
+            // manual clock), never past the deadline.
+            let mut pause = CONSOLE_POLL.min(Duration::from_micros(deadline - now));
+            if let Some(due) = due.filter(|d| *d > now) {
+                pause = pause.min(Duration::from_micros(due - now));
+            }
+            self.clock.sleep(pause.max(Duration::from_micros(1)));
+        }
+    }
+}
+
 impl Device for SimulatedStb {
     fn remote(&self) -> Option<&dyn RemoteControl> {
         Some(self)
@@ -395,6 +447,9 @@ impl Device for SimulatedStb {
         Some(self)
     }
     fn audio(&self) -> Option<&dyn AudioCapture> {
+        Some(self)
+    }
+    fn console(&self) -> Option<&dyn Console> {
         Some(self)
     }
 }

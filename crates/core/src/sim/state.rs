@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-use super::{config::SimConfig, lineup};
+use super::{config::SimConfig, console::SimConsole, lineup};
 use crate::controller::Key;
 
 /// The tiles of the Home grid, row by row.
@@ -160,6 +160,8 @@ pub(super) struct Machine {
     /// Key presses waiting for the box to react, by due time.
     pending: VecDeque<(u64, Key)>,
     audio: VecDeque<AudioSegment>,
+    /// The serial console, told of every event at its time.
+    pub console: SimConsole,
 }
 
 const fn ms(v: u64) -> u64 {
@@ -196,6 +198,7 @@ impl Machine {
                 start_us: now_us,
                 tone: None,
             }]),
+            console: SimConsole::booted(&config.box_name, now_us, ms(config.boot_ms)),
         };
         if config.faults.reboot {
             m.reboot(now_us);
@@ -235,6 +238,7 @@ impl Machine {
             match (timer, key) {
                 (Some(tt), k) if k.is_none_or(|kt| tt <= kt) => {
                     self.now_us = self.now_us.max(tt);
+                    self.console.advance(self.now_us);
                     self.fire_timer(self.now_us);
                 }
                 (_, Some(_)) => {
@@ -242,6 +246,7 @@ impl Machine {
                         break;
                     };
                     self.now_us = self.now_us.max(at);
+                    self.console.advance(self.now_us);
                     self.apply_key(self.now_us, key);
                 }
                 _ => break,
@@ -249,6 +254,7 @@ impl Machine {
             self.note_audio(self.now_us);
         }
         self.now_us = self.now_us.max(t);
+        self.console.advance(self.now_us);
     }
 
     /// A key press at `t`.
@@ -277,7 +283,7 @@ impl Machine {
         if on && !self.is_on() {
             self.boot(self.now_us, 0);
         } else if !on && self.is_on() {
-            self.power_off();
+            self.power_off(self.now_us);
         }
         self.note_audio(self.now_us);
     }
@@ -286,11 +292,13 @@ impl Machine {
     pub fn reboot(&mut self, t: u64) {
         self.advance(t);
         let black = if self.is_on() { ms(REBOOT_BLACK_MS) } else { 0 };
+        self.console.restart(self.now_us);
         self.boot(self.now_us, black);
         self.note_audio(self.now_us);
     }
 
-    fn power_off(&mut self) {
+    fn power_off(&mut self, t: u64) {
+        self.console.power_off(t);
         self.view = View::Off;
         self.pending.clear();
         self.reset_player_overlays();
@@ -303,6 +311,7 @@ impl Machine {
             logo_from_us: t + black_us,
             until_us: t + black_us + self.boot_us,
         };
+        self.console.boot(t, t + black_us + self.boot_us);
     }
 
     fn reset_player_overlays(&mut self) {
@@ -337,6 +346,7 @@ impl Machine {
                 self.home_focus = 0;
             }
             View::Zapping { until_us } if until_us <= t => {
+                self.console.playing(t, self.channel);
                 self.view = View::Player;
                 self.banner_until_us = t + self.banner_us;
             }
@@ -345,10 +355,11 @@ impl Machine {
     }
 
     fn apply_key(&mut self, t: u64, key: Key) {
+        self.console.key(t, key);
         match (self.view, key) {
             (View::Off, Key::Power) => return self.boot(t, 0),
             (View::Off, _) => return,
-            (_, Key::Power) => return self.power_off(),
+            (_, Key::Power) => return self.power_off(t),
             (View::Booting { .. }, _) => return,
             (_, Key::Mute) => {
                 self.muted = !self.muted;
@@ -483,6 +494,7 @@ impl Machine {
     }
 
     fn zap(&mut self, t: u64, channel: u32) {
+        self.console.tune(t, channel);
         self.channel = channel;
         self.digits = None;
         self.paused_at_us = None;

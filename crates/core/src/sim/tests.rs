@@ -464,6 +464,7 @@ fn device_capabilities_and_fault_json() {
         Capability::VideoCapture,
         Capability::Power,
         Capability::AudioCapture,
+        Capability::Console,
     ] {
         assert!(caps.contains(&c), "{c:?}");
     }

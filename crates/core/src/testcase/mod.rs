@@ -20,7 +20,8 @@ pub use step::{
     ACTION_NAMES, Action, AudioExpect, ElementState, ElementStep, GotoStep, ImageMode,
     InputTextStep, InstallAppStep, LaunchAppStep, MeasureZapStep, ObserveStep, PackageStep, Point,
     PressStep, RegionStep, RepeatStep, ScreenshotStep, SerialExpectStep, SerialSendStep, ShellStep,
-    Step, SwipeStep, TapStep, VerifyAudioStep, VerifyElementStep, VerifyImageStep, WaitStep,
+    Step, SwipeStep, TapStep, VerifyAudioStep, VerifyElementStep, VerifyImageStep, VerifyLogStep,
+    WaitStep,
 };
 pub use validate::ValidationEnv;
 
@@ -167,7 +168,7 @@ pub fn step_capabilities(action: &Action) -> Vec<Capability> {
         | Action::VerifyNotFrozen(_)
         | Action::Screenshot(_) => vec![VideoCapture],
         Action::VerifyAudio(_) => vec![AudioCapture],
-        Action::SerialSend(_) | Action::SerialExpect(_) => vec![Console],
+        Action::SerialSend(_) | Action::SerialExpect(_) | Action::VerifyLog(_) => vec![Console],
         Action::Tap(_)
         | Action::Swipe(_)
         | Action::InputText(_)

@@ -221,7 +221,7 @@ mod tests {
             [
                 "3:15: invalid_value: defaults.timeout_ms: must be between 1 and 600000 ms",
                 "5:30: invalid_value: steps[0].press.repeat: must be between 1 and 1000",
-                "7:17: invalid_value: steps[1].timeout_ms: wait takes no timeout (timeout_ms applies to goto, verify_image, verify_black, verify_not_black, measure_zap, serial_expect, tap, tap_element, verify_element and shell)",
+                "7:17: invalid_value: steps[1].timeout_ms: wait takes no timeout (timeout_ms applies to goto, verify_image, verify_black, verify_not_black, measure_zap, serial_expect, tap, tap_element, verify_element, shell and verify_log)",
             ]
             .map(String::from),
             "{p:#?}"

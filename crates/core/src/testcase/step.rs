@@ -105,10 +105,14 @@ pub enum Action {
     /// Run a shell command on the device: `shell: "pm path com.x"` or `{command,
     /// expect_output, exit_code}` (exit code 0 unless said otherwise).
     Shell(ShellStep),
+    /// Check the console output of the whole run so far for a regular expression:
+    /// `verify_log: "Kernel panic"` (seen; with `timeout_ms`, waits that long for it) or
+    /// `verify_log: {pattern: "Oops", absent: true}` (never seen so far).
+    VerifyLog(VerifyLogStep),
 }
 
 /// Every action's name, in the order of [`Action`].
-pub const ACTION_NAMES: [&str; 23] = [
+pub const ACTION_NAMES: [&str; 24] = [
     "goto",
     "press",
     "wait",
@@ -132,6 +136,7 @@ pub const ACTION_NAMES: [&str; 23] = [
     "stop_app",
     "install_app",
     "shell",
+    "verify_log",
 ];
 const OPTION_NAMES: [&str; 2] = ["timeout_ms", "continue_on_failure"];
 
@@ -162,6 +167,7 @@ impl Action {
             Action::StopApp(_) => "stop_app",
             Action::InstallApp(_) => "install_app",
             Action::Shell(_) => "shell",
+            Action::VerifyLog(_) => "verify_log",
         }
     }
 
@@ -179,6 +185,7 @@ impl Action {
                 | Action::TapElement(_)
                 | Action::VerifyElement(_)
                 | Action::Shell(_)
+                | Action::VerifyLog(_)
         )
     }
 }
@@ -483,6 +490,54 @@ impl Shorthand for SerialExpectStep {
     }
 }
 deserialize_shorthand!(SerialExpectStep);
+
+/// `verify_log: pattern` or `verify_log: {pattern, absent}`. Looks at every console line since
+/// the run started (and the line being written). Seen (the default): passes on the first match,
+/// waiting up to the step's `timeout_ms` (no wait without one); `absent: true`: passes when no
+/// line so far matches, fails naming the first one that does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifyLogStep {
+    /// A regular expression (Rust `regex` syntax).
+    pub pattern: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub absent: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifyLogStepFull {
+    pattern: String,
+    #[serde(default)]
+    absent: bool,
+}
+
+impl From<VerifyLogStepFull> for VerifyLogStep {
+    fn from(f: VerifyLogStepFull) -> Self {
+        VerifyLogStep {
+            pattern: f.pattern,
+            absent: f.absent,
+        }
+    }
+}
+
+impl Shorthand for VerifyLogStep {
+    type Full = VerifyLogStepFull;
+    const EXPECTING: &'static str = "a regular expression or {pattern, absent}";
+    fn from_scalar(s: Scalar) -> Result<Self, String> {
+        match s {
+            Scalar::Str(pattern) => Ok(VerifyLogStep {
+                pattern,
+                absent: false,
+            }),
+            Scalar::Int(n) => Ok(VerifyLogStep {
+                pattern: n.to_string(),
+                absent: false,
+            }),
+            Scalar::Null => Err("expected a regular expression, found nothing".into()),
+        }
+    }
+}
+deserialize_shorthand!(VerifyLogStep);
 
 /// A point on the screen, in pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -932,6 +987,7 @@ impl Serialize for Step {
             Action::StopApp(v) => m.serialize_entry(name, v)?,
             Action::InstallApp(v) => m.serialize_entry(name, v)?,
             Action::Shell(v) => m.serialize_entry(name, v)?,
+            Action::VerifyLog(v) => m.serialize_entry(name, v)?,
         }
         if let Some(t) = self.timeout_ms {
             m.serialize_entry("timeout_ms", &t)?;
@@ -1037,6 +1093,7 @@ fn action_value<'de, A: MapAccess<'de>>(name: &str, map: &mut A) -> Result<Actio
         "stop_app" => Action::StopApp(map.next_value()?),
         "install_app" => Action::InstallApp(map.next_value()?),
         "shell" => Action::Shell(map.next_value()?),
+        "verify_log" => Action::VerifyLog(map.next_value()?),
         other => return Err(de::Error::unknown_field(other, &ACTION_NAMES)),
     })
 }

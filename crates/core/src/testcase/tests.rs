@@ -384,3 +384,59 @@ steps:
     );
     assert!(parse("name: x\nsteps:\n  - serial_expect:\n").is_err());
 }
+
+#[test]
+fn verify_log_parses_in_both_forms_and_is_validated() {
+    let tc = parse(
+        r#"
+name: log
+steps:
+  - verify_log: "Started UI"
+    timeout_ms: 2000
+  - verify_log: {pattern: "Kernel panic|Oops", absent: true}
+  - verify_log: {pattern: "oops", absent: true}
+    timeout_ms: 100
+  - verify_log: {pattern: "(unclosed"}
+  - verify_log: {pattern: ""}
+"#,
+    )
+    .expect("parses");
+    assert_eq!(
+        tc.steps[1].action,
+        Action::VerifyLog(crate::testcase::VerifyLogStep {
+            pattern: "Kernel panic|Oops".into(),
+            absent: true,
+        })
+    );
+    assert_eq!(tc.steps[0].timeout_ms, Some(2000));
+    let json = serde_json::to_string(&tc).expect("json");
+    assert!(
+        json.contains(r#"{"verify_log":{"pattern":"Started UI"},"timeout_ms":2000}"#),
+        "{json}"
+    );
+    let back: TestCase = serde_json::from_str(&json).expect("back");
+    assert_eq!(back, tc);
+    assert_eq!(tc.required_capabilities(), vec![Capability::Console]);
+    let caps = [Capability::Console];
+    let env = ValidationEnv {
+        nav: None,
+        references: None,
+        capabilities: Some(&caps),
+        resolution: None,
+        nav_pending: false,
+        model_without_tree: None,
+    };
+    let errs = tc.validate(&env).expect_err("invalid");
+    let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            "steps[2].timeout_ms",
+            "steps[3].verify_log.pattern",
+            "steps[4].verify_log.pattern"
+        ],
+        "{errs:?}"
+    );
+    assert!(parse("name: x\nsteps:\n  - verify_log:\n").is_err());
+    assert!(parse("name: x\nsteps:\n  - verify_log: {pattern: x, present: true}\n").is_err());
+}

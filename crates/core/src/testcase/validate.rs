@@ -254,7 +254,7 @@ impl Checker<'_> {
                     format!("{at}.timeout_ms"),
                     format!(
                         "{name} takes no timeout (timeout_ms applies to goto, verify_image, verify_black, \
-                         verify_not_black, measure_zap, serial_expect, tap, tap_element, verify_element and shell)"
+                         verify_not_black, measure_zap, serial_expect, tap, tap_element, verify_element, shell and verify_log)"
                     ),
                 );
             }
@@ -445,6 +445,19 @@ impl Checker<'_> {
                 }
                 if !(0..=255).contains(&sh.exit_code) {
                     self.err(format!("{here}.exit_code"), "must be between 0 and 255");
+                }
+            }
+            Action::VerifyLog(x) => {
+                if x.pattern.is_empty() {
+                    self.err(format!("{here}.pattern"), "must not be empty");
+                } else if let Err(e) = crate::run::console_pattern(&x.pattern) {
+                    self.err(format!("{here}.pattern"), e);
+                }
+                if x.absent && s.timeout_ms.is_some() {
+                    self.err(
+                        format!("{at}.timeout_ms"),
+                        "verify_log with absent: true checks the run so far and takes no timeout",
+                    );
                 }
             }
             Action::Repeat(r) => {

@@ -16,10 +16,10 @@ use labwright_core::{
 use prost::Message;
 
 use super::{
-    Command, CommandReply, DeviceHealthReport, DeviceStatusChange, ExecutionReport, FromHost,
-    Heartbeat, Hello, HostCommand, LiveFrame, LiveView, NAVIGATION_TREE_JSON_VERSION, PowerAction,
-    Refusal, Report, ReportAck, ResultCode, RunExecution, ScreenshotReport, StepReport,
-    TESTCASE_JSON_VERSION, ToHost, Welcome,
+    Command, CommandReply, ConsoleOutput, DeviceHealthReport, DeviceStatusChange,
+    ExecutionReport, FromHost, Heartbeat, Hello, HostCommand, LiveFrame, LiveView,
+    NAVIGATION_TREE_JSON_VERSION, PowerAction, Refusal, Report, ReportAck, ResultCode,
+    RunExecution, ScreenshotReport, StepReport, TESTCASE_JSON_VERSION, ToHost, Welcome,
 };
 use crate::v1 as pb;
 
@@ -322,6 +322,7 @@ fn report_to_wire(r: Report) -> pb::host_message::Body {
             cancelled: x.cancelled,
             finished_at_unix_micros: x.finished_at_unix_micros,
             edge_observations: x.edge_observations.into_iter().map(Into::into).collect(),
+            console_log: x.console_log,
         }),
     }
 }
@@ -354,6 +355,7 @@ impl From<pb::ExecutionReport> for ExecutionReport {
             cancelled: x.cancelled,
             edge_observations: x.edge_observations.into_iter().map(Into::into).collect(),
             finished_at_unix_micros: x.finished_at_unix_micros,
+            console_log: x.console_log,
         }
     }
 }
@@ -459,6 +461,20 @@ impl From<FromHost> for pb::HostMessage {
                 reason: h.reason,
                 checked_at_unix_micros: h.checked_at_unix_micros,
             }),
+            FromHost::ConsoleOutput(o) => Body::ConsoleOutput(pb::ConsoleOutput {
+                device_id: o.device_id,
+                lines: o
+                    .lines
+                    .into_iter()
+                    .map(|l| pb::ConsoleOutputLine {
+                        seq: l.seq,
+                        at_unix_micros: l.at_us,
+                        text: l.text,
+                    })
+                    .collect(),
+                partial: o.partial,
+                missed: o.missed,
+            }),
         };
         pb::HostMessage { body: Some(body) }
     }
@@ -502,6 +518,20 @@ impl TryFrom<pb::HostMessage> for FromHost {
                 health: health_from_wire(h.health),
                 reason: h.reason,
                 checked_at_unix_micros: h.checked_at_unix_micros,
+            }),
+            Body::ConsoleOutput(o) => FromHost::ConsoleOutput(ConsoleOutput {
+                device_id: o.device_id,
+                lines: o
+                    .lines
+                    .into_iter()
+                    .map(|l| labwright_core::controller::ConsoleLine {
+                        seq: l.seq,
+                        at_us: l.at_unix_micros,
+                        text: l.text,
+                    })
+                    .collect(),
+                partial: o.partial,
+                missed: o.missed,
             }),
         })
     }
@@ -589,6 +619,12 @@ impl From<HostCommand> for pb::command::Kind {
                 device_id,
                 action: pb::PowerAction::from(action) as i32,
             }),
+            HostCommand::ConsoleWatch { device_id, on } => {
+                Kind::ConsoleWatch(pb::ConsoleWatch { device_id, on })
+            }
+            HostCommand::ConsoleInput { device_id, data } => {
+                Kind::ConsoleInput(pb::ConsoleInput { device_id, data })
+            }
         }
     }
 }
@@ -648,6 +684,14 @@ impl TryFrom<pb::command::Kind> for HostCommand {
             Kind::Power(p) => HostCommand::Power {
                 action: power_action_from_wire(p.action)?,
                 device_id: p.device_id,
+            },
+            Kind::ConsoleWatch(w) => HostCommand::ConsoleWatch {
+                device_id: w.device_id,
+                on: w.on,
+            },
+            Kind::ConsoleInput(i) => HostCommand::ConsoleInput {
+                device_id: i.device_id,
+                data: i.data,
             },
         })
     }

@@ -42,6 +42,8 @@ pub enum FromHost {
     /// The result of a health check of one device (never spooled; the latest is sent again
     /// after a reconnect).
     DeviceHealth(DeviceHealthReport),
+    /// New console output of a watched device (never spooled).
+    ConsoleOutput(ConsoleOutput),
 }
 
 /// A message from the server to a host.
@@ -135,6 +137,27 @@ pub enum HostCommand {
         device_id: String,
         action: PowerAction,
     },
+    /// Start, renew (a lease) or stop streaming a device's console output.
+    ConsoleWatch {
+        device_id: String,
+        on: bool,
+    },
+    /// Type into a device's console.
+    ConsoleInput {
+        device_id: String,
+        data: Vec<u8>,
+    },
+}
+
+/// New output of a device's console.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsoleOutput {
+    pub device_id: String,
+    pub lines: Vec<labwright_core::controller::ConsoleLine>,
+    /// The line being written (a prompt), without its terminator yet.
+    pub partial: String,
+    /// Lines before these that the console no longer held.
+    pub missed: u64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -298,6 +321,9 @@ pub struct ExecutionReport {
     pub cancelled: bool,
     pub edge_observations: Vec<EdgeObservation>,
     pub finished_at_unix_micros: u64,
+    /// The run's console log (`labwright_core::run::console_log`); empty when the device has no
+    /// console.
+    pub console_log: String,
 }
 
 /// Identity of an acknowledged report: its execution, its step (`None` for the end report), and

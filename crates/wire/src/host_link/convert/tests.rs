@@ -101,6 +101,14 @@ fn every_command_survives_the_wire() {
             device_id: "stb-1".into(),
             action: PowerAction::Cycle,
         },
+        HostCommand::ConsoleWatch {
+            device_id: "stb-1".into(),
+            on: true,
+        },
+        HostCommand::ConsoleInput {
+            device_id: "stb-1".into(),
+            data: b"uname -a\n".to_vec(),
+        },
     ];
     for c in commands {
         let m = command(c);
@@ -196,6 +204,7 @@ fn every_host_message_survives_the_wire() {
                 success: true,
             }],
             finished_at_unix_micros: 99,
+            console_log: "2026-12-07T17:30:36.000000Z --- run started ---\n".into(),
         })),
         FromHost::LiveFrame(LiveFrame {
             device_id: "stb-1".into(),
@@ -204,6 +213,16 @@ fn every_host_message_survives_the_wire() {
             width: 1280,
             height: 720,
             jpeg: vec![0xFF, 0xD8],
+        }),
+        FromHost::ConsoleOutput(super::super::ConsoleOutput {
+            device_id: "stb-1".into(),
+            lines: vec![labwright_core::controller::ConsoleLine {
+                seq: 7,
+                at_us: 8,
+                text: "Linux version 5.10.0-sim".into(),
+            }],
+            partial: "stb login: ".into(),
+            missed: 2,
         }),
     ];
     for m in messages {
