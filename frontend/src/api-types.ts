@@ -92,12 +92,34 @@ export interface DeviceView {
   /** The device's id inside its host. */
   device_key: string;
   driver: string;
+  /**
+   * `healthy`, `degraded` or `unhealthy`, as its host last checked it (absent before the
+   * first check).
+   */
+  health?: string | null;
+  /** When the host last checked the device's health. */
+  health_checked_at?: string | null;
+  /**
+   * Why it is not healthy: `part: problem` per failing part (video, audio, console, power),
+   * joined by `; `. Empty when healthy.
+   */
+  health_reason?: string;
   host_id: string;
   host_name: string;
   id: string;
   last_seen_at: string;
   model: string;
   name: string;
+  /** When the power state was last read from the switch. */
+  power_read_at?: string | null;
+  /**
+   * The last known mains power state, `on` or `off`, as the switch reported it after the
+   * last power action (absent: unknown).
+   */
+  power_state?: string | null;
+  /** When the power was last switched (on, off or cycle) through Labwright. */
+  power_switched_at?: string | null;
+  power_switched_by?: PowerSwitcher | null;
   reservation?: ReservationView | null;
   status: string;
   status_detail: string;
@@ -200,6 +222,16 @@ export interface PingResult {
 export interface PowerBody {
   /** `on`, `off`, `cycle` (off, 2 s, on) or `state` (only report it). */
   action: string;
+}
+
+/** Who switched a device's power. */
+export interface PowerSwitcher {
+  /** The key's or the execution's id. */
+  id: string;
+  /** `user` (an API key, from the web UI, the CLI or a script) or `execution`. */
+  kind: string;
+  /** The key's name or the test case's title, at the time. */
+  name: string;
 }
 
 export interface PowerView {
