@@ -364,7 +364,11 @@ mod tests {
         let a = check(&stb, &opts());
         assert_eq!(a.health, Health::Degraded);
         assert_eq!(a.reason, "video: picture is black (power is off)");
-        assert_eq!(availability(&stb), vec![false], "video is there, black");
+        assert_eq!(
+            availability(&stb),
+            vec![false, false],
+            "video and audio are there"
+        );
     }
 
     #[test]
