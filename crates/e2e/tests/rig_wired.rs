@@ -333,7 +333,12 @@ async fn the_wired_box_runs_the_sample_suite_through_kernel_devices_only() {
         guest.logs(),
         rig.read("box.log")
     );
-    assert_eq!(boot_number(&second), first_boot + 1.0, "{}", pretty(&second));
+    assert_eq!(
+        boot_number(&second),
+        first_boot + 1.0,
+        "{}",
+        pretty(&second)
+    );
 
     // The sample suite passes or fails exactly as on the directly simulated box.
     for name in &names {

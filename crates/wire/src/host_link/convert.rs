@@ -16,10 +16,10 @@ use labwright_core::{
 use prost::Message;
 
 use super::{
-    Command, CommandReply, ConsoleOutput, DeviceHealthReport, DeviceStatusChange,
-    ExecutionReport, FromHost, Heartbeat, Hello, HostCommand, LiveFrame, LiveView,
-    NAVIGATION_TREE_JSON_VERSION, PowerAction, Refusal, Report, ReportAck, ResultCode,
-    RunExecution, ScreenshotReport, StepReport, TESTCASE_JSON_VERSION, ToHost, Welcome,
+    Command, CommandReply, ConsoleOutput, DeviceHealthReport, DeviceStatusChange, ExecutionReport,
+    FromHost, Heartbeat, Hello, HostCommand, LiveFrame, LiveView, NAVIGATION_TREE_JSON_VERSION,
+    PowerAction, Refusal, Report, ReportAck, ResultCode, RunExecution, ScreenshotReport,
+    StepReport, TESTCASE_JSON_VERSION, ToHost, Welcome,
 };
 use crate::v1 as pb;
 
