@@ -9,88 +9,10 @@
 mod support;
 
 use labwright_adb::TrustedKeys;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use labwright_testkit::adb::AdbServer;
+use std::path::Path;
 use std::time::Duration;
 use support::{Phone, random_bytes};
-
-/// An adb server of our own, killed on drop.
-struct AdbServer {
-    home: PathBuf,
-    port: u16,
-}
-
-impl AdbServer {
-    fn new() -> AdbServer {
-        assert!(
-            std::process::Command::new("adb")
-                .arg("version")
-                .output()
-                .is_ok_and(|o| o.status.success()),
-            "Debian's adb client is missing: scripts/test installs it (package adb)"
-        );
-        AdbServer {
-            home: labwright_testkit::temp_dir("adb-home"),
-            port: labwright_testkit::free_port(),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new("adb");
-        c.args(args)
-            .env("HOME", &self.home)
-            .env("ANDROID_ADB_SERVER_PORT", self.port.to_string())
-            .env("TMPDIR", &self.home)
-            .env_remove("ANDROID_SDK_HOME")
-            .env_remove("ADB_VENDOR_KEYS")
-            .env_remove("ANDROID_SERIAL")
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
-        c
-    }
-
-    async fn run(&self, args: &[&str]) -> Output {
-        match tokio::time::timeout(Duration::from_secs(120), self.command(args).output()).await {
-            Ok(o) => o.expect("run adb"),
-            Err(_) => panic!("adb {args:?} did not finish in 120 s"),
-        }
-    }
-
-    /// The state `adb devices` shows for `serial`.
-    async fn state_of(&self, serial: &str) -> Option<String> {
-        let out = self.run(&["devices"]).await;
-        String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
-            l.strip_prefix(&format!("{serial}\t"))
-                .map(|s| s.trim().to_string())
-        })
-    }
-
-    async fn wait_for_state(&self, serial: &str, want: &str) {
-        labwright_testkit::eventually(
-            Duration::from_secs(60),
-            &format!("adb devices: {serial} {want}"),
-            || async { (self.state_of(serial).await.as_deref() == Some(want)).then_some(()) },
-        )
-        .await;
-    }
-
-    fn public_key(&self) -> String {
-        std::fs::read_to_string(self.home.join(".android/adbkey.pub"))
-            .expect("adb server's public key")
-    }
-}
-
-impl Drop for AdbServer {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("adb")
-            .arg("kill-server")
-            .env("HOME", &self.home)
-            .env("ANDROID_ADB_SERVER_PORT", self.port.to_string())
-            .stdin(std::process::Stdio::null())
-            .output();
-        let _ = std::fs::remove_dir_all(&self.home);
-    }
-}
 
 async fn phone() -> Phone {
     Phone::start(TrustedKeys::default(), |_| {}).await

@@ -2,7 +2,8 @@
 //! benchmarks: the environment the tests run in, scratch directories and ports, a fresh
 //! PostgreSQL database and a broker namespace per test, a `git daemon`, a TCP proxy to cut a
 //! peer off, a REST client, the workspace's binaries, the hardware-in-the-loop rig (`rig`: a
-//! QEMU guest with real kernel devices), and [`eventually`].
+//! QEMU guest with real kernel devices), Debian's real `adb` client with a server of the test's
+//! own (`adb`), and [`eventually`].
 //!
 //! Only generic pieces live here: testkit depends on no Labwright crate, so any crate may
 //! dev-depend on it. Helpers panic with a clear message (they are for tests), except those the
@@ -11,6 +12,7 @@
 //! The services come from `scripts/test`: `LABWRIGHT_TEST_DATABASE_URL`,
 //! `LABWRIGHT_TEST_AMQP_URL`, `LABWRIGHT_DOCKER_HOST` (or `DOCKER_HOST`).
 
+pub mod adb;
 pub mod binary;
 pub mod broker;
 pub mod database;
