@@ -366,8 +366,8 @@ mod tests {
         assert_eq!(a.reason, "video: picture is black (power is off)");
         assert_eq!(
             availability(&stb),
-            vec![false, false],
-            "video and audio are there"
+            vec![false, false, false],
+            "video, audio and the console are there"
         );
     }
 
